@@ -1,0 +1,127 @@
+"""Everything people read goes to stderr: logging, warnings, progress and tables.
+
+stdout is reserved for data. Progress bars draw only when stderr is a TTY and
+``--quiet`` is off; ``NO_COLOR`` is honoured by rich.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from typing import Iterator
+
+LOGGER_NAME = "recli"
+log = logging.getLogger(LOGGER_NAME)
+
+_state = {"verbosity": 0, "quiet": False, "debug": False}
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is *now* (CliRunner swaps it per call)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            prefix = "warning: " if record.levelno >= logging.WARNING else ""
+            sys.stderr.write(prefix + record.getMessage() + "\n")
+            sys.stderr.flush()
+        except Exception:  # pragma: no cover - never let logging kill a run
+            pass
+
+
+def configure(verbosity: int | None = None, quiet: bool | None = None, debug: bool | None = None) -> None:
+    """Set the log level once from ``-v``/``-q``/``--debug``; later calls refine it."""
+    if verbosity is not None:
+        _state["verbosity"] = max(_state["verbosity"], verbosity)
+    if quiet is not None:
+        _state["quiet"] = _state["quiet"] or quiet
+    if debug is not None:
+        _state["debug"] = _state["debug"] or debug
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())
+        log.propagate = False
+    if _state["quiet"]:
+        level = logging.WARNING
+    elif _state["verbosity"] > 0 or _state["debug"]:
+        level = logging.DEBUG
+    else:
+        level = logging.INFO
+    log.setLevel(level)
+
+
+def reset() -> None:
+    """Back to defaults (used between CLI invocations in one process, e.g. tests)."""
+    _state.update(verbosity=0, quiet=False, debug=False)
+    configure()
+
+
+def is_quiet() -> bool:
+    return bool(_state["quiet"])
+
+
+def is_debug() -> bool:
+    return bool(_state["debug"]) or os.environ.get("RECLI_DEBUG", "") not in ("", "0")
+
+
+def stderr_console():
+    """A rich Console bound to the current stderr (never stdout)."""
+    from rich.console import Console
+
+    return Console(file=sys.stderr, stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+
+
+def show_progress() -> bool:
+    try:
+        return (not _state["quiet"]) and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _NoProgress:
+    def add_task(self, description: str, total: float | None = None, **_: object) -> int:
+        return 0
+
+    def advance(self, task_id: int, advance: float = 1) -> None:
+        pass
+
+    def update(self, task_id: int, **_: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress() -> Iterator[object]:
+    """A rich Progress on stderr when it is a TTY and not quiet, else a no-op stand-in.
+
+    Use as ``with progress() as p: t = p.add_task("epochs", total=n); p.advance(t)``.
+    """
+    if not show_progress():
+        yield _NoProgress()
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr_console(),
+        redirect_stdout=False,
+        redirect_stderr=False,
+        transient=True,
+    ) as p:
+        yield p
+
+
+def print_table(title: str, rows: list[tuple[str, str]] | list[list[str]], header: list[str] | None = None) -> None:
+    """Render a small table for people on stderr (skipped with --quiet)."""
+    if _state["quiet"]:
+        return
+    from rich.table import Table
+
+    table = Table(title=title, show_header=header is not None)
+    for name in header or ["", ""]:
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*[str(c) for c in row])
+    stderr_console().print(table)

@@ -1,0 +1,1 @@
+"""Data layer: reading/writing tables, schemas, id vocabularies, sparse matrices, splits."""

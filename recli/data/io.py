@@ -1,0 +1,267 @@
+"""Read and write tables in csv, tsv, parquet and jsonl (optionally gzip-compressed).
+
+``-`` means stdin for inputs and stdout for outputs. The format comes from ``fmt`` if
+given, else from the file extension, else (stdin) from sniffing: Parquet starts with
+``PAR1``, gzip with ``1f 8b``, JSON lines with ``{``; otherwise delimited text whose
+separator is inferred from the first line.
+
+Every column of delimited text is read as a string, so ids keep leading zeros and are
+never cast to float; callers cast measure columns explicitly and count failures.
+Outputs go to a temporary file beside the target and are renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+import polars as pl
+
+from recli.errors import InputError, OutputError
+
+FORMATS = ("csv", "tsv", "parquet", "jsonl")
+SEPARATORS = {"comma": ",", ",": ",", "tab": "\t", "\\t": "\t", "\t": "\t", "semicolon": ";", ";": ";",
+              "pipe": "|", "|": "|", "::": "::", "double-colon": "::", "space": " ", " ": " "}
+# Bytes that cannot occur in text data: stands in for the two-character "::" separator.
+_DOUBLE_COLON_SUB = "\x1f"
+
+
+def format_from_path(path: str) -> str | None:
+    """Infer a format from a file name; ``None`` when the extension says nothing."""
+    name = path.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    for ext, fmt in ((".csv", "csv"), (".tsv", "tsv"), (".tab", "tsv"), (".parquet", "parquet"),
+                     (".pq", "parquet"), (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl")):
+        if name.endswith(ext):
+            return fmt
+    return None
+
+
+def check_format(fmt: str | None, option: str = "--format") -> str | None:
+    if fmt is None:
+        return None
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r} for {option}", hint=f"use one of: {', '.join(FORMATS)}")
+    return fmt
+
+
+def resolve_separator(sep: str | None) -> str | None:
+    """Map a user-facing separator name (``tab``, ``,``, ``::`` ...) to the character."""
+    if sep is None:
+        return None
+    if sep in SEPARATORS:
+        return SEPARATORS[sep]
+    raise InputError(f"unknown separator {sep!r}",
+                     hint="use one of: comma (,), tab, semicolon (;), pipe (|), space, '::'")
+
+
+def sniff_separator(first_line: str) -> str:
+    """Pick the separator that splits the first line most often (``::`` wins over ``:``)."""
+    if "::" in first_line:
+        return "::"
+    counts = {s: first_line.count(s) for s in ("\t", ",", ";", "|")}
+    best = max(counts, key=lambda s: counts[s])
+    if counts[best] == 0:
+        return " " if len(first_line.split()) > 1 else ","
+    return best
+
+
+def _read_source_bytes(source: str) -> bytes:
+    if source == "-":
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        if not data:
+            raise InputError("standard input is empty", hint="pipe data in, e.g. 'cat data.csv | recli ...', or pass a file path")
+        return data
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"input file {source!r} does not exist", hint="check the path, or use '-' to read stdin")
+    if path.is_dir():
+        raise InputError(f"input {source!r} is a directory, not a file", hint="pass a file inside it")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {source!r}: {exc.strerror}", hint="check the file permissions") from None
+
+
+def _detect_format(source: str, data: bytes, fmt: str | None) -> tuple[str, bytes]:
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    if fmt:
+        return fmt, data
+    by_name = format_from_path(source) if source != "-" else None
+    if by_name:
+        return by_name, data
+    if data[:4] == b"PAR1":
+        return "parquet", data
+    if data.lstrip()[:1] == b"{":
+        return "jsonl", data
+    return "csv", data
+
+
+def read_table(source: str, fmt: str | None = None, *, sep: str | None = None, has_header: bool = True,
+               columns: list[str] | None = None, all_strings: bool = True) -> pl.DataFrame:
+    """Read a table from a path or ``-`` (stdin).
+
+    Parameters
+    ----------
+    source : path, or ``-`` for stdin.
+    fmt : one of ``csv, tsv, parquet, jsonl``; inferred when ``None``.
+    sep : separator for delimited text; inferred from the first line when ``None``.
+    has_header : whether delimited text has a header line.
+    columns : names to give the columns of headerless text.
+    all_strings : read delimited text with every column as a string (ids stay exact).
+
+    Raises
+    ------
+    InputError : missing/empty file, header only, unreadable content.
+    """
+    fmt = check_format(fmt)
+    data = _read_source_bytes(source)
+    fmt, data = _detect_format(source, data, fmt)
+    name = "stdin" if source == "-" else source
+    if not data.strip():
+        raise InputError(f"{name} is empty", hint="check that the file holds interactions, one per line")
+    try:
+        if fmt == "parquet":
+            df = pl.read_parquet(io.BytesIO(data))
+        elif fmt == "jsonl":
+            df = pl.read_ndjson(io.BytesIO(data))
+        else:
+            df = _read_delimited(data, "\t" if (fmt == "tsv" and sep is None) else resolve_separator(sep),
+                                 has_header, columns, all_strings)
+    except InputError:
+        raise
+    except Exception as exc:  # polars raises many error types for malformed input
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot parse {name} as {fmt}: {msg}",
+                         hint="check the separator (--sep), the header (--no-header) and the format (--format)") from None
+    if df.height == 0:
+        raise InputError(f"{name} has a header but no rows", hint="check that the file holds data below the header")
+    return df
+
+
+def _read_delimited(data: bytes, sep: str | None, has_header: bool, columns: list[str] | None,
+                    all_strings: bool) -> pl.DataFrame:
+    first_line = data[: data.find(b"\n") if b"\n" in data else len(data)].decode("utf-8", "replace").rstrip("\r")
+    if sep is None:
+        sep = sniff_separator(first_line)
+    if sep == "::":
+        data = data.replace(b"::", _DOUBLE_COLON_SUB.encode())
+        sep = _DOUBLE_COLON_SUB
+    n_fields = len(first_line.split("::" if _DOUBLE_COLON_SUB == sep else sep))
+    trailing = first_line.endswith(sep) and sep not in (" ",)
+    if columns is not None and not has_header:
+        names = list(columns)
+        if len(names) < n_fields - (1 if trailing else 0):
+            raise InputError(f"--columns names {len(names)} columns but the first line has {n_fields}",
+                             hint="name every column, e.g. --columns user,item,rating,timestamp")
+    kwargs = dict(separator=sep, has_header=has_header, quote_char='"', truncate_ragged_lines=False,
+                  infer_schema=not all_strings, comment_prefix=None)
+    try:
+        df = pl.read_csv(io.BytesIO(data), **kwargs)
+    except pl.exceptions.ComputeError as exc:
+        text = str(exc)
+        if "found more fields than defined" in text or "ragged" in text:
+            raise InputError("some lines have more fields than the header",
+                             hint="fix the ragged lines, or check the separator with --sep") from None
+        raise
+    if trailing:
+        # A trailing delimiter adds an empty, unnamed last column; drop it on purpose.
+        last = df.columns[-1]
+        if (last == "" or last.startswith("_duplicated_") or (not has_header)) and df[last].null_count() == df.height:
+            df = df.drop(last)
+    if not has_header:
+        names = columns or [f"column_{i + 1}" for i in range(df.width)]
+        if len(names) > df.width:
+            names = names[: df.width]
+        df = df.rename(dict(zip(df.columns[: len(names)], names)))
+    df = df.rename({c: c.strip() for c in df.columns})
+    return df
+
+
+def is_binary(fmt: str) -> bool:
+    return fmt == "parquet"
+
+
+def output_format(dest: str, fmt: str | None, default: str = "csv") -> str:
+    fmt = check_format(fmt)
+    if fmt:
+        return fmt
+    if dest != "-":
+        return format_from_path(dest) or default
+    return default
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; rename it into place only on success."""
+    dest = Path(dest)
+    parent = dest.parent if str(dest.parent) else Path(".")
+    if not parent.exists():
+        raise OutputError(f"output directory {str(parent)!r} does not exist", hint="create it first, or choose another path")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {str(parent)!r}: {exc.strerror}",
+                          hint="check permissions, or choose another output path") from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _write_to(df: pl.DataFrame, target: IO[bytes] | Path, fmt: str) -> None:
+    if fmt == "parquet":
+        df.write_parquet(target)
+    elif fmt == "jsonl":
+        df.write_ndjson(target)
+    else:
+        df.write_csv(target, separator="\t" if fmt == "tsv" else ",")
+
+
+def write_table(df: pl.DataFrame, dest: str, fmt: str | None = None) -> None:
+    """Write ``df`` to a path (atomically) or ``-`` (stdout).
+
+    A ``.gz`` suffix gzip-compresses text formats. Parquet to a terminal is refused.
+    """
+    fmt = output_format(dest, fmt)
+    if dest == "-":
+        out = sys.stdout
+        if is_binary(fmt) and out.isatty():
+            raise OutputError("refusing to write binary parquet to a terminal",
+                              hint="redirect stdout to a file, or use --format csv")
+        buf = io.BytesIO()
+        _write_to(df, buf, fmt)
+        write_stdout_bytes(buf.getvalue())
+        return
+    with atomic_path(dest) as tmp:
+        if dest.lower().endswith(".gz") and not is_binary(fmt):
+            buf = io.BytesIO()
+            _write_to(df, buf, fmt)
+            with gzip.open(tmp, "wb") as fh:
+                fh.write(buf.getvalue())
+        else:
+            _write_to(df, tmp, fmt)
+
+
+def write_stdout_bytes(data: bytes) -> None:
+    """Write raw bytes to stdout whether it is a real stream or a test capture."""
+    out = sys.stdout
+    if hasattr(out, "buffer"):
+        out.buffer.write(data)
+        out.buffer.flush()
+    else:  # pragma: no cover - text-only streams
+        out.write(data.decode())
+    out.flush()

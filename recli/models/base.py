@@ -1,0 +1,183 @@
+"""The model protocol every registered model implements, and typed configs.
+
+A model is one class with a ``name``, a one-line ``summary``, a ``Config`` dataclass
+whose fields are declared with :func:`param` (default, bounds, one-line help), and:
+
+``fit(user_items, on_epoch=None)``
+    ``user_items`` is a ``scipy.sparse.csr_matrix`` (n_users x n_items, float32 values,
+    int32 indices, rows sorted). ``on_epoch(EpochInfo)`` is called after each epoch; if it
+    returns ``True`` training stops (early stopping, tuning pruners).
+``score(uidx, history)``
+    dense ``float32`` scores of shape ``(len(uidx), n_items)`` for a batch of users.
+    ``uidx[i] == -1`` marks a user unseen in training whose interactions are row ``i`` of
+    ``history`` (a CSR batch); models that cannot fold users in raise ``ConfigError``.
+``similar_items(iidx)``
+    dense ``float32`` similarity of shape ``(len(iidx), n_items)``.
+``to_arrays()`` / ``from_arrays(config, arrays)``
+    the learned state as a dict of NumPy arrays (no pickle), and back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Optional
+
+import numpy as np
+
+from recli.errors import ConfigError
+
+
+def param(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+          exclusive_min: bool = False, choices: tuple[str, ...] | None = None) -> Any:
+    """Declare a hyper-parameter: default, bounds (``min`` inclusive unless
+    ``exclusive_min``), allowed ``choices`` and a one-line help text."""
+    return field(default=default, metadata={"help": help, "min": min, "max": max,
+                                            "exclusive_min": exclusive_min, "choices": choices})
+
+
+@dataclass
+class EpochInfo:
+    epoch: int
+    elapsed: float
+    loss: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+EpochCallback = Callable[[EpochInfo], Optional[bool]]
+
+
+def describe_params(config_cls: type) -> list[dict[str, Any]]:
+    """One dict per parameter: name, type, default, bounds, choices, help."""
+    rows = []
+    for f in dataclasses.fields(config_cls):
+        md = f.metadata
+        rows.append({"name": f.name, "type": _type_name(f.type), "default": f.default,
+                     "min": md.get("min"), "max": md.get("max"), "exclusive_min": md.get("exclusive_min", False),
+                     "choices": md.get("choices"), "help": md.get("help", "")})
+    return rows
+
+
+def _type_name(t: Any) -> str:
+    return t if isinstance(t, str) else getattr(t, "__name__", str(t))
+
+
+def _cast(value: Any, type_name: str, name: str) -> Any:
+    if not isinstance(value, str):
+        if type_name == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if type_name == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if type_name == "bool" and isinstance(value, bool):
+            return value
+        if type_name == "str":
+            return str(value)
+        if value is None and "None" in type_name:
+            return None
+    text = str(value).strip()
+    try:
+        if type_name.startswith("int"):
+            f = float(text)
+            if not f.is_integer():
+                raise ValueError
+            return int(f)
+        if type_name.startswith("float"):
+            return float(text)
+        if type_name.startswith("bool"):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"parameter {name}={value!r} is not a valid {type_name.split(' ')[0]}",
+                          hint=f"give {name} a {type_name.split(' ')[0]} value") from None
+    return text
+
+
+def build_config(config_cls: type, params: dict[str, Any], model_name: str = "") -> Any:
+    """Create and validate a config from ``{name: value}`` (values may be strings)."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    values: dict[str, Any] = {}
+    for key, value in params.items():
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise ConfigError(f"unknown parameter {key!r} for model {model_name!r}",
+                              hint=f"valid parameters: {', '.join(fields)}")
+        values[name] = _cast(value, _type_name(fields[name].type), name)
+    config = config_cls(**values)
+    validate_config(config)
+    return config
+
+
+def validate_config(config: Any) -> None:
+    """Check every field against its declared bounds and choices."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        md = f.metadata
+        if value is None:
+            continue
+        if md.get("choices") and value not in md["choices"]:
+            raise ConfigError(f"{f.name}={value!r} is not a valid choice",
+                              hint=f"use one of: {', '.join(md['choices'])}")
+        lo, hi = md.get("min"), md.get("max")
+        if lo is not None and (value < lo or (md.get("exclusive_min") and value == lo)):
+            op = ">" if md.get("exclusive_min") else ">="
+            raise ConfigError(f"{f.name}={value} is out of range: it must be {op} {lo}",
+                              hint=f"set --param {f.name}=<value {op} {lo}>")
+        if hi is not None and value > hi:
+            raise ConfigError(f"{f.name}={value} is out of range: it must be <= {hi}",
+                              hint=f"set --param {f.name}=<value <= {hi}>")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+class Model:
+    """Base class; subclasses set ``name``, ``summary`` and ``Config``."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+    can_fold_in: ClassVar[bool] = False
+    can_explain: ClassVar[bool] = False
+
+    def __init__(self, config: Any = None, backend: Any = None):
+        from recli.backend import get_backend
+
+        self.config = config if config is not None else self.Config()
+        validate_config(self.config)
+        self.backend = backend if backend is not None else get_backend("cpu")
+        self.n_users = 0
+        self.n_items = 0
+        self.epoch_losses: list[float] = []
+
+    # -- training ---------------------------------------------------------
+    def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "Model":
+        raise NotImplementedError
+
+    def _report(self, on_epoch: EpochCallback | None, epoch: int, start: float, loss: float | None) -> bool:
+        """Record the loss and call the epoch callback; ``True`` means stop now."""
+        if loss is not None:
+            self.epoch_losses.append(float(loss))
+        if on_epoch is None:
+            return False
+        return bool(on_epoch(EpochInfo(epoch=epoch, elapsed=time.perf_counter() - start, loss=loss)))
+
+    # -- inference --------------------------------------------------------
+    def score(self, uidx: np.ndarray, history: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def similar_items(self, iidx: np.ndarray) -> np.ndarray:
+        raise ConfigError(f"model {self.name!r} cannot compute similar items",
+                          hint="use a factor or neighbourhood model (e.g. als, itemknn)")
+
+    # -- persistence ------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "Model":
+        raise NotImplementedError

@@ -1,0 +1,57 @@
+"""Shared fixtures: CLI runners (in-process and real subprocess) and data paths."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO_ROOT / "sample_data"
+# MovieLens 100K lives beside the checkout (its licence forbids copying it in).
+ML100K = Path(os.environ.get("RECLI_ML100K", REPO_ROOT.parent / "shared" / "data" / "ml-100k"))
+
+
+@pytest.fixture
+def ml100k() -> Path:
+    path = ML100K / "u.data"
+    if not path.exists():
+        pytest.skip(f"MovieLens 100K not found at {path} (expected ../shared/data/ml-100k beside the repo)")
+    return path
+
+
+@pytest.fixture
+def cli():
+    """Invoke the CLI in-process; returns click's Result with separate stdout/stderr."""
+    from recli import console
+    from recli.cli import app
+
+    runner = CliRunner()
+
+    def invoke(args: list[str], input: str | bytes | None = None, env: dict | None = None):
+        console.reset()
+        return runner.invoke(app, [str(a) for a in args], input=input, env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def run_recli(args: list[str], input: bytes | str | None = None, env: dict | None = None,
+              cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m recli`` as a real process (real pipes, real exit codes)."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    if env:
+        full_env.update(env)
+    if isinstance(input, str):
+        input = input.encode()
+    return subprocess.run([sys.executable, "-m", "recli", *[str(a) for a in args]], input=input,
+                          capture_output=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture
+def recli_proc():
+    return run_recli
