@@ -1,8 +1,9 @@
 """Compute backends: an array module ``xp`` plus a ``kernels`` namespace.
 
-``get_backend("cpu")`` gives NumPy + the Numba kernels in :mod:`recli.kernels.cpu`.
-``get_backend("xp-numpy")`` gives NumPy driving the *GPU-shaped* vectorised code path
-(the same orchestration CuPy will run), so CI exercises it without a GPU.
+``get_backend("cpu")`` gives NumPy, and models call their Numba kernels
+(:mod:`recli.kernels`). ``get_backend("xp-numpy")`` gives NumPy driving the
+*GPU-shaped* vectorised code path (the same orchestration CuPy will run), so CI
+exercises it without a GPU.
 ``get_backend("gpu")`` gives CuPy, or raises :class:`DeviceUnavailable` with the install
 hint. ``auto`` picks gpu when usable, else cpu, and logs its choice.
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -31,12 +31,7 @@ class Backend:
 
     name: str
     xp: Any
-    kernels_module: str
     threads: int = 0
-
-    @property
-    def kernels(self) -> ModuleType:
-        return importlib.import_module(self.kernels_module)
 
     @property
     def is_gpu(self) -> bool:
@@ -61,16 +56,16 @@ def get_backend(device: str = "cpu", threads: int = 0) -> Backend:
     """Return the backend for ``device`` (cpu, gpu, auto; xp-numpy for tests)."""
     device = (device or "cpu").lower()
     if device == "cpu":
-        return Backend("cpu", np, "recli.kernels.cpu", threads)
+        return Backend("cpu", np, threads)
     if device == "xp-numpy":
-        return Backend("xp-numpy", np, "recli.kernels.xp", threads)
+        return Backend("xp-numpy", np, threads)
     if device == "gpu":
         if not gpu_available():
             raise DeviceUnavailable(
                 "--device gpu needs CuPy and a CUDA GPU, and none is usable here",
                 hint="install the extra that matches your CUDA ('pip install recli[cuda12]'), or use --device cpu",
             )
-        return Backend("gpu", importlib.import_module("cupy"), "recli.kernels.xp", threads)
+        return Backend("gpu", importlib.import_module("cupy"), threads)
     if device == "auto":
         chosen = "gpu" if gpu_available() else "cpu"
         log.info(f"device auto: using {chosen}")

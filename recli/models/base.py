@@ -174,6 +174,14 @@ class Model:
         raise ConfigError(f"model {self.name!r} cannot compute similar items",
                           hint="use a factor or neighbourhood model (e.g. als, itemknn)")
 
+    def explain(self, uidx: int, history_items: np.ndarray, history_values: np.ndarray,
+                items: np.ndarray) -> np.ndarray:
+        """Contributions ``C`` of shape ``(len(items), len(history_items))``: ``C[j, h]`` is
+        how much history item ``h`` adds to the score of ``items[j]``; each row sums to
+        that item's score. Only models with ``can_explain = True`` implement it."""
+        raise ConfigError(f"model {self.name!r} cannot explain its recommendations",
+                          hint="use --explain with itemknn, ease or als")
+
     # -- persistence ------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
