@@ -22,6 +22,7 @@ from recli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, RecliError
 
 # name -> (module, one-line help). A command is listed here when its issue lands.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "prep": ("recli.cli.prep", "Clean, filter and split an interaction log into train/test files."),
 }
 
 

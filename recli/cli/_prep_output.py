@@ -1,0 +1,81 @@
+"""Run the ``prep`` stage under a progress bar, write its outputs and show its report."""
+
+from __future__ import annotations
+
+from recli import console
+from recli.console import log
+
+
+def emit(source: str, opts, out: str | None, output_format: str | None, fmt: str | None) -> None:
+    """Run :func:`recli.stages.prep.prep`, then write ``--out DIR`` or stdout, then the report."""
+    from recli.data import io as rio
+    from recli.data.outdir import check_writable, write_dir
+    from recli.stages.prep import STAGES, manifest, prep
+
+    dir_fmt = rio.check_format(output_format or fmt, "--output-format") or "csv"
+    stdout_fmt = rio.output_format("-", fmt)
+    if out is not None:
+        check_writable(out)
+    elif rio.is_binary(stdout_fmt) and _stdout_is_tty():
+        from recli.errors import OutputError
+
+        raise OutputError("refusing to write binary parquet to a terminal",
+                          hint="redirect stdout to a file, or use --out DIR / --format csv")
+    with console.progress() as bar:
+        task = bar.add_task("prep", total=len(STAGES) + 1)
+
+        def on_stage(name: str) -> None:
+            bar.update(task, description=f"prep: {name}", completed=STAGES.index(name))
+            log.debug("prep: %s", name)
+
+        result = prep(source, opts, on_stage=on_stage, has_output_dir=out is not None)
+        bar.update(task, description="prep: write", completed=len(STAGES))
+        if out is None:
+            rio.write_table(result.frames["data"], "-", stdout_fmt)
+        else:
+            tables = dict(result.frames)
+            if result.user_means is not None:
+                tables["user_means"] = result.user_means
+            write_dir(out, tables, dir_fmt, manifest(opts, result.report, {}, dir_fmt))
+        bar.update(task, completed=len(STAGES) + 1)
+    _show_report(result.report, out)
+
+
+def _stdout_is_tty() -> bool:
+    import sys
+
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
+
+
+def _show_report(report: dict, out: str | None) -> None:
+    rows: list[tuple[str, str]] = [("rows read", f"{report['rows_read']:,}")]
+    rows += [(f"dropped: {reason}", f"{n:,}") for reason, n in report["dropped"].items()]
+    rows += [(f"changed: {reason}", f"{n:,}") for reason, n in report["changed"].items()]
+    rows += [(f"rows written: {name}", f"{n:,}") for name, n in report["rows_written"].items()]
+    rows += [("users", f"{report['users']:,}"), ("items", f"{report['items']:,}"),
+             ("density", f"{report['density']:.3g}")]
+    q = report["interactions_per_user"]
+    rows.append(("interactions per user", " / ".join(f"{k} {_fmt(v)}" for k, v in q.items())))
+    split = report.get("split")
+    if split:
+        rows.append(("split", f"{split['strategy']} ({split['size']})"))
+        if split.get("cut_timestamp") is not None:
+            rows.append(("temporal cut (epoch s)", str(split["cut_timestamp"])))
+            rows.append(("timestamp ties at cut", f"{split['ties_at_cut']:,} ({split['ties_in_train']:,} in train)"))
+        for name in ("test", "valid"):
+            if f"cold_users_in_{name}" in split:
+                rows.append((f"cold users / items in {name}",
+                             f"{split[f'cold_users_in_{name}']:,} / {split[f'cold_items_in_{name}']:,}"))
+                rows.append((f"{name} pairs already in train", f"{split[f'{name}_pairs_seen_in_train']:,}"))
+    norm = report["normalization"]
+    if norm["method"] != "none":
+        rows.append(("normalization", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                for k, v in norm.items())))
+    console.print_table("recli prep" + (f" → {out}" if out else ""), rows)

@@ -1,0 +1,298 @@
+"""Cleaning raw interaction tables into the canonical schema, counting every change.
+
+Every function takes a frame whose columns are still the strings read from the input
+(see :func:`recli.data.io.read_table`) or the canonical columns produced here, plus a
+``Tally`` that counts dropped and changed rows by reason, so the report and the
+manifest can account for each input row. Work is vectorised Polars: no Python loop
+touches a row.
+
+Internal columns (dropped before anything is written): ``_row`` (0-based position in
+the input, keeps output order stable), ``_u`` / ``_i`` (dense-ish integer codes of the
+user and item ids, used by filters and splits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from recli.data.schema import ALIASES, ITEM, RATING, TIMESTAMP, USER
+from recli.errors import ConfigError, InputError
+
+ROW, UCODE, ICODE = "_row", "_u", "_i"
+FILL_METHODS = ("mean", "median", "mode", "user-mean")
+ON_INVALID = ("drop", "error")
+DEDUPE = ("first", "last", "max", "mean", "sum", "none")
+WEIGHTS = ("raw", "binary", "log1p")
+# ISO-8601 shapes tried in order for timestamps that are not epoch seconds.
+_ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+@dataclass
+class Tally:
+    """Rows dropped and changed, by reason, in the order the reasons first occur."""
+
+    dropped: dict[str, int] = field(default_factory=dict)
+    changed: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str, n: int) -> None:
+        if n:
+            self.dropped[reason] = self.dropped.get(reason, 0) + int(n)
+
+    def change(self, reason: str, n: int) -> None:
+        if n:
+            self.changed[reason] = self.changed.get(reason, 0) + int(n)
+
+
+@dataclass
+class CleanOptions:
+    """How to turn raw columns into clean interactions (see ``recli prep --help``)."""
+
+    user_col: str | None = None
+    item_col: str | None = None
+    rating_col: str | None = None
+    time_col: str | None = None
+    fill_rating: str | None = None
+    rating_range: tuple[float, float] | None = None
+    on_invalid: str = "drop"
+    dedupe: str = "last"
+    implicit: bool = False
+    min_rating: float | None = None
+    weight: str = "raw"
+
+
+def _find(columns: list[str], wanted: str | None, role: str, flag: str, required: bool) -> str | None:
+    if wanted is not None:
+        if wanted in columns:
+            return wanted
+        raise InputError(f"column {wanted!r} given with {flag} not found; columns found: {', '.join(columns)}",
+                         hint=f"pass one of the columns found to {flag}")
+    lowered = {c.lower(): c for c in columns}
+    for alias in ALIASES[role]:
+        if alias in lowered:
+            return lowered[alias]
+    if required:
+        raise InputError(f"required column {role!r} is missing; columns found: {', '.join(columns)}",
+                         hint=f"name it with {flag} COLUMN, or for a file without a header use "
+                              "--no-header --columns user,item,rating,timestamp")
+    return None
+
+
+def select_columns(raw: pl.DataFrame, opts: CleanOptions) -> pl.DataFrame:
+    """Rename the input's user/item/rating/timestamp columns to the canonical names.
+
+    Columns are found by the ``--*-col`` flags, else by common aliases (``user_id``,
+    ``movieId``, ``count`` ...). Other columns are ignored. A ``_row`` index is added.
+    """
+    cols = raw.columns
+    mapping = {
+        USER: _find(cols, opts.user_col, USER, "--user-col", True),
+        ITEM: _find(cols, opts.item_col, ITEM, "--item-col", True),
+        RATING: _find(cols, opts.rating_col, RATING, "--rating-col", False),
+        TIMESTAMP: _find(cols, opts.time_col, TIMESTAMP, "--time-col", False),
+    }
+    if mapping[USER] == mapping[ITEM]:
+        raise InputError(f"user and item are the same column {mapping[USER]!r}",
+                         hint="name distinct columns with --user-col and --item-col")
+    exprs = [pl.col(src).cast(pl.String).alias(dst) if dst in (USER, ITEM) else pl.col(src).alias(dst)
+             for dst, src in mapping.items() if src is not None]
+    return raw.select(exprs).with_row_index(ROW)
+
+
+def drop_missing_ids(df: pl.DataFrame, tally: Tally) -> pl.DataFrame:
+    """Drop rows whose user or item is null or empty."""
+    n = df.height
+    df = df.filter(pl.col(USER).is_not_null() & (pl.col(USER) != "")
+                   & pl.col(ITEM).is_not_null() & (pl.col(ITEM) != ""))
+    tally.drop("missing user or item", n - df.height)
+    return df
+
+
+def add_codes(df: pl.DataFrame) -> pl.DataFrame:
+    """Add integer codes ``_u``/``_i`` for the string ids (hash join, no sort)."""
+    for col, code in ((USER, UCODE), (ITEM, ICODE)):
+        vocab = df.select(pl.col(col).unique()).with_row_index(code)
+        df = df.join(vocab, on=col, how="left", maintain_order="left")
+    return df
+
+
+def _line_of(row: int, has_header: bool) -> int:
+    return row + 1 + (1 if has_header else 0)
+
+
+def parse_timestamps(df: pl.DataFrame, tally: Tally, has_header: bool = True) -> pl.DataFrame:
+    """Turn epoch seconds or ISO-8601 dates into int64 epoch seconds.
+
+    Empty timestamps are dropped (counted); a value that is neither a number nor an
+    ISO-8601 date is an error naming the first bad line.
+    """
+    if TIMESTAMP not in df.columns:
+        return df
+    col = df[TIMESTAMP]
+    if col.dtype.is_integer():
+        return df.with_columns(pl.col(TIMESTAMP).cast(pl.Int64))
+    if col.dtype.is_float():
+        raw = pl.col(TIMESTAMP).cast(pl.String)
+    elif col.dtype == pl.String:
+        raw = pl.col(TIMESTAMP).str.strip_chars()
+    elif col.dtype.is_temporal():
+        return df.with_columns(pl.col(TIMESTAMP).cast(pl.Datetime("us")).dt.epoch("s").alias(TIMESTAMP))
+    else:
+        raw = pl.col(TIMESTAMP).cast(pl.String)
+    tmp = df.select(ROW, raw.alias("raw"), raw.cast(pl.Float64, strict=False).alias("num"))
+    parsed = pl.col("num").floor().cast(pl.Int64, strict=False)
+    if tmp["num"].null_count() > tmp["raw"].null_count() + (tmp["raw"] == "").sum():
+        iso = [pl.col("raw").str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us").dt.epoch("s")
+               for f in _ISO_FORMATS]
+        parsed = pl.coalesce(parsed, *iso)
+    tmp = tmp.with_columns(parsed.alias("ts"))
+    missing = pl.col("raw").is_null() | (pl.col("raw") == "")
+    bad = tmp.filter(~missing & pl.col("ts").is_null())
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise InputError(f"unparseable timestamp {first['raw']!r} on line {_line_of(first[ROW], has_header)} "
+                         f"({bad.height} bad value{'s' if bad.height > 1 else ''})",
+                         hint="timestamps must be epoch seconds or ISO-8601 dates like 2024-01-31T12:00:00; "
+                              "pick another column with --time-col")
+    n = df.height
+    df = df.with_columns(tmp["ts"].alias(TIMESTAMP)).filter(pl.col(TIMESTAMP).is_not_null())
+    tally.drop("missing timestamp", n - df.height)
+    return df
+
+
+def _fill_value(df: pl.DataFrame, how: str) -> pl.Expr:
+    r = pl.col(RATING)
+    if how == "mean":
+        return pl.lit(df[RATING].mean())
+    if how == "median":
+        return pl.lit(df[RATING].median())
+    if how == "mode":
+        modes = df[RATING].drop_nulls().mode().sort()
+        return pl.lit(modes[0] if len(modes) else None)
+    if how == "user-mean":
+        return pl.coalesce(r.mean().over(USER), pl.lit(df[RATING].mean()))
+    try:
+        return pl.lit(float(how))
+    except ValueError:
+        raise ConfigError(f"--fill-rating {how!r} is neither a number nor one of {', '.join(FILL_METHODS)}",
+                          hint="use e.g. --fill-rating mean or --fill-rating 3") from None
+
+
+def clean_ratings(df: pl.DataFrame, opts: CleanOptions, tally: Tally, has_header: bool = True) -> pl.DataFrame:
+    """Parse ratings to float64; drop or refuse invalid ones; drop or fill missing ones.
+
+    Invalid: not a number, NaN, infinite, or outside ``--rating-range``. Missing: null
+    or empty; filled from the valid ratings (``mean``/``median``/``mode``/
+    ``user-mean``/a number) with ``--fill-rating``, else dropped.
+    """
+    if RATING not in df.columns:
+        return df
+    raw = pl.col(RATING).cast(pl.String).str.strip_chars()
+    num = raw.cast(pl.Float64, strict=False)
+    ok = num.is_not_null() & num.is_finite()
+    if opts.rating_range is not None:
+        lo, hi = opts.rating_range
+        ok = ok & num.is_between(lo, hi)
+    df = df.with_columns(raw.alias("_raw"), num.alias("_num"), ok.alias("_ok"))
+    missing = pl.col("_raw").is_null() | (pl.col("_raw") == "")
+    bad = df.filter(~missing & ~pl.col("_ok"))
+    if bad.height and opts.on_invalid == "error":
+        first = bad.row(0, named=True)
+        where = f" outside --rating-range {opts.rating_range[0]:g},{opts.rating_range[1]:g}" if (
+            opts.rating_range and first["_num"] is not None and first["_num"] == first["_num"]) else ""
+        raise InputError(f"invalid rating {first['_raw']!r}{where} on line {_line_of(first[ROW], has_header)} "
+                         f"({bad.height} invalid value{'s' if bad.height > 1 else ''})",
+                         hint="use --on-invalid drop to drop such rows, or fix the rating column (--rating-col)")
+    n = df.height
+    df = df.filter(missing | pl.col("_ok"))
+    tally.drop("invalid rating", n - df.height)
+    df = df.with_columns(pl.when(pl.col("_ok")).then(pl.col("_num")).otherwise(None).alias(RATING))
+    df = df.drop("_raw", "_num", "_ok")
+    n_missing = df[RATING].null_count()
+    if n_missing and opts.fill_rating is not None:
+        df = df.with_columns(pl.col(RATING).fill_null(_fill_value(df, opts.fill_rating)))
+        tally.change(f"missing rating filled ({opts.fill_rating})", n_missing - df[RATING].null_count())
+    n = df.height
+    df = df.filter(pl.col(RATING).is_not_null())
+    tally.drop("missing rating", n - df.height)
+    return df
+
+
+def dedupe(df: pl.DataFrame, how: str, tally: Tally) -> pl.DataFrame:
+    """Resolve duplicate (user, item) pairs.
+
+    ``first``/``last`` keep the earliest/latest row by timestamp (file order breaks
+    ties, or decides alone without timestamps). ``max``/``mean``/``sum`` aggregate the
+    rating (``sum`` counts events when there is no rating column) and keep the latest
+    timestamp. ``none`` keeps every row. Output is in input order.
+    """
+    if how == "none":
+        return df
+    n = df.height
+    if how in ("first", "last"):
+        order = [TIMESTAMP, ROW] if TIMESTAMP in df.columns else [ROW]
+        out = df.sort(order).unique(subset=[UCODE, ICODE], keep=how, maintain_order=False)
+    else:
+        if RATING not in df.columns:
+            if how != "sum":
+                raise ConfigError(f"--dedupe {how} needs a rating column",
+                                  hint="use --dedupe first|last|sum, or name the rating column with --rating-col")
+            df = df.with_columns(pl.lit(1.0).alias(RATING))
+        agg = {"max": pl.col(RATING).max(), "mean": pl.col(RATING).mean(), "sum": pl.col(RATING).sum()}[how]
+        aggs = [pl.col(USER).first(), pl.col(ITEM).first(), pl.col(ROW).min(), agg.alias(RATING),
+                pl.len().alias("_n")]
+        if TIMESTAMP in df.columns:
+            aggs.append(pl.col(TIMESTAMP).max())
+        out = df.group_by([UCODE, ICODE]).agg(aggs)
+        tally.change(f"duplicates merged ({how})", out.filter(pl.col("_n") > 1).height)
+        out = out.drop("_n").select(df.columns)
+    tally.drop("duplicate (user, item)", n - out.height)
+    return out.sort(ROW)
+
+
+def implicit_positives(df: pl.DataFrame, opts: CleanOptions, tally: Tally) -> pl.DataFrame:
+    """Keep positives (rating >= ``--min-rating``, else rating > 0) and transform weights."""
+    if RATING not in df.columns:
+        return df
+    n = df.height
+    if opts.min_rating is not None:
+        df = df.filter(pl.col(RATING) >= opts.min_rating)
+        tally.drop(f"below --min-rating {opts.min_rating:g}", n - df.height)
+    else:
+        df = df.filter(pl.col(RATING) > 0)
+        tally.drop("not positive (implicit)", n - df.height)
+    if opts.weight == "binary":
+        df = df.with_columns(pl.lit(1.0).alias(RATING))
+    elif opts.weight == "log1p":
+        df = df.with_columns(pl.col(RATING).log1p())
+    if opts.weight != "raw":
+        tally.change(f"weight transformed ({opts.weight})", df.height)
+    return df
+
+
+def clean(raw: pl.DataFrame, opts: CleanOptions, tally: Tally, has_header: bool = True) -> pl.DataFrame:
+    """Run every cleaning rule in order; returns canonical columns plus ``_row``/``_u``/``_i``."""
+    df = select_columns(raw, opts)
+    df = drop_missing_ids(df, tally)
+    df = parse_timestamps(df, tally, has_header)
+    df = clean_ratings(df, opts, tally, has_header)
+    df = add_codes(df)
+    df = dedupe(df, opts.dedupe, tally)
+    if opts.implicit:
+        df = implicit_positives(df, opts, tally)
+    return df
+
+
+def parse_time_value(text: str, option: str = "--cut-date") -> int:
+    """One epoch-seconds or ISO-8601 value (e.g. ``--cut-date 2024-01-01``) as epoch seconds."""
+    frame = pl.DataFrame({ROW: [0], TIMESTAMP: [str(text)]}, schema={ROW: pl.UInt32, TIMESTAMP: pl.String})
+    try:
+        parsed = parse_timestamps(frame, Tally())
+    except InputError:
+        parsed = frame.clear()
+    if parsed.height == 0:
+        raise ConfigError(f"{option} {text!r} is not a date or epoch seconds",
+                          hint=f"use an ISO-8601 date like {option} 2024-01-31 or epoch seconds")
+    return int(parsed[TIMESTAMP][0])
