@@ -53,6 +53,7 @@ def write_dir(out_dir: str, tables: dict[str, pl.DataFrame], fmt: str, manifest:
             write_table(frame, str(staging / files[name]), fmt)
         manifest = dict(manifest, files=dict(files, manifest="manifest.json"))
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        _default_permissions(staging, [*files.values(), "manifest.json"])
         if exists:
             for name in [*files.values(), "manifest.json"]:
                 os.replace(staging / name, target / name)
@@ -67,3 +68,12 @@ def write_dir(out_dir: str, tables: dict[str, pl.DataFrame], fmt: str, manifest:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return files
+
+
+def _default_permissions(staging: Path, names: list[str]) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; give them the usual umask modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    for name in names:
+        os.chmod(staging / name, 0o666 & ~umask)
