@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from recli import console
 from recli.console import log
 
@@ -21,12 +23,13 @@ def emit(source: str, opts, out: str | None, output_format: str | None, fmt: str
 
         raise OutputError("refusing to write binary parquet to a terminal",
                           hint="redirect stdout to a file, or use --out DIR / --format csv")
+    started = time.perf_counter()
     with console.progress() as bar:
         task = bar.add_task("prep", total=len(STAGES) + 1)
 
         def on_stage(name: str) -> None:
             bar.update(task, description=f"prep: {name}", completed=STAGES.index(name))
-            log.debug("prep: %s", name)
+            log.debug("prep: %s (at %.1f s)", name, time.perf_counter() - started)
 
         result = prep(source, opts, on_stage=on_stage, has_output_dir=out is not None)
         bar.update(task, description="prep: write", completed=len(STAGES))
@@ -38,6 +41,7 @@ def emit(source: str, opts, out: str | None, output_format: str | None, fmt: str
                 tables["user_means"] = result.user_means
             write_dir(out, tables, dir_fmt, manifest(opts, result.report, {}, dir_fmt))
         bar.update(task, completed=len(STAGES) + 1)
+    log.debug("prep: done (at %.1f s)", time.perf_counter() - started)
     _show_report(result.report, out)
 
 

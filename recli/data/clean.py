@@ -6,9 +6,11 @@ Every function takes a frame whose columns are still the strings read from the i
 manifest can account for each input row. Work is vectorised Polars: no Python loop
 touches a row.
 
-Internal columns (dropped before anything is written): ``_row`` (0-based position in
-the input, keeps output order stable), ``_u`` / ``_i`` (dense-ish integer codes of the
-user and item ids, used by filters and splits).
+Internal columns: ``_row`` (0-based position in the input, keeps output order stable),
+``_u`` / ``_i`` (integer codes of the user and item ids). Right after the ids are
+checked, the string ids are replaced by their codes and kept once in a :class:`Vocab`,
+so deduplication, filters and splits move 4-byte integers instead of strings; the
+strings come back only when a table is written (:meth:`Vocab.decode`).
 """
 
 from __future__ import annotations
@@ -103,19 +105,41 @@ def select_columns(raw: pl.DataFrame, opts: CleanOptions) -> pl.DataFrame:
 
 def drop_missing_ids(df: pl.DataFrame, tally: Tally) -> pl.DataFrame:
     """Drop rows whose user or item is null or empty."""
-    n = df.height
-    df = df.filter(pl.col(USER).is_not_null() & (pl.col(USER) != "")
-                   & pl.col(ITEM).is_not_null() & (pl.col(ITEM) != ""))
-    tally.drop("missing user or item", n - df.height)
+    bad = pl.col(USER).is_null() | (pl.col(USER) == "") | pl.col(ITEM).is_null() | (pl.col(ITEM) == "")
+    n_bad = df.select(bad.sum()).item()
+    if n_bad:
+        df = df.filter(~bad)
+        tally.drop("missing user or item", n_bad)
     return df
 
 
-def add_codes(df: pl.DataFrame) -> pl.DataFrame:
-    """Add integer codes ``_u``/``_i`` for the string ids (hash join, no sort)."""
-    for col, code in ((USER, UCODE), (ITEM, ICODE)):
-        vocab = df.select(pl.col(col).unique()).with_row_index(code)
-        df = df.join(vocab, on=col, how="left", maintain_order="left")
-    return df
+@dataclass
+class Vocab:
+    """The distinct user and item ids; a code is a position in these Series."""
+
+    users: pl.Series
+    items: pl.Series
+
+    def decode(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Replace ``_u``/``_i`` by the ``user``/``item`` strings (other columns kept)."""
+        return df.with_columns(self.users.gather(df[UCODE]).alias(USER), self.items.gather(df[ICODE]).alias(ITEM))
+
+
+def encode(df: pl.DataFrame) -> tuple[pl.DataFrame, Vocab]:
+    """Swap the ``user``/``item`` strings for integer codes ``_u``/``_i`` (hash join, no sort).
+
+    Both vocabularies are computed in one parallel Polars collect. Code values depend
+    on hashing order; nothing downstream depends on them (splits draw per row).
+    """
+    lf = df.lazy()
+    users, items = pl.collect_all([lf.select(pl.col(USER).unique()).with_row_index(UCODE),
+                                   lf.select(pl.col(ITEM).unique()).with_row_index(ICODE)])
+    keep = [c for c in df.columns if c not in (USER, ITEM)]
+    out = (lf.join(users.lazy(), on=USER, how="left", maintain_order="left")
+             .join(items.lazy(), on=ITEM, how="left", maintain_order="left")
+             .select([ROW, UCODE, ICODE, *[c for c in keep if c != ROW]])
+             .collect())
+    return out, Vocab(users[USER], items[ITEM])
 
 
 def _line_of(row: int, has_header: bool) -> int:
@@ -141,6 +165,11 @@ def parse_timestamps(df: pl.DataFrame, tally: Tally, has_header: bool = True) ->
         return df.with_columns(pl.col(TIMESTAMP).cast(pl.Datetime("us")).dt.epoch("s").alias(TIMESTAMP))
     else:
         raw = pl.col(TIMESTAMP).cast(pl.String)
+    if col.dtype == pl.String:
+        fast = col.cast(pl.Int64, strict=False)  # plain epoch seconds: one cast, no copies
+        if fast.null_count() == col.null_count():
+            return df.with_columns(fast.alias(TIMESTAMP)) if not fast.null_count() else \
+                _drop_missing_ts(df.with_columns(fast.alias(TIMESTAMP)), tally)
     tmp = df.select(ROW, raw.alias("raw"), raw.cast(pl.Float64, strict=False).alias("num"))
     parsed = pl.col("num").floor().cast(pl.Int64, strict=False)
     if tmp["num"].null_count() > tmp["raw"].null_count() + (tmp["raw"] == "").sum():
@@ -156,9 +185,14 @@ def parse_timestamps(df: pl.DataFrame, tally: Tally, has_header: bool = True) ->
                          f"({bad.height} bad value{'s' if bad.height > 1 else ''})",
                          hint="timestamps must be epoch seconds or ISO-8601 dates like 2024-01-31T12:00:00; "
                               "pick another column with --time-col")
-    n = df.height
-    df = df.with_columns(tmp["ts"].alias(TIMESTAMP)).filter(pl.col(TIMESTAMP).is_not_null())
-    tally.drop("missing timestamp", n - df.height)
+    return _drop_missing_ts(df.with_columns(tmp["ts"].alias(TIMESTAMP)), tally)
+
+
+def _drop_missing_ts(df: pl.DataFrame, tally: Tally) -> pl.DataFrame:
+    n_missing = df[TIMESTAMP].null_count()
+    if n_missing:
+        df = df.filter(pl.col(TIMESTAMP).is_not_null())
+        tally.drop("missing timestamp", n_missing)
     return df
 
 
@@ -172,7 +206,7 @@ def _fill_value(df: pl.DataFrame, how: str) -> pl.Expr:
         modes = df[RATING].drop_nulls().mode().sort()
         return pl.lit(modes[0] if len(modes) else None)
     if how == "user-mean":
-        return pl.coalesce(r.mean().over(USER), pl.lit(df[RATING].mean()))
+        return pl.coalesce(r.mean().over(UCODE), pl.lit(df[RATING].mean()))
     try:
         return pl.lit(float(how))
     except ValueError:
@@ -189,6 +223,12 @@ def clean_ratings(df: pl.DataFrame, opts: CleanOptions, tally: Tally, has_header
     """
     if RATING not in df.columns:
         return df
+    col = df[RATING]
+    if col.dtype.is_numeric() or col.dtype == pl.String:
+        fast = col.cast(pl.Float64, strict=False)  # the common case: every value a plain number
+        if fast.null_count() == col.null_count() == 0 and fast.is_finite().all() and (
+                opts.rating_range is None or fast.is_between(*opts.rating_range).all()):
+            return df.with_columns(fast.alias(RATING))
     raw = pl.col(RATING).cast(pl.String).str.strip_chars()
     num = raw.cast(pl.Float64, strict=False)
     ok = num.is_not_null() & num.is_finite()
@@ -205,18 +245,19 @@ def clean_ratings(df: pl.DataFrame, opts: CleanOptions, tally: Tally, has_header
         raise InputError(f"invalid rating {first['_raw']!r}{where} on line {_line_of(first[ROW], has_header)} "
                          f"({bad.height} invalid value{'s' if bad.height > 1 else ''})",
                          hint="use --on-invalid drop to drop such rows, or fix the rating column (--rating-col)")
-    n = df.height
-    df = df.filter(missing | pl.col("_ok"))
-    tally.drop("invalid rating", n - df.height)
+    if bad.height:
+        df = df.filter(missing | pl.col("_ok"))
+        tally.drop("invalid rating", bad.height)
     df = df.with_columns(pl.when(pl.col("_ok")).then(pl.col("_num")).otherwise(None).alias(RATING))
     df = df.drop("_raw", "_num", "_ok")
     n_missing = df[RATING].null_count()
     if n_missing and opts.fill_rating is not None:
         df = df.with_columns(pl.col(RATING).fill_null(_fill_value(df, opts.fill_rating)))
         tally.change(f"missing rating filled ({opts.fill_rating})", n_missing - df[RATING].null_count())
-    n = df.height
-    df = df.filter(pl.col(RATING).is_not_null())
-    tally.drop("missing rating", n - df.height)
+    n_missing = df[RATING].null_count()
+    if n_missing:
+        df = df.filter(pl.col(RATING).is_not_null())
+        tally.drop("missing rating", n_missing)
     return df
 
 
@@ -232,8 +273,12 @@ def dedupe(df: pl.DataFrame, how: str, tally: Tally) -> pl.DataFrame:
         return df
     n = df.height
     if how in ("first", "last"):
-        order = [TIMESTAMP, ROW] if TIMESTAMP in df.columns else [ROW]
-        out = df.sort(order).unique(subset=[UCODE, ICODE], keep=how, maintain_order=False)
+        # rows are in input order; a stable sort by time makes "first"/"last" mean earliest/latest
+        timed = df.sort(TIMESTAMP, maintain_order=True) if (
+            TIMESTAMP in df.columns and not df[TIMESTAMP].is_sorted()) else df
+        out = timed.unique(subset=[UCODE, ICODE], keep=how, maintain_order=False)
+        if out.height == n:
+            return df
     else:
         if RATING not in df.columns:
             if how != "sum":
@@ -241,7 +286,7 @@ def dedupe(df: pl.DataFrame, how: str, tally: Tally) -> pl.DataFrame:
                                   hint="use --dedupe first|last|sum, or name the rating column with --rating-col")
             df = df.with_columns(pl.lit(1.0).alias(RATING))
         agg = {"max": pl.col(RATING).max(), "mean": pl.col(RATING).mean(), "sum": pl.col(RATING).sum()}[how]
-        aggs = [pl.col(USER).first(), pl.col(ITEM).first(), pl.col(ROW).min(), agg.alias(RATING),
+        aggs = [pl.col(ROW).min(), agg.alias(RATING),
                 pl.len().alias("_n")]
         if TIMESTAMP in df.columns:
             aggs.append(pl.col(TIMESTAMP).max())
@@ -272,17 +317,21 @@ def implicit_positives(df: pl.DataFrame, opts: CleanOptions, tally: Tally) -> pl
     return df
 
 
-def clean(raw: pl.DataFrame, opts: CleanOptions, tally: Tally, has_header: bool = True) -> pl.DataFrame:
-    """Run every cleaning rule in order; returns canonical columns plus ``_row``/``_u``/``_i``."""
+def clean(raw: pl.DataFrame, opts: CleanOptions, tally: Tally, has_header: bool = True) -> tuple[pl.DataFrame, Vocab]:
+    """Run every cleaning rule in order.
+
+    Returns ``_row``, ``_u``, ``_i`` and the optional ``rating``/``timestamp`` columns in
+    input order, and the vocabulary that maps the codes back to the string ids.
+    """
     df = select_columns(raw, opts)
     df = drop_missing_ids(df, tally)
+    df, vocab = encode(df)
     df = parse_timestamps(df, tally, has_header)
     df = clean_ratings(df, opts, tally, has_header)
-    df = add_codes(df)
     df = dedupe(df, opts.dedupe, tally)
     if opts.implicit:
         df = implicit_positives(df, opts, tally)
-    return df
+    return df, vocab
 
 
 def parse_time_value(text: str, option: str = "--cut-date") -> int:

@@ -27,6 +27,9 @@ def check_writable(out_dir: str) -> None:
     if target.exists() and not target.is_dir():
         raise OutputError(f"--out {out_dir!r} exists and is not a directory", hint="choose a directory path for --out")
     where = target if target.exists() else target.parent
+    if where.exists() and not where.is_dir():
+        raise OutputError(f"cannot create --out {out_dir!r}: {str(where)!r} is not a directory",
+                          hint="choose an --out path inside a writable directory")
     if not where.exists():
         raise OutputError(f"the parent directory of --out {out_dir!r} does not exist",
                           hint=f"create it first (mkdir -p {where}) or choose another --out")

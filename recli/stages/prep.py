@@ -24,7 +24,7 @@ from recli.data import normalize as nz
 from recli.data import split as sp
 from recli.data.filter import core_mask
 from recli.data.io import read_table, resolve_separator
-from recli.data.schema import RATING, TIMESTAMP, conform
+from recli.data.schema import RATING, TIMESTAMP, USER, conform
 from recli.errors import ConfigError, InputError
 
 STAGES = ("read", "clean", "filter", "split", "normalise")
@@ -150,11 +150,20 @@ def prep(source: str, opts: PrepOptions, on_stage: Callable[[str], None] | None 
     validate(opts, has_output_dir)
     step("read")
     info = input_info(source)
-    raw = read_table(source, opts.input_format, sep=opts.sep, has_header=opts.has_header, columns=opts.columns)
+    # no local name for the raw table: prep_table can free it once it is encoded
+    result = prep_table(read_table(source, opts.input_format, sep=opts.sep, has_header=opts.has_header,
+                                   columns=opts.columns), opts, step)
+    result.report["input"] = info
+    return result
+
+
+def prep_table(raw: pl.DataFrame, opts: PrepOptions, on_stage: Callable[[str], None] | None = None) -> PrepResult:
+    """The ``prep`` pipeline on a table already read (columns as read, e.g. all strings)."""
+    step = on_stage or (lambda name: None)
     rows_read = raw.height
     step("clean")
     tally = cl.Tally()
-    df = cl.clean(raw, opts.clean, tally, opts.has_header)
+    df, vocab = cl.clean(raw, opts.clean, tally, opts.has_header)
     del raw
     _check_columns_needed(df, opts)
     if df.height == 0:
@@ -167,9 +176,10 @@ def prep(source: str, opts: PrepOptions, on_stage: Callable[[str], None] | None 
     step("normalise")
     fit_on = parts.get("train", parts.get("data"))
     params, user_means = nz.fit(fit_on, opts.normalize) if RATING in df.columns else (nz.fit(df, "none")[0], None)
-    frames = {name: conform(nz.apply(part, params, user_means)) for name, part in parts.items()}
+    frames = {name: conform(vocab.decode(nz.apply(part, params, user_means))) for name, part in parts.items()}
     report = _report(rows_read, tally, df, frames, passes, split_report, params)
-    report["input"] = info
+    if user_means is not None:
+        user_means = pl.DataFrame({USER: vocab.users.gather(user_means[cl.UCODE]), "mean": user_means["mean"]}).sort(USER)
     return PrepResult(frames, report, user_means)
 
 
@@ -263,7 +273,7 @@ def manifest(opts: PrepOptions, report: dict, files: dict[str, str], output_form
     return {
         "recli_version": __version__,
         "command": "prep",
-        "input": report["input"],
+        "input": report.get("input"),
         "seed": opts.seed,
         "options": options,
         "files": files,
