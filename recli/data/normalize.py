@@ -27,6 +27,8 @@ def fit(df: pl.DataFrame, method: str) -> tuple[dict, pl.DataFrame | None]:
 
     ``df`` has the integer user code ``_u``; the per-user means come keyed by it.
     """
+    if method == "none" or RATING not in df.columns:
+        return {"method": "none", "offset": 0.0, "scale": 1.0}, None
     r = df[RATING]
     if method == "minmax":
         lo, hi = float(r.min()), float(r.max())

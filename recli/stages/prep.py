@@ -175,7 +175,7 @@ def prep_table(raw: pl.DataFrame, opts: PrepOptions, on_stage: Callable[[str], N
     parts, split_report = _split(df, opts, tally) if opts.split else ({"data": df}, None)
     step("normalise")
     fit_on = parts.get("train", parts.get("data"))
-    params, user_means = nz.fit(fit_on, opts.normalize) if RATING in df.columns else (nz.fit(df, "none")[0], None)
+    params, user_means = nz.fit(fit_on, opts.normalize)
     frames = {name: conform(vocab.decode(nz.apply(part, params, user_means))) for name, part in parts.items()}
     report = _report(rows_read, tally, df, frames, passes, split_report, params)
     if user_means is not None:
