@@ -203,3 +203,16 @@ def test_every_input_row_is_accounted_for(n, data):
         return
     assert rep["rows_read"] == n == sum(rep["dropped"].values()) + df.height
     assert df["rating"].is_finite().all()
+
+
+def test_encode_round_trips_and_matches_the_exact_fallback():
+    from recli.data.clean import ROW, _encode_exact, encode
+
+    df = pl.DataFrame({"user": ["b", "a", "b", "007", "7"], "item": ["x", "x", "y", "x", "z"],
+                       "rating": ["1", "2", "3", "4", "5"]}).with_row_index(ROW)
+    for fn in (encode, _encode_exact):
+        out, vocab = fn(df)
+        back = vocab.decode(out)
+        assert back["user"].to_list() == df["user"].to_list() and back["item"].to_list() == df["item"].to_list()
+        assert out["_u"].n_unique() == 4 and out["_i"].n_unique() == 3
+        assert out["rating"].to_list() == df["rating"].to_list()

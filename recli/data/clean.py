@@ -126,18 +126,41 @@ class Vocab:
 
 
 def encode(df: pl.DataFrame) -> tuple[pl.DataFrame, Vocab]:
-    """Swap the ``user``/``item`` strings for integer codes ``_u``/``_i`` (hash join, no sort).
+    """Swap the ``user``/``item`` strings for integer codes ``_u``/``_i``.
 
-    Both vocabularies are computed in one parallel Polars collect. Code values depend
-    on hashing order; nothing downstream depends on them (splits draw per row).
+    Strings are hashed once to 64 bits and the codes are built from the hashes
+    (grouping fixed-width integers is much cheaper than grouping strings). The result
+    is then checked exactly: decoding every code must give back the original string,
+    so a hash collision can never merge two ids; if one ever did, the exact (slower)
+    string grouping is used instead. Code values depend on hashing order; nothing
+    downstream depends on them (splits draw per row).
     """
+    lf = df.lazy().with_row_index("_pos")
+    plans = []
+    for col, code in ((USER, UCODE), (ITEM, ICODE)):
+        hashed = lf.select("_pos", pl.col(col).hash().alias("_h"))
+        vocab = hashed.unique(subset="_h", keep="any").with_row_index(code)
+        plans.append(vocab)
+        plans.append(hashed.join(vocab.select("_h", code), on="_h", how="left", maintain_order="left").select(code))
+    u_vocab, u_codes, i_vocab, i_codes = pl.collect_all(plans)
+    users, items = df[USER].gather(u_vocab["_pos"]), df[ITEM].gather(i_vocab["_pos"])
+    u, i = u_codes[UCODE], i_codes[ICODE]
+    if not ((users.gather(u) == df[USER]).all() and (items.gather(i) == df[ITEM]).all()):
+        return _encode_exact(df)
+    keep = [c for c in df.columns if c not in (USER, ITEM, ROW)]
+    out = pl.DataFrame([df[ROW], u, i]).with_columns(df.select(keep))
+    return out, Vocab(users, items)
+
+
+def _encode_exact(df: pl.DataFrame) -> tuple[pl.DataFrame, Vocab]:
+    """Codes by grouping the strings themselves (the fallback of :func:`encode`)."""
     lf = df.lazy()
     users, items = pl.collect_all([lf.select(pl.col(USER).unique()).with_row_index(UCODE),
                                    lf.select(pl.col(ITEM).unique()).with_row_index(ICODE)])
-    keep = [c for c in df.columns if c not in (USER, ITEM)]
+    keep = [c for c in df.columns if c not in (USER, ITEM, ROW)]
     out = (lf.join(users.lazy(), on=USER, how="left", maintain_order="left")
              .join(items.lazy(), on=ITEM, how="left", maintain_order="left")
-             .select([ROW, UCODE, ICODE, *[c for c in keep if c != ROW]])
+             .select([ROW, UCODE, ICODE, *keep])
              .collect())
     return out, Vocab(users[USER], items[ITEM])
 
@@ -269,16 +292,19 @@ def dedupe(df: pl.DataFrame, how: str, tally: Tally) -> pl.DataFrame:
     rating (``sum`` counts events when there is no rating column) and keep the latest
     timestamp. ``none`` keeps every row. Output is in input order.
     """
-    if how == "none":
+    if how == "none" or df.height == 0:
         return df
     n = df.height
     if how in ("first", "last"):
         # rows are in input order; a stable sort by time makes "first"/"last" mean earliest/latest
         timed = df.sort(TIMESTAMP, maintain_order=True) if (
             TIMESTAMP in df.columns and not df[TIMESTAMP].is_sorted()) else df
-        out = timed.unique(subset=[UCODE, ICODE], keep=how, maintain_order=False)
-        if out.height == n:
+        # one u64 key per pair: hashing one fixed-width column beats row-encoding two
+        key = pl.col(UCODE).cast(pl.UInt64) * (int(df[ICODE].max()) + 1) + pl.col(ICODE)
+        keep = timed.select((key.is_first_distinct() if how == "first" else key.is_last_distinct()).alias("k"))["k"]
+        if keep.all():
             return df
+        out = timed.filter(keep)
     else:
         if RATING not in df.columns:
             if how != "sum":
