@@ -295,3 +295,10 @@ def test_movielens_100k_reads_to_943_users_1682_items(cli, ml100k, tmp_path):
     assert man["rows"]["read"] == 100_000
     assert sum(man["rows"]["written"].values()) + sum(man["rows"]["dropped"].values()) == 100_000
     assert man["report"]["split"]["cut_timestamp"] is not None
+
+
+def test_help_lists_every_option_group(cli):
+    res = cli(["prep", "--help"])
+    assert res.exit_code == 0
+    for flag in ("--out", "--k-core", "--split", "--fill-rating", "--normalize", "--drop-cold", "--cut-date"):
+        assert flag in res.stdout

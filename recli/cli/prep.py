@@ -8,7 +8,7 @@ import typer
 
 from recli.cli._options import FormatOpt, InputArg, InputFormatOpt, Quiet, Seed, Verbose
 
-app = typer.Typer()
+app = typer.Typer(add_completion=False)
 
 _CLEAN = "Cleaning"
 _FILTER = "Filtering"
@@ -36,11 +36,11 @@ def _range(text: Optional[str]) -> Optional[tuple[float, float]]:
 @app.command(help="Clean, filter and split interactions: raw log in, train/test files (or clean CSV on stdout) out.")
 def prep(
     input: InputArg = "-",
-    out: Annotated[Optional[str], _opt("--out", help="Directory for train/test[/valid] files and manifest.json; "
+    out: Annotated[Optional[str], _opt("--out", help="Directory for the train, test (and valid) files and manifest.json; "
                                        "without it the cleaned data goes to stdout.", panel=_IO)] = None,
     output_format: Annotated[Optional[str], _opt("--output-format", help="Format of the files in --out: csv or parquet "
                                                  "(default csv).", panel=_IO)] = None,
-    fmt: FormatOpt = None,
+    format: FormatOpt = None,
     input_format: InputFormatOpt = None,
     sep: Annotated[Optional[str], _opt("--sep", help="Input separator: comma, tab, semicolon, pipe, space or '::' "
                                        "(default: inferred).", panel=_IO)] = None,
@@ -96,4 +96,4 @@ def prep(
         normalize=normalize, min_user_interactions=min_user_interactions,
         min_item_interactions=min_item_interactions, k_core=k_core, split=split, test_size=test_size,
         valid_size=valid_size, cut_date=cut_date, drop_cold=drop_cold, seed=seed)
-    emit(input, opts, out=out, output_format=output_format, fmt=fmt)
+    emit(input, opts, out=out, output_format=output_format, fmt=format)
