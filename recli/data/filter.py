@@ -54,10 +54,9 @@ def core_mask(users: np.ndarray, items: np.ndarray, min_user: int = 0, min_item:
     dropped_user = dropped_item = passes = 0
     while True:
         passes += 1
-        u_count = np.bincount(users, weights=None, minlength=n_users) if keep.all() else \
-            np.bincount(users[keep], minlength=n_users)
-        i_count = np.bincount(items, minlength=n_items) if keep.all() else \
-            np.bincount(items[keep], minlength=n_items)
+        live_users, live_items = (users, items) if passes == 1 else (users[keep], items[keep])
+        u_count = np.bincount(live_users, minlength=n_users)
+        i_count = np.bincount(live_items, minlength=n_items)
         bad_user = keep & (u_count[users] < min_user)
         bad_item = keep & ~bad_user & (i_count[items] < min_item)
         n_bad_user = int(bad_user.sum())
