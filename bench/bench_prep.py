@@ -41,8 +41,8 @@ def generate(path: Path, rows: int, users: int, items: int, seed: int) -> None:
           f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """Run ``cmd``; return (wall seconds, peak RSS GiB) of that process alone."""
+def measure(cmd: list[str]) -> tuple[float, float, float]:
+    """Run ``cmd``; return (wall seconds, peak RSS GiB, CPU seconds) of that process alone."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
@@ -50,7 +50,7 @@ def measure(cmd: list[str]) -> tuple[float, float]:
     wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}")
-    return wall, usage.ru_maxrss / 2**20  # ru_maxrss is KiB on Linux
+    return wall, usage.ru_maxrss / 2**20, usage.ru_utime + usage.ru_stime  # ru_maxrss is KiB on Linux
 
 
 def main() -> None:
@@ -74,23 +74,24 @@ def main() -> None:
     }
     if args.skip_pandas:
         del tools["pandas"]
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in tools}
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in tools}
     for rep in range(args.repeat):
         order = list(tools) if rep % 2 == 0 else list(reversed(tools))
         for name in order:
             out = work / f"out-{name}"
             shutil.rmtree(out, ignore_errors=True)
-            wall, rss = measure(tools[name](out))
-            results[name].append((wall, rss))
-            print(f"rep {rep + 1} {name:6s} {wall:7.1f} s  {rss:5.2f} GiB", file=sys.stderr)
+            wall, rss, cpu = measure(tools[name](out))
+            results[name].append((wall, rss, cpu))
+            print(f"rep {rep + 1} {name:6s} {wall:7.1f} s wall  {cpu:7.1f} s CPU  {rss:5.2f} GiB", file=sys.stderr)
     if "pandas" in tools:
         same = filecmp.cmp(work / "out-recli" / "test.csv", work / "out-pandas" / "test.csv", shallow=False)
         print(f"test.csv identical between recli and pandas: {same}")
-    print(f"\n{args.rows:,} rows, {args.repeat} repetition(s), {os.cpu_count()} cores")
-    print(f"{'tool':8s} {'median wall s':>14s} {'median peak RSS GiB':>20s}")
-    med = {n: (statistics.median(w for w, _ in r), statistics.median(m for _, m in r)) for n, r in results.items()}
-    for name, (wall, rss) in med.items():
-        print(f"{name:8s} {wall:14.1f} {rss:20.2f}")
+    print(f"\n{args.rows:,} rows, {args.repeat} repetition(s), {os.cpu_count()} cores, "
+          f"load average at the end {os.getloadavg()[0]:.1f} (other jobs share the machine)")
+    print(f"{'tool':8s} {'median wall s':>14s} {'median CPU s':>13s} {'median peak RSS GiB':>20s}")
+    med = {n: tuple(statistics.median(x[k] for x in r) for k in range(3)) for n, r in results.items()}
+    for name, (wall, rss, cpu) in med.items():
+        print(f"{name:8s} {wall:14.1f} {cpu:13.1f} {rss:20.2f}")
     if "pandas" in med:
         print(f"pandas / recli: wall {med['pandas'][0] / med['recli'][0]:.2f}x, memory {med['pandas'][1] / med['recli'][1]:.2f}x")
 
