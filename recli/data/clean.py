@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from recli.data.schema import ALIASES, ITEM, RATING, TIMESTAMP, USER
@@ -128,28 +129,30 @@ class Vocab:
 def encode(df: pl.DataFrame) -> tuple[pl.DataFrame, Vocab]:
     """Swap the ``user``/``item`` strings for integer codes ``_u``/``_i``.
 
-    Strings are hashed once to 64 bits and the codes are built from the hashes
-    (grouping fixed-width integers is much cheaper than grouping strings). The result
-    is then checked exactly: decoding every code must give back the original string,
-    so a hash collision can never merge two ids; if one ever did, the exact (slower)
-    string grouping is used instead. Code values depend on hashing order; nothing
-    downstream depends on them (splits draw per row).
+    Strings are hashed once to 64 bits and the code is the dense rank of the hash
+    (ranking fixed-width integers is much cheaper than grouping strings, and the codes
+    are deterministic). The result is then checked exactly: decoding every code must
+    give back the original string, so a hash collision can never merge two ids; if one
+    ever did, the exact (slower) string grouping is used instead.
     """
-    lf = df.lazy().with_row_index("_pos")
-    plans = []
-    for col, code in ((USER, UCODE), (ITEM, ICODE)):
-        hashed = lf.select("_pos", pl.col(col).hash().alias("_h"))
-        vocab = hashed.unique(subset="_h", keep="any").with_row_index(code)
-        plans.append(vocab)
-        plans.append(hashed.join(vocab.select("_h", code), on="_h", how="left", maintain_order="left").select(code))
-    u_vocab, u_codes, i_vocab, i_codes = pl.collect_all(plans)
-    users, items = df[USER].gather(u_vocab["_pos"]), df[ITEM].gather(i_vocab["_pos"])
+    u_codes, i_codes = pl.collect_all([
+        df.lazy().select((pl.col(col).hash().rank("dense") - 1).cast(pl.UInt32).alias(code))
+        for col, code in ((USER, UCODE), (ITEM, ICODE))])
     u, i = u_codes[UCODE], i_codes[ICODE]
+    users, items = _first_of_each_code(df[USER], u), _first_of_each_code(df[ITEM], i)
     if not ((users.gather(u) == df[USER]).all() and (items.gather(i) == df[ITEM]).all()):
         return _encode_exact(df)
     keep = [c for c in df.columns if c not in (USER, ITEM, ROW)]
     out = pl.DataFrame([df[ROW], u, i]).with_columns(df.select(keep))
     return out, Vocab(users, items)
+
+
+def _first_of_each_code(strings: pl.Series, codes: pl.Series) -> pl.Series:
+    """``strings`` at one row of each code (codes are dense 0..k-1)."""
+    c = codes.to_numpy()
+    where = np.empty(int(c.max()) + 1 if c.size else 0, dtype=np.int64)
+    where[c] = np.arange(c.size)  # any row of the code will do: the check in encode() is exact
+    return strings.gather(where)
 
 
 def _encode_exact(df: pl.DataFrame) -> tuple[pl.DataFrame, Vocab]:
@@ -297,28 +300,31 @@ def dedupe(df: pl.DataFrame, how: str, tally: Tally) -> pl.DataFrame:
     n = df.height
     if how in ("first", "last"):
         # rows are in input order; a stable sort by time makes "first"/"last" mean earliest/latest
-        timed = df.sort(TIMESTAMP, maintain_order=True) if (
-            TIMESTAMP in df.columns and not df[TIMESTAMP].is_sorted()) else df
-        # one u64 key per pair: hashing one fixed-width column beats row-encoding two
-        key = pl.col(UCODE).cast(pl.UInt64) * (int(df[ICODE].max()) + 1) + pl.col(ICODE)
-        keep = timed.select((key.is_first_distinct() if how == "first" else key.is_last_distinct()).alias("k"))["k"]
-        if keep.all():
+        resort = TIMESTAMP in df.columns and not df[TIMESTAMP].is_sorted()
+        timed = df.sort(TIMESTAMP, maintain_order=True) if resort else df
+        # one u64 key per pair (hashing one fixed-width column beats row-encoding two);
+        # arg_unique gives each key's first row, of the reversed key its last row
+        key = timed[UCODE].cast(pl.UInt64) * (int(df[ICODE].max()) + 1) + timed[ICODE].cast(pl.UInt64)
+        first = (key if how == "first" else key.reverse()).arg_unique().to_numpy()
+        if first.size == n:
             return df
-        out = timed.filter(keep)
-    else:
-        if RATING not in df.columns:
-            if how != "sum":
-                raise ConfigError(f"--dedupe {how} needs a rating column",
-                                  hint="use --dedupe first|last|sum, or name the rating column with --rating-col")
-            df = df.with_columns(pl.lit(1.0).alias(RATING))
-        agg = {"max": pl.col(RATING).max(), "mean": pl.col(RATING).mean(), "sum": pl.col(RATING).sum()}[how]
-        aggs = [pl.col(ROW).min(), agg.alias(RATING),
-                pl.len().alias("_n")]
-        if TIMESTAMP in df.columns:
-            aggs.append(pl.col(TIMESTAMP).max())
-        out = df.group_by([UCODE, ICODE]).agg(aggs)
-        tally.change(f"duplicates merged ({how})", out.filter(pl.col("_n") > 1).height)
-        out = out.drop("_n").select(df.columns)
+        keep = np.zeros(n, dtype=bool)
+        keep[first if how == "first" else n - 1 - first] = True
+        out = timed.filter(pl.Series(keep))
+        tally.drop("duplicate (user, item)", n - out.height)
+        return out.sort(ROW) if resort else out
+    if RATING not in df.columns:
+        if how != "sum":
+            raise ConfigError(f"--dedupe {how} needs a rating column",
+                              hint="use --dedupe first|last|sum, or name the rating column with --rating-col")
+        df = df.with_columns(pl.lit(1.0).alias(RATING))
+    agg = {"max": pl.col(RATING).max(), "mean": pl.col(RATING).mean(), "sum": pl.col(RATING).sum()}[how]
+    aggs = [pl.col(ROW).min(), agg.alias(RATING), pl.len().alias("_n")]
+    if TIMESTAMP in df.columns:
+        aggs.append(pl.col(TIMESTAMP).max())
+    out = df.group_by([UCODE, ICODE]).agg(aggs)
+    tally.change(f"duplicates merged ({how})", out.filter(pl.col("_n") > 1).height)
+    out = out.drop("_n").select(df.columns)
     tally.drop("duplicate (user, item)", n - out.height)
     return out.sort(ROW)
 
