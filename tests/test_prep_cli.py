@@ -302,3 +302,14 @@ def test_help_lists_every_option_group(cli):
     assert res.exit_code == 0
     for flag in ("--out", "--k-core", "--split", "--fill-rating", "--normalize", "--drop-cold", "--cut-date"):
         assert flag in res.stdout
+
+
+def test_rerun_into_an_existing_directory_replaces_the_files(cli, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    for seed in ("1", "2"):
+        res = cli(["prep", SAMPLE, "--split", "random", "--seed", seed, "--out", out, "-q"])
+        assert res.exit_code == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "manifest.json", "test.csv", "train.csv"]
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 2

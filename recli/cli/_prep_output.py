@@ -39,7 +39,7 @@ def emit(source: str, opts, out: str | None, output_format: str | None, fmt: str
             tables = dict(result.frames)
             if result.user_means is not None:
                 tables["user_means"] = result.user_means
-            write_dir(out, tables, dir_fmt, manifest(opts, result.report, {}, dir_fmt))
+            write_dir(out, tables, dir_fmt, manifest(opts, result.report, {}, dir_fmt, out))
         bar.update(task, completed=len(STAGES) + 1)
     log.debug("prep: done (at %.1f s)", time.perf_counter() - started)
     _show_report(result.report, out)

@@ -266,10 +266,11 @@ def _report(rows_read: int, tally: cl.Tally, df: pl.DataFrame, frames: dict[str,
     }
 
 
-def manifest(opts: PrepOptions, report: dict, files: dict[str, str], output_format: str) -> dict:
+def manifest(opts: PrepOptions, report: dict, files: dict[str, str], output_format: str, out: str | None = None) -> dict:
     """Everything needed to reproduce or audit a ``prep`` run, as JSON-ready data."""
     options = asdict(opts)
     options["output_format"] = output_format
+    options["out"] = os.path.abspath(out) if out else None
     return {
         "recli_version": __version__,
         "command": "prep",
