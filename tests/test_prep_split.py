@@ -201,3 +201,11 @@ def test_single_pass_filter_uses_the_input_counts():
     assert one.keep.tolist() == [True, False, True, True]
     core = core_mask(users, items, 2, 2, iterate=True)
     assert core.keep.tolist() == [False, False, True, True] and core.passes >= 2
+
+
+def test_test_pairs_already_seen_in_train_are_counted_without_dedupe():
+    raw = pl.DataFrame({"user": ["a", "a", "a", "b"], "item": ["x", "y", "x", "y"], "timestamp": ["1", "2", "3", "4"]})
+    res = prep_table(raw, PrepOptions(split="temporal", test_size=2, clean=CleanOptions(dedupe="none")))
+    assert res.report["split"]["test_pairs_seen_in_train"] == 1      # (a, x) at t=3; (b, y) is new
+    res = prep_table(raw, PrepOptions(split="temporal", test_size=2))
+    assert res.report["split"]["test_pairs_seen_in_train"] == 0

@@ -226,9 +226,7 @@ def _cold(parts: dict[str, pl.DataFrame], opts: PrepOptions, tally: cl.Tally) ->
         out[f"cold_users_in_{name}"] = int(np.unique(u[~seen_u[u]]).size)
         out[f"cold_items_in_{name}"] = int(np.unique(i[~seen_i[i]]).size)
         out[f"cold_rows_in_{name}"] = int(cold.sum())
-        key_train = train[cl.UCODE].cast(pl.UInt64) * n_i + train[cl.ICODE].cast(pl.UInt64)
-        key = part[cl.UCODE].cast(pl.UInt64) * n_i + part[cl.ICODE].cast(pl.UInt64)
-        out[f"{name}_pairs_seen_in_train"] = int(key.is_in(key_train).sum()) if opts.clean.dedupe == "none" else 0
+        out[f"{name}_pairs_seen_in_train"] = _pairs_seen(train, part, n_i) if opts.clean.dedupe == "none" else 0
         if opts.drop_cold and cold.any():
             parts[name] = part.filter(pl.Series(~cold))
             tally.drop(f"cold user or item in {name} (--drop-cold)", int(cold.sum()))
@@ -236,6 +234,13 @@ def _cold(parts: dict[str, pl.DataFrame], opts: PrepOptions, tally: cl.Tally) ->
         raise InputError("--drop-cold removed every test row",
                          hint="use a per-user split (leave-last, leave-random) or drop --drop-cold")
     return out
+
+
+def _pairs_seen(train: pl.DataFrame, part: pl.DataFrame, n_items: int) -> int:
+    """Rows of ``part`` whose (user, item) pair also occurs in ``train`` (only possible with --dedupe none)."""
+    key_train = train[cl.UCODE].cast(pl.UInt64) * n_items + train[cl.ICODE].cast(pl.UInt64)
+    key = part[cl.UCODE].cast(pl.UInt64) * n_items + part[cl.ICODE].cast(pl.UInt64)
+    return int(key.is_in(key_train.unique()).sum())
 
 
 def _per_user_quantiles(df: pl.DataFrame) -> dict[str, float]:
