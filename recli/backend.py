@@ -12,10 +12,11 @@ Importing this module never imports CuPy or Numba; both load on first use.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -81,3 +82,25 @@ def resolve_threads(threads: int) -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
         return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def threads_context(threads: int = 0) -> Iterator[int]:
+    """Run a block with ``threads`` Numba threads and at most ``threads`` BLAS threads.
+
+    ``--threads`` sets both pools. recli never runs a Numba kernel and a BLAS call at the
+    same time (batches alternate: BLAS scores, then the Numba top-k), so capping each pool
+    at ``threads`` means the two never oversubscribe the cores. ``0`` means every core
+    this process may use (capped at Numba's pool size). Both settings are restored after.
+    """
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    n = max(1, min(resolve_threads(threads), numba.config.NUMBA_NUM_THREADS))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield n
+    finally:
+        numba.set_num_threads(previous)
