@@ -111,11 +111,12 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
         raise ConfigError("--early-stopping needs a validation set", hint="pass --valid FILE")
     backend = get_backend(device, threads)
     model = cls(config, backend)
-    state: dict[str, Any] = {"best": -np.inf, "best_epoch": 0, "arrays": None, "scores": []}
+    state: dict[str, Any] = {"best": -np.inf, "best_epoch": 0, "arrays": None, "scores": [], "epochs": 0}
     metric = f"ndcg@{valid_k}"
 
     def callback(info: EpochInfo) -> bool | None:
         stop = False
+        state["epochs"] = info.epoch
         if valid is not None:
             score = validation_score(model, valid.user_items, data.user_items, valid_k)
             info.metrics[metric] = score
@@ -133,7 +134,7 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     with threads_context(threads) as n_threads:
         model.fit(data.user_items, on_epoch=callback, **_fit_kwargs(cls, data))
     fit_seconds = time.perf_counter() - start
-    epochs_run = max(len(state["scores"]), len(model.epoch_losses))
+    epochs_run = state["epochs"]
     if state["arrays"] is not None and state["best_epoch"] < epochs_run:
         losses = list(model.epoch_losses)
         model = cls.from_arrays(config, state["arrays"], backend)
