@@ -69,13 +69,25 @@ def parse_timestamps(df: pl.DataFrame, what: str = "input") -> pl.Series | None:
     raw = df[TIMESTAMP]
     ts = raw.cast(pl.Float64, strict=False)
     if ts.null_count() > raw.null_count() and raw.dtype in (pl.Utf8, pl.String):
-        parsed = raw.str.to_datetime(strict=False, time_unit="us")
-        ts = (parsed.dt.epoch("us").cast(pl.Float64) / 1e6)
+        ts = _parse_dates(raw)
     if ts.null_count() > 0:
         example = raw.filter(ts.is_null()).head(1).to_list()[0]
         raise InputError(f"{what}: {ts.null_count()} timestamps are neither epoch seconds nor ISO-8601 (e.g. {example!r})",
                          hint="write timestamps as epoch seconds or dates like 2024-01-31T12:00:00")
     return ts.rename(TIMESTAMP)
+
+
+_DATE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+                 "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+def _parse_dates(raw: pl.Series) -> pl.Series:
+    """ISO-8601 dates/times (naive = UTC; an offset is honoured) → epoch seconds."""
+    frame = raw.str.strip_chars().to_frame("s")
+    aware = pl.col("s").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us", time_zone="UTC")
+    naive = [pl.col("s").str.to_datetime(f, strict=False, time_unit="us") for f in _DATE_FORMATS]
+    out = frame.select(pl.coalesce([aware.dt.replace_time_zone(None), *naive]).dt.epoch("us").alias("t"))
+    return out["t"].cast(pl.Float64) / 1e6
 
 
 def build_interactions(df: pl.DataFrame, what: str = "training data") -> Interactions:
