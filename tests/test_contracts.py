@@ -180,3 +180,28 @@ def test_registry_has_models_and_test_params_are_valid():
     for cls in MODELS.values():
         fields = {f.name for f in dataclasses.fields(cls.Config)}
         assert set(cls.test_params) <= fields, f"{cls.name}.test_params names unknown parameters"
+
+
+@pytest.mark.parametrize("cls", PARAMS)
+def test_epoch_callback_sees_the_current_model(cls):
+    """``recli train --valid`` scores the model inside ``on_epoch`` and snapshots
+    ``to_arrays()`` to restore the best epoch: both must reflect the epoch just done."""
+    matrix, _, _ = C.block_matrix()
+    model = cls(C.config_for(cls))
+    seen = []
+
+    def on_epoch(info):
+        scores = model.score(np.arange(matrix.shape[0], dtype=np.int64), None)
+        assert scores.shape == matrix.shape and np.isfinite(scores).all()
+        seen.append((info.epoch, scores.copy(), {k: np.array(v, copy=True) for k, v in model.to_arrays().items()}))
+
+    from recli.backend import threads_context
+
+    with threads_context(1):
+        model.fit(matrix, on_epoch=on_epoch)
+    assert seen and [e for e, _, _ in seen] == list(range(1, len(seen) + 1))
+    _, last_scores, last_arrays = seen[-1]
+    np.testing.assert_allclose(model.score(np.arange(matrix.shape[0], dtype=np.int64), None), last_scores, rtol=1e-6)
+    restored = cls.from_arrays(model.config, last_arrays)
+    restored.n_users, restored.n_items = matrix.shape
+    np.testing.assert_allclose(restored.score(np.arange(matrix.shape[0], dtype=np.int64), None), last_scores, rtol=1e-6)
