@@ -116,16 +116,18 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
 
     def callback(info: EpochInfo) -> bool | None:
         stop = False
-        state["epochs"] = info.epoch
+        # count epochs here: models may number them from 0 or 1
+        state["epochs"] += 1
+        epoch = state["epochs"]
         if valid is not None:
             score = validation_score(model, valid.user_items, data.user_items, valid_k)
             info.metrics[metric] = score
             state["scores"].append(score)
             if score > state["best"]:
-                state.update(best=score, best_epoch=info.epoch)
+                state.update(best=score, best_epoch=epoch)
                 if early_stopping:
                     state["arrays"] = {k: np.array(v, copy=True) for k, v in model.to_arrays().items()}
-            elif early_stopping and info.epoch - state["best_epoch"] >= early_stopping:
+            elif early_stopping and epoch - state["best_epoch"] >= early_stopping:
                 stop = True
         outer = on_epoch(info) if on_epoch is not None else None
         return stop or bool(outer)
