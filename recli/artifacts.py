@@ -35,16 +35,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from recli import __version__
 from recli.data.matrix import csr_arrays, csr_from_arrays
 from recli.data.vocab import Vocab
 from recli.errors import ArtifactError, OutputError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 FORMAT = "recli-model"
 FORMAT_VERSION = 1
@@ -188,9 +190,44 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def verify_files(path: str | os.PathLike, meta: dict[str, Any], checksums: bool = True) -> None:
-    """Every listed file exists with its recorded size (and sha256 when ``checksums``)."""
+def _stamp(path: Path, meta: dict[str, Any]) -> Path:
+    """Where a successful checksum pass over exactly these files (path, size, mtime,
+    inode of each) is remembered, so a warm ``recommend`` does not re-hash the model."""
+    stats = []
+    for fname in sorted(meta["files"]) + [META]:
+        st = (path / fname).stat()
+        stats.append([fname, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev])
+    key = hashlib.sha256(json.dumps([str(path.resolve()), stats]).encode()).hexdigest()
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "recli" / "verified"
+    return base / key
+
+
+def verify_files(path: str | os.PathLike, meta: dict[str, Any], checksums: bool | None = True) -> None:
+    """Every listed file exists with its recorded size, and its sha256 matches.
+
+    ``checksums``: ``True`` always hashes; ``None`` hashes unless these very files (same
+    path, size, mtime and inode) passed before — any rewrite of a file changes its mtime,
+    so a damaged copy is hashed again; ``False`` checks sizes only.
+    """
     p = Path(path)
+    _check_sizes(p, meta)
+    if checksums is False:
+        return
+    stamp = _stamp(p, meta)
+    if checksums is None and stamp.exists():
+        return
+    for fname, info in meta["files"].items():
+        if _sha256(p / fname) != info.get("sha256"):
+            raise ArtifactError(f"model {str(p)!r} is corrupt: the checksum of {fname} does not match",
+                                hint="copy the model again, or retrain it")
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError:  # a read-only cache only costs the next run a re-check
+        pass
+
+
+def _check_sizes(p: Path, meta: dict[str, Any]) -> None:
     for fname, info in meta["files"].items():
         f = p / fname
         if not f.is_file():
@@ -199,9 +236,6 @@ def verify_files(path: str | os.PathLike, meta: dict[str, Any], checksums: bool 
         if size != info.get("bytes"):
             raise ArtifactError(f"model {str(p)!r} is truncated or altered: {fname} has {size} bytes, "
                                 f"expected {info.get('bytes')}", hint="copy the model again, or retrain it")
-        if checksums and _sha256(f) != info.get("sha256"):
-            raise ArtifactError(f"model {str(p)!r} is corrupt: the checksum of {fname} does not match",
-                                hint="copy the model again, or retrain it")
 
 
 def _load_array(path: Path, fname: str, mmap: bool) -> np.ndarray:
@@ -211,8 +245,10 @@ def _load_array(path: Path, fname: str, mmap: bool) -> np.ndarray:
         raise ArtifactError(f"cannot read {fname} in model {str(path)!r}: {exc}", hint="retrain the model") from None
 
 
-def load_model(path: str | os.PathLike, backend: Any = None, *, checksums: bool = True, mmap: bool = True) -> ModelFile:
-    """Load and check a model directory; arrays are memory-mapped read-only by default."""
+def load_model(path: str | os.PathLike, backend: Any = None, *, checksums: bool | None = None,
+               mmap: bool = True) -> ModelFile:
+    """Load and check a model directory (``checksums`` as in :func:`verify_files`);
+    arrays are memory-mapped read-only by default."""
     from recli.models import registry
     from recli.models.base import build_config
 

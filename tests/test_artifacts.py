@@ -99,3 +99,14 @@ def test_pickled_arrays_are_never_loaded(saved):
     (path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="cannot read"):
         load_model(path)
+
+
+def test_checksums_are_cached_per_file_version(saved, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path, _ = saved
+    load_model(path)  # hashes and remembers
+    assert list((tmp_path / "cache" / "recli" / "verified").iterdir())
+    load_model(path)
+    _flip_byte(path / "train.data.npy")  # a rewrite changes the mtime: hashed again
+    with pytest.raises(ArtifactError, match="corrupt"):
+        load_model(path)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recli.kernels.topk import topk, topk_xp
+from recli.kernels.topk import topk
+from recli.kernels.topk_xp import topk_xp
 from tests.reference_topk import topk_reference
 
 KERNELS = {"numba": topk, "xp-numpy": topk_xp}

@@ -35,7 +35,7 @@ def recommend(
     fmt: FormatOpt = None,
     threads: Threads = 0,
     device: Device = "cpu",
-    verify: Annotated[bool, Opt("--verify/--no-verify", help="Check the model files' sha256 when loading (sizes are always checked).")] = True,
+    verify: Annotated[bool, Opt("--verify/--no-verify", help="Check the model files' sha256 (once per file version; sizes are always checked).")] = True,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -51,25 +51,26 @@ def recommend(
     from recli.data.stream import write_stream
     from recli.stages import recommend as stage
 
-    mf = load_model(model, get_backend(device, threads), checksums=verify)
+    mf = load_model(model, get_backend(device, threads), checksums=None if verify else False)
     if explain and not mf.model.can_explain:
         raise ConfigError(f"model {mf.model.name!r} cannot explain its recommendations",
                           hint="use --explain with a model that can (recli train --list-models shows 'explain')")
     banned = stage.item_ban_mask(mf.items, stage.read_ids(exclude_items, "item", "--exclude-items") if exclude_items else None,
                                  stage.read_ids(only_items, "item", "--only-items") if only_items else None)
-    with threads_context(threads):
-        if similar_items or items_file:
-            ids = list(dict.fromkeys(similar_items or [])) + (stage.read_ids(items_file, "item", "--items-file") if items_file else [])
-            names, iidx = stage.plan_items(mf, list(dict.fromkeys(ids)), strict)
+    if similar_items or items_file:
+        ids = list(similar_items or []) + (stage.read_ids(items_file, "item", "--items-file") if items_file else [])
+        names, iidx = stage.plan_items(mf, list(dict.fromkeys(ids)), strict)
+        with threads_context(threads, numba=stage.needs_numba(len(names), len(mf.items), batch_size)):
             frames = (stage.to_frame(names, mf.items, *batch, names=("item", "similar_item"))
                       for batch in stage.similar_batches(mf, iidx, k, banned=banned, batch_size=batch_size))
             rows = write_stream(frames, output, fmt, _empty(stage.SIMILAR_SCHEMA))
-            n = len(names)
-        else:
-            hist = stage.read_history(history, mf) if history else None
-            ids = None if all_users else list(dict.fromkeys((stage.read_ids(users, "user", "--users") if users else []) + list(user or [])))
-            plan = stage.plan_users(mf, ids, all_users=all_users, history=hist, strict=strict, fallback=fallback)
-            nested = explain and (fmt or "").lower() == "jsonl" or (explain and output.lower().endswith((".jsonl", ".ndjson")))
+        n = len(names)
+    else:
+        hist = stage.read_history(history, mf) if history else None
+        ids = None if all_users else list(dict.fromkeys((stage.read_ids(users, "user", "--users") if users else []) + list(user or [])))
+        plan = stage.plan_users(mf, ids, all_users=all_users, history=hist, strict=strict, fallback=fallback)
+        nested = explain and ((fmt or "").lower() == "jsonl" or output.lower().endswith((".jsonl", ".ndjson")))
+        with threads_context(threads, numba=stage.needs_numba(len(plan.ids), len(mf.items), batch_size)):
             batches = stage.recommend_batches(mf, plan, k, include_seen=include_seen, banned=banned, batch_size=batch_size)
             if explain:
                 frames = (stage.explain_frame(mf, plan, *b, top=explain_top, nested=nested) for b in batches)
@@ -78,7 +79,7 @@ def recommend(
                 frames = (stage.to_frame(plan.ids, mf.items, *b) for b in batches)
                 schema = stage.RECS_SCHEMA
             rows = write_stream(frames, output, fmt, _empty(schema))
-            n = len(plan.ids)
+        n = len(plan.ids)
     log.debug(f"{rows} rows for {n} {'items' if (similar_items or items_file) else 'users'} "
               f"in {time.perf_counter() - started:.2f}s")
 

@@ -16,12 +16,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from recli.data.vocab import Vocab
 from recli.errors import InputError
+
+if TYPE_CHECKING:  # scipy loads lazily: `recli recommend` for a few users never needs it
+    import scipy.sparse as sp
 
 USER, ITEM, RATING, TIMESTAMP = "user", "item", "rating", "timestamp"
 
@@ -110,6 +114,8 @@ def to_csr(df: pl.DataFrame, users: Vocab, items: Vocab, *, with_timestamps: boo
     Returns ``(user_items, timestamps)``; ``timestamps`` (latest per cell) only when asked
     and the frame has a ``timestamp`` column.
     """
+    import scipy.sparse as sp
+
     values = parse_values(df, what)
     cols = {"u": users.index(df[USER]), "i": items.index(df[ITEM]), "v": values}
     ts = parse_timestamps(df, what) if with_timestamps else None
@@ -130,6 +136,8 @@ def to_csr(df: pl.DataFrame, users: Vocab, items: Vocab, *, with_timestamps: boo
 
 def csr_from_arrays(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     """Wrap stored arrays without copying (they may be memory-mapped)."""
+    import scipy.sparse as sp
+
     m = sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
     m.has_sorted_indices = True
     return m
@@ -137,7 +145,9 @@ def csr_from_arrays(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, s
 
 def csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(indptr int64, indices int32, data float32)`` of a CSR matrix with sorted rows."""
-    m = sp.csr_matrix(matrix)
+    import scipy.sparse as sp
+
+    m = matrix if isinstance(matrix, sp.csr_matrix) else sp.csr_matrix(matrix)
     if not m.has_sorted_indices:
         m = m.sorted_indices()
     return (np.ascontiguousarray(m.indptr, dtype=np.int64), np.ascontiguousarray(m.indices, dtype=np.int32),

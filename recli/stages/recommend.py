@@ -10,11 +10,10 @@ in place. Memory is bounded by ``batch_size x n_items`` scores, not by the user 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from recli.artifacts import ModelFile
 from recli.console import log
@@ -23,6 +22,12 @@ from recli.data.matrix import ITEM, USER, to_csr
 from recli.data.vocab import Vocab
 from recli.errors import ConfigError, InputError
 
+if TYPE_CHECKING:  # scipy is only needed for --history
+    import scipy.sparse as sp
+
+# Below this many scores per batch, NumPy's argpartition twin is used: it gives the same
+# result and spares a small request (one user) Numba's import time.
+SMALL_BATCH_CELLS = 1 << 18
 FALLBACK = -2  # plan marker: serve this user from popularity (--fallback popular)
 RECS_SCHEMA = {"user": pl.Utf8, "item": pl.Utf8, "score": pl.Float32, "rank": pl.Int32}
 SIMILAR_SCHEMA = {"item": pl.Utf8, "similar_item": pl.Utf8, "score": pl.Float32, "rank": pl.Int32}
@@ -108,6 +113,8 @@ def plan_users(mf: ModelFile, ids: list[str] | None, *, all_users: bool = False,
     unknown = uidx < 0
     hist_rows = None
     if history is not None:
+        import scipy.sparse as sp
+
         hist_users, hist_matrix = history
         rows = hist_users.index(ids)
         fold = unknown & (rows >= 0)
@@ -175,12 +182,23 @@ def score_batch(mf: ModelFile, uidx: np.ndarray, history: sp.csr_matrix | None,
     return scores
 
 
+def needs_numba(n_rows: int, n_items: int, batch_size: int = 1024) -> bool:
+    """Whether a request of ``n_rows`` users/items runs the Numba top-k kernel."""
+    return min(n_rows, batch_size) * n_items > SMALL_BATCH_CELLS
+
+
+def _topk(scores: np.ndarray, k: int, rows=None, indptr=None, indices=None, banned=None):
+    if scores.shape[0] * scores.shape[1] > SMALL_BATCH_CELLS:
+        from recli.kernels.topk import topk
+    else:
+        from recli.kernels.topk_xp import topk_xp as topk
+    return topk(scores, k, rows, indptr, indices, banned)
+
+
 def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bool = False,
                       banned: np.ndarray | None = None, batch_size: int = 1024) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield ``(batch positions, items (B, k) int32, scores (B, k) float32)`` per batch;
     item ``-1`` pads rows with fewer than ``k`` eligible items."""
-    from recli.kernels.topk import topk
-
     if k < 1:
         raise ConfigError(f"-k must be at least 1 (got {k})", hint="ask for -k 10, say")
     popular = popularity_scores(mf) if (plan.uidx == FALLBACK).any() else None
@@ -190,10 +208,10 @@ def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bo
         history = plan.history[pos] if plan.history is not None else None
         scores = score_batch(mf, uidx, history, popular)
         if include_seen:
-            items, values = topk(scores, k, banned=banned)
+            items, values = _topk(scores, k, banned=banned)
         else:
             rows, indptr, indices = _batch_seen(mf, uidx, history)
-            items, values = topk(scores, k, rows, indptr, indices, banned)
+            items, values = _topk(scores, k, rows, indptr, indices, banned)
         yield pos, items, values
 
 
@@ -276,14 +294,12 @@ def similar_batches(mf: ModelFile, iidx: np.ndarray, k: int, *, banned: np.ndarr
                     batch_size: int = 1024) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Like :func:`recommend_batches` for items: the model's item similarity, the item
     itself excluded (a one-entry "seen" row per query item)."""
-    from recli.kernels.topk import topk
-
     if k < 1:
         raise ConfigError(f"-k must be at least 1 (got {k})", hint="ask for -k 10, say")
     for start in range(0, iidx.shape[0], batch_size):
         pos = np.arange(start, min(start + batch_size, iidx.shape[0]))
         query = iidx[pos]
         sims = mf.model.similar_items(query)
-        items, values = topk(sims, k, np.arange(pos.shape[0]), np.arange(pos.shape[0] + 1, dtype=np.int64),
-                             query.astype(np.int32), banned)
+        items, values = _topk(sims, k, np.arange(pos.shape[0]), np.arange(pos.shape[0] + 1, dtype=np.int64),
+                              query.astype(np.int32), banned)
         yield pos, items, values
