@@ -43,7 +43,7 @@ import polars as pl
 from recli import __version__
 from recli.data.matrix import csr_arrays, csr_from_arrays
 from recli.data.vocab import Vocab
-from recli.errors import ArtifactError, OutputError
+from recli.errors import ArtifactError, ConfigError, OutputError
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -249,17 +249,17 @@ def load_model(path: str | os.PathLike, backend: Any = None, *, checksums: bool 
                mmap: bool = True) -> ModelFile:
     """Load and check a model directory (``checksums`` as in :func:`verify_files`);
     arrays are memory-mapped read-only by default."""
-    from recli.models import registry
+    from recli.models import get_model_class, registry
     from recli.models.base import build_config
 
     p = Path(path)
     meta = read_meta(p)
     verify_files(p, meta, checksums)
-    models = registry()
-    if meta.get("model") not in models:
+    try:
+        cls = get_model_class(str(meta.get("model")))
+    except ConfigError:
         raise ArtifactError(f"model {str(p)!r} holds a {meta.get('model')!r} model, which this recli does not know",
-                            hint=f"this recli knows: {', '.join(models)}; upgrade recli")
-    cls = models[meta["model"]]
+                            hint=f"this recli knows: {', '.join(registry())}; upgrade recli") from None
     arrays = {name: _load_array(p, f"model.{name}.npy", mmap) for name in meta.get("arrays", [])}
     indptr, indices, data = (_load_array(p, f"train.{n}.npy", mmap) for n in ("indptr", "indices", "data"))
     users, items = (Vocab.from_frame(pl.read_parquet(p / f"{n}.parquet")) for n in ("users", "items"))

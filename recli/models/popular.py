@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 
 from recli.errors import ArtifactError, ConfigError, InputError
 from recli.models.base import EpochCallback, Model, param
@@ -30,9 +29,11 @@ class PopularConfig:
     measure: str = param("users", "users: distinct users per item; sum: sum of interaction values", choices=("users", "sum"))
 
 
-def popularity(user_items: sp.csr_matrix, measure: str = "users", timestamps: np.ndarray | None = None,
+def popularity(user_items: Any, measure: str = "users", timestamps: np.ndarray | None = None,
                window_days: float = 0.0) -> np.ndarray:
     """Per-item popularity (float32, length ``n_items``) as described in the module doc."""
+    import scipy.sparse as sp
+
     ui = sp.csr_matrix(user_items)
     keep = slice(None)
     if window_days > 0:
@@ -62,6 +63,8 @@ class Popular(Model):
 
     def fit(self, user_items: Any, on_epoch: EpochCallback | None = None, *,
             timestamps: np.ndarray | None = None) -> "Popular":
+        import scipy.sparse as sp
+
         start = time.perf_counter()
         ui = sp.csr_matrix(user_items)
         if ui.nnz == 0:
