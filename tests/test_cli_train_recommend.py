@@ -238,3 +238,13 @@ def test_history_refused_for_models_that_cannot_fold_in(cli, train_csv, tmp_path
     assert cli(["train", train_csv, "--model", name, *params, "-o", out]).exit_code == 0
     res = cli(["recommend", out, "--user", "new", "--history", "-"], input="user,item\nnew,i001\n")
     _assert_clean_error(res, "cannot fold in")
+
+
+def test_verbose_logs_epochs_and_gpu_without_cupy_is_clear(cli, train_csv, tmp_path):
+    res = cli(["train", train_csv, "--model", "popular", "-o", tmp_path / "m", "-v"])
+    assert res.exit_code == 0 and "epoch 1:" in res.stderr and res.stdout == ""
+    from recli.backend import gpu_available
+
+    if not gpu_available():
+        res = cli(["train", train_csv, "--model", "popular", "-o", tmp_path / "g", "--device", "gpu"])
+        _assert_clean_error(res, "CuPy", written=tmp_path / "g")

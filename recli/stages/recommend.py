@@ -187,12 +187,18 @@ def needs_numba(n_rows: int, n_items: int, batch_size: int = 1024) -> bool:
     return min(n_rows, batch_size) * n_items > SMALL_BATCH_CELLS
 
 
-def _topk(scores: np.ndarray, k: int, rows=None, indptr=None, indices=None, banned=None):
-    if scores.shape[0] * scores.shape[1] > SMALL_BATCH_CELLS:
+def _topk(scores: np.ndarray, k: int, rows=None, indptr=None, indices=None, banned=None, xp_path: bool = False):
+    """The Numba kernel for real batches; the xp twin for tiny ones and for the
+    GPU-shaped backends (``xp-numpy``, ``gpu``), which run the vectorised path."""
+    if scores.shape[0] * scores.shape[1] > SMALL_BATCH_CELLS and not xp_path:
         from recli.kernels.topk import topk
     else:
         from recli.kernels.topk_xp import topk_xp as topk
     return topk(scores, k, rows, indptr, indices, banned)
+
+
+def _xp_path(mf: ModelFile) -> bool:
+    return getattr(getattr(mf.model, "backend", None), "name", "cpu") != "cpu"
 
 
 def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bool = False,
@@ -202,16 +208,17 @@ def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bo
     if k < 1:
         raise ConfigError(f"-k must be at least 1 (got {k})", hint="ask for -k 10, say")
     popular = popularity_scores(mf) if (plan.uidx == FALLBACK).any() else None
+    xp_path = _xp_path(mf)
     for start in range(0, len(plan.ids), batch_size):
         pos = np.arange(start, min(start + batch_size, len(plan.ids)))
         uidx = plan.uidx[pos]
         history = plan.history[pos] if plan.history is not None else None
         scores = score_batch(mf, uidx, history, popular)
         if include_seen:
-            items, values = _topk(scores, k, banned=banned)
+            items, values = _topk(scores, k, banned=banned, xp_path=xp_path)
         else:
             rows, indptr, indices = _batch_seen(mf, uidx, history)
-            items, values = _topk(scores, k, rows, indptr, indices, banned)
+            items, values = _topk(scores, k, rows, indptr, indices, banned, xp_path)
         yield pos, items, values
 
 
@@ -301,5 +308,5 @@ def similar_batches(mf: ModelFile, iidx: np.ndarray, k: int, *, banned: np.ndarr
         query = iidx[pos]
         sims = mf.model.similar_items(query)
         items, values = _topk(sims, k, np.arange(pos.shape[0]), np.arange(pos.shape[0] + 1, dtype=np.int64),
-                              query.astype(np.int32), banned)
+                              query.astype(np.int32), banned, _xp_path(mf))
         yield pos, items, values
