@@ -104,18 +104,29 @@ def implicit_all_users(model, user_items: sp.csr_matrix, k: int, threads: int):
     return ids
 
 
-def one_user_latency(model_dir: Path, user: str, threads: int, reps: int = 5) -> list[float]:
+def one_user_latency(model_dir: Path, user: str, threads: int, reps: int = 5) -> tuple[list[float], list[float]]:
+    """Wall seconds and CPU seconds (user + sys of the child) of ``recli recommend --user``."""
+    import resource
+
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     cmd = [sys.executable, "-m", "recli", "recommend", str(model_dir), "--user", user, "-k", "10",
            "--threads", str(threads)]
-    subprocess.run(cmd, env=env, capture_output=True, check=True)  # warm the Numba and page caches
-    times = []
+    subprocess.run(cmd, env=env, capture_output=True, check=True)  # warm the Numba, checksum and page caches
+    walls, cpus = [], []
     for _ in range(reps):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         res = subprocess.run(cmd, env=env, capture_output=True, check=True)
-        times.append(time.perf_counter() - t)
+        walls.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         assert res.stdout.count(b"\n") == 11, res.stdout
-    return times
+    baseline = []
+    for _ in range(reps):  # the interpreter alone, for scale on a loaded machine
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        baseline.append(time.perf_counter() - t)
+    return walls, cpus, baseline
 
 
 def main() -> None:
@@ -128,6 +139,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--latency-only", action="store_true", help="skip the all-users comparison")
     args = ap.parse_args()
 
     t = time.perf_counter()
@@ -148,13 +160,17 @@ def main() -> None:
     imp.user_factors, imp.item_factors = U, V
 
     # warm-up (JIT, caches) and a correctness check: same items on both sides
-    ours = np.vstack(recli_all_users(mf, args.k, args.threads, args.batch_size, frames=False)[:1])
+    from recli.stages.recommend import UserPlan, recommend_batches
+
+    first = UserPlan(range(args.batch_size), np.arange(args.batch_size, dtype=np.int64), None)
+    with threads_context(args.threads):
+        ours = next(recommend_batches(mf, first, args.k, batch_size=args.batch_size))[1]
     theirs = implicit_all_users(imp, ui[: ours.shape[0]], args.k, args.threads)
     agree = float((ours == theirs).mean())
     print(f"top-{args.k} agreement with implicit on the first batch: {agree:.4%}", file=sys.stderr)
 
     timings = {"recli-arrays": [], "recli-frames": [], "implicit": []}
-    for rep in range(args.reps):
+    for rep in range(0 if args.latency_only else args.reps):
         for name in (("recli-arrays", "implicit", "recli-frames") if rep % 2 == 0 else
                      ("implicit", "recli-frames", "recli-arrays")):
             t = time.perf_counter()
@@ -165,12 +181,14 @@ def main() -> None:
             timings[name].append(time.perf_counter() - t)
             print(f"  rep {rep + 1} {name:13s} {timings[name][-1]:.2f}s", file=sys.stderr)
 
-    med = {name: statistics.median(v) for name, v in timings.items()}
     result = {"users": args.users, "items": args.items, "interactions": int(ui.nnz), "factors": args.factors,
-              "threads": args.threads, "k": args.k, "batch_size": args.batch_size, "reps": args.reps,
-              "median_seconds": {n: round(v, 3) for n, v in med.items()},
-              "users_per_second": {n: round(args.users / v) for n, v in med.items()},
-              "speedup_vs_implicit": {n: round(med["implicit"] / med[n], 2) for n in ("recli-arrays", "recli-frames")}}
+              "threads": args.threads, "k": args.k, "batch_size": args.batch_size, "reps": args.reps}
+    if not args.latency_only:
+        med = {name: statistics.median(v) for name, v in timings.items()}
+        result.update({"median_seconds": {n: round(v, 3) for n, v in med.items()},
+                       "users_per_second": {n: round(args.users / v) for n, v in med.items()},
+                       "speedup_vs_implicit": {n: round(med["implicit"] / med[n], 2)
+                                               for n in ("recli-arrays", "recli-frames")}})
 
     # one user through the real CLI, on a model file with the same training matrix
     from recli.models import registry
@@ -187,9 +205,11 @@ def main() -> None:
         from recli.models.base import config_to_dict
 
         save_model(Path(tmp) / "m", model, users, items, ui, {"config": config_to_dict(model.config)})
-        lat = one_user_latency(Path(tmp) / "m", users.ids[12345 % args.users], args.threads)
-        result["one_user_cli"] = {"model": model.name, "median_seconds": round(statistics.median(lat), 3),
-                                  "runs": [round(x, 3) for x in lat]}
+        walls, cpus, bare = one_user_latency(Path(tmp) / "m", users.ids[12345 % args.users], args.threads)
+        result["one_user_cli"] = {"model": model.name, "median_wall_seconds": round(statistics.median(walls), 3),
+                                  "median_cpu_seconds": round(statistics.median(cpus), 3),
+                                  "median_bare_python_wall_seconds": round(statistics.median(bare), 3),
+                                  "wall_runs": [round(x, 3) for x in walls]}
     print(json.dumps(result, indent=2))
 
 
