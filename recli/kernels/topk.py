@@ -22,7 +22,6 @@ GPU-shaped path and for tiny batches (it needs no Numba import).
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
