@@ -234,7 +234,7 @@ def test_missing_model(cli, tmp_path):
                          [pytest.param(None, marks=pytest.mark.skip(reason="every registered model folds in"))])
 def test_history_refused_for_models_that_cannot_fold_in(cli, train_csv, tmp_path, name):
     out = tmp_path / "m"
-    params = [x for k, v in C.config_for(MODELS[name]).__dict__.items() for x in ("-p", f"{k}={v}")]
+    params = [x for k, v in MODELS[name].test_params.items() for x in ("-p", f"{k}={v}")]
     assert cli(["train", train_csv, "--model", name, *params, "-o", out]).exit_code == 0
     res = cli(["recommend", out, "--user", "new", "--history", "-"], input="user,item\nnew,i001\n")
     _assert_clean_error(res, "cannot fold in")
