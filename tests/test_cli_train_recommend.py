@@ -248,3 +248,40 @@ def test_verbose_logs_epochs_and_gpu_without_cupy_is_clear(cli, train_csv, tmp_p
     if not gpu_available():
         res = cli(["train", train_csv, "--model", "popular", "-o", tmp_path / "g", "--device", "gpu"])
         _assert_clean_error(res, "CuPy", written=tmp_path / "g")
+
+
+@pytest.fixture
+def cooccur_model(cli, train_csv, tmp_path, monkeypatch):
+    import recli.models as models
+
+    monkeypatch.setattr(models, "_MODEL_CLASSES", models._MODEL_CLASSES + (("tests.explainable_model", "Cooccur"),))
+    out = tmp_path / "co"
+    assert cli(["train", train_csv, "--model", "cooccur", "-o", out]).exit_code == 0
+    return out
+
+
+def test_explain_flat_and_jsonl(cli, cooccur_model, tmp_path):
+    res = cli(["recommend", cooccur_model, "--user", "u001", "-k", "2", "--explain", "--explain-top", "10"])
+    assert res.exit_code == 0, res.stderr
+    df = _csv(res.stdout).with_columns(pl.col("because_item").cast(pl.Utf8))
+    assert df.columns == ["user", "item", "score", "rank", "because_item", "contribution"]
+    sums = df.group_by("item").agg(pl.col("contribution").sum(), pl.col("score").first())
+    assert ((sums["contribution"] - sums["score"]).abs() < 1e-4).all()
+    out = tmp_path / "why.jsonl"
+    assert cli(["recommend", cooccur_model, "--user", "u001", "-k", "2", "--explain", "-o", out]).exit_code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["rank"] for r in rows] == [1, 2] and len(rows[0]["because"]) == 3
+    assert rows[0]["because"][0]["contribution"] >= rows[0]["because"][1]["contribution"]
+
+
+def test_similar_items_through_the_cli(cli, cooccur_model, tmp_path):
+    items = tmp_path / "items.txt"
+    items.write_text("i001\nnot-an-item\n")
+    res = cli(["recommend", cooccur_model, "--similar-items", "i000", "--items-file", items, "-k", "3"])
+    assert res.exit_code == 0 and "1 items unknown" in res.stderr
+    df = _csv(res.stdout)
+    assert df["item"].to_list() == ["i000"] * 3 + ["i001"] * 3
+    # the block structure: the most similar items share the query's block
+    assert all(int(s[1:]) // C.ITEMS_PER_BLOCK == 0 for s in df["similar_item"].to_list())
+    res = cli(["recommend", cooccur_model, "--similar-items", "zzz", "--strict"])
+    _assert_clean_error(res, "unknown to the model")
