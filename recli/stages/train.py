@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,10 +175,6 @@ def describe_model_list() -> list[dict[str, Any]]:
 
     return [{"name": name, "summary": cls.summary, "fold_in": cls.can_fold_in, "explain": cls.can_explain,
              "parameters": [f for f in cls.Config.__dataclass_fields__]} for name, cls in registry().items()]
-
-
-def params_as_json(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, indent=2, default=str)
 
 
 def summary_line(result: TrainResult, output: str | Path) -> str:
