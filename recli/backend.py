@@ -12,10 +12,11 @@ Importing this module never imports CuPy or Numba; both load on first use.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -81,3 +82,32 @@ def resolve_threads(threads: int) -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
         return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def threads_context(threads: int = 0, numba: bool = True) -> Iterator[int]:
+    """Run a block with ``threads`` Numba threads and at most ``threads`` BLAS threads.
+
+    ``--threads`` sets both pools. recli never runs a Numba kernel and a BLAS call at the
+    same time (batches alternate: BLAS scores, then the Numba top-k), so capping each pool
+    at ``threads`` means the two never oversubscribe the cores. ``0`` means every core
+    this process may use (capped at Numba's pool size). Both settings are restored after.
+    ``numba=False`` leaves Numba unimported (work too small for any kernel: serving one
+    user must not pay Numba's import time).
+    """
+    from threadpoolctl import threadpool_limits
+
+    n = max(1, resolve_threads(threads))
+    previous = None
+    if numba:
+        import numba as nb
+
+        n = min(n, nb.config.NUMBA_NUM_THREADS)
+        previous = nb.get_num_threads()
+        nb.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield n
+    finally:
+        if previous is not None:
+            nb.set_num_threads(previous)

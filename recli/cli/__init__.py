@@ -23,6 +23,9 @@ from recli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, RecliError
 # name -> (module, one-line help). A command is listed here when its issue lands.
 COMMANDS: dict[str, tuple[str, str]] = {
     "prep": ("recli.cli.prep", "Clean, filter and split an interaction log into train/test files."),
+    "train": ("recli.cli.train", "Train a model and write a model directory."),
+    "recommend": ("recli.cli.recommend", "Top-k recommendations (or similar items) from a model."),
+    "info": ("recli.cli.info", "Show a model's metadata."),
 }
 
 

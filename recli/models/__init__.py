@@ -9,6 +9,7 @@ from recli.models.base import Model
 
 _MODEL_CLASSES: tuple[tuple[str, str], ...] = (
     # (module, class name): imported lazily so listing models stays cheap.
+    ("recli.models.popular", "Popular"),
 )
 
 
@@ -28,6 +29,15 @@ def registry() -> dict[str, type[Model]]:
 
 
 def get_model_class(name: str) -> type[Model]:
+    """The class registered as ``name``. A module named like the model is tried first,
+    so loading one model file does not import every model's dependencies."""
+    import importlib
+
+    for module, cls_name in _MODEL_CLASSES:
+        if module.rsplit(".", 1)[-1] == name:
+            cls = getattr(importlib.import_module(module), cls_name)
+            if cls.name == name:
+                return cls
     models = registry()
     if name not in models:
         raise ConfigError(f"unknown model {name!r}", hint=f"choose one of: {', '.join(models) or '(none registered)'}")

@@ -6,11 +6,19 @@ whose fields are declared with :func:`param` (default, bounds, one-line help), a
 ``fit(user_items, on_epoch=None)``
     ``user_items`` is a ``scipy.sparse.csr_matrix`` (n_users x n_items, float32 values,
     int32 indices, rows sorted). ``on_epoch(EpochInfo)`` is called after each epoch; if it
-    returns ``True`` training stops (early stopping, tuning pruners).
+    returns ``True`` training stops (early stopping, tuning pruners). When the callback
+    runs, ``score`` and ``to_arrays`` must already reflect that epoch: ``recli train
+    --valid`` scores the model inside the callback and snapshots ``to_arrays()`` (copied
+    by the caller) to restore the best epoch through ``from_arrays``.
+    A model that uses time declares a keyword ``timestamps`` in ``fit``: ``float64`` epoch
+    seconds aligned with ``user_items.data`` (latest time of each cell), or ``None`` when
+    the training data has no timestamp column; only such models are given it.
 ``score(uidx, history)``
     dense ``float32`` scores of shape ``(len(uidx), n_items)`` for a batch of users.
     ``uidx[i] == -1`` marks a user unseen in training whose interactions are row ``i`` of
-    ``history`` (a CSR batch); models that cannot fold users in raise ``ConfigError``.
+    ``history`` (a CSR of shape ``(len(uidx), n_items)``; rows of known users are empty).
+    ``history`` is ``None`` when no row is ``-1``. Models that cannot fold users in set
+    ``can_fold_in = False`` (``recommend --history`` then refuses before scoring).
 ``similar_items(iidx)``
     dense ``float32`` similarity of shape ``(len(iidx), n_items)``.
 ``to_arrays()`` / ``from_arrays(config, arrays)``
@@ -143,6 +151,8 @@ class Model:
     Config: ClassVar[type] = object
     can_fold_in: ClassVar[bool] = False
     can_explain: ClassVar[bool] = False
+    # Small, fast settings for the shared contract tests (merged over the defaults).
+    test_params: ClassVar[dict] = {}
 
     def __init__(self, config: Any = None, backend: Any = None):
         from recli.backend import get_backend
@@ -153,6 +163,10 @@ class Model:
         self.n_users = 0
         self.n_items = 0
         self.epoch_losses: list[float] = []
+
+    # False for baselines whose ranking ignores the user (the contract tests then check
+    # the known popularity order instead of the block structure).
+    personalized: ClassVar[bool] = True
 
     # -- training ---------------------------------------------------------
     def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "Model":

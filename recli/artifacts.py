@@ -1,0 +1,277 @@
+"""The model file: one directory, written atomically, loaded without pickle.
+
+Layout of ``MODEL/`` (format version 1)::
+
+    meta.json              format, versions, model name, full config, seed, threads, device,
+                           fit time, per-epoch losses, counts, training-data fingerprint,
+                           vocabulary hashes, and the size + sha256 of every other file
+    users.parquet          the user id vocabulary (row i = user index i)
+    items.parquet          the item id vocabulary
+    model.<name>.npy       the model's arrays (``Model.to_arrays()``), little-endian
+    train.indptr.npy       the training interactions as CSR (int64 / int32 / float32),
+    train.indices.npy      kept to filter seen items and to fold in or explain users
+    train.data.npy
+
+Why a directory of ``.npy`` files rather than one ``.npz``/``.safetensors`` file: every
+``.npy`` can be memory-mapped (``np.load(mmap_mode="r")``), so ``recli recommend`` for
+one user touches only the pages it reads, and ``.npy`` is read by NumPy alone with
+``allow_pickle=False`` (no extra dependency, no code execution on load). Parquet keeps the
+string vocabularies compact and readable by any tool; ``meta.json`` is plain text.
+
+Writing goes to a hidden temporary directory beside the target that is renamed into
+place, so a crash never leaves a half-written model. Loading refuses, with an
+:class:`ArtifactError`, a directory that is not a recli model, a file of a newer format
+version, a missing or truncated file (size check) and a corrupt one (sha256 check).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from recli import __version__
+from recli.data.matrix import csr_arrays, csr_from_arrays
+from recli.data.vocab import Vocab
+from recli.errors import ArtifactError, ConfigError, OutputError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+FORMAT = "recli-model"
+FORMAT_VERSION = 1
+META = "meta.json"
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+@dataclass
+class ModelFile:
+    """A loaded model with its vocabularies, training interactions and metadata."""
+
+    model: Any
+    users: Vocab
+    items: Vocab
+    train: tuple[np.ndarray, np.ndarray, np.ndarray]  # (indptr int64, indices int32, data float32), maybe mmap
+    meta: dict[str, Any]
+    path: Path | None = None
+
+    @property
+    def user_items(self) -> sp.csr_matrix:
+        """The training interactions as a scipy CSR (built on demand: serving only needs
+        the raw ``train`` arrays, which stay memory-mapped)."""
+        return csr_from_arrays(*self.train, (len(self.users), len(self.items)))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _save_array(directory: Path, name: str, array: np.ndarray) -> str:
+    array = np.asarray(array)
+    if array.dtype.hasobject:
+        raise ArtifactError(f"array {name!r} has dtype object and cannot be stored", hint="store numeric arrays only")
+    array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    fname = f"{name}.npy"
+    np.save(directory / fname, array, allow_pickle=False)
+    return fname
+
+
+def save_model(path: str | os.PathLike, model: Any, users: Vocab, items: Vocab, user_items: sp.csr_matrix,
+               meta: dict[str, Any]) -> dict[str, Any]:
+    """Write the model directory atomically and return the metadata written.
+
+    ``meta`` holds the run facts (config, seed, threads, device, fit time, losses,
+    fingerprint, ...); format fields, counts, hashes and the file list are added here.
+    """
+    dest = Path(path)
+    check_destination(dest)
+    tmp = _make_tmp_dir(dest)
+    try:
+        files = []
+        for name, array in model.to_arrays().items():
+            if not _NAME.match(name):
+                raise ArtifactError(f"array name {name!r} is not a safe file name", hint="use letters, digits and _")
+            files.append(_save_array(tmp, f"model.{name}", array))
+        for name, array in zip(("indptr", "indices", "data"), csr_arrays(user_items)):
+            files.append(_save_array(tmp, f"train.{name}", array))
+        users.to_frame().write_parquet(tmp / "users.parquet")
+        items.to_frame().write_parquet(tmp / "items.parquet")
+        files += ["users.parquet", "items.parquet"]
+        full = {"format": FORMAT, "format_version": FORMAT_VERSION, "recli_version": __version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta,
+                "model": model.name, "arrays": sorted(model.to_arrays()),
+                "counts": {"users": len(users), "items": len(items), "interactions": int(user_items.nnz),
+                           **meta.get("counts", {})},
+                "users_hash": users.hash, "items_hash": items.hash,
+                "files": {f: {"bytes": (tmp / f).stat().st_size, "sha256": _sha256(tmp / f)} for f in files}}
+        (tmp / META).write_text(json.dumps(full, indent=2, default=_json_default) + "\n", encoding="utf-8")
+        _swap_into_place(tmp, dest)
+        return full
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in meta.json")
+
+
+def check_destination(dest: str | os.PathLike) -> None:
+    """Fail early (before training) when ``dest`` cannot receive a model directory."""
+    dest = Path(dest)
+    parent = dest.parent if str(dest.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output directory {str(parent)!r} does not exist", hint="create it first, or choose another -o path")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write to {str(parent)!r}: permission denied", hint="choose another -o path")
+    if dest.exists() and not (dest.is_dir() and ((dest / META).exists() or not any(dest.iterdir()))):
+        raise OutputError(f"{str(dest)!r} exists and is not a recli model; refusing to overwrite it",
+                          hint="choose another -o path, or remove it first")
+
+
+def _make_tmp_dir(dest: Path) -> Path:
+    parent = dest.parent if str(dest.parent) else Path(".")
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write to {str(parent)!r}: {exc.strerror}", hint="choose another -o path") from None
+
+
+def _swap_into_place(tmp: Path, dest: Path) -> None:
+    """Rename the finished directory over ``dest``; an old model is moved aside first
+    (a directory cannot be renamed over a non-empty one) and removed afterwards."""
+    old = None
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+        os.rename(dest, old / "model")
+    os.rename(tmp, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """Parse and check ``meta.json`` (format and version) without reading any array."""
+    p = Path(path)
+    if not p.exists():
+        raise ArtifactError(f"model {str(p)!r} does not exist", hint="train one with 'recli train TRAIN --model NAME -o MODEL'")
+    if not p.is_dir() or not (p / META).exists():
+        raise ArtifactError(f"{str(p)!r} is not a recli model (no {META} inside)",
+                            hint="pass the directory written by 'recli train -o MODEL'")
+    try:
+        meta = json.loads((p / META).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{str(p / META)!r} is corrupt: {exc}", hint="retrain the model with recli train") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("format_version"), int):
+        raise ArtifactError(f"{str(p)!r} is not a recli model file (bad {META})", hint="retrain the model with recli train")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise ArtifactError(f"{str(p)!r} has model format version {meta['format_version']}, newer than this recli "
+                            f"{__version__} reads (up to {FORMAT_VERSION})",
+                            hint="upgrade recli (pip install -U recli), or retrain the model with this version")
+    if not isinstance(meta.get("files"), dict):
+        raise ArtifactError(f"{str(p / META)!r} lists no files", hint="retrain the model with recli train")
+    return meta
+
+
+def _stamp(path: Path, meta: dict[str, Any]) -> Path:
+    """Where a successful checksum pass over exactly these files (path, size, mtime,
+    inode of each) is remembered, so a warm ``recommend`` does not re-hash the model."""
+    stats = []
+    for fname in sorted(meta["files"]) + [META]:
+        st = (path / fname).stat()
+        stats.append([fname, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev])
+    key = hashlib.sha256(json.dumps([str(path.resolve()), stats]).encode()).hexdigest()
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "recli" / "verified"
+    return base / key
+
+
+def verify_files(path: str | os.PathLike, meta: dict[str, Any], checksums: bool | None = True) -> None:
+    """Every listed file exists with its recorded size, and its sha256 matches.
+
+    ``checksums``: ``True`` always hashes; ``None`` hashes unless these very files (same
+    path, size, mtime and inode) passed before — any rewrite of a file changes its mtime,
+    so a damaged copy is hashed again; ``False`` checks sizes only.
+    """
+    p = Path(path)
+    _check_sizes(p, meta)
+    if checksums is False:
+        return
+    stamp = _stamp(p, meta)
+    if checksums is None and stamp.exists():
+        return
+    for fname, info in meta["files"].items():
+        if _sha256(p / fname) != info.get("sha256"):
+            raise ArtifactError(f"model {str(p)!r} is corrupt: the checksum of {fname} does not match",
+                                hint="copy the model again, or retrain it")
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError:  # a read-only cache only costs the next run a re-check
+        pass
+
+
+def _check_sizes(p: Path, meta: dict[str, Any]) -> None:
+    for fname, info in meta["files"].items():
+        f = p / fname
+        if not f.is_file():
+            raise ArtifactError(f"model {str(p)!r} is incomplete: {fname} is missing", hint="retrain the model with recli train")
+        size = f.stat().st_size
+        if size != info.get("bytes"):
+            raise ArtifactError(f"model {str(p)!r} is truncated or altered: {fname} has {size} bytes, "
+                                f"expected {info.get('bytes')}", hint="copy the model again, or retrain it")
+
+
+def _load_array(path: Path, fname: str, mmap: bool) -> np.ndarray:
+    try:
+        return np.load(path / fname, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ArtifactError(f"cannot read {fname} in model {str(path)!r}: {exc}", hint="retrain the model") from None
+
+
+def load_model(path: str | os.PathLike, backend: Any = None, *, checksums: bool | None = None,
+               mmap: bool = True) -> ModelFile:
+    """Load and check a model directory (``checksums`` as in :func:`verify_files`);
+    arrays are memory-mapped read-only by default."""
+    from recli.models import get_model_class, registry
+    from recli.models.base import build_config
+
+    p = Path(path)
+    meta = read_meta(p)
+    verify_files(p, meta, checksums)
+    try:
+        cls = get_model_class(str(meta.get("model")))
+    except ConfigError:
+        raise ArtifactError(f"model {str(p)!r} holds a {meta.get('model')!r} model, which this recli does not know",
+                            hint=f"this recli knows: {', '.join(registry())}; upgrade recli") from None
+    arrays = {name: _load_array(p, f"model.{name}.npy", mmap) for name in meta.get("arrays", [])}
+    indptr, indices, data = (_load_array(p, f"train.{n}.npy", mmap) for n in ("indptr", "indices", "data"))
+    users, items = (Vocab.from_frame(pl.read_parquet(p / f"{n}.parquet")) for n in ("users", "items"))
+    if users.hash != meta.get("users_hash") or items.hash != meta.get("items_hash"):
+        raise ArtifactError(f"model {str(p)!r}: the id vocabularies do not match their recorded hashes",
+                            hint="copy the model again, or retrain it")
+    shape = (len(users), len(items))
+    if indptr.shape[0] != shape[0] + 1 or indices.shape != data.shape:
+        raise ArtifactError(f"model {str(p)!r}: the training matrix does not match the vocabularies",
+                            hint="retrain the model with recli train")
+    config = build_config(cls.Config, meta.get("config", {}), cls.name)
+    model = cls.from_arrays(config, arrays, backend)
+    model.n_users, model.n_items = shape
+    model.epoch_losses = list(meta.get("epoch_losses", []))
+    return ModelFile(model, users, items, (indptr, indices, data), meta, p)

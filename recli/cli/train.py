@@ -1,0 +1,104 @@
+"""``recli train TRAIN --model NAME -o MODEL``."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from recli.cli._options import Device, InputArg, InputFormatOpt, Quiet, Threads, Verbose
+
+app = typer.Typer()
+
+Opt = typer.Option
+
+
+@app.command(help="Train a model on interactions (user,item[,rating][,timestamp]) and write a model directory.")
+def train(
+    train_file: InputArg = "-",
+    model: Annotated[Optional[str], Opt("--model", "-m", help="Model to train (see --list-models).")] = None,
+    output: Annotated[Optional[str], Opt("--output", "-o", help="Model directory to write (atomically).")] = None,
+    list_models: Annotated[bool, Opt("--list-models", help="List the registered models and exit.")] = False,
+    show_params: Annotated[bool, Opt("--show-params", help="Show --model's parameters (default, bounds, help) and exit.")] = False,
+    factors: Annotated[Optional[int], Opt("--factors", help="Latent factors (models that have them).")] = None,
+    iterations: Annotated[Optional[int], Opt("--iterations", help="Training epochs.")] = None,
+    regularization: Annotated[Optional[float], Opt("--regularization", help="L2 regularisation.")] = None,
+    learning_rate: Annotated[Optional[float], Opt("--learning-rate", help="SGD learning rate.")] = None,
+    alpha: Annotated[Optional[float], Opt("--alpha", help="Confidence scale (ALS) or model-specific alpha.")] = None,
+    param: Annotated[Optional[List[str]], Opt("--param", "-p", help="Any model parameter as key=value (repeatable).")] = None,
+    config_file: Annotated[Optional[str], Opt("--config", help="TOML/JSON file of model parameters.")] = None,
+    seed: Annotated[Optional[int], Opt("--seed", help="Random seed; same seed and --threads give the same model.")] = None,
+    threads: Threads = 0,
+    device: Device = "cpu",
+    valid: Annotated[Optional[str], Opt("--valid", help="Validation interactions: NDCG@10 is computed after each epoch.")] = None,
+    early_stopping: Annotated[int, Opt("--early-stopping", min=0, help="Stop after N epochs without validation improvement; keep the best epoch.")] = 0,
+    input_format: InputFormatOpt = None,
+    fmt: Annotated[Optional[str], Opt("--format", help="For --list-models/--show-params: table or json.")] = None,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+) -> None:
+    from recli.cli._render import check_listing_format, emit, emit_json, render_table
+    from recli.errors import ConfigError
+
+    if list_models or show_params:
+        listing = check_listing_format(fmt)
+        if list_models:
+            from recli.stages.train import describe_model_list
+
+            rows = describe_model_list()
+            if listing == "json":
+                return emit_json(rows)
+            return emit(render_table(["model", "fold-in", "explain", "summary"],
+                                     [[r["name"], "yes" if r["fold_in"] else "no", "yes" if r["explain"] else "no",
+                                       r["summary"]] for r in rows]))
+        if not model:
+            raise ConfigError("--show-params needs --model NAME", hint="e.g. recli train --model popular --show-params")
+        from recli.models import get_model_class
+        from recli.models.base import describe_params
+
+        rows = describe_params(get_model_class(model).Config)
+        if listing == "json":
+            return emit_json(rows)
+        return emit(render_table(["parameter", "type", "default", "range", "help"],
+                                 [[r["name"], r["type"], r["default"], _range(r), r["help"]] for r in rows]))
+    if not output:
+        raise ConfigError("no output model given", hint="pass -o MODEL (a directory to create)")
+    _run(train_file, model, output, dict(factors=factors, iterations=iterations, regularization=regularization,
+                                         learning_rate=learning_rate, alpha=alpha),
+         param or [], config_file, seed, threads, device, valid, early_stopping, input_format)
+
+
+def _range(row: dict) -> str:
+    if row["choices"]:
+        return "|".join(row["choices"])
+    lo, hi = row["min"], row["max"]
+    low = "" if lo is None else (f"> {lo}" if row["exclusive_min"] else f">= {lo}")
+    high = "" if hi is None else f"<= {hi}"
+    return ", ".join(x for x in (low, high) if x)
+
+
+def _run(train_file, model, output, common, params, config_file, seed, threads, device, valid, early_stopping,
+         input_format) -> None:
+    from recli.artifacts import check_destination, save_model
+    from recli.console import log, progress
+    from recli.stages import train as stage
+
+    cls, config = stage.resolve_config(model, common=common, params=params, config_file=config_file, seed=seed)
+    check_destination(output)
+    data = stage.load_interactions(train_file, input_format)
+    valid_data = stage.load_validation(valid, data) if valid else None
+    total = getattr(config, "iterations", None) or getattr(config, "epochs", None)
+    with progress() as bar:
+        task = bar.add_task(f"training {cls.name}", total=total)
+
+        def on_epoch(info):
+            metrics = "".join(f"  {k} {v:.4f}" for k, v in info.metrics.items())
+            loss = "" if info.loss is None else f"  loss {info.loss:.6g}"
+            log.debug(f"epoch {info.epoch}:{loss}{metrics}  ({info.elapsed:.3f}s)")
+            bar.advance(task)
+
+        result = stage.train(data, cls, config, device=device, threads=threads, seed=seed, valid=valid_data,
+                             early_stopping=early_stopping, on_epoch=on_epoch)
+    result.meta["train_source"] = train_file
+    save_model(output, result.model, data.users, data.items, data.user_items, result.meta)
+    log.info(stage.summary_line(result, output))

@@ -1,0 +1,90 @@
+"""Write a table that arrives in batches, without holding it all in memory.
+
+CSV/TSV/JSON lines are appended batch by batch (header once) to stdout or to a temporary
+file renamed into place at the end (:func:`recli.data.io.atomic_path`), so a failed run
+leaves no partial file. Parquet is written row group by row group with pyarrow when it is
+installed, else collected and written once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+from typing import IO, Iterable, Iterator
+
+import polars as pl
+
+from recli.data.io import atomic_path, is_binary, output_format, write_stdout_bytes
+from recli.errors import OutputError
+
+
+def _text_bytes(df: pl.DataFrame, fmt: str, header: bool) -> bytes:
+    buf = io.BytesIO()
+    if fmt == "jsonl":
+        df.write_ndjson(buf)
+    else:
+        df.write_csv(buf, separator="\t" if fmt == "tsv" else ",", include_header=header)
+    return buf.getvalue()
+
+
+def _write_text(frames: Iterator[pl.DataFrame], empty: pl.DataFrame, fmt: str, sink: IO[bytes] | None) -> int:
+    rows, first = 0, True
+    for df in frames:
+        if df.height == 0:
+            continue
+        data = _text_bytes(df, fmt, header=first)
+        write_stdout_bytes(data) if sink is None else sink.write(data)
+        rows += df.height
+        first = False
+    if first and fmt != "jsonl":  # no rows at all: still a valid table with its header
+        data = _text_bytes(empty, fmt, header=True)
+        write_stdout_bytes(data) if sink is None else sink.write(data)
+    return rows
+
+
+def _write_parquet(frames: Iterator[pl.DataFrame], empty: pl.DataFrame, target) -> int:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is optional
+        collected = [df for df in frames]
+        df = pl.concat(collected) if collected else empty
+        df.write_parquet(target)
+        return df.height
+    writer, rows = None, 0
+    for df in frames:
+        table = df.to_arrow()
+        if writer is None:
+            writer = pq.ParquetWriter(target, table.schema)
+        writer.write_table(table)
+        rows += df.height
+    if writer is None:
+        empty.write_parquet(target)
+    else:
+        writer.close()
+    return rows
+
+
+def write_stream(frames: Iterable[pl.DataFrame], dest: str, fmt: str | None, empty: pl.DataFrame) -> int:
+    """Write every frame of ``frames`` to ``dest`` (``-`` = stdout); returns the row count.
+
+    ``empty`` is a zero-row frame with the output schema, written when no rows come.
+    """
+    fmt = output_format(dest, fmt)
+    frames = iter(frames)
+    if dest == "-":
+        if is_binary(fmt):
+            if sys.stdout.isatty():
+                raise OutputError("refusing to write binary parquet to a terminal",
+                                  hint="redirect stdout to a file, or use --format csv")
+            buf = io.BytesIO()
+            rows = _write_parquet(frames, empty, buf)
+            write_stdout_bytes(buf.getvalue())
+            return rows
+        return _write_text(frames, empty, fmt, None)
+    with atomic_path(dest) as tmp:
+        if is_binary(fmt):
+            return _write_parquet(frames, empty, str(tmp))
+        opener = gzip.open if dest.lower().endswith(".gz") else open
+        with opener(tmp, "wb") as fh:
+            return _write_text(frames, empty, fmt, fh)

@@ -1,0 +1,183 @@
+"""``recli train``: interactions + model name + parameters → a fitted model and its metadata."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recli.backend import get_backend, threads_context
+from recli.console import log
+from recli.data.io import read_table
+from recli.data.matrix import Interactions, build_interactions, to_csr
+from recli.errors import ConfigError, InputError, ModelFitError
+from recli.models import get_model_class
+from recli.models.base import EpochCallback, EpochInfo, Model, build_config, config_to_dict
+
+# Flags every model may take; a flag the chosen model has no parameter for is an error,
+# except --seed, which is only recorded for models without randomness.
+COMMON_PARAMS = ("factors", "iterations", "regularization", "learning_rate", "alpha")
+
+
+@dataclass
+class TrainResult:
+    model: Model
+    data: Interactions
+    meta: dict[str, Any]
+    valid_scores: list[float] = field(default_factory=list)
+
+
+def parse_param(text: str) -> tuple[str, str]:
+    """``key=value`` → ``(key, value)``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--param {text!r} is not key=value", hint="write parameters like --param factors=64")
+    return key.strip(), value.strip()
+
+
+def load_params_file(path: str, model_name: str | None) -> tuple[str | None, dict[str, Any]]:
+    """Read a TOML/JSON parameter file.
+
+    Accepted shapes: a flat table of parameters; ``model = "als"`` plus a ``[params]``
+    table (what ``recli tune`` writes); or one table named after the model (``[als]``).
+    Returns ``(model named in the file or None, params)``.
+    """
+    from recli.config import load_config_file
+
+    data = load_config_file(path)
+    file_model = data.get("model") if isinstance(data.get("model"), str) else None
+    name = model_name or file_model
+    if isinstance(data.get("params"), dict):
+        params = data["params"]
+    elif name and isinstance(data.get(name), dict):
+        params = data[name]
+    else:
+        params = {k: v for k, v in data.items() if k != "model" and not isinstance(v, dict)}
+    return file_model, dict(params)
+
+
+def resolve_config(model_name: str | None, *, common: dict[str, Any] | None = None, params: list[str] | None = None,
+                   config_file: str | None = None, seed: int | None = None) -> tuple[type[Model], Any]:
+    """Model class and validated config. Precedence: named flags > ``--param`` > ``--config`` > defaults."""
+    values: dict[str, Any] = {}
+    if config_file:
+        file_model, values = load_params_file(config_file, model_name)
+        model_name = model_name or file_model
+    if not model_name:
+        raise ConfigError("no model chosen", hint="pass --model NAME (see 'recli train --list-models')")
+    cls = get_model_class(model_name)
+    for text in params or []:
+        key, value = parse_param(text)
+        values[key.replace("-", "_")] = value
+    for key, value in (common or {}).items():
+        if value is not None:
+            values[key] = value
+    fields = {f for f in cls.Config.__dataclass_fields__}
+    if seed is not None and "seed" in fields:
+        values["seed"] = seed
+    return cls, build_config(cls.Config, values, cls.name)
+
+
+def load_interactions(source: str, fmt: str | None = None) -> Interactions:
+    return build_interactions(read_table(source, fmt), what="training data" if source == "-" else source)
+
+
+def _fit_kwargs(cls: type[Model], data: Interactions) -> dict[str, Any]:
+    return {"timestamps": data.timestamps} if "timestamps" in inspect.signature(cls.fit).parameters else {}
+
+
+def _check_finite(model: Model) -> None:
+    for name, array in model.to_arrays().items():
+        a = np.asarray(array)
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ModelFitError(f"training broke down: {name} holds NaN or infinite values",
+                                hint="lower the learning rate / alpha, or raise the regularization")
+
+
+def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "cpu", threads: int = 0,
+          seed: int | None = None, valid: Interactions | None = None, early_stopping: int = 0,
+          on_epoch: EpochCallback | None = None, valid_k: int = 10) -> TrainResult:
+    """Fit ``cls(config)`` on ``data``; with ``valid``, NDCG@``valid_k`` is computed after every
+    epoch (``EpochInfo.metrics``) and, with ``early_stopping=N``, training stops after N
+    epochs without improvement and the best epoch's state is restored."""
+    from recli.stages.validation import validation_score
+
+    if early_stopping and valid is None:
+        raise ConfigError("--early-stopping needs a validation set", hint="pass --valid FILE")
+    backend = get_backend(device, threads)
+    model = cls(config, backend)
+    state: dict[str, Any] = {"best": -np.inf, "best_epoch": 0, "arrays": None, "scores": [], "epochs": 0}
+    metric = f"ndcg@{valid_k}"
+
+    def callback(info: EpochInfo) -> bool | None:
+        stop = False
+        # count epochs here: models may number them from 0 or 1
+        state["epochs"] += 1
+        epoch = state["epochs"]
+        if valid is not None:
+            score = validation_score(model, valid.user_items, data.user_items, valid_k)
+            info.metrics[metric] = score
+            state["scores"].append(score)
+            if score > state["best"]:
+                state.update(best=score, best_epoch=epoch)
+                if early_stopping:
+                    state["arrays"] = {k: np.array(v, copy=True) for k, v in model.to_arrays().items()}
+            elif early_stopping and epoch - state["best_epoch"] >= early_stopping:
+                stop = True
+        outer = on_epoch(info) if on_epoch is not None else None
+        return stop or bool(outer)
+
+    start = time.perf_counter()
+    with threads_context(threads) as n_threads:
+        model.fit(data.user_items, on_epoch=callback, **_fit_kwargs(cls, data))
+    fit_seconds = time.perf_counter() - start
+    epochs_run = state["epochs"]
+    if state["arrays"] is not None and state["best_epoch"] < epochs_run:
+        losses = list(model.epoch_losses)
+        model = cls.from_arrays(config, state["arrays"], backend)
+        model.n_users, model.n_items = data.user_items.shape
+        model.epoch_losses = losses
+        log.info(f"early stopping: kept epoch {state['best_epoch']} ({metric} {state['best']:.4f})")
+    _check_finite(model)
+    config_dict = config_to_dict(config)
+    meta = {"config": config_dict, "seed": config_dict.get("seed", seed), "threads": n_threads,
+            "device": backend.name, "fit_seconds": round(fit_seconds, 4), "epochs": epochs_run,
+            "epoch_losses": [float(x) for x in model.epoch_losses],
+            "counts": {"rows": data.n_rows}, "training_fingerprint": data.fingerprint}
+    if valid is not None:
+        meta.update(valid_metric=metric, valid_scores=[round(s, 6) for s in state["scores"]],
+                    best_epoch=state["best_epoch"] if early_stopping else epochs_run)
+    return TrainResult(model, data, meta, state["scores"])
+
+
+def load_validation(source: str, data: Interactions, fmt: str | None = None) -> Interactions:
+    """A validation file mapped onto the training vocabularies (unknown ids dropped, counted)."""
+    df = read_table(source, fmt)
+    from recli.data.matrix import ITEM, USER, require_columns
+
+    require_columns(df, (USER, ITEM), source)
+    matrix, _ = to_csr(df, data.users, data.items, what=source)
+    if matrix.nnz == 0:
+        raise InputError(f"validation file {source!r} shares no (user, item) pair ids with the training data",
+                         hint="make the validation split from the same data (recli prep --valid-size)")
+    dropped = df.height - int(matrix.nnz)
+    if dropped > 0:
+        log.info(f"validation: {dropped} rows with users/items unknown to training (or duplicates) ignored")
+    return Interactions(data.users, data.items, matrix, None, df.height)
+
+
+def describe_model_list() -> list[dict[str, Any]]:
+    from recli.models import registry
+
+    return [{"name": name, "summary": cls.summary, "fold_in": cls.can_fold_in, "explain": cls.can_explain,
+             "parameters": [f for f in cls.Config.__dataclass_fields__]} for name, cls in registry().items()]
+
+
+def summary_line(result: TrainResult, output: str | Path) -> str:
+    ui = result.data.user_items
+    return (f"trained {result.model.name} on {ui.shape[0]} users x {ui.shape[1]} items ({ui.nnz} interactions) "
+            f"in {result.meta['fit_seconds']:.2f}s -> {output}")
