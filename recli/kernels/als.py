@@ -1,0 +1,259 @@
+"""Implicit-feedback ALS kernels (Hu, Koren & Volinsky 2008, "Collaborative Filtering
+for Implicit Feedback Datasets", eq. 4 and section 4).
+
+For every row ``u`` of a CSR matrix of interactions ``r_ui`` the user factor solves
+
+    (YᵀY + Yᵀ(Cᵤ − I)Y + λI) xᵤ = YᵀCᵤ p(u)
+
+with confidence ``c_ui = 1 + alpha·|r_ui|`` and preference ``p_ui = 1 if r_ui > 0 else 0``
+(a stored zero or negative value is a confident "no", as in implicit). ``YᵀY + λI`` is
+computed once per sweep (``A0`` below); the per-row part only touches the row's
+non-zeros, so a sweep costs O(nnz·k + n_rows·k²) per CG step.
+
+Two solvers, both writing ``X`` in place, row by row (each thread owns its rows):
+
+* ``cg``: ``cg_steps`` conjugate-gradient steps warm-started from the current ``X``
+  (Takács, Pilászy & Tikk 2011), never forming the k×k matrix.
+* ``cholesky``: forms the k×k matrix and solves it exactly.
+
+Rows without interactions get a zero factor (the exact solution, since b = 0).
+
+The ``xp_*`` twins are the same algorithms vectorised over a batch of rows with an
+array module ``xp`` (NumPy here, CuPy on a GPU): the GPU-shaped path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from recli.kernels import FASTMATH
+
+# A residual this small means the row has converged; stop before dividing by ~0.
+CG_EPS = 1e-20
+
+
+def balanced_bounds(indptr: np.ndarray, k: int, n_chunks: int) -> np.ndarray:
+    """Split rows into ``n_chunks`` contiguous ranges of about equal work.
+
+    A row costs about ``nnz + k`` (its non-zeros plus the dense k×k product), so
+    popular items (Zipf) do not all land on one thread. Returns int64 boundaries.
+    """
+    n_rows = indptr.shape[0] - 1
+    n_chunks = max(1, min(n_chunks, n_rows))
+    cost = np.diff(indptr).astype(np.float64) + k
+    cum = np.concatenate(([0.0], np.cumsum(cost)))
+    targets = np.linspace(0.0, cum[-1], n_chunks + 1)
+    bounds = np.searchsorted(cum, targets).astype(np.int64)
+    bounds[0], bounds[-1] = 0, n_rows
+    return np.maximum.accumulate(bounds)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _conf(value, alpha):
+    """(c − 1, p·c) for one stored value: c = 1 + alpha·|r|, p = [r > 0]."""
+    c1 = alpha * abs(value)
+    return c1, (1.0 + c1) if value > 0 else 0.0
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _symv(A0, v, out, k):
+    """out = A0 v (A0 symmetric k×k, rows contiguous)."""
+    for f in range(k):
+        acc = np.float32(0.0)
+        for g in range(k):
+            acc += A0[f, g] * v[g]
+        out[f] = acc
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds):
+    k = X.shape[1]
+    for c in prange(bounds.shape[0] - 1):
+        # Scratch per chunk: each chunk (and so each thread) owns its buffers and rows.
+        r = np.empty(k, np.float32)
+        p = np.empty(k, np.float32)
+        Ap = np.empty(k, np.float32)
+        for u in range(bounds[c], bounds[c + 1]):
+            start, end = indptr[u], indptr[u + 1]
+            x = X[u]
+            if start == end:
+                x[:] = 0.0
+                continue
+            # r = b − A x  with  A x = A0 x + Σ c1·(yᵢ·x)·yᵢ  and  b = Σ p·c·yᵢ
+            _symv(A0, x, r, k)
+            for f in range(k):
+                r[f] = -r[f]
+            for idx in range(start, end):
+                i = indices[idx]
+                c1, pc = _conf(data[idx], alpha)
+                d = np.float32(0.0)
+                for f in range(k):
+                    d += Y[i, f] * x[f]
+                t = np.float32(pc - c1 * d)
+                for f in range(k):
+                    r[f] += t * Y[i, f]
+            rsold = np.float32(0.0)
+            for f in range(k):
+                p[f] = r[f]
+                rsold += r[f] * r[f]
+            if rsold < CG_EPS:
+                continue
+            for _ in range(cg_steps):
+                # Ap = A0 p + Σ c1·(yᵢ·p)·yᵢ, without forming Yᵀ(Cᵤ − I)Y
+                _symv(A0, p, Ap, k)
+                for idx in range(start, end):
+                    i = indices[idx]
+                    c1 = np.float32(alpha * abs(data[idx]))
+                    d = np.float32(0.0)
+                    for f in range(k):
+                        d += Y[i, f] * p[f]
+                    t = c1 * d
+                    for f in range(k):
+                        Ap[f] += t * Y[i, f]
+                pAp = np.float32(0.0)
+                for f in range(k):
+                    pAp += p[f] * Ap[f]
+                a = rsold / pAp
+                rsnew = np.float32(0.0)
+                for f in range(k):
+                    x[f] += a * p[f]
+                    r[f] -= a * Ap[f]
+                    rsnew += r[f] * r[f]
+                if rsnew < CG_EPS:
+                    break
+                beta = rsnew / rsold
+                for f in range(k):
+                    p[f] = r[f] + beta * p[f]
+                rsold = rsnew
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _cholesky_solve(A, b, k):
+    """Solve A z = b in place (z in b) for symmetric positive-definite A (lower
+    Cholesky factor overwrites A's lower triangle). Float64 for stability."""
+    for j in range(k):
+        s = A[j, j]
+        for m in range(j):
+            s -= A[j, m] * A[j, m]
+        # λ > 0 keeps A positive definite; the guard only stops a NaN on λ = 0.
+        d = np.sqrt(s) if s > 1e-300 else 1e-150
+        A[j, j] = d
+        for i in range(j + 1, k):
+            s = A[i, j]
+            for m in range(j):
+                s -= A[i, m] * A[j, m]
+            A[i, j] = s / d
+    for i in range(k):  # forward: L z = b
+        s = b[i]
+        for m in range(i):
+            s -= A[i, m] * b[m]
+        b[i] = s / A[i, i]
+    for i in range(k - 1, -1, -1):  # backward: Lᵀ z = z
+        s = b[i]
+        for m in range(i + 1, k):
+            s -= A[m, i] * b[m]
+        b[i] = s / A[i, i]
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _cholesky_sweep(indptr, indices, data, X, Y, A0, alpha, bounds):
+    k = X.shape[1]
+    for c in prange(bounds.shape[0] - 1):
+        A = np.empty((k, k), np.float64)
+        b = np.empty(k, np.float64)
+        for u in range(bounds[c], bounds[c + 1]):
+            start, end = indptr[u], indptr[u + 1]
+            if start == end:
+                X[u, :] = 0.0
+                continue
+            for f in range(k):
+                b[f] = 0.0
+                for g in range(f + 1):
+                    A[f, g] = A0[f, g]
+            # A += Σ c1·yᵢyᵢᵀ (lower triangle only), b += Σ p·c·yᵢ
+            for idx in range(start, end):
+                i = indices[idx]
+                c1, pc = _conf(data[idx], alpha)
+                for f in range(k):
+                    yf = np.float64(Y[i, f])
+                    b[f] += pc * yf
+                    w = c1 * yf
+                    for g in range(f + 1):
+                        A[f, g] += w * Y[i, g]
+            _cholesky_solve(A, b, k)
+            for f in range(k):
+                X[u, f] = b[f]
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _loss_rows(indptr, indices, data, X, Y, YtY, alpha, bounds, out):
+    k = X.shape[1]
+    for c in prange(bounds.shape[0] - 1):
+        tmp = np.empty(k, np.float32)
+        total = 0.0
+        for u in range(bounds[c], bounds[c + 1]):
+            x = X[u]
+            # Σ over every item of (xᵤ·yᵢ)² = xᵤᵀ YᵀY xᵤ (all treated as c = 1, p = 0) ...
+            _symv(YtY, x, tmp, k)
+            q = np.float32(0.0)
+            for f in range(k):
+                q += x[f] * tmp[f]
+            total += q
+            # ... then swap in c·(p − s)² for the observed items.
+            for idx in range(indptr[u], indptr[u + 1]):
+                i = indices[idx]
+                c1, pc = _conf(data[idx], alpha)
+                s = np.float32(0.0)
+                for f in range(k):
+                    s += Y[i, f] * x[f]
+                pref = 1.0 if pc > 0 else 0.0
+                sd = np.float64(s)
+                total += (1.0 + c1) * (pref - sd) ** 2 - sd * sd
+        out[c] = total
+
+
+def gram(Y: np.ndarray, regularization: float = 0.0) -> np.ndarray:
+    """YᵀY + λI in float32 (C-contiguous, the CG kernels' A0)."""
+    A0 = Y.T @ Y
+    A0[np.diag_indices_from(A0)] += regularization
+    return np.ascontiguousarray(A0, dtype=np.float32)
+
+
+def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", cg_steps=3, n_chunks=64):
+    """Recompute every row of ``X`` (n_rows × k, float32, in place) against fixed ``Y``.
+
+    Parameters
+    ----------
+    indptr, indices, data : CSR arrays (int64, int32, float32) of the rows' interactions.
+    X, Y : float32 C-contiguous factor matrices; ``X`` is updated in place.
+    regularization : λ ≥ 0 (λ > 0 keeps the system positive definite).
+    alpha : confidence scale, c = 1 + alpha·|r|.
+    solver : ``"cg"`` (warm-started, ``cg_steps`` steps) or ``"cholesky"`` (exact).
+    n_chunks : work units for the thread pool, balanced by non-zeros.
+    """
+    k = X.shape[1]
+    A0 = gram(Y, regularization)
+    bounds = balanced_bounds(indptr, k, n_chunks)
+    if solver == "cg":
+        _cg_sweep(indptr, indices, data, X, Y, A0, np.float32(alpha), int(cg_steps), bounds)
+    else:
+        _cholesky_sweep(indptr, indices, data, X, Y, A0, np.float32(alpha), bounds)
+
+
+def als_loss(indptr, indices, data, X, Y, regularization, alpha, n_chunks=64) -> float:
+    """Mean weighted squared loss plus regularisation:
+
+    ( Σ_{u,i} c_ui (p_ui − xᵤ·yᵢ)² + λ(‖X‖² + ‖Y‖²) ) / Σ_{u,i} c_ui,
+
+    over *all* user-item pairs (unobserved pairs have c = 1, p = 0), in
+    O(nnz·k + n_users·k²) via Σᵢ (xᵤ·yᵢ)² = xᵤᵀ YᵀY xᵤ (normalised as implicit does).
+    """
+    k = X.shape[1]
+    YtY = gram(Y, 0.0)
+    bounds = balanced_bounds(indptr, k, n_chunks)
+    out = np.zeros(bounds.shape[0] - 1, np.float64)
+    _loss_rows(indptr, indices, data, X, Y, YtY, np.float32(alpha), bounds, out)
+    reg = regularization * (float(np.sum(X.astype(np.float64) ** 2)) + float(np.sum(Y.astype(np.float64) ** 2)))
+    weight = float(alpha * np.abs(data).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]
+    return (float(out.sum()) + reg) / weight
