@@ -113,6 +113,10 @@ def test_fit_learns_blocks_and_loss_decreases(solver):
     losses = model.epoch_losses
     assert len(losses) == ALS.test_params["iterations"]
     assert losses[-1] < losses[0] and all(b <= a + 1e-6 for a, b in zip(losses, losses[1:]))
+    # the loss fused into the item sweep is the loss of the final factors
+    c = model.config
+    final = ref.loss(m, model.user_factors, model.item_factors, c.regularization, c.alpha)
+    assert losses[-1] == pytest.approx(final, rel=1e-4)
     scores = model.score(np.arange(40), None)
     scores[m.nonzero()] = -np.inf
     top = np.argsort(-scores, axis=1)[:, :3]

@@ -66,14 +66,28 @@ def _symv(A0, v, out, k):
         out[f] = acc
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _observed_term(value, alpha, s):
+    """c·(p − s)² − s²: the observed pair's loss minus what the all-pairs term counts."""
+    c1, pc = _conf(value, alpha)
+    pref = 1.0 if pc > 0 else 0.0
+    sd = np.float64(s)
+    return (1.0 + c1) * (pref - sd) ** 2 - sd * sd
+
+
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds):
+def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds, max_nnz, obs_out):
     k = X.shape[1]
     for c in prange(bounds.shape[0] - 1):
         # Scratch per chunk: each chunk (and so each thread) owns its buffers and rows.
         r = np.empty(k, np.float32)
         p = np.empty(k, np.float32)
         Ap = np.empty(k, np.float32)
+        # s[j] tracks yⱼ·x as x moves (x ← x + a·p ⇒ s ← s + a·(yⱼ·p)), so the loss's
+        # observed term needs no extra pass over the row.
+        s = np.empty(max_nnz, np.float32)
+        dp = np.empty(max_nnz, np.float32)
+        obs = 0.0
         for u in range(bounds[c], bounds[c + 1]):
             start, end = indptr[u], indptr[u + 1]
             x = X[u]
@@ -90,6 +104,7 @@ def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds):
                 d = np.float32(0.0)
                 for f in range(k):
                     d += Y[i, f] * x[f]
+                s[idx - start] = d
                 t = np.float32(pc - c1 * d)
                 for f in range(k):
                     r[f] += t * Y[i, f]
@@ -97,18 +112,16 @@ def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds):
             for f in range(k):
                 p[f] = r[f]
                 rsold += r[f] * r[f]
-            if rsold < CG_EPS:
-                continue
-            for _ in range(cg_steps):
+            for _ in range(cg_steps if rsold >= CG_EPS else 0):
                 # Ap = A0 p + Σ c1·(yᵢ·p)·yᵢ, without forming Yᵀ(Cᵤ − I)Y
                 _symv(A0, p, Ap, k)
                 for idx in range(start, end):
                     i = indices[idx]
-                    c1 = np.float32(alpha * abs(data[idx]))
                     d = np.float32(0.0)
                     for f in range(k):
                         d += Y[i, f] * p[f]
-                    t = c1 * d
+                    dp[idx - start] = d
+                    t = np.float32(alpha * abs(data[idx])) * d
                     for f in range(k):
                         Ap[f] += t * Y[i, f]
                 pAp = np.float32(0.0)
@@ -120,12 +133,17 @@ def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds):
                     x[f] += a * p[f]
                     r[f] -= a * Ap[f]
                     rsnew += r[f] * r[f]
+                for j in range(end - start):
+                    s[j] += a * dp[j]
                 if rsnew < CG_EPS:
                     break
                 beta = rsnew / rsold
                 for f in range(k):
                     p[f] = r[f] + beta * p[f]
                 rsold = rsnew
+            for idx in range(start, end):
+                obs += _observed_term(data[idx], alpha, s[idx - start])
+        obs_out[c] = obs
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -157,11 +175,12 @@ def _cholesky_solve(A, b, k):
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _cholesky_sweep(indptr, indices, data, X, Y, A0, alpha, bounds):
+def _cholesky_sweep(indptr, indices, data, X, Y, A0, alpha, bounds, obs_out):
     k = X.shape[1]
     for c in prange(bounds.shape[0] - 1):
         A = np.empty((k, k), np.float64)
         b = np.empty(k, np.float64)
+        obs = 0.0
         for u in range(bounds[c], bounds[c + 1]):
             start, end = indptr[u], indptr[u + 1]
             if start == end:
@@ -184,32 +203,27 @@ def _cholesky_sweep(indptr, indices, data, X, Y, A0, alpha, bounds):
             _cholesky_solve(A, b, k)
             for f in range(k):
                 X[u, f] = b[f]
+            for idx in range(start, end):
+                i = indices[idx]
+                d = np.float32(0.0)
+                for f in range(k):
+                    d += Y[i, f] * X[u, f]
+                obs += _observed_term(data[idx], alpha, d)
+        obs_out[c] = obs
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _loss_rows(indptr, indices, data, X, Y, YtY, alpha, bounds, out):
+def _observed_rows(indptr, indices, data, X, Y, alpha, bounds, out):
     k = X.shape[1]
     for c in prange(bounds.shape[0] - 1):
-        tmp = np.empty(k, np.float32)
         total = 0.0
         for u in range(bounds[c], bounds[c + 1]):
-            x = X[u]
-            # Σ over every item of (xᵤ·yᵢ)² = xᵤᵀ YᵀY xᵤ (all treated as c = 1, p = 0) ...
-            _symv(YtY, x, tmp, k)
-            q = np.float32(0.0)
-            for f in range(k):
-                q += x[f] * tmp[f]
-            total += q
-            # ... then swap in c·(p − s)² for the observed items.
             for idx in range(indptr[u], indptr[u + 1]):
                 i = indices[idx]
-                c1, pc = _conf(data[idx], alpha)
-                s = np.float32(0.0)
+                d = np.float32(0.0)
                 for f in range(k):
-                    s += Y[i, f] * x[f]
-                pref = 1.0 if pc > 0 else 0.0
-                sd = np.float64(s)
-                total += (1.0 + c1) * (pref - sd) ** 2 - sd * sd
+                    d += Y[i, f] * X[u, f]
+                total += _observed_term(data[idx], alpha, d)
         out[c] = total
 
 
@@ -220,7 +234,7 @@ def gram(Y: np.ndarray, regularization: float = 0.0) -> np.ndarray:
     return np.ascontiguousarray(A0, dtype=np.float32)
 
 
-def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", cg_steps=3, n_chunks=64):
+def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", cg_steps=3, n_chunks=64) -> float:
     """Recompute every row of ``X`` (n_rows × k, float32, in place) against fixed ``Y``.
 
     Parameters
@@ -230,15 +244,34 @@ def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", c
     regularization : λ ≥ 0 (λ > 0 keeps the system positive definite).
     alpha : confidence scale, c = 1 + alpha·|r|.
     solver : ``"cg"`` (warm-started, ``cg_steps`` steps) or ``"cholesky"`` (exact).
-    n_chunks : work units for the thread pool, balanced by non-zeros.
+    n_chunks : work units for the thread pool, balanced by non-zeros. The result does
+        not depend on it (rows are independent) nor on the thread count.
+
+    Returns
+    -------
+    The loss's observed term Σ_obs [c·(p − s)² − s²] with s = xᵤ·yᵢ at the new ``X``
+    (see :func:`als_loss`), computed on the fly at almost no cost.
     """
     k = X.shape[1]
     A0 = gram(Y, regularization)
     bounds = balanced_bounds(indptr, k, n_chunks)
+    obs = np.zeros(bounds.shape[0] - 1, np.float64)
     if solver == "cg":
-        _cg_sweep(indptr, indices, data, X, Y, A0, np.float32(alpha), int(cg_steps), bounds)
+        max_nnz = max(1, int(np.diff(indptr).max(initial=0)))
+        _cg_sweep(indptr, indices, data, X, Y, A0, np.float32(alpha), int(cg_steps), bounds, max_nnz, obs)
     else:
-        _cholesky_sweep(indptr, indices, data, X, Y, A0, np.float32(alpha), bounds)
+        _cholesky_sweep(indptr, indices, data, X, Y, A0, np.float32(alpha), bounds, obs)
+    return float(obs.sum())
+
+
+def loss_from_observed(observed, X, Y, data, regularization, alpha) -> float:
+    """Assemble :func:`als_loss` from its observed term: the all-pairs term
+    Σ_{u,i} (xᵤ·yᵢ)² = ‖XYᵀ‖² = tr(XᵀX · YᵀY) costs two k×k Gram matrices."""
+    X64, Y64 = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+    all_pairs = float(np.sum((X64.T @ X64) * (Y64.T @ Y64)))
+    reg = regularization * (float(np.sum(X64 ** 2)) + float(np.sum(Y64 ** 2)))
+    weight = float(alpha * np.abs(np.asarray(data)).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]
+    return (observed + all_pairs + reg) / weight
 
 
 def als_loss(indptr, indices, data, X, Y, regularization, alpha, n_chunks=64) -> float:
@@ -246,14 +279,11 @@ def als_loss(indptr, indices, data, X, Y, regularization, alpha, n_chunks=64) ->
 
     ( Σ_{u,i} c_ui (p_ui − xᵤ·yᵢ)² + λ(‖X‖² + ‖Y‖²) ) / Σ_{u,i} c_ui,
 
-    over *all* user-item pairs (unobserved pairs have c = 1, p = 0), in
-    O(nnz·k + n_users·k²) via Σᵢ (xᵤ·yᵢ)² = xᵤᵀ YᵀY xᵤ (normalised as implicit does).
+    over *all* user-item pairs (unobserved pairs have c = 1, p = 0), normalised as
+    implicit does, in O(nnz·k + (n_users + n_items)·k²): the all-pairs term with c = 1,
+    p = 0 is tr(XᵀX·YᵀY), and each observed pair adds c·(p − s)² − s².
     """
-    k = X.shape[1]
-    YtY = gram(Y, 0.0)
-    bounds = balanced_bounds(indptr, k, n_chunks)
+    bounds = balanced_bounds(indptr, X.shape[1], n_chunks)
     out = np.zeros(bounds.shape[0] - 1, np.float64)
-    _loss_rows(indptr, indices, data, X, Y, YtY, np.float32(alpha), bounds, out)
-    reg = regularization * (float(np.sum(X.astype(np.float64) ** 2)) + float(np.sum(Y.astype(np.float64) ** 2)))
-    weight = float(alpha * np.abs(data).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]
-    return (float(out.sum()) + reg) / weight
+    _observed_rows(indptr, indices, data, X, Y, np.float32(alpha), bounds, out)
+    return loss_from_observed(float(out.sum()), X, Y, data, regularization, alpha)

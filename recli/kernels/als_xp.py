@@ -109,36 +109,51 @@ def xp_exact_rows(xp, batch: _Batch, A0):
     return x
 
 
+def _observed(xp, batch: _Batch, x) -> float:
+    """Σ over the batch's pairs of c·(p − s)² − s², s = xᵤ·yᵢ (see ``als_loss``)."""
+    s = (x[batch.row] * batch.Yg).sum(axis=1).astype(xp.float64)
+    pref = (batch.pc > 0).astype(xp.float64)
+    return float(((1.0 + batch.c1) * (pref - s) ** 2 - s * s).sum())
+
+
 def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver="cg", cg_steps=3,
-                 nnz_budget=1 << 20):
+                 nnz_budget=1 << 20) -> float:
     """Recompute every row of ``X`` (an ``xp`` float32 array, in place) against ``Y``.
 
     ``indptr``/``indices``/``data`` are host CSR arrays; only one batch is moved to the
-    device at a time. Same contract as :func:`recli.kernels.als.als_sweep`.
+    device at a time. Same contract and return value (the loss's observed term) as
+    :func:`recli.kernels.als.als_sweep`.
     """
     indptr = np.asarray(indptr)
     k = X.shape[1]
     A0 = xp_gram(xp, Y, regularization)
     # The exact solver gathers (nnz, k, k): keep that under ~64 MiB of float32.
     budget = nnz_budget if solver == "cg" else max(1, (1 << 24) // (k * k))
+    observed = 0.0
     for lo, hi in _batches(indptr, budget):
         batch = _Batch(xp, indptr, indices, data, Y, xp.float32(alpha), lo, hi)
         if solver == "cg":
             X[lo:hi] = xp_cg_rows(xp, batch, A0, X[lo:hi].copy(), cg_steps)
         else:
             X[lo:hi] = xp_exact_rows(xp, batch, A0)
+        observed += _observed(xp, batch, X[lo:hi])
+    return observed
+
+
+def xp_loss_from_observed(xp, observed, X, Y, data, regularization, alpha) -> float:
+    """``loss_from_observed`` on device arrays: tr(XᵀX·YᵀY) + λ(‖X‖² + ‖Y‖²) + observed."""
+    X64, Y64 = X.astype(xp.float64), Y.astype(xp.float64)
+    all_pairs = float(((X64.T @ X64) * (Y64.T @ Y64)).sum())
+    reg = regularization * (float((X64 ** 2).sum()) + float((Y64 ** 2).sum()))
+    weight = float(alpha * np.abs(np.asarray(data)).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]
+    return (observed + all_pairs + reg) / weight
 
 
 def xp_als_loss(xp, indptr, indices, data, X, Y, regularization, alpha, nnz_budget=1 << 20) -> float:
     """Same value as :func:`recli.kernels.als.als_loss`, vectorised over row batches."""
     indptr = np.asarray(indptr)
-    YtY = xp_gram(xp, Y, 0.0)
-    total = float(((X @ YtY) * X).sum(dtype=xp.float64))
+    observed = 0.0
     for lo, hi in _batches(indptr, nnz_budget):
         batch = _Batch(xp, indptr, indices, data, Y, xp.float32(alpha), lo, hi)
-        s = (X[lo:hi][batch.row] * batch.Yg).sum(axis=1).astype(xp.float64)
-        pref = (batch.pc > 0).astype(xp.float64)
-        total += float(((1.0 + batch.c1) * (pref - s) ** 2 - s * s).sum())
-    reg = regularization * (float((X.astype(xp.float64) ** 2).sum()) + float((Y.astype(xp.float64) ** 2).sum()))
-    weight = float(alpha * np.abs(np.asarray(data)).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]
-    return (total + reg) / weight
+        observed += _observed(xp, batch, X[lo:hi])
+    return xp_loss_from_observed(xp, observed, X, Y, data, regularization, alpha)

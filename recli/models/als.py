@@ -66,26 +66,26 @@ class ALS(Model):
         self._gram: np.ndarray | None = None
 
     # -- training ---------------------------------------------------------
-    def _sweep(self, csr, X, Y) -> None:
+    def _sweep(self, csr, X, Y) -> float:
+        """One half-epoch on the backend's kernels; returns the loss's observed term."""
         c = self.config
         if self.backend.name == "cpu":
             from recli.kernels.als import als_sweep
 
-            als_sweep(*csr, X, Y, c.regularization, c.alpha, c.solver, c.cg_steps)
-        else:
-            from recli.kernels.als_xp import xp_als_sweep
+            return als_sweep(*csr, X, Y, c.regularization, c.alpha, c.solver, c.cg_steps)
+        from recli.kernels.als_xp import xp_als_sweep
 
-            xp_als_sweep(self.backend.xp, *csr, X, Y, c.regularization, c.alpha, c.solver, c.cg_steps)
+        return xp_als_sweep(self.backend.xp, *csr, X, Y, c.regularization, c.alpha, c.solver, c.cg_steps)
 
-    def _loss(self, csr, X, Y) -> float:
+    def _loss(self, observed: float, X, Y, data) -> float:
         c = self.config
         if self.backend.name == "cpu":
-            from recli.kernels.als import als_loss
+            from recli.kernels.als import loss_from_observed
 
-            return als_loss(*csr, X, Y, c.regularization, c.alpha)
-        from recli.kernels.als_xp import xp_als_loss
+            return loss_from_observed(observed, X, Y, data, c.regularization, c.alpha)
+        from recli.kernels.als_xp import xp_loss_from_observed
 
-        return xp_als_loss(self.backend.xp, *csr, X, Y, c.regularization, c.alpha)
+        return xp_loss_from_observed(self.backend.xp, observed, X, Y, data, c.regularization, c.alpha)
 
     def init_factors(self, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         """Seeded uniform [0, 0.01) start (as implicit), users drawn before items."""
@@ -110,8 +110,8 @@ class ALS(Model):
             for epoch in range(1, self.config.iterations + 1):
                 start = time.perf_counter()
                 self._sweep(Cui, X, Y)
-                self._sweep(Ciu, Y, X)
-                loss = self._loss(Cui, X, Y)
+                # the item sweep's observed term is the loss's, at this epoch's factors
+                loss = self._loss(self._sweep(Ciu, Y, X), X, Y, Cui[2])
                 if not np.isfinite(loss):
                     raise ConfigError(f"ALS diverged at epoch {epoch} (loss is {loss})",
                                       hint="raise --regularization or lower --alpha")
