@@ -28,9 +28,12 @@ import numpy as np
 from numba import njit, prange
 
 from recli.kernels import FASTMATH
+from recli.kernels._prefetch import prefetch_row
 
 # A residual this small means the row has converged; stop before dividing by ~0.
 CG_EPS = 1e-20
+# How many non-zeros ahead to prefetch factor rows (latency hiding for random reads).
+PREFETCH = 6
 
 
 def balanced_bounds(indptr: np.ndarray, k: int, n_chunks: int) -> np.ndarray:
@@ -99,6 +102,8 @@ def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds, max_nnz,
             for f in range(k):
                 r[f] = -r[f]
             for idx in range(start, end):
+                if idx + PREFETCH < end:
+                    prefetch_row(Y, indices[idx + PREFETCH])
                 i = indices[idx]
                 c1, pc = _conf(data[idx], alpha)
                 d = np.float32(0.0)
@@ -116,6 +121,8 @@ def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds, max_nnz,
                 # Ap = A0 p + Σ c1·(yᵢ·p)·yᵢ, without forming Yᵀ(Cᵤ − I)Y
                 _symv(A0, p, Ap, k)
                 for idx in range(start, end):
+                    if idx + PREFETCH < end:
+                        prefetch_row(Y, indices[idx + PREFETCH])
                     i = indices[idx]
                     d = np.float32(0.0)
                     for f in range(k):
