@@ -25,7 +25,7 @@ class ALSConfig:
     factors: int = param(64, "latent factors per user and item", min=1, max=4096)
     iterations: int = param(15, "epochs: one user sweep and one item sweep each", min=1)
     regularization: float = param(0.05, "L2 penalty λ on the factors (unscaled, as in implicit)", min=0.0)
-    alpha: float = param(2.0, "confidence scale: c = 1 + alpha·r", min=0.0, exclusive_min=True)
+    alpha: float = param(1.0, "confidence scale: c = 1 + alpha·r", min=0.0, exclusive_min=True)
     solver: str = param("cg", "cg (fast, approximate) or cholesky (exact per-row solve)", choices=("cg", "cholesky"))
     cg_steps: int = param(3, "conjugate-gradient steps per row and sweep (solver=cg)", min=1, max=1000)
     seed: int = param(42, "random seed for the factor initialisation", min=0)
