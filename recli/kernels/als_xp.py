@@ -44,16 +44,19 @@ class _Batch:
     def __init__(self, xp, indptr, indices, data, Y, alpha, lo, hi):
         sparse = _sparse_module(xp)
         start, end = int(indptr[lo]), int(indptr[hi])
-        local = (xp.asarray(indptr[lo:hi + 1]) - start).astype(xp.int64)
+        # Batches hold far fewer than 2³¹ non-zeros, so int32 offsets (all CuPy accepts).
+        local = (np.asarray(indptr[lo:hi + 1]) - start).astype(np.int32)
+        counts = np.diff(local)
         nnz = end - start
         self.segment = sparse.csr_matrix(
-            (xp.ones(nnz, dtype=xp.float32), xp.arange(nnz, dtype=xp.int32), local), shape=(hi - lo, nnz))
-        self.row = xp.repeat(xp.arange(hi - lo), xp.diff(local).astype(xp.int64))
+            (xp.ones(nnz, dtype=xp.float32), xp.arange(nnz, dtype=xp.int32), xp.asarray(local)),
+            shape=(hi - lo, nnz))
+        self.row = xp.asarray(np.repeat(np.arange(hi - lo, dtype=np.int64), counts))
         values = xp.asarray(data[start:end])
         self.Yg = Y[xp.asarray(indices[start:end])]
         self.c1 = (alpha * xp.abs(values)).astype(xp.float32)
         self.pc = xp.where(values > 0, 1.0 + self.c1, 0.0).astype(xp.float32)
-        self.empty = xp.diff(local) == 0
+        self.empty = xp.asarray(counts == 0)
 
     def rowsum(self, per_nnz):
         return self.segment @ per_nnz
