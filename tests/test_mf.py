@@ -128,3 +128,16 @@ def test_round_trip_and_errors():
         build_config(MFConfig, {"lr_schedule": "cosine"}, "mf")
     with pytest.raises(InputError, match="history"):
         model.score(np.array([-1]), None)
+
+
+@pytest.mark.slow
+def test_ml100k_rmse_goal(ml100k):
+    raw = np.loadtxt(ml100k, dtype=np.int64)
+    users = np.unique(raw[:, 0], return_inverse=True)[1]
+    items = np.unique(raw[:, 1], return_inverse=True)[1]
+    ratings = raw[:, 2].astype(np.float32)
+    test = np.random.default_rng(42).random(users.shape[0]) < 0.2
+    train = sp.csr_matrix((ratings[~test], (users[~test], items[~test])), shape=(users.max() + 1, items.max() + 1))
+    model = MF(MFConfig(), get_backend("cpu", 1)).fit(train)
+    rmse = np.sqrt(np.mean((model.predict(users[test], items[test]) - ratings[test]) ** 2))
+    assert rmse <= 0.93
