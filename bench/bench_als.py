@@ -102,7 +102,8 @@ def quality(args: argparse.Namespace) -> None:
     users, items, ratings = load_ml100k()
     test_mask = leave_random_split(users, 0.2, 42)
     shape = (users.max() + 1, items.max() + 1)
-    train = sp.csr_matrix((np.ones((~test_mask).sum(), np.float32), (users[~test_mask], items[~test_mask])), shape=shape)
+    train_rows = (users[~test_mask], items[~test_mask])
+    train = sp.csr_matrix((np.ones(train_rows[0].shape[0], np.float32), train_rows), shape=shape)
     test = sp.csr_matrix((np.ones(test_mask.sum(), np.float32), (users[test_mask], items[test_mask])), shape=shape)
     print(f"ML-100K leave-random 20%/user seed 42: train {train.nnz}, test {test.nnz} rows")
     from threadpoolctl import threadpool_limits

@@ -18,7 +18,8 @@ from tests import reference_mf as ref
 def ratings_matrix(n_users=30, n_items=25, seed=0):
     """Ratings from a rank-2 truth plus biases, 40% observed, values 1..5."""
     rng = np.random.default_rng(seed)
-    truth = 3 + rng.standard_normal((n_users, 2)) @ rng.standard_normal((2, n_items)) + rng.standard_normal(n_items)[None]
+    low_rank = rng.standard_normal((n_users, 2)) @ rng.standard_normal((2, n_items))
+    truth = 3 + low_rank + rng.standard_normal(n_items)[None]
     mask = rng.random((n_users, n_items)) < 0.4
     mask[:, 0] = True
     rows, cols = np.nonzero(mask)

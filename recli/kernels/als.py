@@ -78,6 +78,85 @@ def _observed_term(value, alpha, s):
     return (1.0 + c1) * (pref - sd) ** 2 - sd * sd
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _residual(indices, data, start, end, x, Y, A0, alpha, r, s):
+    """r = b − A x with A x = A0 x + Σ c1·(yᵢ·x)·yᵢ and b = Σ p·c·yᵢ; s[j] = yⱼ·x.
+    Returns r·r."""
+    k = x.shape[0]
+    _symv(A0, x, r, k)
+    for f in range(k):
+        r[f] = -r[f]
+    for idx in range(start, end):
+        if idx + PREFETCH < end:
+            prefetch_row(Y, indices[idx + PREFETCH])
+        i = indices[idx]
+        c1, pc = _conf(data[idx], alpha)
+        d = np.float32(0.0)
+        for f in range(k):
+            d += Y[i, f] * x[f]
+        s[idx - start] = d
+        t = np.float32(pc - c1 * d)
+        for f in range(k):
+            r[f] += t * Y[i, f]
+    rr = np.float32(0.0)
+    for f in range(k):
+        rr += r[f] * r[f]
+    return rr
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _apply(indices, data, start, end, p, Y, A0, alpha, Ap, dp):
+    """Ap = A0 p + Σ c1·(yᵢ·p)·yᵢ without forming Yᵀ(Cᵤ − I)Y; dp[j] = yⱼ·p. Returns p·Ap."""
+    k = p.shape[0]
+    _symv(A0, p, Ap, k)
+    for idx in range(start, end):
+        if idx + PREFETCH < end:
+            prefetch_row(Y, indices[idx + PREFETCH])
+        i = indices[idx]
+        d = np.float32(0.0)
+        for f in range(k):
+            d += Y[i, f] * p[f]
+        dp[idx - start] = d
+        t = np.float32(alpha * abs(data[idx])) * d
+        for f in range(k):
+            Ap[f] += t * Y[i, f]
+    pAp = np.float32(0.0)
+    for f in range(k):
+        pAp += p[f] * Ap[f]
+    return pAp
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _cg_row(indices, data, start, end, x, Y, A0, alpha, cg_steps, r, p, Ap, s, dp):
+    """Warm-started CG on one row; returns its observed loss term at the new x.
+
+    s[j] tracks yⱼ·x as x moves (x ← x + a·p ⇒ s ← s + a·(yⱼ·p)), so the loss needs
+    no extra pass over the row."""
+    k = x.shape[0]
+    rsold = _residual(indices, data, start, end, x, Y, A0, alpha, r, s)
+    for f in range(k):
+        p[f] = r[f]
+    for _ in range(cg_steps if rsold >= CG_EPS else 0):
+        a = rsold / _apply(indices, data, start, end, p, Y, A0, alpha, Ap, dp)
+        rsnew = np.float32(0.0)
+        for f in range(k):
+            x[f] += a * p[f]
+            r[f] -= a * Ap[f]
+            rsnew += r[f] * r[f]
+        for j in range(end - start):
+            s[j] += a * dp[j]
+        if rsnew < CG_EPS:
+            break
+        beta = rsnew / rsold
+        for f in range(k):
+            p[f] = r[f] + beta * p[f]
+        rsold = rsnew
+    obs = 0.0
+    for idx in range(start, end):
+        obs += _observed_term(data[idx], alpha, s[idx - start])
+    return obs
+
+
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
 def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds, max_nnz, obs_out):
     k = X.shape[1]
@@ -86,70 +165,15 @@ def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds, max_nnz,
         r = np.empty(k, np.float32)
         p = np.empty(k, np.float32)
         Ap = np.empty(k, np.float32)
-        # s[j] tracks yⱼ·x as x moves (x ← x + a·p ⇒ s ← s + a·(yⱼ·p)), so the loss's
-        # observed term needs no extra pass over the row.
         s = np.empty(max_nnz, np.float32)
         dp = np.empty(max_nnz, np.float32)
         obs = 0.0
         for u in range(bounds[c], bounds[c + 1]):
             start, end = indptr[u], indptr[u + 1]
-            x = X[u]
             if start == end:
-                x[:] = 0.0
-                continue
-            # r = b − A x  with  A x = A0 x + Σ c1·(yᵢ·x)·yᵢ  and  b = Σ p·c·yᵢ
-            _symv(A0, x, r, k)
-            for f in range(k):
-                r[f] = -r[f]
-            for idx in range(start, end):
-                if idx + PREFETCH < end:
-                    prefetch_row(Y, indices[idx + PREFETCH])
-                i = indices[idx]
-                c1, pc = _conf(data[idx], alpha)
-                d = np.float32(0.0)
-                for f in range(k):
-                    d += Y[i, f] * x[f]
-                s[idx - start] = d
-                t = np.float32(pc - c1 * d)
-                for f in range(k):
-                    r[f] += t * Y[i, f]
-            rsold = np.float32(0.0)
-            for f in range(k):
-                p[f] = r[f]
-                rsold += r[f] * r[f]
-            for _ in range(cg_steps if rsold >= CG_EPS else 0):
-                # Ap = A0 p + Σ c1·(yᵢ·p)·yᵢ, without forming Yᵀ(Cᵤ − I)Y
-                _symv(A0, p, Ap, k)
-                for idx in range(start, end):
-                    if idx + PREFETCH < end:
-                        prefetch_row(Y, indices[idx + PREFETCH])
-                    i = indices[idx]
-                    d = np.float32(0.0)
-                    for f in range(k):
-                        d += Y[i, f] * p[f]
-                    dp[idx - start] = d
-                    t = np.float32(alpha * abs(data[idx])) * d
-                    for f in range(k):
-                        Ap[f] += t * Y[i, f]
-                pAp = np.float32(0.0)
-                for f in range(k):
-                    pAp += p[f] * Ap[f]
-                a = rsold / pAp
-                rsnew = np.float32(0.0)
-                for f in range(k):
-                    x[f] += a * p[f]
-                    r[f] -= a * Ap[f]
-                    rsnew += r[f] * r[f]
-                for j in range(end - start):
-                    s[j] += a * dp[j]
-                if rsnew < CG_EPS:
-                    break
-                beta = rsnew / rsold
-                for f in range(k):
-                    p[f] = r[f] + beta * p[f]
-                rsold = rsnew
-            for idx in range(start, end):
-                obs += _observed_term(data[idx], alpha, s[idx - start])
+                X[u, :] = 0.0
+            else:
+                obs += _cg_row(indices, data, start, end, X[u], Y, A0, alpha, cg_steps, r, p, Ap, s, dp)
         obs_out[c] = obs
 
 
