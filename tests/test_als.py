@@ -201,3 +201,19 @@ def test_ml100k_ndcg_floor(ml100k):
     n_rel = np.minimum(np.diff(truth.indptr), 10)
     idcg = np.array([(1 / np.log2(np.arange(2, n + 2))).sum() for n in n_rel])
     assert np.mean(dcg[n_rel > 0] / idcg[n_rel > 0]) > 0.33
+
+
+@pytest.mark.parametrize("device", ["cpu", "xp-numpy"])
+def test_epoch_callback_sees_current_factors_and_can_stop(device):
+    seen = []
+
+    def on_epoch(info):
+        seen.append((info.epoch, info.loss, model.score(np.array([0]), None)[0].copy()))
+        return info.epoch == 3
+
+    model = ALS(build_config(ALSConfig, ALS.test_params, "als"), get_backend(device, 1))
+    model.fit(block_matrix(), on_epoch=on_epoch)
+    assert [e for e, _, _ in seen] == [1, 2, 3] and len(model.epoch_losses) == 3
+    assert seen[0][1] == model.epoch_losses[0] and seen[-1][1] <= seen[0][1]
+    assert not np.allclose(seen[0][2], seen[-1][2])
+    np.testing.assert_array_equal(seen[-1][2], model.score(np.array([0]), None)[0])

@@ -73,6 +73,19 @@ def test_loss_decreases_and_fits_ratings(schedule):
     np.testing.assert_allclose(model.predict(*m.nonzero()), pred, rtol=1e-5, atol=1e-5)
 
 
+def test_epoch_callback_sees_current_state_and_can_stop():
+    seen = []
+
+    def on_epoch(info):
+        seen.append(model.predict(np.array([0]), np.array([0]))[0])
+        return info.epoch == 4
+
+    model = MF(build_config(MFConfig, {"factors": 4, "learning_rate": 0.03}), get_backend("cpu", 1))
+    model.fit(ratings_matrix(), on_epoch=on_epoch)
+    assert len(seen) == 4 and len(model.epoch_losses) == 4 and len(set(seen)) == 4
+    assert seen[-1] == model.predict(np.array([0]), np.array([0]))[0]
+
+
 def test_learning_rate_schedule():
     model = MF(build_config(MFConfig, {"learning_rate": 0.1, "lr_schedule": "exponential", "lr_decay": 0.5}))
     assert [model.learning_rate(e) for e in (1, 2, 3)] == pytest.approx([0.1, 0.05, 0.025])

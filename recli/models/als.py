@@ -115,12 +115,18 @@ class ALS(Model):
                 if not np.isfinite(loss):
                     raise ConfigError(f"ALS diverged at epoch {epoch} (loss is {loss})",
                                       hint="raise --regularization or lower --alpha")
+                if on_epoch is not None:
+                    self._publish(X, Y)  # the callback may score, fold in or snapshot
                 if self._report(on_epoch, epoch, start, loss):
                     break
+        self._publish(X, Y)
+        return self
+
+    def _publish(self, X, Y) -> None:
+        """Expose the current factors as the model's (host) state."""
         self.user_factors = self.backend.to_host(X)
         self.item_factors = self.backend.to_host(Y)
         self._gram = None
-        return self
 
     # -- inference --------------------------------------------------------
     def fold_in(self, history: Any) -> np.ndarray:

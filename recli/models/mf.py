@@ -78,6 +78,8 @@ class MF(Model):
         P = (rng.standard_normal((self.n_users, c.factors)) * c.init_std).astype(np.float32)
         Q = (rng.standard_normal((self.n_items, c.factors)) * c.init_std).astype(np.float32)
         bu, bi = np.zeros(self.n_users, np.float32), np.zeros(self.n_items, np.float32)
+        # updated in place, so an epoch callback sees (and may score with) the current state
+        self.user_factors, self.item_factors, self.user_bias, self.item_bias = P, Q, bu, bi
         self.epoch_losses = []
         with numba_threads(self.backend.threads) as threads:
             for epoch in range(1, c.iterations + 1):
@@ -90,7 +92,6 @@ class MF(Model):
                 # loss: training RMSE over the epoch's ratings, each taken just before its update
                 if self._report(on_epoch, epoch, start, float(np.sqrt(mse))):
                     break
-        self.user_factors, self.item_factors, self.user_bias, self.item_bias = P, Q, bu, bi
         return self
 
     # -- inference --------------------------------------------------------
