@@ -136,8 +136,10 @@ def mf_epoch(indptr, indices, rows, cols, vals, mu, P, Q, bu, bi, lr, reg, reg_b
     """
     out = np.zeros(n_blocks, np.float64)
     f32 = np.float32
-    _epoch(indptr, indices, rows, cols, vals, f32(mu), P, Q, bu, bi, f32(lr), f32(reg), f32(reg_bias),
-           int(negatives), int(seed), int(epoch), int(n_blocks), out)
+    # uint64 wrap-around is the RNG's arithmetic; only NUMBA_DISABLE_JIT runs would warn
+    with np.errstate(over="ignore"):
+        _epoch(indptr, indices, rows, cols, vals, f32(mu), P, Q, bu, bi, f32(lr), f32(reg), f32(reg_bias),
+               int(negatives), int(seed), int(epoch), int(n_blocks), out)
     return float(out.sum()) / max(1, rows.shape[0])
 
 
