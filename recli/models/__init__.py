@@ -10,6 +10,8 @@ from recli.models.base import Model
 _MODEL_CLASSES: tuple[tuple[str, str], ...] = (
     # (module, class name): imported lazily so listing models stays cheap.
     ("recli.models.popular", "Popular"),
+    ("recli.models.als", "ALS"),
+    ("recli.models.mf", "MF"),
 )
 
 

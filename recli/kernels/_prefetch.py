@@ -1,0 +1,52 @@
+"""``prefetch_row(A, i)``: ask the CPU to start loading row ``i`` of a 2-D C-contiguous
+array into cache (``llvm.prefetch``), for use inside njit kernels.
+
+ALS and SGD read factor rows at random (one per non-zero); issuing the loads a few
+non-zeros ahead overlaps their memory latency with the arithmetic on the current row.
+A prefetch never faults and never changes results. Under ``NUMBA_DISABLE_JIT=1`` it is
+a Python no-op.
+"""
+
+from __future__ import annotations
+
+from numba import config, types
+
+if config.DISABLE_JIT:  # pragma: no cover - coverage runs only
+
+    def prefetch_row(arr, row):
+        return None
+
+else:
+    from llvmlite import ir
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    _LINE = 64  # bytes per cache line
+    _MAX_LINES = 16  # rows up to 1 KiB (256 float32 factors) are prefetched whole
+
+    @intrinsic
+    def prefetch_row(typingctx, arr, row):
+        if not (isinstance(arr, types.Array) and arr.ndim == 2 and isinstance(row, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            aryty = sig.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            zero = context.get_constant(types.intp, 0)
+            row_index = context.cast(builder, args[1], sig.args[1], types.intp)
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [row_index, zero])
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+            base = builder.bitcast(ptr, i8p)
+            nbytes = builder.mul(builder.extract_value(ary.shape, 1),
+                                 context.get_constant(types.intp, aryty.dtype.bitwidth // 8))
+            for line in range(_MAX_LINES):
+                off = context.get_constant(types.intp, _LINE * line)
+                with builder.if_then(builder.icmp_signed("<", off, nbytes)):
+                    # read access, keep in all cache levels, data cache
+                    builder.call(fn, [builder.gep(base, [off]), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return types.void(arr, row), codegen

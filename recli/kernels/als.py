@@ -1,0 +1,320 @@
+"""Implicit-feedback ALS kernels (Hu, Koren & Volinsky 2008, "Collaborative Filtering
+for Implicit Feedback Datasets", eq. 4 and section 4).
+
+For every row ``u`` of a CSR matrix of interactions ``r_ui`` the user factor solves
+
+    (YᵀY + Yᵀ(Cᵤ − I)Y + λI) xᵤ = YᵀCᵤ p(u)
+
+with confidence ``c_ui = 1 + alpha·|r_ui|`` and preference ``p_ui = 1 if r_ui > 0 else 0``
+(a stored zero or negative value is a confident "no", as in implicit). ``YᵀY + λI`` is
+computed once per sweep (``A0`` below); the per-row part only touches the row's
+non-zeros, so a sweep costs O(nnz·k + n_rows·k²) per CG step.
+
+Two solvers, both writing ``X`` in place, row by row (each thread owns its rows):
+
+* ``cg``: ``cg_steps`` conjugate-gradient steps warm-started from the current ``X``
+  (Takács, Pilászy & Tikk 2011), never forming the k×k matrix.
+* ``cholesky``: forms the k×k matrix and solves it exactly.
+
+Rows without interactions get a zero factor (the exact solution, since b = 0).
+
+The ``xp_*`` twins are the same algorithms vectorised over a batch of rows with an
+array module ``xp`` (NumPy here, CuPy on a GPU): the GPU-shaped path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from recli.kernels import FASTMATH
+from recli.kernels._prefetch import prefetch_row
+
+# A residual this small means the row has converged; stop before dividing by ~0.
+CG_EPS = 1e-20
+# How many non-zeros ahead to prefetch factor rows (latency hiding for random reads).
+PREFETCH = 6
+
+
+def balanced_bounds(indptr: np.ndarray, k: int, n_chunks: int) -> np.ndarray:
+    """Split rows into ``n_chunks`` contiguous ranges of about equal work.
+
+    A row costs about ``nnz + k`` (its non-zeros plus the dense k×k product), so
+    popular items (Zipf) do not all land on one thread. Returns int64 boundaries.
+    """
+    n_rows = indptr.shape[0] - 1
+    n_chunks = max(1, min(n_chunks, n_rows))
+    cost = np.diff(indptr).astype(np.float64) + k
+    cum = np.concatenate(([0.0], np.cumsum(cost)))
+    targets = np.linspace(0.0, cum[-1], n_chunks + 1)
+    bounds = np.searchsorted(cum, targets).astype(np.int64)
+    bounds[0], bounds[-1] = 0, n_rows
+    return np.maximum.accumulate(bounds)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _conf(value, alpha):
+    """(c − 1, p·c) for one stored value: c = 1 + alpha·|r|, p = [r > 0]."""
+    c1 = alpha * abs(value)
+    return c1, (1.0 + c1) if value > 0 else 0.0
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _symv(A0, v, out, k):
+    """out = A0 v (A0 symmetric k×k, rows contiguous)."""
+    for f in range(k):
+        acc = np.float32(0.0)
+        for g in range(k):
+            acc += A0[f, g] * v[g]
+        out[f] = acc
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _observed_term(value, alpha, s):
+    """c·(p − s)² − s²: the observed pair's loss minus what the all-pairs term counts."""
+    c1, pc = _conf(value, alpha)
+    pref = 1.0 if pc > 0 else 0.0
+    sd = np.float64(s)
+    return (1.0 + c1) * (pref - sd) ** 2 - sd * sd
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _residual(indices, data, start, end, x, Y, A0, alpha, r, s):
+    """r = b − A x with A x = A0 x + Σ c1·(yᵢ·x)·yᵢ and b = Σ p·c·yᵢ; s[j] = yⱼ·x.
+    Returns r·r."""
+    k = x.shape[0]
+    _symv(A0, x, r, k)
+    for f in range(k):
+        r[f] = -r[f]
+    for idx in range(start, end):
+        if idx + PREFETCH < end:
+            prefetch_row(Y, indices[idx + PREFETCH])
+        i = indices[idx]
+        c1, pc = _conf(data[idx], alpha)
+        d = np.float32(0.0)
+        for f in range(k):
+            d += Y[i, f] * x[f]
+        s[idx - start] = d
+        t = np.float32(pc - c1 * d)
+        for f in range(k):
+            r[f] += t * Y[i, f]
+    rr = np.float32(0.0)
+    for f in range(k):
+        rr += r[f] * r[f]
+    return rr
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _apply(indices, data, start, end, p, Y, A0, alpha, Ap, dp):
+    """Ap = A0 p + Σ c1·(yᵢ·p)·yᵢ without forming Yᵀ(Cᵤ − I)Y; dp[j] = yⱼ·p. Returns p·Ap."""
+    k = p.shape[0]
+    _symv(A0, p, Ap, k)
+    for idx in range(start, end):
+        if idx + PREFETCH < end:
+            prefetch_row(Y, indices[idx + PREFETCH])
+        i = indices[idx]
+        d = np.float32(0.0)
+        for f in range(k):
+            d += Y[i, f] * p[f]
+        dp[idx - start] = d
+        t = np.float32(alpha * abs(data[idx])) * d
+        for f in range(k):
+            Ap[f] += t * Y[i, f]
+    pAp = np.float32(0.0)
+    for f in range(k):
+        pAp += p[f] * Ap[f]
+    return pAp
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _cg_row(indices, data, start, end, x, Y, A0, alpha, cg_steps, r, p, Ap, s, dp):
+    """Warm-started CG on one row; returns its observed loss term at the new x.
+
+    s[j] tracks yⱼ·x as x moves (x ← x + a·p ⇒ s ← s + a·(yⱼ·p)), so the loss needs
+    no extra pass over the row."""
+    k = x.shape[0]
+    rsold = _residual(indices, data, start, end, x, Y, A0, alpha, r, s)
+    for f in range(k):
+        p[f] = r[f]
+    for _ in range(cg_steps if rsold >= CG_EPS else 0):
+        a = rsold / _apply(indices, data, start, end, p, Y, A0, alpha, Ap, dp)
+        rsnew = np.float32(0.0)
+        for f in range(k):
+            x[f] += a * p[f]
+            r[f] -= a * Ap[f]
+            rsnew += r[f] * r[f]
+        for j in range(end - start):
+            s[j] += a * dp[j]
+        if rsnew < CG_EPS:
+            break
+        beta = rsnew / rsold
+        for f in range(k):
+            p[f] = r[f] + beta * p[f]
+        rsold = rsnew
+    obs = 0.0
+    for idx in range(start, end):
+        obs += _observed_term(data[idx], alpha, s[idx - start])
+    return obs
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds, max_nnz, obs_out):
+    k = X.shape[1]
+    for c in prange(bounds.shape[0] - 1):
+        # Scratch per chunk: each chunk (and so each thread) owns its buffers and rows.
+        r = np.empty(k, np.float32)
+        p = np.empty(k, np.float32)
+        Ap = np.empty(k, np.float32)
+        s = np.empty(max_nnz, np.float32)
+        dp = np.empty(max_nnz, np.float32)
+        obs = 0.0
+        for u in range(bounds[c], bounds[c + 1]):
+            start, end = indptr[u], indptr[u + 1]
+            if start == end:
+                X[u, :] = 0.0
+            else:
+                obs += _cg_row(indices, data, start, end, X[u], Y, A0, alpha, cg_steps, r, p, Ap, s, dp)
+        obs_out[c] = obs
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _cholesky_solve(A, b, k):
+    """Solve A z = b in place (z in b) for symmetric positive-definite A (lower
+    Cholesky factor overwrites A's lower triangle). Float64 for stability."""
+    for j in range(k):
+        s = A[j, j]
+        for m in range(j):
+            s -= A[j, m] * A[j, m]
+        # λ > 0 keeps A positive definite; the guard only stops a NaN on λ = 0.
+        d = np.sqrt(s) if s > 1e-300 else 1e-150
+        A[j, j] = d
+        for i in range(j + 1, k):
+            s = A[i, j]
+            for m in range(j):
+                s -= A[i, m] * A[j, m]
+            A[i, j] = s / d
+    for i in range(k):  # forward: L z = b
+        s = b[i]
+        for m in range(i):
+            s -= A[i, m] * b[m]
+        b[i] = s / A[i, i]
+    for i in range(k - 1, -1, -1):  # backward: Lᵀ z = z
+        s = b[i]
+        for m in range(i + 1, k):
+            s -= A[m, i] * b[m]
+        b[i] = s / A[i, i]
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _cholesky_sweep(indptr, indices, data, X, Y, A0, alpha, bounds, obs_out):
+    k = X.shape[1]
+    for c in prange(bounds.shape[0] - 1):
+        A = np.empty((k, k), np.float64)
+        b = np.empty(k, np.float64)
+        obs = 0.0
+        for u in range(bounds[c], bounds[c + 1]):
+            start, end = indptr[u], indptr[u + 1]
+            if start == end:
+                X[u, :] = 0.0
+                continue
+            for f in range(k):
+                b[f] = 0.0
+                for g in range(f + 1):
+                    A[f, g] = A0[f, g]
+            # A += Σ c1·yᵢyᵢᵀ (lower triangle only), b += Σ p·c·yᵢ
+            for idx in range(start, end):
+                i = indices[idx]
+                c1, pc = _conf(data[idx], alpha)
+                for f in range(k):
+                    yf = np.float64(Y[i, f])
+                    b[f] += pc * yf
+                    w = c1 * yf
+                    for g in range(f + 1):
+                        A[f, g] += w * Y[i, g]
+            _cholesky_solve(A, b, k)
+            for f in range(k):
+                X[u, f] = b[f]
+            for idx in range(start, end):
+                i = indices[idx]
+                d = np.float32(0.0)
+                for f in range(k):
+                    d += Y[i, f] * X[u, f]
+                obs += _observed_term(data[idx], alpha, d)
+        obs_out[c] = obs
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _observed_rows(indptr, indices, data, X, Y, alpha, bounds, out):
+    k = X.shape[1]
+    for c in prange(bounds.shape[0] - 1):
+        total = 0.0
+        for u in range(bounds[c], bounds[c + 1]):
+            for idx in range(indptr[u], indptr[u + 1]):
+                i = indices[idx]
+                d = np.float32(0.0)
+                for f in range(k):
+                    d += Y[i, f] * X[u, f]
+                total += _observed_term(data[idx], alpha, d)
+        out[c] = total
+
+
+def gram(Y: np.ndarray, regularization: float = 0.0) -> np.ndarray:
+    """YᵀY + λI in float32 (C-contiguous, the CG kernels' A0)."""
+    A0 = Y.T @ Y
+    A0[np.diag_indices_from(A0)] += regularization
+    return np.ascontiguousarray(A0, dtype=np.float32)
+
+
+def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", cg_steps=3, n_chunks=64) -> float:
+    """Recompute every row of ``X`` (n_rows × k, float32, in place) against fixed ``Y``.
+
+    Parameters
+    ----------
+    indptr, indices, data : CSR arrays (int64, int32, float32) of the rows' interactions.
+    X, Y : float32 C-contiguous factor matrices; ``X`` is updated in place.
+    regularization : λ ≥ 0 (λ > 0 keeps the system positive definite).
+    alpha : confidence scale, c = 1 + alpha·|r|.
+    solver : ``"cg"`` (warm-started, ``cg_steps`` steps) or ``"cholesky"`` (exact).
+    n_chunks : work units for the thread pool, balanced by non-zeros. The result does
+        not depend on it (rows are independent) nor on the thread count.
+
+    Returns
+    -------
+    The loss's observed term Σ_obs [c·(p − s)² − s²] with s = xᵤ·yᵢ at the new ``X``
+    (see :func:`als_loss`), computed on the fly at almost no cost.
+    """
+    k = X.shape[1]
+    A0 = gram(Y, regularization)
+    bounds = balanced_bounds(indptr, k, n_chunks)
+    obs = np.zeros(bounds.shape[0] - 1, np.float64)
+    if solver == "cg":
+        max_nnz = max(1, int(np.diff(indptr).max(initial=0)))
+        _cg_sweep(indptr, indices, data, X, Y, A0, np.float32(alpha), int(cg_steps), bounds, max_nnz, obs)
+    else:
+        _cholesky_sweep(indptr, indices, data, X, Y, A0, np.float32(alpha), bounds, obs)
+    return float(obs.sum())
+
+
+def loss_from_observed(observed, X, Y, data, regularization, alpha) -> float:
+    """Assemble :func:`als_loss` from its observed term: the all-pairs term
+    Σ_{u,i} (xᵤ·yᵢ)² = ‖XYᵀ‖² = tr(XᵀX · YᵀY) costs two k×k Gram matrices."""
+    X64, Y64 = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+    all_pairs = float(np.sum((X64.T @ X64) * (Y64.T @ Y64)))
+    reg = regularization * (float(np.sum(X64 ** 2)) + float(np.sum(Y64 ** 2)))
+    weight = float(alpha * np.abs(np.asarray(data)).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]
+    return (observed + all_pairs + reg) / weight
+
+
+def als_loss(indptr, indices, data, X, Y, regularization, alpha, n_chunks=64) -> float:
+    """Mean weighted squared loss plus regularisation:
+
+    ( Σ_{u,i} c_ui (p_ui − xᵤ·yᵢ)² + λ(‖X‖² + ‖Y‖²) ) / Σ_{u,i} c_ui,
+
+    over *all* user-item pairs (unobserved pairs have c = 1, p = 0), normalised as
+    implicit does, in O(nnz·k + (n_users + n_items)·k²): the all-pairs term with c = 1,
+    p = 0 is tr(XᵀX·YᵀY), and each observed pair adds c·(p − s)² − s².
+    """
+    bounds = balanced_bounds(indptr, X.shape[1], n_chunks)
+    out = np.zeros(bounds.shape[0] - 1, np.float64)
+    _observed_rows(indptr, indices, data, X, Y, np.float32(alpha), bounds, out)
+    return loss_from_observed(float(out.sum()), X, Y, data, regularization, alpha)

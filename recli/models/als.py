@@ -1,0 +1,209 @@
+"""``als``: implicit-feedback alternating least squares (Hu, Koren & Volinsky 2008).
+
+Each epoch recomputes every user factor against the fixed item factors, then every item
+factor against the fixed user factors, with confidence ``c = 1 + alpha·r``. The epoch
+loop is written once; the backend picks the leaf kernels: Numba row-parallel kernels
+(:mod:`recli.kernels.als`) on ``cpu``, the batched array-module twins
+(:mod:`recli.kernels.als_xp`) on ``xp-numpy`` / ``gpu``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from recli.errors import ArtifactError, ConfigError, InputError
+from recli.models.base import EpochCallback, Model, param
+
+
+@dataclass
+class ALSConfig:
+    factors: int = param(64, "latent factors per user and item", min=1, max=4096)
+    iterations: int = param(15, "epochs: one user sweep and one item sweep each", min=1)
+    regularization: float = param(0.05, "L2 penalty λ on the factors (unscaled, as in implicit)", min=0.0)
+    alpha: float = param(1.0, "confidence scale: c = 1 + alpha·r", min=0.0, exclusive_min=True)
+    solver: str = param("cg", "cg (fast, approximate) or cholesky (exact per-row solve)", choices=("cg", "cholesky"))
+    cg_steps: int = param(3, "conjugate-gradient steps per row and sweep (solver=cg)", min=1, max=1000)
+    seed: int = param(42, "random seed for the factor initialisation", min=0)
+    dtype: str = param("float32", "factor dtype", choices=("float32",))
+
+
+def csr_arrays(matrix: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr int64, indices int32, data float32) of a CSR matrix with sorted rows."""
+    m = sp.csr_matrix(matrix)
+    if not m.has_sorted_indices:
+        m = m.sorted_indices()
+    return (np.ascontiguousarray(m.indptr, dtype=np.int64), np.ascontiguousarray(m.indices, dtype=np.int32),
+            np.ascontiguousarray(m.data, dtype=np.float32))
+
+
+def cosine_rows(factors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Cosine similarity of ``factors[rows]`` against every row; zero-norm rows give 0."""
+    norms = np.linalg.norm(factors, axis=1)
+    safe = np.where(norms > 0, norms, 1.0).astype(np.float32)
+    unit = factors / safe[:, None]
+    return np.ascontiguousarray(unit[rows] @ unit.T, dtype=np.float32)
+
+
+class ALS(Model):
+    """Implicit ALS with a warm-started CG or an exact Cholesky solver."""
+
+    name: ClassVar[str] = "als"
+    summary: ClassVar[str] = "implicit-feedback ALS (Hu et al. 2008), CG or Cholesky solver"
+    Config: ClassVar[type] = ALSConfig
+    can_fold_in: ClassVar[bool] = True
+    can_explain: ClassVar[bool] = True
+    test_params: ClassVar[dict] = {"factors": 4, "iterations": 6, "regularization": 2.0, "alpha": 4.0}
+
+    def __init__(self, config: Any = None, backend: Any = None):
+        super().__init__(config, backend)
+        self.user_factors = np.zeros((0, self.config.factors), np.float32)
+        self.item_factors = np.zeros((0, self.config.factors), np.float32)
+        self._gram: np.ndarray | None = None
+
+    # -- training ---------------------------------------------------------
+    def _sweep(self, csr, X, Y) -> float:
+        """One half-epoch on the backend's kernels; returns the loss's observed term."""
+        c = self.config
+        if self.backend.name == "cpu":
+            from recli.kernels.als import als_sweep
+
+            return als_sweep(*csr, X, Y, c.regularization, c.alpha, c.solver, c.cg_steps)
+        from recli.kernels.als_xp import xp_als_sweep
+
+        return xp_als_sweep(self.backend.xp, *csr, X, Y, c.regularization, c.alpha, c.solver, c.cg_steps)
+
+    def _loss(self, observed: float, X, Y, data) -> float:
+        c = self.config
+        if self.backend.name == "cpu":
+            from recli.kernels.als import loss_from_observed
+
+            return loss_from_observed(observed, X, Y, data, c.regularization, c.alpha)
+        from recli.kernels.als_xp import xp_loss_from_observed
+
+        return xp_loss_from_observed(self.backend.xp, observed, X, Y, data, c.regularization, c.alpha)
+
+    def init_factors(self, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+        """Seeded uniform [0, 0.01) start (as implicit), users drawn before items."""
+        rng = np.random.default_rng(self.config.seed)
+        k = self.config.factors
+        X = rng.random((n_users, k), dtype=np.float32) * np.float32(0.01)
+        Y = rng.random((n_items, k), dtype=np.float32) * np.float32(0.01)
+        return X, Y
+
+    def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "ALS":
+        from recli.models._threads import numba_threads
+
+        ui = sp.csr_matrix(user_items)
+        if ui.nnz == 0:
+            raise InputError("the training matrix has no interactions", hint="check the training file is not empty")
+        self.n_users, self.n_items = ui.shape
+        Cui, Ciu = csr_arrays(ui), csr_arrays(ui.T.tocsr())
+        xp = self.backend.xp
+        X, Y = (xp.asarray(a) for a in self.init_factors(self.n_users, self.n_items))
+        self.epoch_losses = []
+        with numba_threads(self.backend.threads):
+            for epoch in range(1, self.config.iterations + 1):
+                start = time.perf_counter()
+                self._sweep(Cui, X, Y)
+                # the item sweep's observed term is the loss's, at this epoch's factors
+                loss = self._loss(self._sweep(Ciu, Y, X), X, Y, Cui[2])
+                if not np.isfinite(loss):
+                    raise ConfigError(f"ALS diverged at epoch {epoch} (loss is {loss})",
+                                      hint="raise --regularization or lower --alpha")
+                if on_epoch is not None:
+                    self._publish(X, Y)  # the callback may score, fold in or snapshot
+                if self._report(on_epoch, epoch, start, loss):
+                    break
+        self._publish(X, Y)
+        return self
+
+    def _publish(self, X, Y) -> None:
+        """Expose the current factors as the model's (host) state."""
+        self.user_factors = self.backend.to_host(X)
+        self.item_factors = self.backend.to_host(Y)
+        self._gram = None
+
+    # -- inference --------------------------------------------------------
+    def fold_in(self, history: Any) -> np.ndarray:
+        """Exact least-squares user factors for the rows of ``history`` (CSR over the
+        training items) against the fixed item factors: the ALS user step, solved
+        exactly (Cholesky) whatever the training solver."""
+        from recli.kernels.als import als_sweep
+        from recli.models._threads import numba_threads
+
+        h = sp.csr_matrix(history)
+        if h.shape[1] != self.n_items:
+            raise InputError(f"history has {h.shape[1]} item columns, the model has {self.n_items}",
+                             hint="map history items through the model's item vocabulary")
+        X = np.zeros((h.shape[0], self.config.factors), np.float32)
+        with numba_threads(self.backend.threads):
+            als_sweep(*csr_arrays(h), X, self.item_factors, self.config.regularization, self.config.alpha,
+                      "cholesky")
+        return X
+
+    def user_vectors(self, uidx: np.ndarray, history: Any) -> np.ndarray:
+        uidx = np.asarray(uidx, dtype=np.int64).ravel()
+        if uidx.size and (uidx.max() >= self.n_users or uidx.min() < -1):
+            raise InputError("user index out of range", hint="map users through the model's user vocabulary")
+        U = np.empty((uidx.shape[0], self.config.factors), np.float32)
+        known = uidx >= 0
+        U[known] = self.user_factors[uidx[known]]
+        if not known.all():
+            if history is None:
+                raise InputError("new users need their interaction history to be folded in",
+                                 hint="pass --history FILE with user,item[,rating] rows")
+            U[~known] = self.fold_in(sp.csr_matrix(history)[np.flatnonzero(~known)])
+        return U
+
+    def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
+        """xᵤ·yᵢ for every item; ``uidx == -1`` rows are folded in from ``history``."""
+        return np.ascontiguousarray(self.user_vectors(uidx, history) @ self.item_factors.T, dtype=np.float32)
+
+    def similar_items(self, iidx: np.ndarray) -> np.ndarray:
+        return cosine_rows(self.item_factors, np.asarray(iidx, dtype=np.int64))
+
+    def explain(self, uidx: int, history_items: np.ndarray, history_values: np.ndarray,
+                items: np.ndarray) -> np.ndarray:
+        """Hu et al. (2008) section 5: with Wᵤ = (YᵀCᵤY + λI)⁻¹ the folded-in user
+        ``xᵤ = Wᵤ YᵀCᵤp(u)``, so ``ŷᵤⱼ = Σₕ c_uh p_uh · yⱼᵀWᵤyₕ``: ``C[j, h]`` is that term.
+
+        Rows sum to the exact-solve score of this history (``score`` with ``uidx = -1``);
+        for a training user that equals the trained score up to ALS convergence.
+        """
+        hist = np.asarray(history_items, dtype=np.int64)
+        vals = np.asarray(history_values, dtype=np.float64)
+        Yh = self.item_factors[hist].astype(np.float64)
+        c1 = self.config.alpha * np.abs(vals)
+        pc = np.where(vals > 0, 1.0 + c1, 0.0)
+        A = self.gram_matrix().astype(np.float64) + (Yh * c1[:, None]).T @ Yh
+        W = np.linalg.solve(A, Yh.T)  # k × h: Wᵤ yₕ for each history item
+        Yj = self.item_factors[np.asarray(items, dtype=np.int64)].astype(np.float64)
+        return ((Yj @ W) * pc[None, :]).astype(np.float32)
+
+    def gram_matrix(self) -> np.ndarray:
+        """YᵀY + λI of the trained item factors (cached)."""
+        if self._gram is None:
+            from recli.kernels.als import gram
+
+            self._gram = gram(self.item_factors, self.config.regularization)
+        return self._gram
+
+    # -- persistence ------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"user_factors": self.user_factors, "item_factors": self.item_factors}
+
+    @classmethod
+    def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "ALS":
+        model = cls(config, backend)
+        model.user_factors = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
+        model.item_factors = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
+        if model.user_factors.shape[1] != config.factors or model.item_factors.shape[1] != config.factors:
+            raise ArtifactError("stored factors do not match the model's 'factors' setting",
+                              hint="the model file is inconsistent; retrain it")
+        model.n_users, model.n_items = model.user_factors.shape[0], model.item_factors.shape[0]
+        return model

@@ -1,0 +1,183 @@
+"""``mf``: explicit-rating biased matrix factorisation trained by SGD.
+
+``r̂ᵤᵢ = μ + bᵤ + bᵢ + pᵤ·qᵢ``; epochs of Hogwild SGD (:mod:`recli.kernels.mf`) with a
+constant or exponentially decaying learning rate. Good for rating prediction (RMSE);
+ranking uses the same predicted ratings. New users are folded in by the exact ridge
+solve of their biases and factors against the fixed item side (see :meth:`MF.fold_in`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from recli.errors import ArtifactError, ConfigError, InputError
+from recli.models.als import cosine_rows, csr_arrays
+from recli.models.base import EpochCallback, Model, param
+
+
+@dataclass
+class MFConfig:
+    factors: int = param(64, "latent factors per user and item", min=1, max=4096)
+    iterations: int = param(30, "SGD epochs (each visits every rating once)", min=1)
+    learning_rate: float = param(0.01, "initial SGD step size", min=0.0, exclusive_min=True)
+    lr_schedule: str = param("exponential", "constant, or exponential: lr·lr_decay^(epoch−1)",
+                             choices=("constant", "exponential"))
+    lr_decay: float = param(0.95, "per-epoch learning-rate factor (lr_schedule=exponential)", min=0.0,
+                            max=1.0, exclusive_min=True)
+    regularization: float = param(0.05, "L2 penalty on the factors (per update)", min=0.0)
+    bias_regularization: float = param(0.02, "L2 penalty on the user and item biases (per update)", min=0.0)
+    init_std: float = param(0.1, "standard deviation of the normal factor initialisation", min=0.0)
+    negatives: int = param(0, "unrated items sampled per rating and pushed toward 0 (implicit data)",
+                           min=0, max=100)
+    seed: int = param(42, "random seed (initialisation and SGD order)", min=0)
+    dtype: str = param("float32", "factor dtype", choices=("float32",))
+
+
+class MF(Model):
+    """Biased MF by Hogwild SGD; bit-for-bit deterministic with one thread."""
+
+    name: ClassVar[str] = "mf"
+    summary: ClassVar[str] = "explicit biased matrix factorisation (SGD) for ratings"
+    Config: ClassVar[type] = MFConfig
+    can_fold_in: ClassVar[bool] = True
+    test_params: ClassVar[dict] = {"factors": 4, "iterations": 40, "learning_rate": 0.05, "negatives": 3,
+                                   "regularization": 0.02}
+
+    def __init__(self, config: Any = None, backend: Any = None):
+        super().__init__(config, backend)
+        k = self.config.factors
+        self.user_factors = np.zeros((0, k), np.float32)
+        self.item_factors = np.zeros((0, k), np.float32)
+        self.user_bias = np.zeros(0, np.float32)
+        self.item_bias = np.zeros(0, np.float32)
+        self.global_mean = 0.0
+
+    def learning_rate(self, epoch: int) -> float:
+        """The step size of epoch ``epoch`` (1-based)."""
+        c = self.config
+        return c.learning_rate * (c.lr_decay ** (epoch - 1) if c.lr_schedule == "exponential" else 1.0)
+
+    def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "MF":
+        from recli.kernels.mf import mf_epoch
+        from recli.models._threads import numba_threads
+
+        c = self.config
+        ui = sp.csr_matrix(user_items)
+        if ui.nnz == 0:
+            raise InputError("the training matrix has no ratings", hint="check the training file is not empty")
+        indptr, indices, vals = csr_arrays(ui)
+        rows = np.repeat(np.arange(ui.shape[0], dtype=np.int32), np.diff(indptr))
+        self.n_users, self.n_items = ui.shape
+        self.global_mean = float(vals.mean(dtype=np.float64))
+        rng = np.random.default_rng(c.seed)
+        P = (rng.standard_normal((self.n_users, c.factors)) * c.init_std).astype(np.float32)
+        Q = (rng.standard_normal((self.n_items, c.factors)) * c.init_std).astype(np.float32)
+        bu, bi = np.zeros(self.n_users, np.float32), np.zeros(self.n_items, np.float32)
+        # updated in place, so an epoch callback sees (and may score with) the current state
+        self.user_factors, self.item_factors, self.user_bias, self.item_bias = P, Q, bu, bi
+        self.epoch_losses = []
+        with numba_threads(self.backend.threads) as threads:
+            for epoch in range(1, c.iterations + 1):
+                start = time.perf_counter()
+                mse = mf_epoch(indptr, indices, rows, indices, vals, self.global_mean, P, Q, bu, bi,
+                               self.learning_rate(epoch), c.regularization, c.bias_regularization, c.negatives,
+                               c.seed, epoch, threads)
+                if not np.isfinite(mse):
+                    raise ConfigError(f"SGD diverged at epoch {epoch}", hint="lower --learning-rate")
+                # loss: training RMSE over the epoch's ratings, each taken just before its update
+                if self._report(on_epoch, epoch, start, float(np.sqrt(mse))):
+                    break
+        return self
+
+    # -- inference --------------------------------------------------------
+    def fold_in(self, history: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Biases and factors of new users from their ratings (CSR over the training
+        items), items fixed: the ridge regression
+
+            min Σⱼ (rⱼ − μ − bⱼ − bᵤ − pᵤ·qⱼ)² + n·(λ_b·bᵤ² + λ·‖pᵤ‖²),
+
+        whose minimiser is where SGD on this user's n ratings settles (each update
+        applies the penalty once, so it is scaled by n). Users without ratings get 0."""
+        h = sp.csr_matrix(history)
+        if h.shape[1] != self.n_items:
+            raise InputError(f"history has {h.shape[1]} item columns, the model has {self.n_items}",
+                             hint="map history items through the model's item vocabulary")
+        k, c = self.config.factors, self.config
+        bias = np.zeros(h.shape[0], np.float32)
+        P = np.zeros((h.shape[0], k), np.float32)
+        for row in range(h.shape[0]):
+            items = h.indices[h.indptr[row]:h.indptr[row + 1]]
+            if items.size == 0:
+                continue
+            F = np.hstack([np.ones((items.size, 1)), self.item_factors[items].astype(np.float64)])
+            target = h.data[h.indptr[row]:h.indptr[row + 1]] - self.global_mean - self.item_bias[items]
+            penalty = items.size * np.r_[c.bias_regularization, np.full(k, c.regularization)]
+            # a tiny ridge keeps the system solvable when both penalties are 0
+            sol = np.linalg.solve(F.T @ F + np.diag(penalty + 1e-9), F.T @ target)
+            bias[row], P[row] = sol[0], sol[1:]
+        return bias, P
+
+    def _user_side(self, uidx: np.ndarray, history: Any) -> tuple[np.ndarray, np.ndarray]:
+        uidx = np.asarray(uidx, dtype=np.int64).ravel()
+        if uidx.size and (uidx.max() >= self.n_users or uidx.min() < -1):
+            raise InputError("user index out of range", hint="map users through the model's user vocabulary")
+        known = uidx >= 0
+        bias = np.zeros(uidx.shape[0], np.float32)
+        P = np.zeros((uidx.shape[0], self.config.factors), np.float32)
+        bias[known], P[known] = self.user_bias[uidx[known]], self.user_factors[uidx[known]]
+        if not known.all():
+            if history is None:
+                raise InputError("new users need their rating history to be folded in",
+                                 hint="pass --history FILE with user,item,rating rows")
+            bias[~known], P[~known] = self.fold_in(sp.csr_matrix(history)[np.flatnonzero(~known)])
+        return bias, P
+
+    def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
+        """Predicted ratings μ + bᵤ + bᵢ + pᵤ·qᵢ for every item."""
+        bias, P = self._user_side(uidx, history)
+        scores = P @ self.item_factors.T
+        scores += (self.item_bias + np.float32(self.global_mean))[None, :]
+        scores += bias[:, None]
+        return np.ascontiguousarray(scores, dtype=np.float32)
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Predicted ratings of (user, item) pairs of training indices."""
+        from recli.kernels.mf import predict_pairs
+
+        users = np.ascontiguousarray(users, dtype=np.int64)
+        items = np.ascontiguousarray(items, dtype=np.int64)
+        out = np.empty(users.shape[0], np.float32)
+        predict_pairs(users, items, np.float32(self.global_mean), self.user_factors, self.item_factors,
+                      self.user_bias, self.item_bias, out)
+        return out
+
+    def similar_items(self, iidx: np.ndarray) -> np.ndarray:
+        return cosine_rows(self.item_factors, np.asarray(iidx, dtype=np.int64))
+
+    # -- persistence ------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"user_factors": self.user_factors, "item_factors": self.item_factors, "user_bias": self.user_bias,
+                "item_bias": self.item_bias, "global_mean": np.array([self.global_mean], np.float64)}
+
+    @classmethod
+    def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "MF":
+        model = cls(config, backend)
+        try:
+            model.user_factors = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
+            model.item_factors = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
+            model.user_bias = np.ascontiguousarray(arrays["user_bias"], dtype=np.float32)
+            model.item_bias = np.ascontiguousarray(arrays["item_bias"], dtype=np.float32)
+            model.global_mean = float(np.asarray(arrays["global_mean"]).ravel()[0])
+        except KeyError as exc:
+            raise ArtifactError(f"the model file lacks the array {exc}", hint="retrain the model") from None
+        n_users, n_items = model.user_factors.shape[0], model.item_factors.shape[0]
+        if (model.user_bias.shape != (n_users,) or model.item_bias.shape != (n_items,)
+                or model.user_factors.shape[1] != config.factors or model.item_factors.shape[1] != config.factors):
+            raise ArtifactError("stored factors and biases have inconsistent shapes", hint="retrain the model")
+        model.n_users, model.n_items = n_users, n_items
+        return model
