@@ -9,6 +9,8 @@ from recli.models.base import Model
 
 _MODEL_CLASSES: tuple[tuple[str, str], ...] = (
     # (module, class name): imported lazily so listing models stays cheap.
+    ("recli.models.bpr", "BPR"),
+    ("recli.models.warp", "WARP"),
 )
 
 
