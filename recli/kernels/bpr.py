@@ -37,7 +37,7 @@ from recli.kernels.random_streams import (history_seed, next_below, row_contains
                                           splitmix64, stream_state)
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _bpr_step(U, V, b, u, i, j, lr, reg):
     """Apply one BPR SGD step in place; returns ``(loss, x_uij)``."""
     k = U.shape[1]

@@ -25,7 +25,7 @@ _EPOCH_KEY = np.uint64(0xD1B54A32D192ED03)
 _CHUNK_KEY = np.uint64(0x8CB92BA72F3D8DD7)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def splitmix64(x):
     """SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mix."""
     z = x + _GOLDEN
@@ -34,7 +34,7 @@ def splitmix64(x):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def stream_state(seed, epoch, chunk):
     """Initial xorshift state for ``(seed, epoch, chunk)``; never zero."""
     s = splitmix64(np.uint64(seed))
@@ -45,7 +45,7 @@ def stream_state(seed, epoch, chunk):
     return s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def next_u32(state):
     """One xorshift64* step (Marsaglia 2003; Vigna 2016): ``(new_state, 32 random bits)``."""
     s = state
@@ -55,7 +55,7 @@ def next_u32(state):
     return s, (s * _XS_MULT) >> np.uint64(32)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def next_below(state, n):
     """``(new_state, r)`` with ``r`` uniform in ``[0, n)`` for ``0 < n < 2**32``.
 
@@ -66,7 +66,7 @@ def next_below(state, n):
     return s, np.int64((r * np.uint64(n)) >> np.uint64(32))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def row_contains(indices, start, end, value):
     """Binary search for ``value`` in the sorted slice ``indices[start:end]``."""
     lo = start
@@ -83,7 +83,7 @@ def row_contains(indices, start, end, value):
     return False
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def history_seed(seed, indices, start, end):
     """A seed that depends only on ``seed`` and the items of one history row, so that a
     folded-in user gets the same vector whether it is scored alone or in a batch."""

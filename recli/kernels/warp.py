@@ -45,7 +45,7 @@ from recli.kernels.random_streams import history_seed, next_below, row_contains,
 MAX_LOSS = 10.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def rank_weight(n_items, n_sampled):
     """``L_N = min(ln(max(1, floor((n_items - 1) / N))), 10)``."""
     est = (n_items - 1) // n_sampled
@@ -54,7 +54,7 @@ def rank_weight(n_items, n_sampled):
     return min(math.log(est), MAX_LOSS)
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _score(U, V, b, u, i):
     x = b[i]
     for f in range(U.shape[1]):
@@ -62,7 +62,7 @@ def _score(U, V, b, u, i):
     return x
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _score_vec(u, V, b, i):
     x = b[i]
     for f in range(u.shape[0]):
@@ -70,7 +70,7 @@ def _score_vec(u, V, b, i):
     return x
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _sgd(p, g, G, lr, adagrad):
     """New value of one parameter and of its accumulator."""
     if adagrad:
@@ -78,7 +78,7 @@ def _sgd(p, g, G, lr, adagrad):
     return p - lr * g, G
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _warp_step(U, V, b, GU, GV, Gb, u, i, j, weight, lr, reg, adagrad):
     """One WARP step in place for ``(u, i, j)`` with rank weight ``weight``."""
     L = np.float32(weight)
