@@ -132,13 +132,15 @@ def run_quality(args: argparse.Namespace) -> None:
     train, test = ml100k_split()
     print(f"ML-100K leave-random 20%/user seed 42: {train.shape[0]} users, {train.shape[1]} items, "
           f"train {train.nnz}, test {test.nnz}; threads={args.threads}")
-    bpr = {"factors": args.factors, "iterations": args.bpr_iterations, "learning_rate": args.bpr_lr,
-           "regularization": args.bpr_reg, "seed": 0}
+    runs = []
+    for lr in args.bpr_lr:
+        bpr = {"factors": args.factors, "iterations": args.bpr_iterations, "learning_rate": lr,
+               "regularization": args.bpr_reg, "seed": 0}
+        runs += [("recli bpr", lambda p=bpr: recli_scores("bpr", train, p, args.threads), bpr),
+                 ("implicit 0.7.3 bpr", lambda p=bpr: implicit_bpr_scores(train, p, args.threads), bpr)]
     warp = {"factors": args.factors, "iterations": args.warp_iterations, "learning_rate": args.warp_lr,
             "regularization": 0.0, "max_sampled": args.max_sampled, "schedule": "adagrad", "seed": 0}
-    runs = [("recli bpr", lambda: recli_scores("bpr", train, bpr, args.threads), bpr),
-            ("implicit 0.7.3 bpr", lambda: implicit_bpr_scores(train, bpr, args.threads), bpr),
-            ("recli warp", lambda: recli_scores("warp", train, warp, args.threads), warp)]
+    runs.append(("recli warp", lambda: recli_scores("warp", train, warp, args.threads), warp))
     try:
         import lightfm  # noqa: F401
         runs.append(("lightfm 1.17 warp", lambda: lightfm_warp_scores(train, warp, args.threads), warp))
@@ -229,7 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     q.add_argument("--threads", type=int, default=2)
     q.add_argument("--factors", type=int, default=64)
     q.add_argument("--bpr-iterations", type=int, default=100)
-    q.add_argument("--bpr-lr", type=float, default=0.05)
+    q.add_argument("--bpr-lr", type=float, nargs="+", default=[0.05, 0.01],
+                   help="one comparison per value (0.05: recli default, 0.01: implicit default)")
     q.add_argument("--bpr-reg", type=float, default=0.01)
     q.add_argument("--warp-iterations", type=int, default=30)
     q.add_argument("--warp-lr", type=float, default=0.05)
