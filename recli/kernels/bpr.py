@@ -33,8 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from recli.kernels import FASTMATH
-from recli.kernels.random_streams import (history_seed, next_below, row_contains,
-                                          splitmix64, stream_state)
+from recli.kernels.random_streams import history_seed, next_below, row_contains, stream_state
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -211,4 +210,4 @@ def bpr_fold_in(indptr, indices, V, b, epochs, lr, reg, seed, max_tries):
     return out
 
 
-__all__ = ["balanced_bounds", "bpr_apply", "bpr_epoch", "bpr_fold_in", "splitmix64"]
+__all__ = ["balanced_bounds", "bpr_apply", "bpr_epoch", "bpr_fold_in"]
