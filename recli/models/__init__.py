@@ -12,6 +12,8 @@ _MODEL_CLASSES: tuple[tuple[str, str], ...] = (
     ("recli.models.popular", "Popular"),
     ("recli.models.als", "ALS"),
     ("recli.models.mf", "MF"),
+    ("recli.models.bpr", "BPR"),
+    ("recli.models.warp", "WARP"),
 )
 
 
