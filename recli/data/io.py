@@ -213,6 +213,10 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
         raise OutputError(f"cannot write to {str(parent)!r}: {exc.strerror}",
                           hint="check permissions, or choose another output path") from None
     os.close(fd)
+    # mkstemp creates 0600 files; give the output the permissions a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     tmp_path = Path(tmp)
     try:
         yield tmp_path

@@ -1,2 +1,1 @@
 """One plain function per command: in-memory values in and out; no argv, no printing, no exiting."""
-"""One plain function per command: in-memory objects in and out, no argv, no stdout."""
