@@ -22,6 +22,7 @@ from recli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, RecliError
 
 # name -> (module, one-line help). A command is listed here when its issue lands.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "eval": ("recli.cli.eval", "Score recommendations against a test set (ranking, beyond-accuracy, rating metrics)."),
 }
 
 
