@@ -63,19 +63,12 @@ def _ideal_dcg(gains, kmax, disc):
 
 @njit(cache=True)
 def _user_ranking(recs, t_indices, a, b, t_gain, graded, s_indices, sa, sb, has_train,
-                  ks, n_items, compat, disc, out):
+                  ks, n_items, compat, disc, cum_disc, out):
     """All ranking metrics of one user at every k (see :func:`ranking_kernel`)."""
     kmax = recs.shape[0]
     n_rel = b - a
-    if graded:
-        idcg = _ideal_dcg(t_gain[a:b], kmax, disc)
-    else:
-        idcg = np.zeros(kmax, dtype=np.float64)
-        acc = 0.0
-        for j in range(kmax):
-            if j < n_rel:
-                acc += disc[j]
-            idcg[j] = acc
+    # Binary IDCG at cutoff j + 1 is cum_disc[min(j + 1, |R|) - 1]: no per-user array.
+    idcg = _ideal_dcg(t_gain[a:b], kmax, disc) if graded else cum_disc
     # AUC candidate set: standard = catalogue minus the user's TRAIN items;
     # compat (implicit) = the whole catalogue.
     n_pos = n_rel
@@ -123,7 +116,8 @@ def _user_ranking(recs, t_indices, a, b, t_gain, graded, s_indices, sa, sb, has_
             out[q, 0] = prec
             out[q, 1] = rec
             out[q, 2] = 0.0 if prec + rec == 0.0 else 2.0 * prec * rec / (prec + rec)
-            out[q, 3] = dcg / idcg[j] if idcg[j] > 0.0 else 0.0
+            ideal = idcg[j] if graded else cum_disc[min(j + 1, n_rel) - 1]
+            out[q, 3] = dcg / ideal if ideal > 0.0 else 0.0
             out[q, 4] = ap / (min(k, n_rel) if compat else n_rel)
             out[q, 5] = rr
             out[q, 6] = 1.0 if hits > 0 else 0.0
@@ -165,6 +159,7 @@ def ranking_kernel(rec_items, rows, t_indptr, t_indices, t_gain, graded, s_indpt
     n = rec_items.shape[0]
     kmax = rec_items.shape[1]
     disc = 1.0 / np.log2(np.arange(2, kmax + 2).astype(np.float64))
+    cum_disc = np.cumsum(disc)
     for i in prange(n):
         r = rows[i]
         a = t_indptr[r]
@@ -178,7 +173,7 @@ def ranking_kernel(rec_items, rows, t_indptr, t_indices, t_gain, graded, s_indpt
             sa = s_indptr[r]
             sb = s_indptr[r + 1]
         _user_ranking(rec_items[i], t_indices, a, b, t_gain, graded, s_indices, sa, sb, has_train,
-                      ks, n_items, compat, disc, out[i])
+                      ks, n_items, compat, disc, cum_disc, out[i])
 
 
 @njit(cache=True, parallel=True)
@@ -239,12 +234,52 @@ def check_lists(rec_items, n_items, bad):
             if row[j] >= 0:
                 status = 3
         if status == 0 and length > 1:
-            s = np.sort(row[:length])
-            for j in range(1, length):
-                if s[j] == s[j - 1]:
-                    status = 1
-                    break
+            status = 1 if _has_repeat(row, 0, length) else 0
         bad[i] = status
+
+
+@njit(cache=True)
+def _has_repeat(items, lo, hi):
+    """Whether ``items[lo:hi]`` holds a value twice (pairwise for short runs: no alloc)."""
+    n = hi - lo
+    if n <= 32:
+        for a in range(lo, hi):
+            for b in range(a + 1, hi):
+                if items[a] == items[b]:
+                    return True
+        return False
+    s = np.sort(items[lo:hi])
+    for j in range(1, n):
+        if s[j] == s[j - 1]:
+            return True
+    return False
+
+
+@njit(cache=True, parallel=True)
+def runs_to_matrix(run_rows, starts, items, mat, repeated):
+    """Scatter runs of ``items`` (run ``r`` = ``items[starts[r]:starts[r + 1]]``, best
+    first) into row ``run_rows[r]`` of ``mat`` (pre-filled with -1, cut at its width);
+    ``repeated[r]`` is set when the run lists an item twice."""
+    width = mat.shape[1]
+    for r in prange(run_rows.shape[0]):
+        lo = starts[r]
+        hi = starts[r + 1]
+        repeated[r] = _has_repeat(items, lo, hi)
+        row = run_rows[r]
+        for j in range(min(hi - lo, width)):
+            mat[row, j] = items[lo + j]
+
+
+@njit(cache=True, parallel=True)
+def rows_sorted_unique(indptr, indices, ok):
+    """``ok[r]`` is False when CSR row ``r`` is not strictly increasing."""
+    for r in prange(indptr.shape[0] - 1):
+        good = True
+        for p in range(indptr[r] + 1, indptr[r + 1]):
+            if indices[p] <= indices[p - 1]:
+                good = False
+                break
+        ok[r] = good
 
 
 @njit(cache=True, parallel=True)

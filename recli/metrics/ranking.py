@@ -33,14 +33,17 @@ def _csr(indptr, indices, n_rows: int | None, what: str, data=None):
         data = np.ascontiguousarray(data, dtype=np.float64)
         if data.shape != indices.shape:
             raise InputError(f"{what}: gains and indices differ in length", hint="pass one gain per truth entry")
-    row_of = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
-    step = np.diff(indices.astype(np.int64))
-    same_row = row_of[1:] == row_of[:-1]
-    if np.any(step[same_row] <= 0):
+    from recli.kernels.metrics import rows_sorted_unique
+
+    ok = np.empty(indptr.shape[0] - 1, dtype=np.bool_)
+    rows_sorted_unique(indptr, indices, ok)
+    if not ok.all():
+        row_of = np.repeat(np.arange(indptr.shape[0] - 1), np.diff(indptr))
         order = np.lexsort((indices, row_of))
         indices = indices[order]
         data = data[order] if data is not None else None
-        if np.any((np.diff(indices.astype(np.int64)) == 0) & same_row):
+        rows_sorted_unique(indptr, indices, ok)
+        if not ok.all():
             raise InputError(f"{what} repeats an item within a row", hint="deduplicate (user, item) pairs first")
     return indptr, indices, data
 
@@ -145,7 +148,8 @@ class Evaluator:
         self._sum = None
         self._wsum = None
         self._count = None
-        self.rec_counts = np.zeros((self.ks.size, self.n_items), dtype=np.int64)
+        self.rec_counts = np.zeros((self.ks.size, self.n_items if {"coverage", "gini"} & set(self.metrics) else 0),
+                                   dtype=np.int64)
         self.n_without_recs = 0
         self.n_seen_items = 0
         self.n_users_with_seen = 0
@@ -175,9 +179,10 @@ class Evaluator:
             self.n_users_with_seen += int(np.count_nonzero(seen))
         values, weights = self._score(rec_items, rows)
         self._accumulate(values, weights, rows)
-        for q, k in enumerate(self.ks):
-            top = rec_items[:, :k]
-            self.rec_counts[q] += np.bincount(top[top >= 0], minlength=self.n_items)
+        if {"coverage", "gini"} & set(self.metrics):
+            for q, k in enumerate(self.ks):
+                top = rec_items[:, :k]
+                self.rec_counts[q] += np.bincount(top[top >= 0], minlength=self.n_items)
         return self
 
     def _checked_lists(self, rec_items) -> np.ndarray:
@@ -204,25 +209,27 @@ class Evaluator:
         return rec_items
 
     def _score(self, rec_items, rows):
-        """Per-user values ``[n, len(per_user_keys)]`` and aggregate weights."""
+        """Per-user values ``[n, len(per_user_keys)]`` and aggregate weights (``None`` =
+        every weight is 1)."""
         from recli.kernels import metrics as km
 
         n, nk = rec_items.shape[0], self.ks.size
-        cols, wcols = [], []
+        blocks, weights = [], None
         ranking = [m for m in self.metrics if METRICS[m].kind == "ranking"]
         if ranking:
             out = np.empty((n, nk, len(km.RANKING_COLUMNS)), dtype=np.float64)
             km.ranking_kernel(rec_items, rows, self.t_indptr, self.t_indices, self.t_gain, self.graded,
                               self.s_indptr, self.s_indices, self.has_train, self.ks, self.n_items,
                               self.compat, out)
-            n_rel = np.diff(self.t_indptr)[rows]
-            for m in ranking:
-                c = km.RANKING_COLUMNS.index(m)
-                for q, k in enumerate(self.ks):
-                    cols.append(out[:, q, c])
-                    # implicit's precision is sum(hits) / sum(min(k, |R|)): a weighted mean.
-                    w = np.minimum(n_rel, k).astype(np.float64) if (self.compat and m == "precision") else None
-                    wcols.append(w)
+            cols = [km.RANKING_COLUMNS.index(m) for m in ranking]
+            # metric-major, then k: the order of per_user_keys
+            blocks.append(out[:, :, cols].transpose(0, 2, 1).reshape(n, len(cols) * nk))
+            if self.compat and "precision" in ranking:
+                # implicit's precision is sum(hits) / sum(min(k, |R|)): a weighted mean.
+                weights = np.ones((n, len(self.per_user_keys)))
+                n_rel = np.diff(self.t_indptr)[rows]
+                j0 = ranking.index("precision") * nk
+                weights[:, j0:j0 + nk] = np.minimum(n_rel[:, None], self.ks[None, :])
         for m in self.metrics:
             if m not in PER_USER_BEYOND:
                 continue
@@ -232,16 +239,18 @@ class Evaluator:
             else:
                 item_values = self.item_info if m == "novelty" else self.item_counts
                 km.list_mean_kernel(rec_items, item_values, self.ks, out)
-            cols.extend(out[:, q] for q in range(nk))
-            wcols.extend([None] * nk)
-        values = np.column_stack(cols) if cols else np.zeros((n, 0))
-        weights = np.column_stack([np.ones(n) if w is None else w for w in wcols]) if cols else np.zeros((n, 0))
+            blocks.append(out)
+        values = blocks[0] if len(blocks) == 1 else (np.hstack(blocks) if blocks else np.zeros((n, 0)))
         return values, weights
 
     def _accumulate(self, values, weights, rows) -> None:
         ok = ~np.isnan(values)
-        wv = np.where(ok, values * weights, 0.0).sum(axis=0)
-        w = np.where(ok, weights, 0.0).sum(axis=0)
+        if weights is None:
+            wv = np.where(ok, values, 0.0).sum(axis=0)
+            w = ok.sum(axis=0).astype(np.float64)
+        else:
+            wv = np.where(ok, values * weights, 0.0).sum(axis=0)
+            w = np.where(ok, weights, 0.0).sum(axis=0)
         c = ok.sum(axis=0)
         if self._sum is None:
             self._sum, self._wsum, self._count = wv, w, c
@@ -250,7 +259,7 @@ class Evaluator:
         self._rows.append(rows)
         if self.keep_per_user:
             self._blocks.append(values)
-            self._weights.append(weights)
+            self._weights.append(np.ones_like(values) if weights is None else weights)
 
     def result(self) -> EvalResult:
         """Aggregates over every batch added so far."""

@@ -60,7 +60,7 @@ def harmonize(frames: list[pl.DataFrame], col: str) -> list[pl.DataFrame]:
 
 def prepare_recs(df: pl.DataFrame, what: str) -> pl.DataFrame:
     """``user, item, _ord`` (lower = better; rank, else -score, else file order), plus
-    ``prediction`` / ``score`` when present. Repeated (user, item) pairs are an error."""
+    ``prediction`` / ``score`` when present."""
     u = find_column(df, USER_COLUMNS, what, "user")
     i = find_column(df, ITEM_COLUMNS, what, "item")
     rank = find_column(df, ("rank",), what, "rank", required=False)
@@ -80,17 +80,13 @@ def prepare_recs(df: pl.DataFrame, what: str) -> pl.DataFrame:
     out = pl.DataFrame(cols)
     if out["user"].null_count() or out["item"].null_count():
         raise InputError(f"{what} has empty user or item values", hint="drop rows without a user or an item")
-    dup = out.select(pl.struct("user", "item").is_duplicated()).to_series()
-    if dup.any():
-        row = out.row(int(dup.arg_max()), named=True)
-        raise InputError(f"{what} recommends item {row['item']!r} to user {row['user']!r} more than once",
-                         hint="each (user, item) pair may appear once per recommendations file; deduplicate it")
+    # Repeated (user, item) pairs are found on the integer arrays (rec_matrix): cheaper.
     return out
 
 
 def prepare_test(df: pl.DataFrame, what: str, threshold: float | None, graded: bool):
-    """``(rated, relevant, notes)``: all (user, item[, rating]) rows with repeats merged
-    (highest rating kept), and the relevant rows with their ``gain``."""
+    """``(rated, relevant)``: all (user, item[, rating]) rows, and the relevant rows with
+    their ``gain`` (repeated pairs are merged later, keeping the highest gain)."""
     u = find_column(df, USER_COLUMNS, what, "user")
     i = find_column(df, ITEM_COLUMNS, what, "item")
     r = find_column(df, RATING_COLUMNS, what, "rating", required=False)
@@ -105,19 +101,13 @@ def prepare_test(df: pl.DataFrame, what: str, threshold: float | None, graded: b
     if r is not None:
         cols["rating"] = _numeric(df, r, what)
     test = pl.DataFrame(cols)
-    notes = []
-    if test.height != test.select(pl.struct("user", "item").n_unique()).item():
-        before = test.height
-        agg = pl.col("rating").max() if r is not None else pl.len().alias("_n")
-        test = test.group_by("user", "item", maintain_order=True).agg(agg).select(test.columns)
-        notes.append(f"{what}: {before - test.height} repeated (user, item) rows merged (highest rating kept)")
     relevant = test.filter(pl.col("rating") >= threshold) if threshold is not None else test
     if relevant.height == 0:
         raise InputError(f"no row of {what} has rating >= {threshold}",
                          hint="lower --relevance-threshold, or check the rating scale of the test file")
     gain = pl.col("rating") if graded else pl.lit(1.0)
     relevant = relevant.select("user", "item", gain.cast(pl.Float64).alias("gain"))
-    return test, relevant, notes
+    return test, relevant
 
 
 def prepare_items(df: pl.DataFrame, what: str, feature: str) -> pl.DataFrame:
@@ -146,81 +136,139 @@ class Encoded:
     """Integer view of the inputs: evaluated users ``0..n_users-1``, catalogue
     ``0..n_items-1``; truth / train as sorted CSR; TRAIN popularity; item features."""
 
-    user_ids: pl.Series
-    item_ids: pl.Series
-    truth: tuple[np.ndarray, np.ndarray, np.ndarray]
+    users: "Vocab"
+    items: "Vocab"
+    truth: tuple[np.ndarray, np.ndarray, np.ndarray | None]
     train: tuple[np.ndarray, np.ndarray] | None
     item_counts: np.ndarray | None
     n_train_users: int
     features: tuple[np.ndarray, np.ndarray] | None
+    n_merged: int = 0
+
+    @property
+    def user_ids(self) -> pl.Series:
+        return self.users.ids
 
     @property
     def n_users(self) -> int:
-        return self.user_ids.len()
+        return len(self.users)
 
     @property
     def n_items(self) -> int:
-        return self.item_ids.len()
+        return len(self.items)
 
 
-def _codes(values: pl.Series, vocab: pl.DataFrame, key: str, idx: str) -> np.ndarray:
-    """Index of each value in ``vocab`` (-1 when absent), in the order of ``values``."""
-    joined = pl.DataFrame({key: values}).join(vocab, on=key, how="left", maintain_order="left")
-    return joined[idx].fill_null(-1).to_numpy().astype(np.int64)
+class Vocab:
+    """Sorted unique ids -> ``0..n-1``. Non-negative integer ids that are not too sparse
+    use a lookup table (one gather); other ids a Polars join."""
+
+    def __init__(self, ids: pl.Series):
+        self.ids = ids
+        self.lut = None
+        if ids.dtype == pl.Int64 and ids.len():
+            lo, hi = ids.min(), ids.max()
+            if lo >= 0 and hi < 8 * ids.len() + (1 << 20):
+                self.lut = np.full(hi + 1, -1, dtype=np.int32)
+                self.lut[ids.to_numpy()] = np.arange(ids.len(), dtype=np.int32)
+        if self.lut is None:
+            self.frame = pl.DataFrame({"id": ids, "idx": np.arange(ids.len(), dtype=np.int32)})
+
+    def __len__(self) -> int:
+        return self.ids.len()
+
+    def codes(self, values: pl.Series) -> np.ndarray:
+        """int32 index of each value (-1 when absent), in the order of ``values``."""
+        if self.lut is not None and values.dtype == pl.Int64:
+            v = values.to_numpy()
+            if v.size == 0 or (v.min() >= 0 and v.max() < self.lut.shape[0]):
+                return self.lut[v]  # one gather: the common case
+            out = np.full(v.shape[0], -1, dtype=np.int32)
+            ok = (v >= 0) & (v < self.lut.shape[0])
+            out[ok] = self.lut[v[ok]]
+            return out
+        joined = pl.DataFrame({"id": values.cast(self.ids.dtype)}).join(self.frame, on="id", how="left",
+                                                                         maintain_order="left")
+        return joined["idx"].fill_null(-1).to_numpy().astype(np.int32)
 
 
-def _csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, data: np.ndarray | None = None):
-    order = np.lexsort((cols, rows))
+def unique_sorted(series: list[pl.Series]) -> pl.Series:
+    """Sorted distinct values of several Series (a presence bitmap for compact
+    non-negative integer ids, else Polars ``unique``)."""
+    if all(s.dtype == pl.Int64 for s in series) and all(s.len() for s in series):
+        lo = min(s.min() for s in series)
+        hi = max(s.max() for s in series)
+        if lo >= 0 and hi < 8 * sum(s.len() for s in series) + (1 << 20):
+            seen = np.zeros(hi + 1, dtype=np.bool_)
+            for s in series:
+                seen[s.to_numpy()] = True
+            return pl.Series(np.flatnonzero(seen).astype(np.int64))
+    return pl.concat([s.unique() for s in series]).unique().sort()
+
+
+def build_csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int, data: np.ndarray | None = None):
+    """``(indptr, indices[, data], n_merged)`` with each row sorted; repeated (row, col)
+    pairs are merged, keeping the largest ``data``. One sort of an int64 key."""
+    key = rows.astype(np.int64) * max(n_cols, 1) + cols
+    if data is None:
+        key = np.sort(key)
+    else:
+        order = np.argsort(key, kind="stable")
+        key, data = key[order], data[order]
+    first = np.r_[True, key[1:] != key[:-1]] if key.size else np.zeros(0, dtype=bool)
+    n_merged = int(key.size - np.count_nonzero(first))
+    if n_merged:
+        starts = np.flatnonzero(first)
+        data = np.maximum.reduceat(data, starts) if data is not None else None
+        key = key[first]
+    r = key // max(n_cols, 1)
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
-    out = (indptr, cols[order].astype(np.int32))
-    return out + (data[order],) if data is not None else out
+    np.cumsum(np.bincount(r, minlength=n_rows), out=indptr[1:])
+    return indptr, (key % max(n_cols, 1)).astype(np.int32), data, n_merged
 
 
 def encode(relevant: pl.DataFrame, recs: list[pl.DataFrame], train: pl.DataFrame | None,
-           items: pl.DataFrame | None) -> Encoded:
+           items: pl.DataFrame | None, graded: bool = False) -> Encoded:
     """Map ids to indices: users = test users with a relevant item (sorted), items =
     every item id in any table (sorted, so indices do not depend on file order)."""
-    user_ids = relevant["user"].unique().sort()
+    users = Vocab(unique_sorted([relevant["user"]]))
     item_sources = [relevant["item"], *(r["item"] for r in recs)]
     item_sources += [train["item"]] if train is not None else []
     item_sources += [items["item"]] if items is not None else []
-    item_ids = pl.concat([s.unique() for s in item_sources]).unique().sort()
-    users = pl.DataFrame({"user": user_ids, "uidx": np.arange(user_ids.len(), dtype=np.int64)})
-    vocab = pl.DataFrame({"item": item_ids, "iidx": np.arange(item_ids.len(), dtype=np.int64)})
-    n_users = user_ids.len()
-    truth = _csr(_codes(relevant["user"], users, "user", "uidx"), _codes(relevant["item"], vocab, "item", "iidx"),
-                 n_users, relevant["gain"].to_numpy().astype(np.float64))
+    vocab = Vocab(unique_sorted(item_sources))
+    n_users, n_items = len(users), len(vocab)
+    gain = relevant["gain"].to_numpy().astype(np.float64) if graded else None
+    t_ptr, t_idx, t_gain, n_merged = build_csr(users.codes(relevant["user"]), vocab.codes(relevant["item"]),
+                                               n_users, n_items, gain)
     train_csr, counts, n_train_users = None, None, 0
     if train is not None:
-        pairs = train.select("user", "item").unique()
-        t_items = _codes(pairs["item"], vocab, "item", "iidx")
-        counts = np.bincount(t_items, minlength=item_ids.len())
-        n_train_users = pairs["user"].n_unique()
-        t_users = _codes(pairs["user"], users, "user", "uidx")
+        t_items = vocab.codes(train["item"])
+        train_users = Vocab(unique_sorted([train["user"]]))
+        n_train_users = len(train_users)
+        # TRAIN popularity = distinct TRAIN users per item (repeats of a pair count once).
+        all_ptr, all_idx, _, _ = build_csr(train_users.codes(train["user"]), t_items, n_train_users, n_items)
+        counts = np.bincount(all_idx, minlength=n_items)
+        t_users = users.codes(train["user"])
         keep = t_users >= 0
-        train_csr = _csr(t_users[keep], t_items[keep], n_users)
+        train_csr = build_csr(t_users[keep], t_items[keep], n_users, n_items)[:2]
     features = None
     if items is not None:
-        flat = items.explode("feature").drop_nulls("feature").unique(["item", "feature"])
-        f_vocab = flat["feature"].unique().sort()
-        fv = pl.DataFrame({"feature": f_vocab, "fidx": np.arange(f_vocab.len(), dtype=np.int64)})
-        features = _csr(_codes(flat["item"], vocab, "item", "iidx"), _codes(flat["feature"], fv, "feature", "fidx"),
-                        item_ids.len())
-    return Encoded(user_ids, item_ids, truth, train_csr, counts, n_train_users, features)
+        flat = items.explode("feature").drop_nulls("feature")
+        fv = Vocab(flat["feature"].unique().sort())
+        features = build_csr(vocab.codes(flat["item"]), fv.codes(flat["feature"]), n_items, len(fv))[:2]
+    return Encoded(users, vocab, (t_ptr, t_idx, t_gain), train_csr, counts, n_train_users, features, n_merged)
 
 
-def rec_matrix(recs: pl.DataFrame, enc: Encoded, width: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+def rec_matrix(recs: pl.DataFrame, enc: Encoded, width: int | None, what: str) -> tuple[np.ndarray, np.ndarray, int]:
     """``(rec_items [n_users, width] int32 -1 padded, present bool [n_users], n_outside)``.
 
     Lists are ordered by ``_ord`` with file order breaking ties (a stable sort).
     ``width=None`` keeps the longest list whole. ``n_outside`` counts RECS rows of users
-    who are not evaluated (ignored).
+    who are not evaluated (ignored). An item listed twice for a user is an error.
     """
-    users = pl.DataFrame({"user": enc.user_ids, "uidx": np.arange(enc.n_users, dtype=np.int64)})
-    vocab = pl.DataFrame({"item": enc.item_ids, "iidx": np.arange(enc.n_items, dtype=np.int64)})
-    u = _codes(recs["user"], users, "user", "uidx")
-    i = _codes(recs["item"], vocab, "item", "iidx")
+    from recli.kernels.metrics import runs_to_matrix
+
+    u = enc.users.codes(recs["user"])
+    i = enc.items.codes(recs["item"])
     o = recs["_ord"].to_numpy()
     inside = u >= 0
     n_outside = int(inside.size - np.count_nonzero(inside))
@@ -229,16 +277,23 @@ def rec_matrix(recs: pl.DataFrame, enc: Encoded, width: int | None) -> tuple[np.
     order = _list_order(u, o)
     if order is not None:
         u, i = u[order], i[order]
-    counts = np.bincount(u, minlength=enc.n_users)
-    present = counts > 0
-    # Rows are now grouped by user (runs) in list order; position = offset in the run.
     starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]]) if u.size else np.zeros(0, np.int64)
-    run_len = np.diff(np.r_[starts, u.size])
-    pos = np.arange(u.size) - np.repeat(starts, run_len)
-    w = int(counts.max()) if width is None and u.size else int(width or 0)
+    bounds = np.r_[starts, u.size].astype(np.int64)
+    run_len = np.diff(bounds)
+    present = np.zeros(enc.n_users, dtype=bool)
+    present[u[starts]] = True
+    w = (int(run_len.max()) if run_len.size else 1) if width is None else width
     mat = np.full((enc.n_users, max(w, 1)), -1, dtype=np.int32)
-    keep = pos < w
-    mat[u[keep], pos[keep]] = i[keep]
+    repeated = np.zeros(starts.size, dtype=np.bool_)
+    runs_to_matrix(u[starts].astype(np.int64), bounds, i, mat, repeated)
+    if repeated.any():
+        r = int(np.flatnonzero(repeated)[0])
+        items = i[bounds[r]:bounds[r + 1]]
+        vals, counts = np.unique(items, return_counts=True)
+        item = enc.items.ids[int(vals[counts > 1][0])]
+        user = enc.users.ids[int(u[starts[r]])]
+        raise InputError(f"{what} recommends item {item!r} to user {user!r} more than once",
+                         hint="each (user, item) pair may appear once per recommendations file; deduplicate it")
     return mat, present, n_outside
 
 

@@ -41,7 +41,6 @@ class _Model:
     predictions: pl.DataFrame | None = None
     rows: list[dict] = field(default_factory=list)
     per_user: np.ndarray | None = None        # [n_users, n_keys], NaN = not scored
-    weights: np.ndarray | None = None
     scored: np.ndarray | None = None          # [n_users] bool: user evaluated for this model
     keys: list[str] = field(default_factory=list)
 
@@ -90,7 +89,8 @@ def evaluate(recs: list[tuple[str, pl.DataFrame]], test: pl.DataFrame, *, train:
     models = [_Model(label, ei.prepare_recs(df, f"RECS {label!r}"),
                      None if p is None else ei.prepare_pairs(p, "--predictions", ei.PREDICTION_COLUMNS, "prediction"))
               for (label, df), p in zip(recs, predictions)]
-    rated, relevant, notes = ei.prepare_test(test, "TEST", relevance_threshold, graded)
+    rated, relevant = ei.prepare_test(test, "TEST", relevance_threshold, graded)
+    notes: list[str] = []
     has_pred = any(m.predictions is not None or "prediction" in m.recs.columns for m in models)
     names = choose_metrics(metrics, gates, has_pred)
     ks = sorted(set(ks) | {g[1] for g in gates if g[1] is not None})
@@ -98,13 +98,16 @@ def evaluate(recs: list[tuple[str, pl.DataFrame]], test: pl.DataFrame, *, train:
     item_feats = ei.prepare_items(items, "ITEMS", item_feature) if items is not None else None
     relevant, rated, train_pairs, item_feats = _harmonize(models, relevant, rated, train_pairs, item_feats)
     warnings = _check_requirements(names, train_pairs, item_feats, rated, exclude_train, models)
-    enc = ei.encode(relevant, [m.recs for m in models], train_pairs, item_feats)
+    enc = ei.encode(relevant, [m.recs for m in models], train_pairs, item_feats, graded)
+    if enc.n_merged:
+        notes.append(f"TEST: {enc.n_merged} repeated relevant (user, item) rows merged (highest rating kept)")
     ranked = [m for m in names if METRICS[m].kind != "rating"]
     rule = None
     for model in models:
         if ranked:
+            keep = per_user or bootstrap > 0 or len(models) > 1
             rule = _score_ranking(model, enc, ranked, ks, graded, only_recommended, exclude_train, compat,
-                                  bootstrap, seed, notes)
+                                  bootstrap, seed, notes, keep)
         _score_rating(model, [m for m in names if METRICS[m].kind == "rating"], rated, notes)
     if ranked and len(models) > 1:
         _significance(models)
@@ -161,7 +164,7 @@ def _rec_items(model: _Model, enc: ei.Encoded, kmax: int, exclude_train: bool):
     recommendations, and a note about TRAIN items found in the lists."""
     from recli.kernels import metrics as km
 
-    mat, present, n_outside = ei.rec_matrix(model.recs, enc, None if exclude_train else kmax)
+    mat, present, n_outside = ei.rec_matrix(model.recs, enc, None if exclude_train else kmax, f"RECS {model.label!r}")
     note = f"{model.label}: {n_outside} RECS rows for users not evaluated were ignored" if n_outside else None
     if enc.train is None:
         return mat, present, [note] if note else []
@@ -180,7 +183,8 @@ def _rec_items(model: _Model, enc: ei.Encoded, kmax: int, exclude_train: bool):
     return mat, present, notes
 
 
-def _score_ranking(model, enc, names, ks, graded, only_recommended, exclude_train, compat, bootstrap, seed, notes):
+def _score_ranking(model, enc, names, ks, graded, only_recommended, exclude_train, compat, bootstrap, seed, notes,
+                   keep_per_user):
     """Run the Evaluator for one model; fill ``model.rows`` / ``per_user``; return the rule."""
     mat, present, extra = _rec_items(model, enc, ks[-1], exclude_train)
     notes.extend(extra)
@@ -188,9 +192,13 @@ def _score_ranking(model, enc, names, ks, graded, only_recommended, exclude_trai
     ev = Evaluator(indptr, indices, ks, names, n_items=enc.n_items, truth_gain=gain if graded else None,
                    train_indptr=enc.train[0] if enc.train else None, train_indices=enc.train[1] if enc.train else None,
                    item_counts=enc.item_counts, n_train_users=enc.n_train_users, item_features=enc.features,
-                   compat=compat, keep_per_user=True)
-    rows = np.flatnonzero(present) if only_recommended else np.arange(enc.n_users)
-    res = ev.add(mat[rows], rows).result()
+                   compat=compat, keep_per_user=keep_per_user)
+    if only_recommended:
+        rows = np.flatnonzero(present)
+        ev.add(mat[rows], rows)
+    else:
+        ev.add(mat)
+    res = ev.result()
     n_missing = int(enc.n_users - np.count_nonzero(present))
     if only_recommended:
         rule = (f"{res.n_evaluated} users: TEST users with a relevant item who appear in RECS (--only-recommended; "
@@ -198,12 +206,11 @@ def _score_ranking(model, enc, names, ks, graded, only_recommended, exclude_trai
     else:
         rule = (f"{res.n_evaluated} users: every TEST user with a relevant item "
                 f"(users without recommendations score 0: {n_missing} for {model.label})")
-    model.per_user = np.full((enc.n_users, len(res.per_user_keys)), np.nan)
-    model.weights = np.ones_like(model.per_user)
-    model.per_user[res.user_rows] = res.per_user
-    model.weights[res.user_rows] = res.per_user_weights
-    model.scored = np.zeros(enc.n_users, dtype=bool)
-    model.scored[res.user_rows] = True
+    if keep_per_user:
+        model.per_user = np.full((enc.n_users, len(res.per_user_keys)), np.nan)
+        model.per_user[res.user_rows] = res.per_user
+        model.scored = np.zeros(enc.n_users, dtype=bool)
+        model.scored[res.user_rows] = True
     low = high = None
     if bootstrap > 0:
         low, high = bootstrap_ci(res.per_user, res.per_user_weights, bootstrap, seed)
@@ -227,7 +234,8 @@ def _score_rating(model: _Model, names, rated: pl.DataFrame, notes) -> None:
     else:
         col = "prediction" if "prediction" in model.recs.columns else "score"
         pred = model.recs.select("user", "item", pl.col(col).alias("value"))
-    pairs = rated.drop_nulls("rating").join(pred, on=["user", "item"], how="inner")
+    rated = rated.drop_nulls("rating").group_by("user", "item").agg(pl.col("rating").max())
+    pairs = rated.join(pred, on=["user", "item"], how="inner")
     errors = rating_errors(pairs["value"].to_numpy(), pairs["rating"].to_numpy())
     notes.append(f"{model.label}: rmse/mae over {pairs.height} of {rated.height} rated TEST pairs that have a prediction")
     n_users = pairs["user"].n_unique()
