@@ -61,9 +61,16 @@ def _ideal_dcg(gains, kmax, disc):
     return idcg
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _put(out, base, c, q, value):
+    # Only the asked metrics have a column: base[c] = -1 skips metric c.
+    if base[c] >= 0:
+        out[base[c] + q] = value
+
+
+@njit(cache=True, inline="always")
 def _user_ranking(recs, t_indices, a, b, t_gain, graded, s_indices, sa, sb, has_train,
-                  ks, n_items, compat, disc, cum_disc, out):
+                  ks, n_items, compat, disc, cum_disc, base, out):
     """All ranking metrics of one user at every k (see :func:`ranking_kernel`)."""
     kmax = recs.shape[0]
     n_rel = b - a
@@ -113,30 +120,30 @@ def _user_ranking(recs, t_indices, a, b, t_gain, graded, s_indices, sa, sb, has_
             denom = min(k, n_rel) if compat else k
             prec = hits / denom
             rec = hits / n_rel
-            out[q, 0] = prec
-            out[q, 1] = rec
-            out[q, 2] = 0.0 if prec + rec == 0.0 else 2.0 * prec * rec / (prec + rec)
             ideal = idcg[j] if graded else cum_disc[min(j + 1, n_rel) - 1]
-            out[q, 3] = dcg / ideal if ideal > 0.0 else 0.0
-            out[q, 4] = ap / (min(k, n_rel) if compat else n_rel)
-            out[q, 5] = rr
-            out[q, 6] = 1.0 if hits > 0 else 0.0
+            auc = np.nan
             if n_pos > 0 and n_neg > 0:
                 # Unlisted positives tie with unlisted negatives (half a win each).
                 ties = 0.5 * (n_pos - listed_pos) * (n_neg - negs_above)
-                out[q, 7] = (auc_won + ties) / (n_pos * n_neg)
-            else:
-                out[q, 7] = np.nan
+                auc = (auc_won + ties) / (n_pos * n_neg)
+            _put(out, base, 0, q, prec)
+            _put(out, base, 1, q, rec)
+            _put(out, base, 2, q, 0.0 if prec + rec == 0.0 else 2.0 * prec * rec / (prec + rec))
+            _put(out, base, 3, q, dcg / ideal if ideal > 0.0 else 0.0)
+            _put(out, base, 4, q, ap / (min(k, n_rel) if compat else n_rel))
+            _put(out, base, 5, q, rr)
+            _put(out, base, 6, q, 1.0 if hits > 0 else 0.0)
+            _put(out, base, 7, q, auc)
             q += 1
 
 
 @njit(cache=True, parallel=True)
 def ranking_kernel(rec_items, rows, t_indptr, t_indices, t_gain, graded, s_indptr, s_indices,
-                   has_train, ks, n_items, compat, out):
+                   has_train, ks, n_items, compat, base, out):
     """Per-user precision, recall, F1, NDCG, AP, RR, hit and AUC at every k.
 
-    Writes ``out[i, q, c]`` (float64 ``[n, len(ks), 8]``, columns ``RANKING_COLUMNS``)
-    for user ``rows[i]``, cutoff ``ks[q]``. With ``R`` the user's relevant items
+    Writes ``out[i, base[c] + q]`` (float64 ``[n, n_cols]``) for metric ``c`` (order of
+    ``RANKING_COLUMNS``; ``base[c] = -1`` skips it), user ``rows[i]``, cutoff ``ks[q]``. With ``R`` the user's relevant items
     (truth row), ``rel_j`` whether the item at rank ``j`` is in ``R`` and
     ``hits@k = sum_{j<=k} rel_j``:
 
@@ -165,7 +172,7 @@ def ranking_kernel(rec_items, rows, t_indptr, t_indices, t_gain, graded, s_indpt
         a = t_indptr[r]
         b = t_indptr[r + 1]
         if b == a:
-            out[i, :, :] = np.nan
+            out[i, :] = np.nan
             continue
         sa = 0
         sb = 0
@@ -173,7 +180,7 @@ def ranking_kernel(rec_items, rows, t_indptr, t_indices, t_gain, graded, s_indpt
             sa = s_indptr[r]
             sb = s_indptr[r + 1]
         _user_ranking(rec_items[i], t_indices, a, b, t_gain, graded, s_indices, sa, sb, has_train,
-                      ks, n_items, compat, disc, cum_disc, out[i])
+                      ks, n_items, compat, disc, cum_disc, base, out[i])
 
 
 @njit(cache=True, parallel=True)
@@ -339,3 +346,28 @@ def ild_kernel(rec_items, f_indptr, f_indices, ks, out):
                 pairs = m * (m - 1) / 2.0
                 out[i, q] = 1.0 - sim / pairs if m >= 2 else np.nan
                 q += 1
+
+
+@njit(cache=True, parallel=True)
+def nan_column_sums(values, sums, counts):
+    """Add each column's sum and count of non-NaN values into ``sums`` / ``counts``.
+
+    Rows are split into a fixed number of chunks (not one per thread), reduced in
+    parallel and combined in order, so the result does not depend on the thread count.
+    """
+    n, m = values.shape
+    n_chunks = 64
+    step = (n + n_chunks - 1) // n_chunks
+    part_s = np.zeros((n_chunks, m), dtype=np.float64)
+    part_c = np.zeros((n_chunks, m), dtype=np.int64)
+    for c in prange(n_chunks):
+        for i in range(c * step, min(n, (c + 1) * step)):
+            for j in range(m):
+                v = values[i, j]
+                if not np.isnan(v):
+                    part_s[c, j] += v
+                    part_c[c, j] += 1
+    for c in range(n_chunks):
+        for j in range(m):
+            sums[j] += part_s[c, j]
+            counts[j] += part_c[c, j]

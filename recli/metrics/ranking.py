@@ -158,12 +158,16 @@ class Evaluator:
     def per_user_keys(self) -> list[str]:
         return [metric_key(m, int(k)) for m in self.metrics if METRICS[m].per_user for k in self.ks]
 
-    def add(self, rec_items, rows=None) -> "Evaluator":
+    def add(self, rec_items, rows=None, *, validate: bool = True) -> "Evaluator":
         """Score a batch: ``rec_items`` int32 ``[n, kmax]`` (-1 padded, best first, no
-        repeats within a row) for truth rows ``rows`` (default ``0..n-1``)."""
+        repeats within a row) for truth rows ``rows`` (default ``0..n-1``).
+
+        ``validate=False`` skips the per-row checks (repeats, range, padding) for callers
+        that built the lists themselves and already checked them.
+        """
         from recli.kernels import metrics as km
 
-        rec_items = self._checked_lists(rec_items)
+        rec_items = self._checked_lists(rec_items, validate)
         n = rec_items.shape[0]
         rows = np.arange(n, dtype=np.int64) if rows is None else np.ascontiguousarray(rows, dtype=np.int64)
         if rows.shape[0] != n or (n and (rows.min() < 0 or rows.max() >= self.t_indptr.shape[0] - 1)):
@@ -171,7 +175,7 @@ class Evaluator:
         keep = np.diff(self.t_indptr)[rows] > 0
         if not keep.all():
             rec_items, rows = rec_items[keep], rows[keep]
-        self.n_without_recs += int(np.count_nonzero(rec_items[:, 0] < 0)) if rec_items.shape[1] else rec_items.shape[0]
+        self.n_without_recs += int(np.count_nonzero(rec_items[:, 0] < 0))
         if self.has_train:
             seen = np.zeros(rec_items.shape[0], dtype=np.int64)
             km.count_seen(rec_items, rows, self.s_indptr, self.s_indices, seen)
@@ -185,7 +189,7 @@ class Evaluator:
                 self.rec_counts[q] += np.bincount(top[top >= 0], minlength=self.n_items)
         return self
 
-    def _checked_lists(self, rec_items) -> np.ndarray:
+    def _checked_lists(self, rec_items, validate: bool = True) -> np.ndarray:
         from recli.kernels import metrics as km
 
         rec_items = np.asarray(rec_items)
@@ -198,6 +202,8 @@ class Evaluator:
             rec_items = np.hstack([rec_items, pad])
         elif rec_items.shape[1] > kmax:
             rec_items = np.ascontiguousarray(rec_items[:, :kmax])
+        if not validate:
+            return rec_items
         bad = np.zeros(rec_items.shape[0], dtype=np.int8)
         km.check_lists(rec_items, self.n_items, bad)
         if bad.any():
@@ -209,27 +215,28 @@ class Evaluator:
         return rec_items
 
     def _score(self, rec_items, rows):
-        """Per-user values ``[n, len(per_user_keys)]`` and aggregate weights (``None`` =
-        every weight is 1)."""
+        """Per-user values ``[n, len(per_user_keys)]`` and ``{column: weights}`` for the
+        columns whose aggregate is a weighted mean (all others weigh 1)."""
         from recli.kernels import metrics as km
 
         n, nk = rec_items.shape[0], self.ks.size
-        blocks, weights = [], None
+        blocks, weights = [], {}
         ranking = [m for m in self.metrics if METRICS[m].kind == "ranking"]
         if ranking:
-            out = np.empty((n, nk, len(km.RANKING_COLUMNS)), dtype=np.float64)
+            base = np.full(len(km.RANKING_COLUMNS), -1, dtype=np.int64)
+            for j, m in enumerate(ranking):
+                base[km.RANKING_COLUMNS.index(m)] = j * nk  # metric-major, then k
+            out = np.empty((n, len(ranking) * nk), dtype=np.float64)
             km.ranking_kernel(rec_items, rows, self.t_indptr, self.t_indices, self.t_gain, self.graded,
                               self.s_indptr, self.s_indices, self.has_train, self.ks, self.n_items,
-                              self.compat, out)
-            cols = [km.RANKING_COLUMNS.index(m) for m in ranking]
-            # metric-major, then k: the order of per_user_keys
-            blocks.append(out[:, :, cols].transpose(0, 2, 1).reshape(n, len(cols) * nk))
+                              self.compat, base, out)
+            blocks.append(out)
             if self.compat and "precision" in ranking:
                 # implicit's precision is sum(hits) / sum(min(k, |R|)): a weighted mean.
-                weights = np.ones((n, len(self.per_user_keys)))
                 n_rel = np.diff(self.t_indptr)[rows]
                 j0 = ranking.index("precision") * nk
-                weights[:, j0:j0 + nk] = np.minimum(n_rel[:, None], self.ks[None, :])
+                for q, k in enumerate(self.ks):
+                    weights[j0 + q] = np.minimum(n_rel, k).astype(np.float64)
         for m in self.metrics:
             if m not in PER_USER_BEYOND:
                 continue
@@ -244,14 +251,16 @@ class Evaluator:
         return values, weights
 
     def _accumulate(self, values, weights, rows) -> None:
-        ok = ~np.isnan(values)
-        if weights is None:
-            wv = np.where(ok, values, 0.0).sum(axis=0)
-            w = ok.sum(axis=0).astype(np.float64)
-        else:
-            wv = np.where(ok, values * weights, 0.0).sum(axis=0)
-            w = np.where(ok, weights, 0.0).sum(axis=0)
-        c = ok.sum(axis=0)
+        from recli.kernels.metrics import nan_column_sums
+
+        m = values.shape[1]
+        wv, c = np.zeros(m), np.zeros(m, dtype=np.int64)
+        nan_column_sums(values, wv, c)
+        w = c.astype(np.float64)
+        for j, wj in weights.items():
+            ok = ~np.isnan(values[:, j])
+            wv[j] = float(np.sum(values[ok, j] * wj[ok]))
+            w[j] = float(np.sum(wj[ok]))
         if self._sum is None:
             self._sum, self._wsum, self._count = wv, w, c
         else:
@@ -259,7 +268,10 @@ class Evaluator:
         self._rows.append(rows)
         if self.keep_per_user:
             self._blocks.append(values)
-            self._weights.append(np.ones_like(values) if weights is None else weights)
+            full = np.ones_like(values)
+            for j, wj in weights.items():
+                full[:, j] = wj
+            self._weights.append(full)
 
     def result(self) -> EvalResult:
         """Aggregates over every batch added so far."""

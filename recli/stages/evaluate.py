@@ -195,9 +195,9 @@ def _score_ranking(model, enc, names, ks, graded, only_recommended, exclude_trai
                    compat=compat, keep_per_user=keep_per_user)
     if only_recommended:
         rows = np.flatnonzero(present)
-        ev.add(mat[rows], rows)
+        ev.add(mat[rows], rows, validate=False)  # rec_matrix checked repeats; ids are in range
     else:
-        ev.add(mat)
+        ev.add(mat, validate=False)
     res = ev.result()
     n_missing = int(enc.n_users - np.count_nonzero(present))
     if only_recommended:
