@@ -371,3 +371,62 @@ def nan_column_sums(values, sums, counts):
         for j in range(m):
             sums[j] += part_s[c, j]
             counts[j] += part_c[c, j]
+
+
+@njit(cache=True)
+def run_starts(u):
+    """Start offsets of the runs of equal values in ``u``, plus ``len(u)`` at the end."""
+    n = u.shape[0]
+    count = 1 if n else 0
+    for p in range(1, n):
+        if u[p] != u[p - 1]:
+            count += 1
+    out = np.empty(count + 1, dtype=np.int64)
+    c = 0
+    for p in range(n):
+        if p == 0 or u[p] != u[p - 1]:
+            out[c] = p
+            c += 1
+    out[count] = n
+    return out
+
+
+@njit(cache=True)
+def csr_from_sorted_keys(keys, data, n_rows, n_cols):
+    """``(indptr, indices, values, n_merged)`` from ascending ``keys = row * n_cols + col``
+    (``data`` aligned, or empty for none); equal keys merge, keeping the largest value."""
+    n = keys.shape[0]
+    has_data = data.shape[0] == n
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    indices = np.empty(n, dtype=np.int32)
+    values = np.empty(n if has_data else 0, dtype=np.float64)
+    w = 0
+    for p in range(n):
+        if p > 0 and keys[p] == keys[p - 1]:
+            if has_data and data[p] > values[w - 1]:
+                values[w - 1] = data[p]
+            continue
+        indices[w] = keys[p] % n_cols
+        if has_data:
+            values[w] = data[p]
+        indptr[keys[p] // n_cols + 1] += 1
+        w += 1
+    for r in range(n_rows):
+        indptr[r + 1] += indptr[r]
+    return indptr, indices[:w], values[:w] if has_data else values, n - w
+
+
+@njit(cache=True)
+def grouped_in_order(u, o, n_groups):
+    """True when each value of ``u`` forms one contiguous run and ``o`` never decreases
+    inside a run: rows are then already lists in rank order (no sort needed)."""
+    seen = np.zeros(n_groups, dtype=np.bool_)
+    for p in range(u.shape[0]):
+        if p > 0 and u[p] == u[p - 1]:
+            if o[p] < o[p - 1]:
+                return False
+        else:
+            if seen[u[p]]:
+                return False
+            seen[u[p]] = True
+    return True

@@ -35,6 +35,8 @@ def find_column(df: pl.DataFrame, names: tuple[str, ...], what: str, role: str, 
 def _numeric(df: pl.DataFrame, col: str, what: str) -> pl.Series:
     """``df[col]`` as Float64; non-numeric or empty values are an error that names a row."""
     s = df[col]
+    if s.dtype.is_integer() and not s.null_count():
+        return s.cast(pl.Float64)  # nothing to check: every value is a number
     if s.dtype.is_numeric():
         out = s.cast(pl.Float64)
     else:
@@ -206,24 +208,22 @@ def unique_sorted(series: list[pl.Series]) -> pl.Series:
 
 
 def build_csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int, data: np.ndarray | None = None):
-    """``(indptr, indices[, data], n_merged)`` with each row sorted; repeated (row, col)
-    pairs are merged, keeping the largest ``data``. One sort of an int64 key."""
-    key = rows.astype(np.int64) * max(n_cols, 1) + cols
-    if data is None:
-        key = np.sort(key)
-    else:
-        order = np.argsort(key, kind="stable")
-        key, data = key[order], data[order]
-    first = np.r_[True, key[1:] != key[:-1]] if key.size else np.zeros(0, dtype=bool)
-    n_merged = int(key.size - np.count_nonzero(first))
-    if n_merged:
-        starts = np.flatnonzero(first)
-        data = np.maximum.reduceat(data, starts) if data is not None else None
-        key = key[first]
-    r = key // max(n_cols, 1)
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(r, minlength=n_rows), out=indptr[1:])
-    return indptr, (key % max(n_cols, 1)).astype(np.int32), data, n_merged
+    """``(indptr, indices, data, n_merged)`` with each row sorted; repeated (row, col)
+    pairs are merged, keeping the largest ``data`` (``None`` in, ``None`` out).
+    One sort of an int64 ``row * n_cols + col`` key (skipped when already sorted)."""
+    from recli.kernels.metrics import csr_from_sorted_keys
+
+    n_cols = max(n_cols, 1)
+    key = rows.astype(np.int64) * n_cols + cols
+    if key.size > 1 and np.any(key[1:] < key[:-1]):
+        if data is None:
+            key = np.sort(key)
+        else:
+            order = np.argsort(key, kind="stable")
+            key, data = key[order], data[order]
+    vals = np.zeros(0) if data is None else np.ascontiguousarray(data, dtype=np.float64)
+    indptr, indices, vals, n_merged = csr_from_sorted_keys(key, vals, n_rows, n_cols)
+    return indptr, indices, (None if data is None else vals), int(n_merged)
 
 
 def encode(relevant: pl.DataFrame, recs: list[pl.DataFrame], train: pl.DataFrame | None,
@@ -265,7 +265,7 @@ def rec_matrix(recs: pl.DataFrame, enc: Encoded, width: int | None, what: str) -
     ``width=None`` keeps the longest list whole. ``n_outside`` counts RECS rows of users
     who are not evaluated (ignored). An item listed twice for a user is an error.
     """
-    from recli.kernels.metrics import runs_to_matrix
+    from recli.kernels.metrics import run_starts, runs_to_matrix
 
     u = enc.users.codes(recs["user"])
     i = enc.items.codes(recs["item"])
@@ -274,11 +274,11 @@ def rec_matrix(recs: pl.DataFrame, enc: Encoded, width: int | None, what: str) -
     n_outside = int(inside.size - np.count_nonzero(inside))
     if n_outside:
         u, i, o = u[inside], i[inside], o[inside]
-    order = _list_order(u, o)
+    order = _list_order(u, o, enc.n_users)
     if order is not None:
         u, i = u[order], i[order]
-    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]]) if u.size else np.zeros(0, np.int64)
-    bounds = np.r_[starts, u.size].astype(np.int64)
+    bounds = run_starts(u)
+    starts = bounds[:-1]
     run_len = np.diff(bounds)
     present = np.zeros(enc.n_users, dtype=bool)
     present[u[starts]] = True
@@ -297,14 +297,12 @@ def rec_matrix(recs: pl.DataFrame, enc: Encoded, width: int | None, what: str) -
     return mat, present, n_outside
 
 
-def _list_order(u: np.ndarray, o: np.ndarray) -> np.ndarray | None:
+def _list_order(u: np.ndarray, o: np.ndarray, n_users: int) -> np.ndarray | None:
     """A permutation grouping rows by user in list order, or None when the rows already
     are (one contiguous run per user, ``_ord`` non-decreasing within it): the common case
     of a recommender's output, which then needs no sort."""
-    if u.size == 0:
-        return None
-    change = u[1:] != u[:-1]
-    run_users = u[np.r_[True, change]]
-    if np.bincount(run_users).max() == 1 and not np.any((o[1:] < o[:-1]) & ~change):
+    from recli.kernels.metrics import grouped_in_order
+
+    if u.size == 0 or grouped_in_order(u, o, n_users):
         return None
     return np.lexsort((np.arange(u.size), o, u))
