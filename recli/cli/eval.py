@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,7 +10,7 @@ import typer
 
 from recli.cli._options import InputFormatOpt, Quiet, Seed, Threads, Verbose
 
-app = typer.Typer()
+app = typer.Typer(add_completion=False)
 
 _EPILOG = ("Exit codes: 0 ok, 2 bad input or options, 3 a --fail-under gate failed. "
            "Formulas and edge cases: recli eval --list-metrics.")
@@ -61,6 +62,9 @@ def eval(  # noqa: A001 - the command is called eval
         raise ConfigError("--test is required", hint="pass the truth table: recli eval RECS --test TEST")
     if compat not in COMPAT_MODES:
         raise ConfigError(f"unknown --compat {compat!r}", hint=f"use one of: {', '.join(COMPAT_MODES)}")
+    if not recs and sys.stdin.isatty():
+        raise ConfigError("no RECS file given and nothing piped in",
+                          hint="pass recommendation files, e.g. recli eval recs.csv --test test.csv, or pipe them in")
     recs = recs or ["-"]
     ks, names, gates = parse_ks(k), (parse_metrics(metrics) if metrics else None), parse_gates(fail_under)
     labels = _labels(recs, label)
