@@ -200,7 +200,7 @@ def count_seen(rec_items, rows, s_indptr, s_indices, out):
         out[i] = c
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def drop_seen(rec_items, rows, s_indptr, s_indices, out):
     """Copy each list into ``out`` without its TRAIN items, order kept, -1 padded.
 
@@ -208,7 +208,7 @@ def drop_seen(rec_items, rows, s_indptr, s_indices, out):
     kept items (so dropping happens before truncating to the largest k).
     """
     width = out.shape[1]
-    for i in prange(rec_items.shape[0]):
+    for i in range(rec_items.shape[0]):
         r = rows[i]
         sa = s_indptr[r]
         sb = s_indptr[r + 1]
@@ -262,13 +262,13 @@ def _has_repeat(items, lo, hi):
     return False
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def runs_to_matrix(run_rows, starts, items, mat, repeated):
     """Scatter runs of ``items`` (run ``r`` = ``items[starts[r]:starts[r + 1]]``, best
     first) into row ``run_rows[r]`` of ``mat`` (pre-filled with -1, cut at its width);
     ``repeated[r]`` is set when the run lists an item twice."""
     width = mat.shape[1]
-    for r in prange(run_rows.shape[0]):
+    for r in range(run_rows.shape[0]):
         lo = starts[r]
         hi = starts[r + 1]
         repeated[r] = _has_repeat(items, lo, hi)
@@ -277,10 +277,10 @@ def runs_to_matrix(run_rows, starts, items, mat, repeated):
             mat[row, j] = items[lo + j]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def rows_sorted_unique(indptr, indices, ok):
     """``ok[r]`` is False when CSR row ``r`` is not strictly increasing."""
-    for r in prange(indptr.shape[0] - 1):
+    for r in range(indptr.shape[0] - 1):
         good = True
         for p in range(indptr[r] + 1, indptr[r + 1]):
             if indices[p] <= indices[p - 1]:
@@ -289,11 +289,11 @@ def rows_sorted_unique(indptr, indices, ok):
         ok[r] = good
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def list_mean_kernel(rec_items, item_values, ks, out):
     """``out[i, q]`` = mean of ``item_values`` over the first min(k, L) listed items,
     NaN for an empty list (novelty: values are self-information; popularity: counts)."""
-    for i in prange(rec_items.shape[0]):
+    for i in range(rec_items.shape[0]):
         acc = 0.0
         m = 0
         q = 0
@@ -348,29 +348,20 @@ def ild_kernel(rec_items, f_indptr, f_indices, ks, out):
                 q += 1
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def nan_column_sums(values, sums, counts):
     """Add each column's sum and count of non-NaN values into ``sums`` / ``counts``.
 
-    Rows are split into a fixed number of chunks (not one per thread), reduced in
-    parallel and combined in order, so the result does not depend on the thread count.
+    Serial on purpose: one memory-bound pass, and the summation order (hence the last
+    bits of the result) never depends on the thread count.
     """
     n, m = values.shape
-    n_chunks = 64
-    step = (n + n_chunks - 1) // n_chunks
-    part_s = np.zeros((n_chunks, m), dtype=np.float64)
-    part_c = np.zeros((n_chunks, m), dtype=np.int64)
-    for c in prange(n_chunks):
-        for i in range(c * step, min(n, (c + 1) * step)):
-            for j in range(m):
-                v = values[i, j]
-                if not np.isnan(v):
-                    part_s[c, j] += v
-                    part_c[c, j] += 1
-    for c in range(n_chunks):
+    for i in range(n):
         for j in range(m):
-            sums[j] += part_s[c, j]
-            counts[j] += part_c[c, j]
+            v = values[i, j]
+            if not np.isnan(v):
+                sums[j] += v
+                counts[j] += 1
 
 
 @njit(cache=True)
