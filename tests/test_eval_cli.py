@@ -255,3 +255,24 @@ def test_readme_documents_every_metric():
     section = text[text.index("## recli eval"):]
     for name in METRICS:
         assert f"`{name}`" in section
+
+
+def test_same_output_for_any_thread_count(files):
+    args = ["eval", files["recs"], "--test", files["test"], "--train", files["train"], "-k", "1,3",
+            "-m", "ndcg,auc,map,novelty", "--bootstrap", "50", "--format", "json"]
+    one = run_recli(args + ["--threads", "1"])
+    two = run_recli(args + ["--threads", "2"])
+    assert one.returncode == two.returncode == 0, one.stderr.decode()
+    assert one.stdout == two.stdout
+
+
+def test_only_recommended_pairs_users_both_models_scored(cli, files, tmp_path):
+    other = tmp_path / "other.csv"
+    other.write_text("user,item\nu1,b\nu4,a\n")  # scores u1 and u4; recs scores u1 and u2
+    res = _ok(cli(["eval", files["recs"], str(other), "--test", files["test"], "-k", "3", "-m", "recall",
+                   "--only-recommended", "--format", "json"]))
+    rows = {r["model"]: r for r in json.loads(res.stdout)}
+    assert rows["recs"]["users"] == 2 and rows["other"]["users"] == 2
+    assert rows["other"]["value"] == pytest.approx(0.75)
+    # the paired tests use the one user both scored (u1): fewer than 2 pairs -> no p-value
+    assert rows["other"]["p_ttest"] is None
