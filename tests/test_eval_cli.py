@@ -276,3 +276,10 @@ def test_only_recommended_pairs_users_both_models_scored(cli, files, tmp_path):
     assert rows["other"]["value"] == pytest.approx(0.75)
     # the paired tests use the one user both scored (u1): fewer than 2 pairs -> no p-value
     assert rows["other"]["p_ttest"] is None
+
+
+def test_disjoint_ids_warn(cli, files, tmp_path):
+    recs = tmp_path / "r.csv"
+    recs.write_text("user,item\n001,a\n")
+    res = _ok(cli(["eval", str(recs), "--test", files["test"]]))
+    assert "warning: no user of RECS 'r' is a TEST user" in res.stderr

@@ -107,7 +107,7 @@ def evaluate(recs: list[tuple[str, pl.DataFrame]], test: pl.DataFrame, *, train:
         if ranked:
             keep = per_user or bootstrap > 0 or len(models) > 1
             rule = _score_ranking(model, enc, ranked, ks, graded, only_recommended, exclude_train, compat,
-                                  bootstrap, seed, notes, keep)
+                                  bootstrap, seed, notes, keep, warnings)
         _score_rating(model, [m for m in names if METRICS[m].kind == "rating"], rated, notes)
     if ranked and len(models) > 1:
         _significance(models)
@@ -184,10 +184,13 @@ def _rec_items(model: _Model, enc: ei.Encoded, kmax: int, exclude_train: bool):
 
 
 def _score_ranking(model, enc, names, ks, graded, only_recommended, exclude_train, compat, bootstrap, seed, notes,
-                   keep_per_user):
+                   keep_per_user, warnings):
     """Run the Evaluator for one model; fill ``model.rows`` / ``per_user``; return the rule."""
     mat, present, extra = _rec_items(model, enc, ks[-1], exclude_train)
     notes.extend(extra)
+    if not present.any():
+        warnings.append(f"no user of RECS {model.label!r} is a TEST user with a relevant item: every score is 0; "
+                        "check that both files use the same ids (e.g. '007' vs '7')")
     indptr, indices, gain = enc.truth
     ev = Evaluator(indptr, indices, ks, names, n_items=enc.n_items, truth_gain=gain if graded else None,
                    train_indptr=enc.train[0] if enc.train else None, train_indices=enc.train[1] if enc.train else None,
