@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("recli.cli.train", "Train a model and write a model directory."),
     "recommend": ("recli.cli.recommend", "Top-k recommendations (or similar items) from a model."),
     "info": ("recli.cli.info", "Show a model's metadata."),
+    "eval": ("recli.cli.eval", "Score recommendations against a test set (ranking, beyond-accuracy, rating metrics)."),
 }
 
 

@@ -1,0 +1,308 @@
+"""Validate evaluation tables and map their ids to integer arrays, once, with Polars.
+
+Everything after :func:`encode` works on NumPy arrays (:mod:`recli.metrics`).
+Ids keep their type when every table stores them as integers; otherwise they are
+compared as strings (CSV ids are read as strings, so ``007`` stays ``007``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from recli.errors import InputError
+
+USER_COLUMNS = ("user", "user_id")
+ITEM_COLUMNS = ("item", "item_id")
+RATING_COLUMNS = ("rating",)
+PREDICTION_COLUMNS = ("prediction",)
+
+
+def find_column(df: pl.DataFrame, names: tuple[str, ...], what: str, role: str, required: bool = True) -> str | None:
+    """The first of ``names`` present in ``df`` (case-insensitive), else an error / None."""
+    lower = {c.lower(): c for c in df.columns}
+    for name in names:
+        if name in lower:
+            return lower[name]
+    if not required:
+        return None
+    raise InputError(f"{what} has no {role} column (looked for {', '.join(names)}; found {', '.join(df.columns)})",
+                     hint=f"rename the {role} column to '{names[0]}', e.g. a header line '{names[0]},...'")
+
+
+def _numeric(df: pl.DataFrame, col: str, what: str) -> pl.Series:
+    """``df[col]`` as Float64; non-numeric or empty values are an error that names a row."""
+    s = df[col]
+    if s.dtype.is_integer() and not s.null_count():
+        return s.cast(pl.Float64)  # nothing to check: every value is a number
+    if s.dtype.is_numeric():
+        out = s.cast(pl.Float64)
+    else:
+        out = s.cast(pl.Utf8).str.strip_chars().cast(pl.Float64, strict=False)
+    bad = out.is_null() | out.is_nan()
+    if bad.any():
+        i = int(bad.arg_max())
+        raise InputError(f"{what}: column {col!r} must be numeric, row {i + 1} holds {s[i]!r}",
+                         hint=f"fix or drop the rows whose {col} is not a number")
+    return out
+
+
+def _ids(s: pl.Series) -> pl.Series:
+    return s.cast(pl.Int64) if s.dtype.is_integer() else s.cast(pl.Utf8)
+
+
+def harmonize(frames: list[pl.DataFrame], col: str) -> list[pl.DataFrame]:
+    """Give ``col`` one dtype across frames: Int64 when all are integers, else String."""
+    if all(f[col].dtype == pl.Int64 for f in frames):
+        return frames
+    return [f.with_columns(pl.col(col).cast(pl.Utf8)) for f in frames]
+
+
+def prepare_recs(df: pl.DataFrame, what: str) -> pl.DataFrame:
+    """``user, item, _ord`` (lower = better; rank, else -score, else file order), plus
+    ``prediction`` / ``score`` when present."""
+    u = find_column(df, USER_COLUMNS, what, "user")
+    i = find_column(df, ITEM_COLUMNS, what, "item")
+    rank = find_column(df, ("rank",), what, "rank", required=False)
+    score = find_column(df, ("score",), what, "score", required=False)
+    pred = find_column(df, PREDICTION_COLUMNS, what, "prediction", required=False)
+    cols = {"user": _ids(df[u]), "item": _ids(df[i])}
+    if rank is not None:
+        cols["_ord"] = _numeric(df, rank, what)
+    elif score is not None:
+        cols["_ord"] = -_numeric(df, score, what)
+    else:
+        cols["_ord"] = pl.Series(np.arange(df.height, dtype=np.float64))
+    if score is not None:
+        cols["score"] = _numeric(df, score, what)
+    if pred is not None:
+        cols["prediction"] = _numeric(df, pred, what)
+    out = pl.DataFrame(cols)
+    if out["user"].null_count() or out["item"].null_count():
+        raise InputError(f"{what} has empty user or item values", hint="drop rows without a user or an item")
+    # Repeated (user, item) pairs are found on the integer arrays (rec_matrix): cheaper.
+    return out
+
+
+def prepare_test(df: pl.DataFrame, what: str, threshold: float | None, graded: bool):
+    """``(rated, relevant)``: all (user, item[, rating]) rows, and the relevant rows with
+    their ``gain`` (repeated pairs are merged later, keeping the highest gain)."""
+    u = find_column(df, USER_COLUMNS, what, "user")
+    i = find_column(df, ITEM_COLUMNS, what, "item")
+    r = find_column(df, RATING_COLUMNS, what, "rating", required=False)
+    if r is None and threshold is not None:
+        raise InputError(f"--relevance-threshold needs ratings, but {what} has no rating column "
+                         f"(found {', '.join(df.columns)})",
+                         hint="drop --relevance-threshold for implicit data, or add a 'rating' column")
+    if r is None and graded:
+        raise InputError(f"--graded needs ratings, but {what} has no rating column",
+                         hint="drop --graded, or add a 'rating' column to the test file")
+    cols = {"user": _ids(df[u]), "item": _ids(df[i])}
+    if r is not None:
+        cols["rating"] = _numeric(df, r, what)
+    test = pl.DataFrame(cols)
+    relevant = test.filter(pl.col("rating") >= threshold) if threshold is not None else test
+    if relevant.height == 0:
+        raise InputError(f"no row of {what} has rating >= {threshold}",
+                         hint="lower --relevance-threshold, or check the rating scale of the test file")
+    gain = pl.col("rating") if graded else pl.lit(1.0)
+    relevant = relevant.select("user", "item", gain.cast(pl.Float64).alias("gain"))
+    return test, relevant
+
+
+def prepare_items(df: pl.DataFrame, what: str, feature: str) -> pl.DataFrame:
+    """``item, feature`` (list of strings, split on ``|``) from an item-features table."""
+    i = find_column(df, ITEM_COLUMNS, what, "item")
+    if feature not in df.columns:
+        raise InputError(f"{what} has no {feature!r} column (found {', '.join(df.columns)})",
+                         hint="name the feature column with --item-features, e.g. --item-features genres")
+    feats = df[feature].cast(pl.Utf8).fill_null("").str.split("|").list.eval(
+        pl.element().str.strip_chars().filter(pl.element() != ""))
+    return pl.DataFrame({"item": _ids(df[i]), "feature": feats}).unique("item", keep="first", maintain_order=True)
+
+
+def prepare_pairs(df: pl.DataFrame, what: str, value_names: tuple[str, ...], role: str) -> pl.DataFrame:
+    """``user, item, value`` from a table such as TRAIN or ``--predictions``."""
+    u = find_column(df, USER_COLUMNS, what, "user")
+    i = find_column(df, ITEM_COLUMNS, what, "item")
+    cols = {"user": _ids(df[u]), "item": _ids(df[i])}
+    if value_names:
+        cols["value"] = _numeric(df, find_column(df, value_names, what, role), what)
+    return pl.DataFrame(cols)
+
+
+@dataclass
+class Encoded:
+    """Integer view of the inputs: evaluated users ``0..n_users-1``, catalogue
+    ``0..n_items-1``; truth / train as sorted CSR; TRAIN popularity; item features."""
+
+    users: "Vocab"
+    items: "Vocab"
+    truth: tuple[np.ndarray, np.ndarray, np.ndarray | None]
+    train: tuple[np.ndarray, np.ndarray] | None
+    item_counts: np.ndarray | None
+    n_train_users: int
+    features: tuple[np.ndarray, np.ndarray] | None
+    n_merged: int = 0
+
+    @property
+    def user_ids(self) -> pl.Series:
+        return self.users.ids
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+
+class Vocab:
+    """Sorted unique ids -> ``0..n-1``. Non-negative integer ids that are not too sparse
+    use a lookup table (one gather); other ids a Polars join."""
+
+    def __init__(self, ids: pl.Series):
+        self.ids = ids
+        self.lut = None
+        if ids.dtype == pl.Int64 and ids.len():
+            lo, hi = ids.min(), ids.max()
+            if lo >= 0 and hi < 8 * ids.len() + (1 << 20):
+                self.lut = np.full(hi + 1, -1, dtype=np.int32)
+                self.lut[ids.to_numpy()] = np.arange(ids.len(), dtype=np.int32)
+        if self.lut is None:
+            self.frame = pl.DataFrame({"id": ids, "idx": np.arange(ids.len(), dtype=np.int32)})
+
+    def __len__(self) -> int:
+        return self.ids.len()
+
+    def codes(self, values: pl.Series) -> np.ndarray:
+        """int32 index of each value (-1 when absent), in the order of ``values``."""
+        if self.lut is not None and values.dtype == pl.Int64:
+            v = values.to_numpy()
+            if v.size == 0 or (v.min() >= 0 and v.max() < self.lut.shape[0]):
+                return self.lut[v]  # one gather: the common case
+            out = np.full(v.shape[0], -1, dtype=np.int32)
+            ok = (v >= 0) & (v < self.lut.shape[0])
+            out[ok] = self.lut[v[ok]]
+            return out
+        joined = pl.DataFrame({"id": values.cast(self.ids.dtype)}).join(self.frame, on="id", how="left",
+                                                                         maintain_order="left")
+        return joined["idx"].fill_null(-1).to_numpy().astype(np.int32)
+
+
+def unique_sorted(series: list[pl.Series]) -> pl.Series:
+    """Sorted distinct values of several Series (a presence bitmap for compact
+    non-negative integer ids, else Polars ``unique``)."""
+    if all(s.dtype == pl.Int64 for s in series) and all(s.len() for s in series):
+        lo = min(s.min() for s in series)
+        hi = max(s.max() for s in series)
+        if lo >= 0 and hi < 8 * sum(s.len() for s in series) + (1 << 20):
+            seen = np.zeros(hi + 1, dtype=np.bool_)
+            for s in series:
+                seen[s.to_numpy()] = True
+            return pl.Series(np.flatnonzero(seen).astype(np.int64))
+    return pl.concat([s.unique() for s in series]).unique().sort()
+
+
+def build_csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int, data: np.ndarray | None = None):
+    """``(indptr, indices, data, n_merged)`` with each row sorted; repeated (row, col)
+    pairs are merged, keeping the largest ``data`` (``None`` in, ``None`` out).
+    One sort of an int64 ``row * n_cols + col`` key (skipped when already sorted)."""
+    from recli.kernels.metrics import csr_from_sorted_keys
+
+    n_cols = max(n_cols, 1)
+    key = rows.astype(np.int64) * n_cols + cols
+    if key.size > 1 and np.any(key[1:] < key[:-1]):
+        if data is None:
+            key = np.sort(key)
+        else:
+            order = np.argsort(key, kind="stable")
+            key, data = key[order], data[order]
+    vals = np.zeros(0) if data is None else np.ascontiguousarray(data, dtype=np.float64)
+    indptr, indices, vals, n_merged = csr_from_sorted_keys(key, vals, n_rows, n_cols)
+    return indptr, indices, (None if data is None else vals), int(n_merged)
+
+
+def encode(relevant: pl.DataFrame, recs: list[pl.DataFrame], train: pl.DataFrame | None,
+           items: pl.DataFrame | None, graded: bool = False) -> Encoded:
+    """Map ids to indices: users = test users with a relevant item (sorted), items =
+    every item id in any table (sorted, so indices do not depend on file order)."""
+    users = Vocab(unique_sorted([relevant["user"]]))
+    item_sources = [relevant["item"], *(r["item"] for r in recs)]
+    item_sources += [train["item"]] if train is not None else []
+    item_sources += [items["item"]] if items is not None else []
+    vocab = Vocab(unique_sorted(item_sources))
+    n_users, n_items = len(users), len(vocab)
+    gain = relevant["gain"].to_numpy().astype(np.float64) if graded else None
+    t_ptr, t_idx, t_gain, n_merged = build_csr(users.codes(relevant["user"]), vocab.codes(relevant["item"]),
+                                               n_users, n_items, gain)
+    train_csr, counts, n_train_users = None, None, 0
+    if train is not None:
+        t_items = vocab.codes(train["item"])
+        train_users = Vocab(unique_sorted([train["user"]]))
+        n_train_users = len(train_users)
+        # TRAIN popularity = distinct TRAIN users per item (repeats of a pair count once).
+        all_ptr, all_idx, _, _ = build_csr(train_users.codes(train["user"]), t_items, n_train_users, n_items)
+        counts = np.bincount(all_idx, minlength=n_items)
+        t_users = users.codes(train["user"])
+        keep = t_users >= 0
+        train_csr = build_csr(t_users[keep], t_items[keep], n_users, n_items)[:2]
+    features = None
+    if items is not None:
+        flat = items.explode("feature").drop_nulls("feature")
+        fv = Vocab(flat["feature"].unique().sort())
+        features = build_csr(vocab.codes(flat["item"]), fv.codes(flat["feature"]), n_items, len(fv))[:2]
+    return Encoded(users, vocab, (t_ptr, t_idx, t_gain), train_csr, counts, n_train_users, features, n_merged)
+
+
+def rec_matrix(recs: pl.DataFrame, enc: Encoded, width: int | None, what: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(rec_items [n_users, width] int32 -1 padded, present bool [n_users], n_outside)``.
+
+    Lists are ordered by ``_ord`` with file order breaking ties (a stable sort).
+    ``width=None`` keeps the longest list whole. ``n_outside`` counts RECS rows of users
+    who are not evaluated (ignored). An item listed twice for a user is an error.
+    """
+    from recli.kernels.metrics import run_starts, runs_to_matrix
+
+    u = enc.users.codes(recs["user"])
+    i = enc.items.codes(recs["item"])
+    o = recs["_ord"].to_numpy()
+    inside = u >= 0
+    n_outside = int(inside.size - np.count_nonzero(inside))
+    if n_outside:
+        u, i, o = u[inside], i[inside], o[inside]
+    order = _list_order(u, o, enc.n_users)
+    if order is not None:
+        u, i = u[order], i[order]
+    bounds = run_starts(u)
+    starts = bounds[:-1]
+    run_len = np.diff(bounds)
+    present = np.zeros(enc.n_users, dtype=bool)
+    present[u[starts]] = True
+    w = (int(run_len.max()) if run_len.size else 1) if width is None else width
+    mat = np.full((enc.n_users, max(w, 1)), -1, dtype=np.int32)
+    repeated = np.zeros(starts.size, dtype=np.bool_)
+    runs_to_matrix(u[starts].astype(np.int64), bounds, i, mat, repeated)
+    if repeated.any():
+        r = int(np.flatnonzero(repeated)[0])
+        items = i[bounds[r]:bounds[r + 1]]
+        vals, counts = np.unique(items, return_counts=True)
+        item = enc.items.ids[int(vals[counts > 1][0])]
+        user = enc.users.ids[int(u[starts[r]])]
+        raise InputError(f"{what} recommends item {item!r} to user {user!r} more than once",
+                         hint="each (user, item) pair may appear once per recommendations file; deduplicate it")
+    return mat, present, n_outside
+
+
+def _list_order(u: np.ndarray, o: np.ndarray, n_users: int) -> np.ndarray | None:
+    """A permutation grouping rows by user in list order, or None when the rows already
+    are (one contiguous run per user, ``_ord`` non-decreasing within it): the common case
+    of a recommender's output, which then needs no sort."""
+    from recli.kernels.metrics import grouped_in_order
+
+    if u.size == 0 or grouped_in_order(u, o, n_users):
+        return None
+    return np.lexsort((np.arange(u.size), o, u))

@@ -1,0 +1,283 @@
+"""``recli eval`` as a plain function: recommendation / truth frames in, results frame out.
+
+Ids are mapped to integers once (:mod:`recli.stages.eval_inputs`); every metric is then
+computed by :class:`recli.metrics.Evaluator` over arrays, exactly as a model scored in
+batches would be. Nothing here prints or exits: notes for people come back in the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from recli.errors import ConfigError, InputError
+from recli.metrics import METRICS, Evaluator, bootstrap_ci, paired_tests, rating_errors
+from recli.metrics.registry import DEFAULT_METRICS, metric_key
+from recli.stages import eval_inputs as ei
+
+RESULT_SCHEMA = {"model": pl.Utf8, "metric": pl.Utf8, "k": pl.Int64, "value": pl.Float64, "users": pl.Int64,
+                 "ci_low": pl.Float64, "ci_high": pl.Float64, "p_ttest": pl.Float64, "p_wilcoxon": pl.Float64}
+
+
+@dataclass
+class EvalReport:
+    """``results``: one row per model x metric x k (``RESULT_SCHEMA``); ``per_user``: one
+    row per model x user (when asked); ``notes`` / ``warnings``: lines for people."""
+
+    results: pl.DataFrame
+    per_user: pl.DataFrame | None
+    users_rule: str
+    labels: list[str]
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Model:
+    label: str
+    recs: pl.DataFrame
+    predictions: pl.DataFrame | None = None
+    rows: list[dict] = field(default_factory=list)
+    per_user: np.ndarray | None = None        # [n_users, n_keys], NaN = not scored
+    scored: np.ndarray | None = None          # [n_users] bool: user evaluated for this model
+    keys: list[str] = field(default_factory=list)
+
+
+def choose_metrics(metrics: list[str] | None, gates, has_predictions: bool) -> list[str]:
+    """The asked metrics (default set when ``None``, plus rmse/mae when predictions exist)
+    and every metric a ``--fail-under`` gate names."""
+    names = list(metrics) if metrics else list(DEFAULT_METRICS) + (["rmse", "mae"] if has_predictions else [])
+    names += [g[0] for g in gates if g[0] not in names]
+    return [m for m in METRICS if m in names]
+
+
+def evaluate(recs: list[tuple[str, pl.DataFrame]], test: pl.DataFrame, *, train: pl.DataFrame | None = None,
+             items: pl.DataFrame | None = None, predictions: list[pl.DataFrame | None] | None = None,
+             ks=(10,), metrics: list[str] | None = None, relevance_threshold: float | None = None,
+             graded: bool = False, only_recommended: bool = False, exclude_train: bool = False,
+             compat: str | None = None, item_feature: str = "genres", bootstrap: int = 0, seed: int = 0,
+             per_user: bool = False, gates=()) -> EvalReport:
+    """Score each ``(label, recs frame)`` against ``test``; see ``recli eval --help``.
+
+    Parameters
+    ----------
+    recs : ``[(label, frame)]`` with ``user, item`` and ``rank`` or ``score`` (else file order).
+    test : ``user, item[, rating]``.
+    train, items, predictions : optional TRAIN pairs, item features (``item_feature``
+        column, ``a|b|c``), and one ``user,item,prediction`` frame (or None) per RECS.
+    ks, metrics, relevance_threshold, graded, only_recommended, exclude_train, compat :
+        as the CLI options of the same name. ``gates`` = ``parse_gates`` output (their
+        metrics and ks are computed too).
+    bootstrap, seed : resamples for 95% CIs (0 = none) and their seed.
+    per_user : also return per-user values.
+
+    Returns
+    -------
+    EvalReport
+    """
+    if test.height == 0:
+        raise InputError("the test set is empty", hint="pass a TEST file with user,item rows")
+    labels = [label for label, _ in recs]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"two RECS share the label {labels!r}", hint="give distinct names with --label")
+    predictions = list(predictions or [])
+    if len(predictions) > len(recs):
+        raise ConfigError("more --predictions files than RECS files", hint="give at most one --predictions per RECS")
+    predictions += [None] * (len(recs) - len(predictions))
+    models = [_Model(label, ei.prepare_recs(df, f"RECS {label!r}"),
+                     None if p is None else ei.prepare_pairs(p, "--predictions", ei.PREDICTION_COLUMNS, "prediction"))
+              for (label, df), p in zip(recs, predictions)]
+    rated, relevant = ei.prepare_test(test, "TEST", relevance_threshold, graded)
+    notes: list[str] = []
+    has_pred = any(m.predictions is not None or "prediction" in m.recs.columns for m in models)
+    names = choose_metrics(metrics, gates, has_pred)
+    ks = sorted(set(ks) | {g[1] for g in gates if g[1] is not None})
+    train_pairs = ei.prepare_pairs(train, "TRAIN", (), "") if train is not None else None
+    item_feats = ei.prepare_items(items, "ITEMS", item_feature) if items is not None else None
+    relevant, rated, train_pairs, item_feats = _harmonize(models, relevant, rated, train_pairs, item_feats)
+    warnings = _check_requirements(names, train_pairs, item_feats, rated, exclude_train, models)
+    enc = ei.encode(relevant, [m.recs for m in models], train_pairs, item_feats, graded)
+    if enc.n_merged:
+        notes.append(f"TEST: {enc.n_merged} repeated relevant (user, item) rows merged (highest rating kept)")
+    ranked = [m for m in names if METRICS[m].kind != "rating"]
+    rule = None
+    for model in models:
+        if ranked:
+            keep = per_user or bootstrap > 0 or len(models) > 1
+            rule = _score_ranking(model, enc, ranked, ks, graded, only_recommended, exclude_train, compat,
+                                  bootstrap, seed, notes, keep, warnings)
+        _score_rating(model, [m for m in names if METRICS[m].kind == "rating"], rated, notes)
+    if ranked and len(models) > 1:
+        _significance(models)
+    results = pl.DataFrame([r for m in models for r in m.rows], schema=RESULT_SCHEMA)
+    users_rule = rule or f"rating metrics over rated TEST pairs ({rated.height} rows)"
+    return EvalReport(results, _per_user_frame(models, enc, ranked, ks) if per_user and ranked else None,
+                      users_rule, labels, notes, warnings)
+
+
+def _harmonize(models, relevant, rated, train, items):
+    """One id dtype per column across every frame (see :func:`eval_inputs.harmonize`)."""
+    frames = [relevant, rated] + [m.recs for m in models] + [m.predictions for m in models if m.predictions is not None]
+    frames += [f for f in (train, items) if f is not None]
+    for col in ("user", "item"):
+        present = [f for f in frames if col in f.columns]
+        fixed = dict(zip(map(id, present), ei.harmonize(present, col)))
+        frames = [fixed.get(id(f), f) for f in frames]
+    it = iter(frames)
+    relevant, rated = next(it), next(it)
+    for m in models:
+        m.recs = next(it)
+    for m in models:
+        if m.predictions is not None:
+            m.predictions = next(it)
+    train = next(it) if train is not None else None
+    items = next(it) if items is not None else None
+    return relevant, rated, train, items
+
+
+def _check_requirements(names, train, items, rated, exclude_train, models) -> list[str]:
+    warnings = []
+    for m in names:
+        needs = METRICS[m].needs
+        if "train" in needs and train is None:
+            raise ConfigError(f"{m} is computed from TRAIN popularity", hint=f"pass --train TRAIN, or drop {m} from --metrics")
+        if "items" in needs and items is None:
+            raise ConfigError(f"{m} needs item features", hint="pass --items ITEMS with a genres column (a|b|c)")
+        if "predictions" in needs and "rating" not in rated.columns:
+            raise InputError(f"{m} needs ratings, but TEST has no rating column", hint=f"drop {m}, or add a 'rating' column")
+        if "predictions" in needs:
+            for model in models:
+                if model.predictions is None and not {"prediction", "score"} & set(model.recs.columns):
+                    raise InputError(f"{m}: RECS {model.label!r} has no prediction or score column",
+                                     hint="pass --predictions FILE (user,item,prediction) or add a 'prediction' column")
+    if exclude_train and train is None:
+        raise ConfigError("--exclude-train needs --train", hint="pass --train TRAIN")
+    if "auc" in names and train is None:
+        warnings.append("auc without --train: every catalogue item is a candidate (TRAIN items are not excluded)")
+    return warnings
+
+
+def _rec_items(model: _Model, enc: ei.Encoded, kmax: int, exclude_train: bool):
+    """The model's lists (first ``kmax`` after optional TRAIN filtering), which users have
+    recommendations, and a note about TRAIN items found in the lists."""
+    from recli.kernels import metrics as km
+
+    mat, present, n_outside = ei.rec_matrix(model.recs, enc, None if exclude_train else kmax, f"RECS {model.label!r}")
+    note = f"{model.label}: {n_outside} RECS rows for users not evaluated were ignored" if n_outside else None
+    if enc.train is None:
+        return mat, present, [note] if note else []
+    rows = np.arange(enc.n_users, dtype=np.int64)
+    top = np.ascontiguousarray(mat[:, :kmax])
+    seen = np.zeros(enc.n_users, dtype=np.int64)
+    km.count_seen(top, rows, enc.train[0], enc.train[1], seen)
+    notes = [note] if note else []
+    action = "dropped before scoring (--exclude-train)" if exclude_train else "kept; --exclude-train drops them"
+    notes.append(f"{model.label}: {int(seen.sum())} recommended items in the top {kmax} were seen in TRAIN "
+                 f"({int(np.count_nonzero(seen))} users); {action}")
+    if exclude_train:
+        out = np.empty((enc.n_users, kmax), dtype=np.int32)
+        km.drop_seen(mat, rows, enc.train[0], enc.train[1], out)
+        mat = out
+    return mat, present, notes
+
+
+def _score_ranking(model, enc, names, ks, graded, only_recommended, exclude_train, compat, bootstrap, seed, notes,
+                   keep_per_user, warnings):
+    """Run the Evaluator for one model; fill ``model.rows`` / ``per_user``; return the rule."""
+    mat, present, extra = _rec_items(model, enc, ks[-1], exclude_train)
+    notes.extend(extra)
+    if not present.any():
+        warnings.append(f"no user of RECS {model.label!r} is a TEST user with a relevant item: every score is 0; "
+                        "check that both files use the same ids (e.g. '007' vs '7')")
+    indptr, indices, gain = enc.truth
+    ev = Evaluator(indptr, indices, ks, names, n_items=enc.n_items, truth_gain=gain if graded else None,
+                   train_indptr=enc.train[0] if enc.train else None, train_indices=enc.train[1] if enc.train else None,
+                   item_counts=enc.item_counts, n_train_users=enc.n_train_users, item_features=enc.features,
+                   compat=compat, keep_per_user=keep_per_user)
+    if only_recommended:
+        rows = np.flatnonzero(present)
+        ev.add(mat[rows], rows, validate=False)  # rec_matrix checked repeats; ids are in range
+    else:
+        ev.add(mat, validate=False)
+    res = ev.result()
+    n_missing = int(enc.n_users - np.count_nonzero(present))
+    if only_recommended:
+        rule = (f"{res.n_evaluated} users: TEST users with a relevant item who appear in RECS (--only-recommended; "
+                f"{n_missing} without recommendations left out)")
+    else:
+        rule = (f"{res.n_evaluated} users: every TEST user with a relevant item "
+                f"(users without recommendations score 0: {n_missing} for {model.label})")
+    if keep_per_user:
+        model.per_user = np.full((enc.n_users, len(res.per_user_keys)), np.nan)
+        model.per_user[res.user_rows] = res.per_user
+        model.scored = np.zeros(enc.n_users, dtype=bool)
+        model.scored[res.user_rows] = True
+    low = high = None
+    if bootstrap > 0:
+        low, high = bootstrap_ci(res.per_user, res.per_user_weights, bootstrap, seed)
+    col = {key: j for j, key in enumerate(res.per_user_keys)}
+    for key, value in res.values.items():
+        name, _, k = key.partition("@")
+        j = col.get(key)
+        model.rows.append({"model": model.label, "metric": name, "k": int(k), "value": value, "users": res.users[key],
+                           "ci_low": None if j is None or low is None else float(low[j]),
+                           "ci_high": None if j is None or high is None else float(high[j]),
+                           "p_ttest": None, "p_wilcoxon": None})
+    model.keys = res.per_user_keys
+    return rule
+
+
+def _score_rating(model: _Model, names, rated: pl.DataFrame, notes) -> None:
+    if not names:
+        return
+    if model.predictions is not None:
+        pred = model.predictions
+    else:
+        col = "prediction" if "prediction" in model.recs.columns else "score"
+        pred = model.recs.select("user", "item", pl.col(col).alias("value"))
+    rated = rated.drop_nulls("rating").group_by("user", "item").agg(pl.col("rating").max())
+    pairs = rated.join(pred, on=["user", "item"], how="inner")
+    errors = rating_errors(pairs["value"].to_numpy(), pairs["rating"].to_numpy())
+    notes.append(f"{model.label}: rmse/mae over {pairs.height} of {rated.height} rated TEST pairs that have a prediction")
+    n_users = pairs["user"].n_unique()
+    for m in names:
+        model.rows.append({"model": model.label, "metric": m, "k": None, "value": errors[m], "users": n_users,
+                           "ci_low": None, "ci_high": None, "p_ttest": None, "p_wilcoxon": None})
+
+
+def _significance(models: list[_Model]) -> None:
+    """Paired t-test and Wilcoxon of each model against the first, per metric@k, over the
+    users both models are scored on."""
+    base = models[0]
+    for model in models[1:]:
+        col = {key: j for j, key in enumerate(model.keys)}
+        for row in model.rows:
+            key = metric_key(row["metric"], row["k"])
+            if key in col:
+                j = col[key]
+                row["p_ttest"], row["p_wilcoxon"] = paired_tests(base.per_user[:, j], model.per_user[:, j])
+
+
+def _per_user_frame(models, enc, names, ks) -> pl.DataFrame:
+    frames = []
+    for model in models:
+        scored = model.scored
+        data = {"model": [model.label] * int(scored.sum()), "user": enc.user_ids.gather(np.flatnonzero(scored))}
+        for j, key in enumerate(model.keys):
+            data[key] = model.per_user[scored, j]
+        frames.append(pl.DataFrame(data))
+    return pl.concat(frames, how="diagonal")
+
+
+def failed_gates(results: pl.DataFrame, gates) -> list[str]:
+    """One message per (model, gate) whose value is below its threshold (or missing)."""
+    failures = []
+    for name, k, threshold in gates:
+        sel = results.filter((pl.col("metric") == name) & (pl.col("k").is_null() if k is None else pl.col("k") == k))
+        for row in sel.iter_rows(named=True):
+            value = row["value"]
+            if value is None or np.isnan(value) or value < threshold:
+                failures.append(f"{row['model']}: {metric_key(name, k)} = {value:.4f} < {threshold:g}")
+    return failures
