@@ -21,6 +21,8 @@ def eval(  # noqa: A001 - the command is called eval
     recs: Annotated[Optional[list[str]], typer.Argument(
         help="Recommendation files (user,item and rank or score; file order otherwise); '-' = stdin.",
         show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Evaluate a trained model directory directly (instead of RECS): test users scored in batches, training items excluded.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Users scored per batch with --model.")] = 1024,
     test: Annotated[Optional[str], typer.Option("--test", "-t", help="Truth: user,item[,rating]; '-' = stdin.")] = None,
     train: Annotated[Optional[str], typer.Option("--train", help="TRAIN interactions: seen-item count, --exclude-train, AUC candidates, novelty, popularity.")] = None,
     items: Annotated[Optional[str], typer.Option("--items", help="Item features (item + a column like genres 'a|b|c') for ild.")] = None,
@@ -62,12 +64,14 @@ def eval(  # noqa: A001 - the command is called eval
         raise ConfigError("--test is required", hint="pass the truth table: recli eval RECS --test TEST")
     if compat not in COMPAT_MODES:
         raise ConfigError(f"unknown --compat {compat!r}", hint=f"use one of: {', '.join(COMPAT_MODES)}")
-    if not recs and sys.stdin.isatty():
+    if model is not None:
+        _check_model_options(recs, train, items, predictions, exclude_train, only_recommended, compat)
+    elif not recs and sys.stdin.isatty():
         raise ConfigError("no RECS file given and nothing piped in",
                           hint="pass recommendation files, e.g. recli eval recs.csv --test test.csv, or pipe them in")
-    recs = recs or ["-"]
+    recs = recs or ([] if model is not None else ["-"])
     ks, names, gates = parse_ks(k), (parse_metrics(metrics) if metrics else None), parse_gates(fail_under)
-    labels = _labels(recs, label)
+    labels = _labels(recs, label) if model is None else []
     _check_stdin(recs + [test, train, items] + list(predictions or []))
     if threads:
         import numba
@@ -77,11 +81,15 @@ def eval(  # noqa: A001 - the command is called eval
     from recli.stages.evaluate import evaluate, failed_gates
 
     read = lambda p: None if p is None else read_table(p, input_format)  # noqa: E731
-    report = evaluate(list(zip(labels, [read(p) for p in recs])), read(test), train=read(train), items=read(items),
-                      predictions=[read(p) for p in predictions or []], ks=ks, metrics=names,
-                      relevance_threshold=relevance_threshold, graded=graded, only_recommended=only_recommended,
-                      exclude_train=exclude_train, compat=compat, item_feature=item_features,
-                      bootstrap=bootstrap, seed=seed, per_user=per_user is not None, gates=gates)
+    if model is not None:
+        report = _evaluate_model(model, read(test), label, ks, names, relevance_threshold, graded, bootstrap, seed,
+                                 per_user is not None, gates, batch_size, threads)
+    else:
+        report = evaluate(list(zip(labels, [read(p) for p in recs])), read(test), train=read(train), items=read(items),
+                          predictions=[read(p) for p in predictions or []], ks=ks, metrics=names,
+                          relevance_threshold=relevance_threshold, graded=graded, only_recommended=only_recommended,
+                          exclude_train=exclude_train, compat=compat, item_feature=item_features,
+                          bootstrap=bootstrap, seed=seed, per_user=per_user is not None, gates=gates)
     out.show_report(report)
     out.write_results(report.results, output, fmt)
     if per_user is not None:
@@ -115,3 +123,28 @@ def _check_stdin(paths: list[Optional[str]]) -> None:
 
     if sum(1 for p in paths if p == "-") > 1:
         raise ConfigError("only one input can be read from stdin ('-')", hint="write the others to files")
+
+
+def _check_model_options(recs, train, items, predictions, exclude_train, only_recommended, compat) -> None:
+    from recli.errors import ConfigError
+
+    clashes = [name for name, given in (("RECS files", bool(recs)), ("--train", train is not None),
+                                        ("--items", items is not None), ("--predictions", bool(predictions)),
+                                        ("--exclude-train", exclude_train), ("--only-recommended", only_recommended),
+                                        ("--compat", compat != "none")) if given]
+    if clashes:
+        raise ConfigError(f"--model cannot be combined with {', '.join(clashes)}",
+                          hint="--model scores every test user and excludes the model's own training items; "
+                               "to use those options, write recommendations with recli recommend and evaluate the file")
+
+
+def _evaluate_model(path, test, label, ks, names, threshold, graded, bootstrap, seed, per_user, gates, batch_size, threads):
+    from recli.artifacts import load_model
+    from recli.backend import threads_context
+    from recli.stages.evaluate_model import evaluate_model
+
+    name = (label or [Path(path).name])[0]
+    with threads_context(threads):
+        return evaluate_model(load_model(path), test, label=name, ks=ks, metrics=names, relevance_threshold=threshold,
+                              graded=graded, bootstrap=bootstrap, seed=seed, per_user=per_user, gates=gates,
+                              batch_size=batch_size)

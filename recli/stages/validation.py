@@ -1,5 +1,10 @@
-"""Validation metric used by ``recli train --valid`` (one function, swappable for
-``recli.metrics`` once the evaluation issue lands)."""
+"""Scoring a fitted model with :class:`recli.metrics.Evaluator`, batch by batch.
+
+One pass serves ``recli train --valid`` (NDCG@k after every epoch) and
+``recli eval --model`` (every ranking metric, no CSV round trip): scores come from
+``model.score`` in batches, the top-k kernel skips each user's training items by reading
+the training CSR in place, and the lists go straight into the Evaluator.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +16,36 @@ import scipy.sparse as sp
 from recli.data.matrix import csr_arrays
 
 
-def validation_score(model: Any, valid: sp.csr_matrix, train: sp.csr_matrix, k: int = 10,
-                     batch_size: int = 1024) -> float:
-    """Mean NDCG@k over users with at least one validation item.
+def add_model_lists(ev: Any, model: Any, uidx: np.ndarray, rows: np.ndarray, kmax: int,
+                    seen: tuple[np.ndarray, np.ndarray] | None, batch_size: int = 1024) -> None:
+    """Feed ``ev`` the top-``kmax`` lists of model users ``uidx`` as truth rows ``rows``.
 
-    Items seen in ``train`` are excluded from the ranking (as ``recommend`` does). With
-    binary relevance ``rel`` (the user's validation items),
-    ``DCG = Σ_{r ≤ k, item_r ∈ rel} 1 / log2(r + 1)`` and
-    ``IDCG = Σ_{r ≤ min(k, |rel|)} 1 / log2(r + 1)``; a user's NDCG is ``DCG / IDCG``.
-    Returns 0.0 when no user has validation items.
+    ``seen = (indptr, indices)`` is the training CSR whose items are excluded (``None``:
+    nothing excluded). Memory is bounded by ``batch_size x n_items`` scores.
     """
     from recli.kernels.topk import topk
+
+    indptr, indices = seen if seen is not None else (None, None)
+    for start in range(0, uidx.shape[0], batch_size):
+        batch = np.ascontiguousarray(uidx[start:start + batch_size], dtype=np.int64)
+        scores = model.score(batch, None)
+        items, _ = topk(scores, kmax, batch if seen is not None else None, indptr, indices)
+        ev.add(items, np.ascontiguousarray(rows[start:start + batch_size], dtype=np.int64), validate=False)
+
+
+def validation_score(model: Any, valid: sp.csr_matrix, train: sp.csr_matrix, k: int = 10,
+                     batch_size: int = 1024) -> float:
+    """Mean NDCG@k (binary relevance, ``recli eval --list-metrics``) over users with at
+    least one validation item; items seen in ``train`` are excluded from the ranking.
+    Returns 0.0 when no user has validation items."""
+    from recli.metrics import Evaluator
 
     valid = sp.csr_matrix(valid)
     users = np.flatnonzero(np.diff(valid.indptr) > 0)
     if users.size == 0:
         return 0.0
-    indptr, indices, _ = csr_arrays(train)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    total = 0.0
-    for start in range(0, users.size, batch_size):
-        batch = users[start:start + batch_size]
-        items, _ = topk(model.score(batch.astype(np.int64), None), k, batch, indptr, indices)
-        for row, u in enumerate(batch):
-            rel = valid.indices[valid.indptr[u]:valid.indptr[u + 1]]
-            hits = np.isin(items[row], rel) & (items[row] >= 0)
-            dcg = float(discounts[: hits.shape[0]][hits].sum())
-            idcg = float(discounts[: min(k, rel.shape[0])].sum())
-            total += dcg / idcg
-    return total / users.size
+    t_indptr, t_indices, _ = csr_arrays(train)
+    ev = Evaluator(valid.indptr.astype(np.int64), valid.indices.astype(np.int32), [k], ["ndcg"],
+                   n_items=valid.shape[1])
+    add_model_lists(ev, model, users, users, k, (t_indptr, t_indices), batch_size)
+    return float(ev.result().values[f"ndcg@{k}"])
