@@ -6,6 +6,11 @@ Shape of the data:
   probability proportional to ``r ** -zipf_a`` (ranks are shuffled over the ids);
 - user activity is lognormal: user ``u`` is drawn with probability proportional to
   ``exp(N(0, activity_sigma))``, so a few users are very active and most are not;
+- users have tastes: each user favours one genre, and a share ``taste`` of their events
+  is drawn from the items whose main genre that is (with the same Zipf popularity inside
+  the genre); the rest come from the whole catalogue. Item ``i``'s main genre is the
+  first genre of ``items()`` for the same ``n_items`` and seed, so models have a personal
+  signal to learn and item features line up with it;
 - each user is active over their own window inside ``[start, start + days)``, and
   events are uniform inside it (epoch seconds, int64);
 - ratings 1-5 come from ``round(3.5 + item quality + user bias + noise)``, clipped;
@@ -41,9 +46,37 @@ def _ids(prefix: str, n: int) -> pl.Series:
     return pl.select(pl.lit(prefix) + pl.Series(np.arange(n)).cast(pl.String).str.zfill(width)).to_series()
 
 
+def main_genres(n_items: int, seed: int = 42) -> np.ndarray:
+    """Index into ``GENRES`` of each item's main genre (shared by ``interactions`` and ``items``)."""
+    return np.random.default_rng([seed, 11]).integers(0, len(GENRES), n_items)
+
+
+def _draw_items(rng: np.random.Generator, users: np.ndarray, pop: np.ndarray, n_items: int, seed: int,
+                taste: float) -> np.ndarray:
+    """One item per event: from the user's favourite genre with probability ``taste``,
+    else from the catalogue, popularity-weighted either way (multinomial counts, O(rows))."""
+    n = users.shape[0]
+    items = np.repeat(np.arange(n_items, dtype=np.int32), rng.multinomial(n, pop / pop.sum()))
+    items = items[rng.permutation(n)]
+    if taste <= 0:
+        return items
+    genre_of_item = main_genres(n_items, seed)
+    favourite = rng.integers(0, len(GENRES), int(users.max()) + 1)[users]
+    tasteful = rng.random(n) < taste
+    for g in range(len(GENRES)):
+        rows = np.flatnonzero(tasteful & (favourite == g))
+        members = np.flatnonzero(genre_of_item == g).astype(np.int32)
+        if rows.size == 0 or members.size == 0:
+            continue
+        w = pop[members]
+        picks = np.repeat(members, rng.multinomial(rows.size, w / w.sum()))
+        items[rows] = picks[rng.permutation(rows.size)]
+    return items
+
+
 def interactions(n_users: int = 3000, n_items: int = 2000, n_interactions: int = 60000, seed: int = 42,
                  zipf_a: float = 0.8, activity_sigma: float = 1.2, start: str = "2019-01-01", days: int = 730,
-                 ) -> pl.DataFrame:
+                 taste: float = 0.8) -> pl.DataFrame:
     """Generate an interaction log: columns user, item (strings), rating (int 1-5), timestamp (int64).
 
     Parameters
@@ -53,6 +86,7 @@ def interactions(n_users: int = 3000, n_items: int = 2000, n_interactions: int =
     zipf_a : Zipf exponent of item popularity (larger = more skewed).
     activity_sigma : sigma of the lognormal user activity (larger = more skewed).
     start, days : the time window of the events (``start`` is an ISO date, UTC).
+    taste : share of each user's events drawn from their favourite genre (0 = none).
 
     Returns
     -------
@@ -67,8 +101,7 @@ def interactions(n_users: int = 3000, n_items: int = 2000, n_interactions: int =
     # Multinomial counts + repeat is O(rows) (rng.choice with p is a binary search per row);
     # shuffling the items makes them independent of the (grouped) users.
     users = np.repeat(np.arange(n_users, dtype=np.int32), rng.multinomial(n_interactions, activity / activity.sum()))
-    items = np.repeat(np.arange(n_items, dtype=np.int32), rng.multinomial(n_interactions, pop / pop.sum()))
-    items = items[rng.permutation(n_interactions)]
+    items = _draw_items(rng, users, pop, n_items, seed, taste)
 
     t0 = int(dt.datetime.fromisoformat(start).replace(tzinfo=dt.timezone.utc).timestamp())
     span = days * 86400
@@ -104,9 +137,13 @@ def items(n_items: int = 2000, seed: int = 42) -> pl.DataFrame:
     noun = np.array(_NOUN)[rng.integers(0, len(_NOUN), n_items)]
     year = rng.integers(1950, 2024, n_items)
     n_genres = rng.integers(1, 4, n_items)
-    picks = np.argsort(rng.random((n_items, len(GENRES))), axis=1)[:, :3]
+    # the main genre first (it drives user tastes in interactions()), then up to 2 others
+    main = main_genres(n_items, seed)
+    noise = rng.random((n_items, len(GENRES)))
+    noise[np.arange(n_items), main] = -1.0
+    picks = np.argsort(noise, axis=1)[:, :3]
     genre_names = np.array(GENRES)
-    genres = ["|".join(sorted(genre_names[picks[i, : n_genres[i]]])) for i in range(n_items)]
+    genres = ["|".join(genre_names[picks[i, : n_genres[i]]]) for i in range(n_items)]
     titles = [f"The {a} {b} ({y})" for a, b, y in zip(adj, noun, year)]
     return pl.DataFrame({ITEM_ID: _ids("i", n_items), ITEM_TITLE: titles, ITEM_GENRES: genres})
 
