@@ -143,6 +143,8 @@ class Model:
     Config: ClassVar[type] = object
     can_fold_in: ClassVar[bool] = False
     can_explain: ClassVar[bool] = False
+    # Small, fast settings for the shared contract tests (merged over the defaults).
+    test_params: ClassVar[dict] = {}
 
     def __init__(self, config: Any = None, backend: Any = None):
         from recli.backend import get_backend
