@@ -416,7 +416,7 @@ def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink
     Returns
     -------
     scipy.sparse.csr_matrix
-        entities × entities, float32 values, int32 indices, int64 indptr; each row holds at
+        entities × entities, float32 values (scipy picks the index dtypes); each row holds at
         most ``k`` entries in rank order (so column indices are not sorted).
     """
     if k < 1:
@@ -427,7 +427,9 @@ def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink
     n, n_features = e.shape
     f = e.T.tocsr()
     f.sort_indices()
-    sq = np.asarray(e.multiply(e).sum(axis=1, dtype=np.float64), dtype=np.float64).ravel()
+    e64 = e.astype(np.float64)
+    sq = np.asarray(e64.multiply(e64).sum(axis=1), dtype=np.float64).ravel()
+    del e64
     p_row, p_nbr, shrink, jaccard = measure_factors(sq, measure, alpha, n_features, shrink)
     k = int(min(k, max(n - 1, 1)))
     with _numba_threads(threads) as parts:

@@ -9,6 +9,9 @@ from recli.models.base import Model
 
 _MODEL_CLASSES: tuple[tuple[str, str], ...] = (
     # (module, class name): imported lazily so listing models stays cheap.
+    ("recli.models.knn", "ItemKNN"),
+    ("recli.models.knn", "UserKNN"),
+    ("recli.models.ease", "EASE"),
 )
 
 
