@@ -148,7 +148,8 @@ def rss_bytes() -> int:
 
 
 def timed_peak(fn):
-    """(seconds, peak RSS growth in bytes) of ``fn()``, sampling RSS every 5 ms."""
+    """(wall seconds, peak RSS growth in bytes, process CPU seconds) of ``fn()``, sampling
+    RSS every 5 ms. CPU time (all threads) is less distorted by other processes' load."""
     base = rss_bytes()
     peak = [base]
     done = threading.Event()
@@ -160,14 +161,14 @@ def timed_peak(fn):
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     result = fn()
-    elapsed = time.perf_counter() - t
+    elapsed, cpu = time.perf_counter() - t, time.process_time() - cpu
     done.set()
     th.join()
     peak[0] = max(peak[0], rss_bytes())
     del result
-    return elapsed, peak[0] - base
+    return elapsed, peak[0] - base, cpu
 
 
 def speed(args) -> None:
@@ -196,11 +197,15 @@ def speed(args) -> None:
         order = [("recli", run_recli), ("implicit", run_implicit)]
         for name, fn in order if rep % 2 == 0 else order[::-1]:
             res[name].append(timed_peak(fn))
-            print(f"rep {rep} {name}: {res[name][-1][0]:.2f}s, peak +{res[name][-1][1] / 2**20:.0f} MiB", flush=True)
+            wall, peak, cpu = res[name][-1]
+            print(f"rep {rep} {name}: {wall:.2f}s wall, {cpu:.2f}s CPU, peak +{peak / 2**20:.0f} MiB", flush=True)
     med = {k: float(np.median([v[0] for v in vals])) for k, vals in res.items()}
+    cpu = {k: float(np.median([v[2] for v in vals])) for k, vals in res.items()}
     mem = {k: max(v[1] for v in vals) / 2**20 for k, vals in res.items()}
     print(f"median recli {med['recli']:.2f}s (peak +{mem['recli']:.0f} MiB), implicit {med['implicit']:.2f}s "
           f"(peak +{mem['implicit']:.0f} MiB), ratio recli/implicit = {med['recli'] / med['implicit']:.2f}; "
+          f"median CPU seconds recli {cpu['recli']:.2f}, implicit {cpu['implicit']:.2f}, "
+          f"ratio {cpu['recli'] / cpu['implicit']:.2f}; "
           f"load average after: {os.getloadavg()}")
 
 

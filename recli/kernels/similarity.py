@@ -176,7 +176,10 @@ def _numba_threads(threads: int):
     want = old if threads <= 0 else min(int(threads), numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(want)
     try:
-        yield want
+        # dynamic scheduling: one prange iteration (a chunk of rows) at a time per thread,
+        # since rows near the start carry far more pairs (j > i) than rows near the end
+        with numba.parallel_chunksize(1):
+            yield want
     finally:
         numba.set_num_threads(old)
 
@@ -290,6 +293,35 @@ def _unpack(key, f32, u32):
     return f32[0], np.int32(_LOW_MASK - (key & _LOW_MASK))
 
 
+@njit(cache=True)
+def _keep_largest(a, n, k):
+    """Move the ``k`` largest of the distinct keys ``a[:n]`` to ``a[:k]`` in place (Hoare
+    quickselect, no allocation) and return the smallest of them."""
+    lo, hi = 0, n - 1
+    while lo < hi:
+        pivot = a[(lo + hi) >> 1]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] > pivot:
+                i += 1
+            while a[j] < pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k - 1 <= j:
+            hi = j
+        elif k - 1 >= i:
+            lo = i
+        else:
+            break
+    low = a[0]
+    for x in range(1, k):
+        low = min(low, a[x])
+    return low
+
+
 @njit(cache=True, inline="always")
 def _push(buf, cnt, thr, thr_s, t, r, key, k, f32, u32):
     """Append a candidate key to row ``r``'s buffer of partition ``t``. A full buffer (2k
@@ -301,10 +333,9 @@ def _push(buf, cnt, thr, thr_s, t, r, key, k, f32, u32):
     buf[t, r, c] = key
     c += 1
     if c == buf.shape[2]:
-        top = np.partition(buf[t, r], c - k)[c - k:]
-        buf[t, r, :k] = top
-        thr[t, r] = top[0]
-        thr_s[t, r] = _unpack(top[0], f32, u32)[0]
+        low = _keep_largest(buf[t, r], c, k)
+        thr[t, r] = low
+        thr_s[t, r] = _unpack(low, f32, u32)[0]
         c = k
     cnt[t, r] = c
 
