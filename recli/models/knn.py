@@ -164,8 +164,13 @@ class UserKNN(Model):
             self._prepared = transform_rows(self.train, c.similarity, c.weighting, self._state, c.bm25_k1, c.bm25_b)
         return self._prepared
 
-    def _query_neighbours(self, hist: sp.csr_matrix) -> sp.csr_matrix:
-        """Top-K training users of each history row, scored exactly as in training."""
+    def _query_neighbours(self, hist: sp.csr_matrix, chunk: int = 256) -> sp.csr_matrix:
+        """Top-K training users of each history row, scored exactly as in training; rows are
+        processed in chunks so the dense chunk × n_users block stays small."""
+        parts = [self._query_chunk(hist[start:start + chunk]) for start in range(0, hist.shape[0], chunk)]
+        return sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, self.n_users), dtype=np.float32)
+
+    def _query_chunk(self, hist: sp.csr_matrix) -> sp.csr_matrix:
         from recli.kernels.similarity import measure_factors, topk_rows, transform_rows
 
         c = self.config
@@ -178,10 +183,10 @@ class UserKNN(Model):
         q_row, _, shrink, jaccard = measure_factors(a_q, c.similarity, c.alpha, self.n_items, c.shrink)
         _, t_nbr, _, _ = measure_factors(a_t, c.similarity, c.alpha, self.n_items, c.shrink)
         den = (a_q[:, None] + a_t[None, :] - d + shrink) if jaccard else (q_row[:, None] * t_nbr[None, :] + shrink)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = np.where((d != 0) & (den != 0), d / np.where(den == 0, 1.0, den), np.nan)
-        s = s.astype(np.float32)
-        idx, val, counts = topk_rows(np.where(np.isnan(s), -np.inf, s).astype(np.float32), c.neighbours)
+        ok = (d != 0) & (den != 0)
+        s = np.full(d.shape, -np.inf, np.float32)
+        s[ok] = (d[ok] / den[ok]).astype(np.float32)
+        idx, val, counts = topk_rows(s, c.neighbours)
         keep = (np.arange(idx.shape[1])[None, :] < counts[:, None]) & np.isfinite(val)
         indptr = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(keep.sum(axis=1), out=indptr[1:])
