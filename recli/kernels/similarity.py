@@ -85,9 +85,9 @@ def fit_weighting(rows: sp.csr_matrix, weighting: str) -> dict[str, np.ndarray]:
 def apply_weighting(rows: sp.csr_matrix, weighting: str, state: dict[str, np.ndarray],
                     k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
     """Return a float64 copy of ``rows`` with the weighting applied (formulas above)."""
-    out = sp.csr_matrix(rows, dtype=np.float64, copy=True)
     if weighting == "none":
-        return out
+        return sp.csr_matrix(rows, dtype=np.float64, copy=True)
+    out = sp.csr_matrix(rows, dtype=np.float64, copy=True)
     cols = out.indices
     if weighting == "tfidf":
         out.data = np.sqrt(out.data) * state["idf"][cols]
@@ -335,7 +335,11 @@ def _push(buf, cnt, thr, thr_s, t, r, key, k, f32, u32):
     if c == buf.shape[2]:
         low = _keep_largest(buf[t, r], c, k)
         thr[t, r] = low
-        thr_s[t, r] = _unpack(low, f32, u32)[0]
+        # thr_s is shared by the threads: any thread's k-th best is a lower bound on the
+        # final k-th best, so a candidate below it can be dropped by every thread. Racing
+        # writes can only leave an older, lower (still valid) bound: a weaker filter,
+        # never a different result.
+        thr_s[r] = max(thr_s[r], _unpack(low, f32, u32)[0])
         c = k
     cnt[t, r] = c
 
@@ -398,12 +402,25 @@ def _similarity_candidates(e_indptr, e_indices, e_data, f_indptr, f_indices, f_d
                     continue
                 # thr_s (the score part of thr) rejects most candidates before packing
                 s = _sim(d, p_row[i], p_nbr[j], sq[i], sq[j], shrink, jaccard)
-                if s >= thr_s[t, i]:
+                if s >= thr_s[i]:
                     _push(buf, cnt, thr, thr_s, t, i, _pack(s, j, f32, u32), k, f32, u32)
                 if not symmetric:
                     s = _sim(d, p_row[j], p_nbr[i], sq[j], sq[i], shrink, jaccard)
-                if s >= thr_s[t, j]:
+                if s >= thr_s[j]:
                     _push(buf, cnt, thr, thr_s, t, j, _pack(s, i, f32, u32), k, f32, u32)
+
+
+@njit(cache=True, parallel=True)
+def _row_sq_norms(indptr, data):
+    """``a_r = Σ x_rf²`` in float64 from the float32 values."""
+    n = indptr.shape[0] - 1
+    out = np.zeros(n, np.float64)
+    for r in prange(n):
+        acc = 0.0
+        for p in range(indptr[r], indptr[r + 1]):
+            acc += np.float64(data[p]) * np.float64(data[p])
+        out[r] = acc
+    return out
 
 
 @njit(cache=True, parallel=True)
@@ -458,16 +475,14 @@ def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink
     n, n_features = e.shape
     f = e.T.tocsr()
     f.sort_indices()
-    e64 = e.astype(np.float64)
-    sq = np.asarray(e64.multiply(e64).sum(axis=1), dtype=np.float64).ravel()
-    del e64
+    sq = _row_sq_norms(e.indptr.astype(np.int64), e.data)
     p_row, p_nbr, shrink, jaccard = measure_factors(sq, measure, alpha, n_features, shrink)
     k = int(min(k, max(n - 1, 1)))
     with _numba_threads(threads) as parts:
         buf = np.zeros((parts, n, 2 * k), np.uint64)
         cnt = np.zeros((parts, n), np.int64)
         thr = np.zeros((parts, n), np.uint64)
-        thr_s = np.full((parts, n), -np.inf, np.float32)
+        thr_s = np.full(n, -np.inf, np.float32)
         symmetric = bool(jaccard or np.array_equal(p_row, p_nbr))
         _similarity_candidates(e.indptr.astype(np.int64), e.indices.astype(np.int32), e.data,
                                f.indptr.astype(np.int64), f.indices.astype(np.int32), f.data,
@@ -492,5 +507,7 @@ def build_similarity(rows: sp.csr_matrix, k: int, measure: str = "cosine", weigh
                      shrink: float = 0.0, alpha: float = 0.5, k1: float = 1.2, b: float = 0.75,
                      threads: int = 0) -> sp.csr_matrix:
     """Weight, centre and compute the top-``k`` similarity of the rows of ``rows``."""
+    if weighting == "none" and measure not in ("pearson", "adjusted_cosine"):
+        return similarity_topk(rows, k, measure, shrink, alpha, threads)  # nothing to transform
     prepared, _ = prepare_rows(rows, measure, weighting, k1, b)
     return similarity_topk(prepared, k, measure, shrink, alpha, threads)
