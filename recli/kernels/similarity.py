@@ -38,16 +38,22 @@ Pipeline (each step documented where it is implemented):
    feature, or exact cancellation) are never neighbours; a zero denominator gives 0.
 
 Algorithm: row ``i`` of ``E·Eᵀ`` is accumulated sparsely (for each feature ``f`` of ``i``,
-for each entity ``j`` of ``f``: ``acc[j] += x_if · x_jf``) into a dense per-thread
-accumulator with a touched list. Only pairs ``j > i`` are accumulated (half the work:
-``d`` is symmetric) and each pair is pushed into the fixed-size heaps of both rows.
-Heaps are per thread (threads × rows × k entries), merged at the end, so memory is
-bounded by rows × k, never rows². Rows are dealt to ``threads`` partitions by stride,
-and the result does not depend on the partition: the top-K under the total order
-(score descending, index ascending) is unique.
+for each entity ``j`` of ``f``: ``acc[j] += x_if · x_jf``) into a dense per-thread float64
+accumulator (with a touched list for sparse rows, a branch-free scan for dense ones). Only
+pairs ``j > i`` are accumulated (half the work: ``d`` is symmetric) and each pair is offered
+to both rows. Candidates go to per-thread buffers of ``2k`` packed (score, index) keys per
+row, cut back in place to the best ``k`` when full (an append touches one cache line where
+a heap push on the large, cold array touches several; a profile showed heap pushes taking
+half the build). A shared per-row threshold (the best known k-th score) rejects most
+candidates before they are packed. The buffers are merged at the end, so memory is
+threads × rows × 2k keys, never rows². Chunks of rows are scheduled dynamically, and the
+result does not depend on the thread count or the schedule: the top-k under the total
+order (score descending, index ascending) is unique.
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,95 +62,9 @@ import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 import numba
 from numba import njit, prange
 
-from contextlib import contextmanager
-
-MEASURES = ("cosine", "dot", "jaccard", "asymmetric_cosine", "pearson", "adjusted_cosine",
-            "conditional", "lift")
-WEIGHTINGS = ("none", "tfidf", "bm25")
-
-
-# -- weighting and centring (vectorised NumPy; O(nnz)) ---------------------------
-def idf_weights(rows: sp.csr_matrix) -> np.ndarray:
-    """``idf_f = log(N) − log(1 + df_f)`` over the columns (features) of ``rows``."""
-    df = np.bincount(rows.indices, minlength=rows.shape[1]).astype(np.float64)
-    n = float(max(rows.shape[0], 1))
-    return np.log(n) - np.log1p(df)
-
-
-def fit_weighting(rows: sp.csr_matrix, weighting: str) -> dict[str, np.ndarray]:
-    """The corpus statistics a weighting needs (kept so new rows get the same weights)."""
-    if weighting == "none":
-        return {}
-    state = {"idf": idf_weights(rows)}
-    if weighting == "bm25":
-        lengths = np.asarray(rows.sum(axis=1), dtype=np.float64).ravel()
-        state["avg_len"] = np.array([lengths.mean() if lengths.size else 0.0])
-    return state
-
-
-def apply_weighting(rows: sp.csr_matrix, weighting: str, state: dict[str, np.ndarray],
-                    k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
-    """Return a float64 copy of ``rows`` with the weighting applied (formulas above)."""
-    if weighting == "none":
-        return sp.csr_matrix(rows, dtype=np.float64, copy=True)
-    out = sp.csr_matrix(rows, dtype=np.float64, copy=True)
-    cols = out.indices
-    if weighting == "tfidf":
-        out.data = np.sqrt(out.data) * state["idf"][cols]
-        return out
-    lengths = np.asarray(out.sum(axis=1), dtype=np.float64).ravel()
-    avg = float(state["avg_len"][0])
-    length_norm = (1.0 - b) + b * lengths / avg if avg > 0 else np.ones_like(lengths)
-    row_of = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
-    x = out.data
-    out.data = x * (k1 + 1.0) / (k1 * length_norm[row_of] + x) * state["idf"][cols]
-    return out
-
-
-def observed_means(rows: sp.csr_matrix, axis: int) -> np.ndarray:
-    """Mean of the stored entries of each row (axis=1) or column (axis=0); 0 when empty."""
-    if axis == 1:
-        counts = np.diff(rows.indptr)
-        sums = np.add.reduceat(rows.data, rows.indptr[:-1]) if rows.nnz else np.zeros(rows.shape[0])
-        sums = np.where(counts > 0, sums, 0.0)
-    else:
-        counts = np.bincount(rows.indices, minlength=rows.shape[1])
-        sums = np.bincount(rows.indices, weights=rows.data, minlength=rows.shape[1])
-    return np.divide(sums, counts, out=np.zeros(len(counts)), where=counts > 0)
-
-
-def centre(rows: sp.csr_matrix, measure: str, means: np.ndarray) -> sp.csr_matrix:
-    """Subtract entity means (pearson) or feature means (adjusted_cosine) in place."""
-    if measure == "pearson":
-        rows.data -= np.repeat(means, np.diff(rows.indptr))
-    elif measure == "adjusted_cosine":
-        rows.data -= means[rows.indices]
-    return rows
-
-
-def prepare_rows(rows: sp.csr_matrix, measure: str, weighting: str, k1: float = 1.2,
-                 b: float = 0.75) -> tuple[sp.csr_matrix, dict[str, np.ndarray]]:
-    """Weight then centre ``rows``; return the transformed matrix and the state needed to
-    transform new rows the same way (``idf``, ``avg_len``, ``feature_mean``)."""
-    state = fit_weighting(rows, weighting)
-    out = apply_weighting(rows, weighting, state, k1, b)
-    if measure == "adjusted_cosine":
-        state["feature_mean"] = observed_means(out, axis=0)
-        centre(out, measure, state["feature_mean"])
-    elif measure == "pearson":
-        centre(out, measure, observed_means(out, axis=1))
-    return out, state
-
-
-def transform_rows(rows: sp.csr_matrix, measure: str, weighting: str, state: dict[str, np.ndarray],
-                   k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
-    """Apply a fitted :func:`prepare_rows` transformation to new rows (e.g. new users)."""
-    out = apply_weighting(rows, weighting, state, k1, b)
-    if measure == "adjusted_cosine":
-        centre(out, measure, state["feature_mean"])
-    elif measure == "pearson":
-        centre(out, measure, observed_means(out, axis=1))
-    return out
+from recli.kernels.weighting import (  # noqa: F401  (re-exported: one import for callers)
+    MEASURES, WEIGHTINGS, apply_weighting, centre, fit_weighting, idf_weights, observed_means,
+    prepare_rows, transform_rows)
 
 
 def measure_factors(sq_norms: np.ndarray, measure: str, alpha: float, n_features: int,

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recli.errors import InputError
-from recli.kernels.similarity import MEASURES, WEIGHTINGS
+from recli.kernels.weighting import MEASURES, WEIGHTINGS
 from recli.models.base import Model, param
 
 
