@@ -110,6 +110,8 @@ def build_config(config_cls: type, params: dict[str, Any], model_name: str = "")
     values: dict[str, Any] = {}
     for key, value in params.items():
         name = key.replace("-", "_")
+        if name not in fields and name + "_" in fields:  # keyword-named fields: lambda -> lambda_
+            name += "_"
         if name not in fields:
             raise ConfigError(f"unknown parameter {key!r} for model {model_name!r}",
                               hint=f"valid parameters: {', '.join(fields)}")

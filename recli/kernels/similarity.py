@@ -1,0 +1,433 @@
+"""Top-K similarity between the rows of a sparse matrix (item–item or user–user).
+
+The input is an *entities × features* CSR matrix ``E``: items × users for item–item
+similarity (``user_items.T``), users × items for user–user. The output is an
+entities × entities CSR matrix holding, for every row ``i``, its ``k`` most similar
+other rows ``j`` (``j != i``), in rank order (score descending, ties by lower index).
+
+Pipeline (each step documented where it is implemented):
+
+1. **weighting** of the values, treating entities as documents and features as terms,
+   exactly as implicit 0.7.3's ``tfidf_weight`` / ``bm25_weight``:
+
+   - ``none``:  ``x``
+   - ``tfidf``: ``sqrt(x) · idf_f``
+   - ``bm25``:  ``x · (k1 + 1) / (k1 · L_e + x) · idf_f``, ``L_e = (1 − b) + b · len_e / mean(len)``
+
+   with ``idf_f = log(N) − log(1 + df_f)``, ``N`` the number of entities, ``df_f`` the
+   number of entities with feature ``f`` and ``len_e = Σ_f x_ef``.
+2. **centring** (only for ``pearson`` and ``adjusted_cosine``), over observed entries so
+   the matrix stays sparse: ``pearson`` subtracts each *entity's* mean (item mean for
+   item–item, as in item-based Pearson correlation), ``adjusted_cosine`` subtracts each
+   *feature's* mean (user mean for item–item, Sarwar et al. 2001). Both then use cosine.
+3. **measure**, from the dot product ``d = Σ_f x_if x_jf`` and the squared norms
+   ``a_i = Σ_f x_if²`` (``n_f`` = number of features, ``λ`` = ``shrink``):
+
+   ============================  ==========================================
+   ``dot``                       ``d`` (implicit's BM25Recommender; no shrink)
+   ``cosine`` / ``pearson`` /    ``d / (√a_i · √a_j + λ)``
+   ``adjusted_cosine``
+   ``asymmetric_cosine``         ``d / (a_i^α · a_j^(1−α) + λ)`` (Aiolli 2013)
+   ``jaccard``                   ``d / (a_i + a_j − d + λ)`` (Tanimoto; Jaccard on binary data)
+   ``conditional``               ``d / (a_i + λ)`` (``P(j | i)`` on binary data)
+   ``lift``                      ``d / (a_i · a_j / n_f + λ)`` (``P(i,j) / (P(i)P(j))`` on binary data)
+   ============================  ==========================================
+
+   Shrinkage is the additive form of the RecSys reproducibility study (Ferrari Dacrema et
+   al. 2019): it damps pairs whose support is small. Pairs with ``d == 0`` (no shared
+   feature, or exact cancellation) are never neighbours; a zero denominator gives 0.
+
+Algorithm: row ``i`` of ``E·Eᵀ`` is accumulated sparsely (for each feature ``f`` of ``i``,
+for each entity ``j`` of ``f``: ``acc[j] += x_if · x_jf``) into a dense per-thread float64
+accumulator (with a touched list for sparse rows, a branch-free scan for dense ones). Only
+pairs ``j > i`` are accumulated (half the work: ``d`` is symmetric) and each pair is offered
+to both rows. Candidates go to per-thread buffers of ``2k`` packed (score, index) keys per
+row, cut back in place to the best ``k`` when full (an append touches one cache line where
+a heap push on the large, cold array touches several; a profile showed heap pushes taking
+half the build). A shared per-row threshold (the best known k-th score) rejects most
+candidates before they are packed. The buffers are merged at the end, so memory is
+threads × rows × 2k keys, never rows². Chunks of rows are scheduled dynamically, and the
+result does not depend on the thread count or the schedule: the top-k under the total
+order (score descending, index ascending) is unique.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import scipy.sparse as sp
+
+import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
+import numba
+from numba import njit, prange
+
+from recli.kernels.weighting import (  # noqa: F401  (re-exported: one import for callers)
+    MEASURES, WEIGHTINGS, apply_weighting, centre, fit_weighting, idf_weights, observed_means,
+    prepare_rows, transform_rows)
+
+
+def measure_factors(sq_norms: np.ndarray, measure: str, alpha: float, n_features: int,
+                    shrink: float) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    """``(p_row, p_nbr, shrink, jaccard)`` so that ``s_ij = d / (p_row[i]·p_nbr[j] + shrink)``
+    (or the Jaccard/Tanimoto denominator when ``jaccard``)."""
+    a = np.asarray(sq_norms, dtype=np.float64)
+    ones = np.ones_like(a)
+    if measure == "dot":
+        return ones, ones, 0.0, False
+    if measure in ("cosine", "pearson", "adjusted_cosine"):
+        r = np.sqrt(a)
+        return r, r, float(shrink), False
+    if measure == "asymmetric_cosine":
+        return a ** alpha, a ** (1.0 - alpha), float(shrink), False
+    if measure == "jaccard":
+        return a, a, float(shrink), True
+    if measure == "conditional":
+        return a, ones, float(shrink), False
+    if measure == "lift":
+        return a / max(n_features, 1), a, float(shrink), False
+    raise ValueError(f"unknown measure {measure!r}; valid: {', '.join(MEASURES)}")
+
+
+@contextmanager
+def _numba_threads(threads: int):
+    """Run with ``threads`` Numba threads (clamped to the pool), restoring the old value."""
+    old = numba.get_num_threads()
+    want = old if threads <= 0 else min(int(threads), numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(want)
+    try:
+        # dynamic scheduling: one prange iteration (a chunk of rows) at a time per thread,
+        # since rows near the start carry far more pairs (j > i) than rows near the end
+        with numba.parallel_chunksize(1):
+            yield want
+    finally:
+        numba.set_num_threads(old)
+
+
+# -- heap helpers ------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _worse(s1, j1, s2, j2):
+    """Total order: lower score is worse; on equal scores the higher index is worse."""
+    return s1 < s2 or (s1 == s2 and j1 > j2)
+
+
+@njit(cache=True)
+def heap_push(vals, idx, n, s, j):
+    """Push ``(s, j)`` into a min-heap (root = worst) of capacity ``len(vals)`` holding
+    ``n`` entries; returns the new count. A full heap keeps the better of root and new."""
+    k = vals.shape[0]
+    if n < k:
+        pos = n
+        while pos > 0:
+            parent = (pos - 1) >> 1
+            if _worse(s, j, vals[parent], idx[parent]):
+                vals[pos] = vals[parent]
+                idx[pos] = idx[parent]
+                pos = parent
+            else:
+                break
+        vals[pos] = s
+        idx[pos] = j
+        return n + 1
+    if not _worse(vals[0], idx[0], s, j):
+        return n
+    _sift_down(vals, idx, 0, k, s, j)
+    return n
+
+
+@njit(cache=True, inline="always")
+def _sift_down(vals, idx, pos, n, s, j):
+    while True:
+        c = 2 * pos + 1
+        if c >= n:
+            break
+        if c + 1 < n and _worse(vals[c + 1], idx[c + 1], vals[c], idx[c]):
+            c += 1
+        if _worse(vals[c], idx[c], s, j):
+            vals[pos] = vals[c]
+            idx[pos] = idx[c]
+            pos = c
+        else:
+            break
+    vals[pos] = s
+    idx[pos] = j
+
+
+@njit(cache=True)
+def heap_sort(vals, idx, n):
+    """Sort the first ``n`` heap entries in place: best first."""
+    for end in range(n - 1, 0, -1):
+        s, j = vals[end], idx[end]
+        vals[end], idx[end] = vals[0], idx[0]
+        _sift_down(vals, idx, 0, end, s, j)
+
+
+@njit(cache=True)
+def topk_rows(scores, k):
+    """Reference-grade dense top-k of each row (score desc, index asc) via the heap;
+    returns ``(indices int32, values float32, counts)``. Used by tests and small callers."""
+    n, m = scores.shape
+    k = min(k, m)
+    out_v = np.zeros((n, k), np.float32)
+    out_i = np.full((n, k), -1, np.int32)
+    counts = np.zeros(n, np.int64)
+    for r in range(n):
+        c = 0
+        for j in range(m):
+            c = heap_push(out_v[r], out_i[r], c, np.float32(scores[r, j]), j)
+        heap_sort(out_v[r], out_i[r], c)
+        counts[r] = c
+    return out_i, out_v, counts
+
+
+# -- the similarity kernel ---------------------------------------------------------
+@njit(cache=True, inline="always")
+def _sim(d, p_row, p_nbr, a_i, a_j, shrink, jaccard):
+    den = (a_i + a_j - d + shrink) if jaccard else (p_row * p_nbr + shrink)
+    if den == 0.0:
+        return np.float32(0.0)
+    return np.float32(d / den)
+
+
+# Candidates are packed into one uint64 key whose integer order is the ranking order:
+# the high 32 bits are the float32 score mapped to an order-preserving unsigned integer,
+# the low 32 bits are (2^32 - 1 - j), so on equal scores the lower index ranks higher.
+_HIGH_BIT = np.uint64(0x80000000)
+_LOW_MASK = np.uint64(0xFFFFFFFF)
+_SHIFT = np.uint64(32)
+
+
+@njit(cache=True, inline="always")
+def _pack(s, j, f32, u32):
+    f32[0] = s if s != 0.0 else np.float32(0.0)  # fold -0.0 into +0.0
+    bits = np.uint64(u32[0])
+    bits = (~bits & _LOW_MASK) if bits & _HIGH_BIT else (bits | _HIGH_BIT)
+    return (bits << _SHIFT) | (_LOW_MASK - np.uint64(j))
+
+
+@njit(cache=True, inline="always")
+def _unpack(key, f32, u32):
+    bits = key >> _SHIFT
+    bits = (bits ^ _HIGH_BIT) if bits & _HIGH_BIT else (~bits & _LOW_MASK)
+    u32[0] = np.uint32(bits)
+    return f32[0], np.int32(_LOW_MASK - (key & _LOW_MASK))
+
+
+@njit(cache=True)
+def _keep_largest(a, n, k):
+    """Move the ``k`` largest of the distinct keys ``a[:n]`` to ``a[:k]`` in place (Hoare
+    quickselect, no allocation) and return the smallest of them."""
+    lo, hi = 0, n - 1
+    while lo < hi:
+        pivot = a[(lo + hi) >> 1]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] > pivot:
+                i += 1
+            while a[j] < pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k - 1 <= j:
+            hi = j
+        elif k - 1 >= i:
+            lo = i
+        else:
+            break
+    low = a[0]
+    for x in range(1, k):
+        low = min(low, a[x])
+    return low
+
+
+@njit(cache=True, inline="always")
+def _push(buf, cnt, thr, thr_s, t, r, key, k, f32, u32):
+    """Append a candidate key to row ``r``'s buffer of partition ``t``. A full buffer (2k
+    keys) is cut back to its k best and ``thr`` rises to the k-th best: a plain append
+    touches one cache line, where a heap push on this large, cold array touches several."""
+    if key <= thr[t, r]:
+        return
+    c = cnt[t, r]
+    buf[t, r, c] = key
+    c += 1
+    if c == buf.shape[2]:
+        low = _keep_largest(buf[t, r], c, k)
+        thr[t, r] = low
+        # thr_s is shared by the threads: any thread's k-th best is a lower bound on the
+        # final k-th best, so a candidate below it can be dropped by every thread. Racing
+        # writes can only leave an older, lower (still valid) bound: a weaker filter,
+        # never a different result.
+        thr_s[r] = max(thr_s[r], _unpack(low, f32, u32)[0])
+        c = k
+    cnt[t, r] = c
+
+
+@njit(cache=True, inline="always")
+def _accumulate(i, e_indptr, e_indices, e_data, f_indptr, f_indices, f_data, acc, stamp,
+                touched, track):
+    """``acc[j] = Σ_f x_if · x_jf`` for ``j > i``; with ``track`` the touched ``j`` are listed
+    as they appear (sparse rows), otherwise the caller scans ``acc`` (dense rows)."""
+    nt = 0
+    for p in range(e_indptr[i], e_indptr[i + 1]):
+        u = e_indices[p]
+        w = np.float64(e_data[p])
+        # feature rows are sorted by entity index: walk down from the end, stop at j <= i
+        for q in range(f_indptr[u + 1] - 1, f_indptr[u] - 1, -1):
+            j = f_indices[q]
+            if j <= i:
+                break
+            if track and stamp[j] != i:
+                stamp[j] = i
+                touched[nt] = j
+                nt += 1
+            acc[j] += w * f_data[q]
+    return nt
+
+
+@njit(cache=True, parallel=True)
+def _similarity_candidates(e_indptr, e_indices, e_data, f_indptr, f_indices, f_data, f_len,
+                           p_row, p_nbr, sq, shrink, jaccard, symmetric, k, chunk,
+                           acc_all, stamp_all, touched_all, scratch, buf, cnt, thr, thr_s):
+    """Collect every row's best candidates over the pairs ``(i, j)``, ``i < j``, into the
+    buffers of the thread that computed the pair (``buf/cnt[thread]``). Chunks of rows are
+    scheduled dynamically (rows near the start carry more pairs); each thread writes only
+    its own buffers, and the merged top-k does not depend on which thread saw what."""
+    n = e_indptr.shape[0] - 1
+    n_chunks = (n + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        t = numba.get_thread_id()
+        acc = acc_all[t]
+        stamp = stamp_all[t]
+        touched = touched_all[t]
+        f32 = scratch[t]
+        u32 = f32.view(np.uint32)
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            bound = 0  # upper bound on the touched count, to pick list vs scan
+            for p in range(e_indptr[i], e_indptr[i + 1]):
+                bound += f_len[e_indices[p]]
+            track = 4 * bound < n - i
+            nt = _accumulate(i, e_indptr, e_indices, e_data, f_indptr, f_indices, f_data, acc,
+                             stamp, touched, track)
+            if not track:  # branch-free compaction of the nonzeros
+                for j in range(i + 1, n):
+                    touched[nt] = j
+                    nt += acc[j] != 0.0
+            for m in range(nt):
+                j = touched[m]
+                d = acc[j]
+                acc[j] = 0.0
+                if d == 0.0:
+                    continue
+                # thr_s (the score part of thr) rejects most candidates before packing
+                s = _sim(d, p_row[i], p_nbr[j], sq[i], sq[j], shrink, jaccard)
+                if s >= thr_s[i]:
+                    _push(buf, cnt, thr, thr_s, t, i, _pack(s, j, f32, u32), k, f32, u32)
+                if not symmetric:
+                    s = _sim(d, p_row[j], p_nbr[i], sq[j], sq[i], shrink, jaccard)
+                if s >= thr_s[j]:
+                    _push(buf, cnt, thr, thr_s, t, j, _pack(s, i, f32, u32), k, f32, u32)
+
+
+@njit(cache=True, parallel=True)
+def _row_sq_norms(indptr, data):
+    """``a_r = Σ x_rf²`` in float64 from the float32 values."""
+    n = indptr.shape[0] - 1
+    out = np.zeros(n, np.float64)
+    for r in prange(n):
+        acc = 0.0
+        for p in range(indptr[r], indptr[r + 1]):
+            acc += np.float64(data[p]) * np.float64(data[p])
+        out[r] = acc
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _merge_candidates(buf, cnt, k, out_v, out_i, out_n):
+    """Row ``r``'s final top-k = the k largest keys over all partitions, best first."""
+    n_parts, n, _ = buf.shape
+    for r in prange(n):
+        f32 = np.zeros(1, np.float32)
+        u32 = f32.view(np.uint32)
+        total = 0
+        for t in range(n_parts):
+            total += cnt[t, r]
+        keys = np.empty(total, np.uint64)
+        c = 0
+        for t in range(n_parts):
+            for m in range(cnt[t, r]):
+                keys[c] = buf[t, r, m]
+                c += 1
+        keys = np.sort(keys)
+        m = min(k, total)
+        for x in range(m):
+            out_v[r, x], out_i[r, x] = _unpack(keys[total - 1 - x], f32, u32)
+        out_n[r] = m
+
+
+def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink: float = 0.0,
+                    alpha: float = 0.5, threads: int = 0) -> sp.csr_matrix:
+    """Top-``k`` similarity between the rows of an already weighted/centred ``rows``.
+
+    Parameters
+    ----------
+    rows : scipy.sparse.csr_matrix
+        entities × features, float values (see :func:`prepare_rows`).
+    k : int
+        neighbours kept per row (>= 1).
+    measure, shrink, alpha
+        see the module docstring.
+    threads : int
+        Numba threads (0 = the current setting); the result does not depend on it.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        entities × entities, float32 values (scipy picks the index dtypes); each row holds at
+        most ``k`` entries in rank order (so column indices are not sorted).
+    """
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    # values travel as float32 (half the memory traffic); sums are accumulated in float64
+    e = sp.csr_matrix(rows, dtype=np.float32)
+    e.sort_indices()
+    n, n_features = e.shape
+    f = e.T.tocsr()
+    f.sort_indices()
+    sq = _row_sq_norms(e.indptr.astype(np.int64), e.data)
+    p_row, p_nbr, shrink, jaccard = measure_factors(sq, measure, alpha, n_features, shrink)
+    k = int(min(k, max(n - 1, 1)))
+    with _numba_threads(threads) as parts:
+        buf = np.zeros((parts, n, 2 * k), np.uint64)
+        cnt = np.zeros((parts, n), np.int64)
+        thr = np.zeros((parts, n), np.uint64)
+        thr_s = np.full(n, -np.inf, np.float32)
+        symmetric = bool(jaccard or np.array_equal(p_row, p_nbr))
+        _similarity_candidates(e.indptr.astype(np.int64), e.indices.astype(np.int32), e.data,
+                               f.indptr.astype(np.int64), f.indices.astype(np.int32), f.data,
+                               np.diff(f.indptr).astype(np.int64), p_row, p_nbr, sq, float(shrink),
+                               bool(jaccard), symmetric, k, 16,
+                               np.zeros((parts, n), np.float64), np.full((parts, n), -1, np.int64),
+                               np.zeros((parts, n), np.int32), np.zeros((parts, 1), np.float32),
+                               buf, cnt, thr, thr_s)
+        del f
+    out_v = np.zeros((n, k), np.float32)
+    out_i = np.zeros((n, k), np.int32)
+    out_n = np.zeros(n, np.int64)
+    _merge_candidates(buf, cnt, k, out_v, out_i, out_n)
+    del buf
+    keep = np.arange(k)[None, :] < out_n[:, None]
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(out_n, out=indptr[1:])
+    return sp.csr_matrix((out_v[keep], out_i[keep], indptr), shape=(n, n))
+
+
+def build_similarity(rows: sp.csr_matrix, k: int, measure: str = "cosine", weighting: str = "none",
+                     shrink: float = 0.0, alpha: float = 0.5, k1: float = 1.2, b: float = 0.75,
+                     threads: int = 0) -> sp.csr_matrix:
+    """Weight, centre and compute the top-``k`` similarity of the rows of ``rows``."""
+    if weighting == "none" and measure not in ("pearson", "adjusted_cosine"):
+        return similarity_topk(rows, k, measure, shrink, alpha, threads)  # nothing to transform
+    prepared, _ = prepare_rows(rows, measure, weighting, k1, b)
+    return similarity_topk(prepared, k, measure, shrink, alpha, threads)

@@ -1,0 +1,98 @@
+"""Input weightings and mean-centring for :mod:`recli.kernels.similarity` (vectorised
+NumPy, O(nnz)). Entities are the rows (documents), features the columns (terms); see the
+formulas in the similarity module's docstring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+WEIGHTINGS = ("none", "tfidf", "bm25")
+# the similarity measures live here too so the model registry can list the choices
+# without importing Numba
+MEASURES = ("cosine", "dot", "jaccard", "asymmetric_cosine", "pearson", "adjusted_cosine",
+            "conditional", "lift")
+
+
+def idf_weights(rows: sp.csr_matrix) -> np.ndarray:
+    """``idf_f = log(N) − log(1 + df_f)`` over the columns (features) of ``rows``."""
+    df = np.bincount(rows.indices, minlength=rows.shape[1]).astype(np.float64)
+    n = float(max(rows.shape[0], 1))
+    return np.log(n) - np.log1p(df)
+
+
+def fit_weighting(rows: sp.csr_matrix, weighting: str) -> dict[str, np.ndarray]:
+    """The corpus statistics a weighting needs (kept so new rows get the same weights)."""
+    if weighting == "none":
+        return {}
+    state = {"idf": idf_weights(rows)}
+    if weighting == "bm25":
+        lengths = np.asarray(rows.sum(axis=1), dtype=np.float64).ravel()
+        state["avg_len"] = np.array([lengths.mean() if lengths.size else 0.0])
+    return state
+
+
+def apply_weighting(rows: sp.csr_matrix, weighting: str, state: dict[str, np.ndarray],
+                    k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
+    """Return a float64 copy of ``rows`` with the weighting applied (formulas above)."""
+    if weighting == "none":
+        return sp.csr_matrix(rows, dtype=np.float64, copy=True)
+    out = sp.csr_matrix(rows, dtype=np.float64, copy=True)
+    cols = out.indices
+    if weighting == "tfidf":
+        out.data = np.sqrt(out.data) * state["idf"][cols]
+        return out
+    lengths = np.asarray(out.sum(axis=1), dtype=np.float64).ravel()
+    avg = float(state["avg_len"][0])
+    length_norm = (1.0 - b) + b * lengths / avg if avg > 0 else np.ones_like(lengths)
+    row_of = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
+    x = out.data
+    out.data = x * (k1 + 1.0) / (k1 * length_norm[row_of] + x) * state["idf"][cols]
+    return out
+
+
+def observed_means(rows: sp.csr_matrix, axis: int) -> np.ndarray:
+    """Mean of the stored entries of each row (axis=1) or column (axis=0); 0 when empty."""
+    if axis == 1:
+        counts = np.diff(rows.indptr)
+        sums = np.add.reduceat(rows.data, rows.indptr[:-1]) if rows.nnz else np.zeros(rows.shape[0])
+        sums = np.where(counts > 0, sums, 0.0)
+    else:
+        counts = np.bincount(rows.indices, minlength=rows.shape[1])
+        sums = np.bincount(rows.indices, weights=rows.data, minlength=rows.shape[1])
+    return np.divide(sums, counts, out=np.zeros(len(counts)), where=counts > 0)
+
+
+def centre(rows: sp.csr_matrix, measure: str, means: np.ndarray) -> sp.csr_matrix:
+    """Subtract entity means (pearson) or feature means (adjusted_cosine) in place."""
+    if measure == "pearson":
+        rows.data -= np.repeat(means, np.diff(rows.indptr))
+    elif measure == "adjusted_cosine":
+        rows.data -= means[rows.indices]
+    return rows
+
+
+def prepare_rows(rows: sp.csr_matrix, measure: str, weighting: str, k1: float = 1.2,
+                 b: float = 0.75) -> tuple[sp.csr_matrix, dict[str, np.ndarray]]:
+    """Weight then centre ``rows``; return the transformed matrix and the state needed to
+    transform new rows the same way (``idf``, ``avg_len``, ``feature_mean``)."""
+    state = fit_weighting(rows, weighting)
+    out = apply_weighting(rows, weighting, state, k1, b)
+    if measure == "adjusted_cosine":
+        state["feature_mean"] = observed_means(out, axis=0)
+        centre(out, measure, state["feature_mean"])
+    elif measure == "pearson":
+        centre(out, measure, observed_means(out, axis=1))
+    return out, state
+
+
+def transform_rows(rows: sp.csr_matrix, measure: str, weighting: str, state: dict[str, np.ndarray],
+                   k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
+    """Apply a fitted :func:`prepare_rows` transformation to new rows (e.g. new users)."""
+    out = apply_weighting(rows, weighting, state, k1, b)
+    if measure == "adjusted_cosine":
+        centre(out, measure, state["feature_mean"])
+    elif measure == "pearson":
+        centre(out, measure, observed_means(out, axis=1))
+    return out

@@ -1,0 +1,155 @@
+"""``ease``: Embarrassingly Shallow Autoencoder (Steck, WWW 2019), closed form.
+
+    P = (XᵀX + λI)⁻¹,    B = I − P · diag(1 / diag(P))    (so diag(B) = 0)
+
+and ``score(u) = x_u · B``. ``B`` is a dense items × items matrix, so the fit needs about
+three items² float64 matrices (Gram, inverse, float32 copy and BLAS workspace): the memory
+is estimated first and the fit refused with the estimate when it exceeds the available
+memory or ``max_memory``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from recli.errors import ConfigError
+from recli.models.base import Model, param
+from recli.models.knn import as_csr, batch_rows
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3,
+          "t": 1024**4, "tb": 1024**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+@dataclass
+class EASEConfig:
+    lambda_: float = param(500.0, "L2 regularisation λ added to the diagonal of XᵀX", min=0.0, exclusive_min=True)
+    max_memory: str = param("", "refuse to fit above this memory estimate, e.g. 2GB (empty = available memory)")
+
+
+def parse_size(text: str) -> int:
+    """``"2GB"`` → bytes (binary units: 1 GB = 1024³ bytes)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ConfigError(f"max_memory={text!r} is not a size", hint="write it like 512MB, 2GB or 1.5G")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def available_memory() -> int:
+    """Available memory in bytes (psutil when installed, else /proc/meminfo)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62  # unknown: do not refuse
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def memory_estimate(n_items: int) -> int:
+    """Bytes the fit needs: about three dense items × items float64 matrices."""
+    return int(n_items) * int(n_items) * 8 * 3
+
+
+def check_memory(n_items: int, max_memory: str) -> None:
+    need = memory_estimate(n_items)
+    limit, what = (parse_size(max_memory), f"max_memory={max_memory}") if max_memory else \
+        (available_memory(), "the available memory")
+    if need > limit:
+        raise ConfigError(
+            f"EASE on {n_items} items needs about {format_bytes(need)} (3 dense {n_items}×{n_items} float64 "
+            f"matrices), more than {what} ({format_bytes(limit)})",
+            hint="use itemknn for large catalogues, drop rare items before training, "
+                 "or raise --param max_memory")
+
+
+def ease_weights(user_items: sp.csr_matrix, lam: float) -> np.ndarray:
+    """The EASE weight matrix ``B`` (float32, zero diagonal) via a Cholesky inverse."""
+    from scipy.linalg import lapack
+
+    g = np.asarray((user_items.T @ user_items).toarray(), dtype=np.float64)
+    g[np.diag_indices_from(g)] += lam
+    chol, info = lapack.dpotrf(g, lower=0, overwrite_a=1, clean=0)
+    if info != 0:
+        raise ConfigError("the regularised Gram matrix is not positive definite", hint="increase lambda_")
+    p, info = lapack.dpotri(chol, lower=0, overwrite_c=1)
+    del chol, g
+    p = np.triu(p) + np.triu(p, 1).T  # dpotri fills the upper triangle only
+    b = p / (-np.diag(p))[None, :]
+    b[np.diag_indices_from(b)] = 0.0
+    return b.astype(np.float32)
+
+
+class EASE(Model):
+    name: ClassVar[str] = "ease"
+    summary: ClassVar[str] = "EASE (Steck 2019): closed-form item–item linear model, dense items × items"
+    Config: ClassVar[type] = EASEConfig
+    can_fold_in: ClassVar[bool] = True
+    can_explain: ClassVar[bool] = True
+    test_params: ClassVar[dict] = {"lambda_": 10.0}
+
+    weights: np.ndarray
+    train: sp.csr_matrix
+
+    def fit(self, user_items: Any, on_epoch: Any = None) -> "EASE":
+        from threadpoolctl import threadpool_limits
+
+        start = time.perf_counter()
+        self.train = as_csr(user_items)
+        self.n_users, self.n_items = self.train.shape
+        check_memory(self.n_items, self.config.max_memory)
+        threads = int(getattr(self.backend, "threads", 0) or 0) or None
+        with threadpool_limits(limits=threads, user_api="blas"):
+            self.weights = ease_weights(self.train, float(self.config.lambda_))
+        self._report(on_epoch, 1, start, None)
+        return self
+
+    def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
+        rows = batch_rows(self.train, uidx, history)
+        return np.asarray(rows @ self.weights, dtype=np.float32)
+
+    def similar_items(self, iidx: np.ndarray) -> np.ndarray:
+        """Row ``i`` of ``B``: how much having item ``i`` adds to every other item's score."""
+        return self.weights[np.asarray(iidx, np.int64)].astype(np.float32)
+
+    def explain(self, uidx: int, history_items: np.ndarray, history_values: np.ndarray,
+                items: np.ndarray) -> np.ndarray:
+        """``C[j, h] = r_h · B[h, items[j]]``: rows sum to the scores of ``items``."""
+        sub = self.weights[np.asarray(history_items, np.int64)][:, np.asarray(items, np.int64)]
+        return (sub.astype(np.float64) * np.asarray(history_values, np.float64)[:, None]).T.astype(np.float32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        t = self.train
+        return {"weights": self.weights, "train_indptr": t.indptr.astype(np.int64),
+                "train_indices": t.indices.astype(np.int32), "train_data": t.data.astype(np.float32),
+                "train_shape": np.asarray(t.shape, np.int64)}
+
+    @classmethod
+    def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "EASE":
+        model = cls(config, backend)
+        model.weights = np.asarray(arrays["weights"], dtype=np.float32)
+        shape = tuple(int(x) for x in arrays["train_shape"])
+        model.train = sp.csr_matrix((arrays["train_data"], arrays["train_indices"], arrays["train_indptr"]),
+                                    shape=shape)
+        model.n_users, model.n_items = shape
+        return model

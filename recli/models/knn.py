@@ -1,0 +1,256 @@
+"""Neighbourhood models: ``itemknn`` and ``userknn`` on the sparse top-K similarity engine
+(:mod:`recli.kernels.similarity`).
+
+``itemknn``: ``score(u, i) = Σ_{h ∈ history(u)} r_uh · S[h, i]`` where row ``h`` of ``S``
+holds item ``h``'s K nearest items (implicit's ItemItemRecommender convention). A user's
+history is all it needs, so new users are scored from ``--history`` directly.
+
+``userknn``: ``score(u, i) = Σ_{v ∈ N_K(u)} s_uv · r_vi`` over the K most similar training
+users. A new user's neighbours are found by comparing the (weighted) history row with every
+training user, with the same measure, weighting and shrinkage as in training.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from recli.errors import InputError
+from recli.kernels.weighting import MEASURES, WEIGHTINGS
+from recli.models.base import Model, param
+
+
+@dataclass
+class KNNConfig:
+    neighbours: int = param(100, "neighbours K kept per item (itemknn) or user (userknn)", min=1)
+    similarity: str = param("cosine", "similarity measure", choices=MEASURES)
+    weighting: str = param("none", "input weighting applied before the similarity", choices=WEIGHTINGS)
+    shrink: float = param(0.0, "shrinkage λ added to the similarity denominator (0 = none)", min=0.0)
+    alpha: float = param(0.5, "asymmetric_cosine exponent α (0.5 = cosine)", min=0.0, max=1.0)
+    bm25_k1: float = param(1.2, "BM25 k1: term-frequency saturation", min=0.0)
+    bm25_b: float = param(0.75, "BM25 b: length normalisation", min=0.0, max=1.0)
+
+
+def as_csr(matrix: Any, n_cols: int | None = None) -> sp.csr_matrix:
+    """A float32 CSR copy with sorted indices (what the kernels expect)."""
+    out = sp.csr_matrix(matrix, dtype=np.float32)
+    if n_cols is not None and out.shape[1] != n_cols:
+        raise InputError(f"history has {out.shape[1]} item columns, the model has {n_cols}",
+                         hint="build the history matrix with the model's item vocabulary")
+    out.sort_indices()
+    return out
+
+
+def batch_rows(train: sp.csr_matrix, uidx: np.ndarray, history: Any) -> sp.csr_matrix:
+    """Row ``i`` = the training row of user ``uidx[i]``, or ``history[i]`` when ``uidx[i] == -1``."""
+    uidx = np.asarray(uidx, dtype=np.int64).ravel()
+    known = uidx >= 0
+    if np.any(uidx >= train.shape[0]):
+        raise InputError("user index out of range for this model", hint="use users from the training data")
+    rows = train[np.where(known, uidx, 0)]
+    if known.all():
+        return rows
+    if history is None:
+        raise InputError(f"{int((~known).sum())} new user(s) need a history to be scored",
+                         hint="pass their interactions with --history")
+    hist = as_csr(history, train.shape[1])
+    if hist.shape[0] != len(uidx):
+        raise InputError("history must have one row per requested user", hint="align history rows with the users")
+    keep = sp.diags(known.astype(np.float32))
+    new = sp.diags((~known).astype(np.float32))
+    out = (keep @ rows + new @ hist).tocsr()
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
+
+
+def threads_of(backend: Any) -> int:
+    return int(getattr(backend, "threads", 0) or 0)
+
+
+def _csr_arrays(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    return {f"{prefix}_indptr": m.indptr.astype(np.int64), f"{prefix}_indices": m.indices.astype(np.int32),
+            f"{prefix}_data": m.data.astype(np.float32), f"{prefix}_shape": np.asarray(m.shape, np.int64)}
+
+
+def _csr_from(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
+    shape = tuple(int(x) for x in arrays[f"{prefix}_shape"])
+    return sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+                         shape=shape)
+
+
+class ItemKNN(Model):
+    name: ClassVar[str] = "itemknn"
+    summary: ClassVar[str] = "item-based k-nearest neighbours on a sparse top-K item–item similarity"
+    Config: ClassVar[type] = KNNConfig
+    can_fold_in: ClassVar[bool] = True
+    can_explain: ClassVar[bool] = True
+    test_params: ClassVar[dict] = {"neighbours": 20}
+
+    similarity: sp.csr_matrix
+    train: sp.csr_matrix
+
+    def fit(self, user_items: Any, on_epoch: Any = None) -> "ItemKNN":
+        from recli.kernels.similarity import build_similarity
+
+        start = time.perf_counter()
+        self.train = as_csr(user_items)
+        self.n_users, self.n_items = self.train.shape
+        c = self.config
+        self.similarity = build_similarity(self.train.T.tocsr(), c.neighbours, c.similarity, c.weighting,
+                                           c.shrink, c.alpha, c.bm25_k1, c.bm25_b, threads_of(self.backend))
+        self._report(on_epoch, 1, start, None)
+        return self
+
+    def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
+        rows = batch_rows(self.train, uidx, history)
+        return np.asarray((rows @ self.similarity).toarray(), dtype=np.float32)
+
+    def similar_items(self, iidx: np.ndarray) -> np.ndarray:
+        return np.asarray(self.similarity[np.asarray(iidx, np.int64)].toarray(), dtype=np.float32)
+
+    def explain(self, uidx: int, history_items: np.ndarray, history_values: np.ndarray,
+                items: np.ndarray) -> np.ndarray:
+        """``C[j, h] = r_h · S[h, items[j]]``: rows sum to the scores of ``items``."""
+        sub = self.similarity[np.asarray(history_items, np.int64)][:, np.asarray(items, np.int64)].toarray()
+        return (sub * np.asarray(history_values, np.float64)[:, None]).T.astype(np.float32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {**_csr_arrays("similarity", self.similarity), **_csr_arrays("train", self.train)}
+
+    @classmethod
+    def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "ItemKNN":
+        model = cls(config, backend)
+        model.similarity = _csr_from("similarity", arrays)
+        model.train = _csr_from("train", arrays)
+        model.n_users, model.n_items = model.train.shape
+        return model
+
+
+class UserKNN(Model):
+    name: ClassVar[str] = "userknn"
+    summary: ClassVar[str] = "user-based k-nearest neighbours on a sparse top-K user–user similarity"
+    Config: ClassVar[type] = KNNConfig
+    can_fold_in: ClassVar[bool] = True
+    can_explain: ClassVar[bool] = True
+    test_params: ClassVar[dict] = {"neighbours": 20}
+
+    similarity: sp.csr_matrix
+    train: sp.csr_matrix
+
+    def fit(self, user_items: Any, on_epoch: Any = None) -> "UserKNN":
+        from recli.kernels.similarity import prepare_rows, similarity_topk
+
+        start = time.perf_counter()
+        self.train = as_csr(user_items)
+        self.n_users, self.n_items = self.train.shape
+        c = self.config
+        self._prepared, self._state = prepare_rows(self.train, c.similarity, c.weighting, c.bm25_k1, c.bm25_b)
+        self.similarity = similarity_topk(self._prepared, c.neighbours, c.similarity, c.shrink, c.alpha,
+                                          threads_of(self.backend))
+        self._report(on_epoch, 1, start, None)
+        return self
+
+    # -- neighbours of new users -------------------------------------------------
+    def _prepared_rows(self) -> sp.csr_matrix:
+        if getattr(self, "_prepared", None) is None:
+            from recli.kernels.similarity import transform_rows
+
+            c = self.config
+            self._prepared = transform_rows(self.train, c.similarity, c.weighting, self._state, c.bm25_k1, c.bm25_b)
+        return self._prepared
+
+    def _query_neighbours(self, hist: sp.csr_matrix, chunk: int = 256) -> sp.csr_matrix:
+        """Top-K training users of each history row, scored exactly as in training; rows are
+        processed in chunks so the dense chunk × n_users block stays small."""
+        parts = [self._query_chunk(hist[start:start + chunk]) for start in range(0, hist.shape[0], chunk)]
+        return sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, self.n_users), dtype=np.float32)
+
+    def _query_chunk(self, hist: sp.csr_matrix) -> sp.csr_matrix:
+        from recli.kernels.similarity import measure_factors, topk_rows, transform_rows
+
+        c = self.config
+        x = transform_rows(hist, c.similarity, c.weighting, self._state, c.bm25_k1, c.bm25_b)
+        x = sp.csr_matrix(x, dtype=np.float32).astype(np.float64)
+        prep = sp.csr_matrix(self._prepared_rows(), dtype=np.float32).astype(np.float64)
+        d = np.asarray((x @ prep.T).toarray(), dtype=np.float64)
+        a_q = np.asarray(x.multiply(x).sum(axis=1)).ravel()
+        a_t = np.asarray(prep.multiply(prep).sum(axis=1)).ravel()
+        q_row, _, shrink, jaccard = measure_factors(a_q, c.similarity, c.alpha, self.n_items, c.shrink)
+        _, t_nbr, _, _ = measure_factors(a_t, c.similarity, c.alpha, self.n_items, c.shrink)
+        den = (a_q[:, None] + a_t[None, :] - d + shrink) if jaccard else (q_row[:, None] * t_nbr[None, :] + shrink)
+        ok = (d != 0) & (den != 0)
+        s = np.full(d.shape, -np.inf, np.float32)
+        s[ok] = (d[ok] / den[ok]).astype(np.float32)
+        idx, val, counts = topk_rows(s, c.neighbours)
+        keep = (np.arange(idx.shape[1])[None, :] < counts[:, None]) & np.isfinite(val)
+        indptr = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(keep.sum(axis=1), out=indptr[1:])
+        return sp.csr_matrix((val[keep], idx[keep], indptr), shape=(hist.shape[0], self.n_users))
+
+    def _neighbours(self, uidx: np.ndarray, history: Any) -> sp.csr_matrix:
+        uidx = np.asarray(uidx, np.int64).ravel()
+        known = uidx >= 0
+        nbrs = self.similarity[np.where(known, uidx, 0)]
+        if known.all():
+            return nbrs
+        rows = batch_rows(self.train, uidx, history)
+        fresh = self._query_neighbours(rows[np.flatnonzero(~known)])
+        out = sp.lil_matrix(nbrs)
+        for pos, r in zip(np.flatnonzero(~known), range(fresh.shape[0])):
+            out[pos] = fresh[r]
+        return out.tocsr()
+
+    def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
+        return np.asarray((self._neighbours(uidx, history) @ self.train).toarray(), dtype=np.float32)
+
+    def similar_items(self, iidx: np.ndarray) -> np.ndarray:
+        """Cosine between item columns of the training matrix (userknn learns no item graph)."""
+        cols = self.train[:, np.asarray(iidx, np.int64)].T.tocsr()
+        norms = np.sqrt(np.asarray(self.train.multiply(self.train).sum(axis=0)).ravel())
+        own = np.sqrt(np.asarray(cols.multiply(cols).sum(axis=1)).ravel())
+        sims = (cols @ self.train).toarray()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = sims / (own[:, None] * norms[None, :])
+        return np.nan_to_num(out, nan=0.0, posinf=0.0).astype(np.float32)
+
+    def explain(self, uidx: int, history_items: np.ndarray, history_values: np.ndarray,
+                items: np.ndarray) -> np.ndarray:
+        """Each neighbour ``v`` adds ``s_uv · r_vi`` to item ``i``; that amount is split over the
+        history items ``h`` in proportion to their share ``x_uh · x_vh / d_uv`` of the dot
+        product that made ``v`` a neighbour. Rows sum to the scores."""
+        from recli.kernels.similarity import transform_rows
+
+        c = self.config
+        h_items = np.asarray(history_items, np.int64)
+        hist = sp.csr_matrix((np.asarray(history_values, np.float32), h_items, [0, len(h_items)]),
+                             shape=(1, self.n_items))
+        nbrs = self._neighbours(np.array([uidx]), hist)
+        v, s_v = nbrs.indices, nbrs.data.astype(np.float64)
+        x_u = transform_rows(hist, c.similarity, c.weighting, self._state, c.bm25_k1, c.bm25_b)
+        x_u = sp.csr_matrix(x_u, dtype=np.float32).toarray().ravel()[h_items].astype(np.float64)
+        x_v = sp.csr_matrix(self._prepared_rows(), dtype=np.float32)[v][:, h_items].toarray().astype(np.float64)
+        share = x_v * x_u[None, :]
+        total = share.sum(axis=1)
+        weights = np.divide(s_v, total, out=np.zeros_like(s_v), where=total != 0)
+        r_vi = self.train[v][:, np.asarray(items, np.int64)].toarray().astype(np.float64)
+        return (r_vi.T @ (weights[:, None] * share)).astype(np.float32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        state = {f"state_{k}": np.asarray(v, np.float64) for k, v in self._state.items()}
+        return {**_csr_arrays("similarity", self.similarity), **_csr_arrays("train", self.train), **state}
+
+    @classmethod
+    def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "UserKNN":
+        model = cls(config, backend)
+        model.similarity = _csr_from("similarity", arrays)
+        model.train = _csr_from("train", arrays)
+        model.n_users, model.n_items = model.train.shape
+        model._state = {k[len("state_"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("state_")}
+        model._prepared = None
+        return model
+

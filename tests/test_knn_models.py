@@ -1,0 +1,171 @@
+"""itemknn, userknn and ease: scores, fold-in, explanations, persistence and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recli.errors import ConfigError
+from recli.models import get_model_class, registry
+from recli.models.base import build_config
+from tests.reference_similarity import similarity_dense, topk_dense
+
+NAMES = ("itemknn", "userknn", "ease")
+
+
+def interactions(seed: int = 0, n_users: int = 40, n_items: int = 25, density: float = 0.2) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    dense = np.where(rng.random((n_users, n_items)) < density, rng.integers(1, 6, (n_users, n_items)), 0)
+    dense[5, :] = 0  # a user without interactions
+    dense[:, 7] = 0  # an item nobody saw
+    return sp.csr_matrix(dense.astype(np.float32))
+
+
+def make(name: str, **params):
+    cls = get_model_class(name)
+    return cls(build_config(cls.Config, {**cls.test_params, **params}, name))
+
+
+def test_registered_with_test_params():
+    for name in NAMES:
+        cls = registry()[name]
+        assert cls.can_fold_in and cls.can_explain and isinstance(cls.test_params, dict)
+
+
+@pytest.mark.parametrize("weighting", ["none", "bm25"])
+def test_itemknn_scores_equal_dense_reference(weighting):
+    x = interactions()
+    model = make("itemknn", neighbours=4, similarity="cosine", weighting=weighting).fit(x)
+    ref = topk_dense(similarity_dense(x.T.toarray(), "cosine", weighting), 4)
+    s = np.zeros((x.shape[1], x.shape[1]))
+    for i, row in enumerate(ref):
+        for j, v in row:
+            s[i, j] = v
+    np.testing.assert_allclose(model.score(np.arange(x.shape[0])), x.toarray() @ s, rtol=1e-5, atol=1e-5)
+
+
+def test_userknn_scores_equal_dense_reference():
+    x = interactions(1)
+    model = make("userknn", neighbours=3, similarity="jaccard", shrink=1.0).fit(x)
+    ref = topk_dense(similarity_dense(x.toarray(), "jaccard", shrink=1.0), 3)
+    want = np.array([sum(v * x.toarray()[j] for j, v in row) if row else np.zeros(x.shape[1]) for row in ref])
+    np.testing.assert_allclose(model.score(np.arange(x.shape[0])), want, rtol=1e-5, atol=1e-5)
+
+
+def test_ease_equals_direct_numpy_solve():
+    x = interactions(2)
+    lam = 7.0
+    model = make("ease", lambda_=lam).fit(x)
+    g = x.toarray().astype(np.float64).T @ x.toarray()
+    p = np.linalg.inv(g + lam * np.eye(g.shape[0]))
+    b = np.eye(g.shape[0]) - p / np.diag(p)[None, :]
+    np.testing.assert_allclose(model.weights, b, atol=1e-5)
+    assert np.all(np.diag(model.weights) == 0)
+    np.testing.assert_allclose(model.score(np.arange(3)), x[:3].toarray() @ b, atol=1e-4)
+
+
+def test_lambda_alias_is_accepted():
+    cls = get_model_class("ease")
+    assert build_config(cls.Config, {"lambda": "3"}, "ease").lambda_ == 3.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_new_user_from_history_equals_known_user(name):
+    x = interactions(3)
+    full = make(name).fit(x)
+    hist = x[[4, 9]]
+    if name == "userknn":
+        # a new user is compared with all training users: train without user 4 to compare
+        keep = np.setdiff1d(np.arange(x.shape[0]), [4])
+        other = make(name).fit(x[keep])
+        np.testing.assert_allclose(other.score(np.array([-1]), hist[[0]]), full.score(np.array([4])), atol=1e-5)
+    else:
+        np.testing.assert_allclose(full.score(np.array([-1, 9]), sp.vstack([hist[[0]], hist[[1]]])),
+                                   full.score(np.array([4, 9])), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_equals_single_and_round_trip(name):
+    x = interactions(4)
+    model = make(name).fit(x)
+    batch = model.score(np.arange(10))
+    for u in (0, 3, 9):
+        np.testing.assert_array_equal(model.score(np.array([u]))[0], batch[u])
+    again = type(model).from_arrays(model.config, model.to_arrays())
+    np.testing.assert_array_equal(again.score(np.arange(10)), batch)
+    np.testing.assert_array_equal(again.similar_items(np.array([0, 3])), model.similar_items(np.array([0, 3])))
+    assert all(isinstance(v, np.ndarray) and v.dtype != object for v in model.to_arrays().values())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_explanations_sum_to_scores(name):
+    x = interactions(5)
+    model = make(name).fit(x)
+    items = np.arange(x.shape[1])
+    for u in (0, 1, 12):
+        row = x[u]
+        contrib = model.explain(u, row.indices, row.data, items)
+        assert contrib.shape == (len(items), row.nnz)
+        np.testing.assert_allclose(contrib.sum(axis=1), model.score(np.array([u]))[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["itemknn", "ease"])
+def test_top_explaining_item_on_constructed_example(name):
+    # items 0-2 are always bought together, item 3-5 likewise; the user holds 0 and 4:
+    # item 1 is recommended because of item 0, item 5 because of item 4
+    blocks = np.zeros((30, 6), np.float32)
+    blocks[:15, :3] = 1
+    blocks[15:, 3:] = 1
+    x = sp.csr_matrix(blocks)
+    model = make(name).fit(x)
+    hist = np.array([0, 4])
+    contrib = model.explain(-1, hist, np.ones(2, np.float32), np.array([1, 5]))
+    assert hist[np.argmax(contrib[0])] == 0 and hist[np.argmax(contrib[1])] == 4
+    assert contrib[0, 0] > 0 and contrib[1, 1] > 0
+
+
+def test_userknn_explanation_credits_the_shared_item():
+    # the new user shares item 0 with users who also bought item 1, and item 9 with nobody
+    x = np.zeros((6, 10), np.float32)
+    x[:3, [0, 1]] = 1
+    x[3:, [5, 6]] = 1
+    model = make("userknn", neighbours=3).fit(sp.csr_matrix(x))
+    contrib = model.explain(-1, np.array([0, 9]), np.ones(2, np.float32), np.array([1]))
+    assert contrib[0, 0] > 0 and contrib[0, 1] == 0
+
+
+def test_bad_similarity_and_weighting_list_the_choices():
+    cls = get_model_class("itemknn")
+    with pytest.raises(ConfigError) as err:
+        build_config(cls.Config, {"similarity": "euclid"}, "itemknn")
+    assert "cosine" in err.value.hint and "jaccard" in err.value.hint
+    with pytest.raises(ConfigError) as err:
+        build_config(cls.Config, {"weighting": "log"}, "itemknn")
+    assert "bm25" in err.value.hint and "tfidf" in err.value.hint
+
+
+@pytest.mark.parametrize("k", ["0", "-3"])
+def test_neighbours_must_be_positive(k):
+    with pytest.raises(ConfigError, match="neighbours"):
+        build_config(get_model_class("userknn").Config, {"neighbours": k}, "userknn")
+
+
+def test_ease_refuses_over_max_memory():
+    model = make("ease", max_memory="1KB")
+    with pytest.raises(ConfigError) as err:
+        model.fit(interactions())
+    assert "needs about" in err.value.message and "max_memory=1KB" in err.value.message and err.value.hint
+
+
+def test_ease_refuses_over_available_memory(monkeypatch):
+    import recli.models.ease as ease
+
+    monkeypatch.setattr(ease, "available_memory", lambda: 10_000)
+    with pytest.raises(ConfigError, match=r"needs about 14\.6 KB .*available memory"):
+        make("ease").fit(interactions())  # 25 items: 25 * 25 * 8 * 3 bytes = 14.6 KB
+
+
+def test_bad_max_memory_value():
+    with pytest.raises(ConfigError, match="not a size"):
+        make("ease", max_memory="lots").fit(interactions())

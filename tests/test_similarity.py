@@ -1,0 +1,108 @@
+"""The similarity engine against the dense references, for every measure × weighting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recli.kernels.similarity import MEASURES, WEIGHTINGS, build_similarity, topk_rows
+from tests.reference_similarity import similarity_dense, topk_dense
+
+
+def random_matrix(seed: int, n_rows: int = 14, n_cols: int = 11, density: float = 0.35,
+                  integer: bool = False) -> sp.csr_matrix:
+    """Random sparse entities × features matrix with an empty row and an empty column."""
+    rng = np.random.default_rng(seed)
+    dense = np.where(rng.random((n_rows, n_cols)) < density,
+                     rng.integers(1, 4, (n_rows, n_cols)) if integer else rng.uniform(0.2, 5.0, (n_rows, n_cols)), 0.0)
+    dense[2, :] = 0.0  # an empty entity: no neighbours, neighbour of none
+    dense[:, 3] = 0.0  # an empty feature
+    return sp.csr_matrix(dense.astype(np.float32))
+
+
+def as_rows(s: sp.csr_matrix) -> list[list[tuple[int, float]]]:
+    return [list(zip(s.indices[s.indptr[r]:s.indptr[r + 1]].tolist(),
+                     s.data[s.indptr[r]:s.indptr[r + 1]].tolist())) for r in range(s.shape[0])]
+
+
+def assert_same_topk(got, want, rtol=2e-5):
+    assert len(got) == len(want)
+    for r, (g, w) in enumerate(zip(got, want)):
+        assert [j for j, _ in g] == [j for j, _ in w], f"row {r}: {g} != {w}"
+        np.testing.assert_allclose([v for _, v in g], [v for _, v in w], rtol=rtol, atol=1e-6)
+
+
+@pytest.mark.parametrize("weighting", WEIGHTINGS)
+@pytest.mark.parametrize("measure", MEASURES)
+def test_every_measure_and_weighting_matches_reference(measure, weighting):
+    x = random_matrix(seed=len(measure) * 7 + len(weighting))
+    shrink = 0.0 if measure == "dot" else 0.5
+    dense = x.toarray()
+    # no pruning (k >= n): every neighbour and its score must match
+    want = topk_dense(similarity_dense(dense, measure, weighting, shrink=shrink, alpha=0.3), k=x.shape[0])
+    got = as_rows(build_similarity(x, k=x.shape[0], measure=measure, weighting=weighting, shrink=shrink,
+                                   alpha=0.3, threads=2))
+    assert_same_topk(got, want)
+    assert got[2] == [] and all(j != 2 for row in got for j, _ in row)  # the empty entity
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pruned_topk_matches_reference(measure, seed):
+    x = random_matrix(seed=100 + seed, n_rows=30, n_cols=20, density=0.3)
+    want = topk_dense(similarity_dense(x.toarray(), measure, "bm25", alpha=0.7, k1=1.5, b=0.6), k=4)
+    got = as_rows(build_similarity(x, k=4, measure=measure, weighting="bm25", alpha=0.7, k1=1.5, b=0.6, threads=2))
+    assert_same_topk(got, want)
+
+
+def test_ties_are_broken_by_lower_index():
+    # binary data: many exactly equal cosines; pruning must keep the lowest indices
+    x = random_matrix(seed=5, n_rows=40, n_cols=6, density=0.5, integer=True)
+    x.data[:] = 1.0
+    for k in (1, 3, 7):
+        want = topk_dense(similarity_dense(x.toarray(), "cosine"), k)
+        got = as_rows(build_similarity(x, k=k, measure="cosine", threads=2))
+        assert_same_topk(got, want, rtol=0)
+        assert any(len(set(v for _, v in row)) < len(row) for row in got if row) or k == 1
+
+
+def test_pruning_keeps_exactly_the_k_largest_of_the_full_output():
+    x = random_matrix(seed=9, n_rows=50, n_cols=8, density=0.4, integer=True)
+    full = as_rows(build_similarity(x, k=49, measure="jaccard", threads=1))
+    for k in (1, 2, 5, 10):
+        got = as_rows(build_similarity(x, k=k, measure="jaccard", threads=2))
+        for g, f in zip(got, full):
+            assert g == sorted(f, key=lambda t: (-t[1], t[0]))[:k]
+
+
+def test_result_does_not_depend_on_threads():
+    x = random_matrix(seed=3, n_rows=200, n_cols=50, density=0.1)
+    a = build_similarity(x, k=5, measure="asymmetric_cosine", alpha=0.8, threads=1)
+    b = build_similarity(x, k=5, measure="asymmetric_cosine", alpha=0.8, threads=2)
+    assert (a != b).nnz == 0 and np.array_equal(a.indices, b.indices)
+
+
+def test_output_is_bounded_csr():
+    x = random_matrix(seed=4, n_rows=60, n_cols=30)
+    s = build_similarity(x, k=3, threads=2)
+    assert s.shape == (60, 60) and s.dtype == np.float32
+    assert s.indices.dtype == np.int32
+    assert np.diff(s.indptr).max() <= 3
+    assert np.all(s.indices != np.repeat(np.arange(60), np.diff(s.indptr)))  # never itself
+
+
+def test_topk_rows_heap_keeps_k_largest_ties_by_index():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, (20, 15)).astype(np.float32)  # many ties
+    idx, val, counts = topk_rows(scores, 5)
+    for r in range(20):
+        order = np.lexsort((np.arange(15), -scores[r]))[:5]
+        assert idx[r].tolist() == order.tolist()
+        assert val[r].tolist() == scores[r, order].tolist()
+    assert counts.tolist() == [5] * 20
+
+
+def test_k_must_be_positive():
+    with pytest.raises(ValueError):
+        build_similarity(random_matrix(0), k=0)
