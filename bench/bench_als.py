@@ -1,10 +1,11 @@
 """Benchmark recli ``als`` / ``mf`` against implicit 0.7.3 (quality and speed).
 
 Quality (MovieLens 100K, ``../shared/data/ml-100k/u.data``):
-  * ``als`` vs implicit ``AlternatingLeastSquares``: seeded leave-random 20%-per-user
-    split (seed 42), binary training interactions, relevant = every held-out row,
-    NDCG@10 with training items filtered, same factors/regularization/alpha/iterations.
-  * ``mf``: test RMSE on a seeded 80/20 random split of the ratings.
+  * ``als`` vs implicit ``AlternatingLeastSquares``: the split of ``recli prep --split
+    leave-random --test-size 0.2 --seed 42`` (run in-process, ``bench/_ml100k.py``), binary
+    training interactions, relevant = every held-out row, NDCG@10 with training items
+    filtered, same factors/regularization/alpha/iterations.
+  * ``mf``: test RMSE on the split of ``recli prep --split random --test-size 0.2 --seed 42``.
 Speed (generated data, default 100k users × 20k items × 5M interactions, Zipf item
 popularity): ALS-CG seconds per iteration, recli vs implicit, same threads, interleaved
 repetitions; medians and the ratio.
@@ -27,34 +28,17 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import recli.kernels  # noqa: E402,F401  (NUMBA_CACHE_DIR)
+from _ml100k import ml100k_split  # noqa: E402
 from recli.backend import get_backend  # noqa: E402
 from recli.models.als import ALS, ALSConfig  # noqa: E402
 
 SEEDS = (42, 43, 44)
-ML100K = Path(os.environ.get("RECLI_ML100K", Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"))
 
 
 # -- data -------------------------------------------------------------------
-def load_ml100k() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    raw = np.loadtxt(ML100K / "u.data", dtype=np.int64)
-    _, users = np.unique(raw[:, 0], return_inverse=True)
-    _, items = np.unique(raw[:, 1], return_inverse=True)
-    return users.astype(np.int32), items.astype(np.int32), raw[:, 2].astype(np.float32)
-
-
-def leave_random_split(users: np.ndarray, frac: float = 0.2, seed: int = 42) -> np.ndarray:
-    """Boolean test mask: for each user, round(frac·n_u) of its rows chosen at random."""
-    rng = np.random.default_rng(seed)
-    test = np.zeros(users.shape[0], bool)
-    order = np.argsort(users, kind="stable")
-    bounds = np.flatnonzero(np.diff(users[order])) + 1
-    for rows in np.split(order, bounds):
-        n_test = int(round(frac * rows.shape[0]))
-        test[rng.permutation(rows)[:n_test]] = True
-    return test
-
-
 def zipf_interactions(n_users: int, n_items: int, nnz: int, exponent: float = 0.8, seed: int = 0) -> sp.csr_matrix:
     """``nnz`` distinct (user, item) pairs: users uniform, items Zipf(exponent) over a
     random permutation of the catalogue; values 1."""
@@ -98,19 +82,15 @@ def recli_top(model: ALS, train: sp.csr_matrix, k: int = 10) -> np.ndarray:
 
 
 def quality(args: argparse.Namespace) -> None:
-
-    users, items, ratings = load_ml100k()
-    test_mask = leave_random_split(users, 0.2, 42)
-    shape = (users.max() + 1, items.max() + 1)
-    train_rows = (users[~test_mask], items[~test_mask])
-    train = sp.csr_matrix((np.ones(train_rows[0].shape[0], np.float32), train_rows), shape=shape)
-    test = sp.csr_matrix((np.ones(test_mask.sum(), np.float32), (users[test_mask], items[test_mask])), shape=shape)
-    print(f"ML-100K leave-random 20%/user seed 42: train {train.nnz}, test {test.nnz} rows")
+    split = ml100k_split("leave-random", 0.2, 42, binary=True)  # = recli prep --split leave-random ...
+    train, test = split.train, split.test
+    print(f"ML-100K, recli prep --split leave-random --test-size 0.2 --seed 42: {train.shape[0]} users, "
+          f"{train.shape[1]} items, train {train.nnz}, test {test.nnz} rows")
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        _quality(args, train, test, shape)
-    mf_quality(users, items, ratings, args)
+        _quality(args, train, test, train.shape)
+    mf_quality(args)
 
 
 def _recli_ndcg(args, train, test, alpha, solver) -> float:
@@ -150,19 +130,18 @@ def _quality(args, train, test, shape) -> None:
         print(f"  {alpha:5g}  {cg:9.4f}  {chol:10.4f}  {same:21.4f}  {matched:36.4f}", flush=True)
 
 
-def mf_quality(users, items, ratings, args) -> None:
+def mf_quality(args) -> None:
     try:
         from recli.models.mf import MF, MFConfig
     except ImportError:
         return
-    rng = np.random.default_rng(42)
-    test = rng.random(users.shape[0]) < 0.2
-    shape = (users.max() + 1, items.max() + 1)
-    train = sp.csr_matrix((ratings[~test], (users[~test], items[~test])), shape=shape)
-    model = MF(MFConfig(), get_backend("cpu", 1)).fit(train)
-    pred = model.predict(users[test], items[test])
-    rmse = float(np.sqrt(np.mean((pred - ratings[test]) ** 2)))
-    print(f"mf (defaults {MFConfig()}) on a seeded 80/20 random split: test RMSE = {rmse:.4f} (goal <= 0.93)")
+    split = ml100k_split("random", 0.2, 42)  # = recli prep --split random --test-size 0.2 --seed 42
+    model = MF(MFConfig(), get_backend("cpu", 1)).fit(split.train)
+    test = split.test.tocoo()
+    pred = model.predict(test.row, test.col)
+    rmse = float(np.sqrt(np.mean((pred - test.data) ** 2)))
+    print(f"mf (defaults {MFConfig()}) on recli prep --split random --test-size 0.2 --seed 42 "
+          f"(train {split.train.nnz}, test {test.nnz}): test RMSE = {rmse:.4f} (goal <= 0.93)")
 
 
 # -- speed ------------------------------------------------------------------

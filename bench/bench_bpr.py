@@ -1,7 +1,8 @@
 """Benchmarks for the ``bpr`` and ``warp`` models.
 
-quality  MovieLens 100K, seeded leave-random 20%-per-user split (seed 42), relevant = every
-         held-out row: NDCG@10 / precision@10 of recli bpr vs implicit 0.7.3's CPU
+quality  MovieLens 100K, the split of ``recli prep --split leave-random --test-size 0.2
+         --seed 42`` (run in-process, ``bench/_ml100k.py``), relevant = every held-out
+         row: NDCG@10 / precision@10 of recli bpr vs implicit 0.7.3's CPU
          BayesianPersonalizedRanking with the same settings, and recli warp (vs LightFM
          1.17 WARP when it is importable).
 speed    generated 100k users x 20k items x 5M interactions (Zipf popularity), factors=64,
@@ -26,36 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ML100K = ROOT.parent / "shared" / "data" / "ml-100k" / "u.data"
-
-
-# -- data ------------------------------------------------------------------------------
-def load_ml100k(path: Path = ML100K) -> tuple[np.ndarray, np.ndarray]:
-    raw = np.loadtxt(path, dtype=np.int64, usecols=(0, 1))
-    users = np.unique(raw[:, 0], return_inverse=True)[1]
-    items = np.unique(raw[:, 1], return_inverse=True)[1]
-    return users.astype(np.int64), items.astype(np.int64)
-
-
-def leave_random_split(users: np.ndarray, test_size: float = 0.2, seed: int = 42) -> np.ndarray:
-    """Boolean test mask: for every user, round(test_size * n_u) of its rows chosen at random."""
-    rng = np.random.default_rng(seed)
-    test = np.zeros(len(users), dtype=bool)
-    order = np.argsort(users, kind="stable")
-    bounds = np.flatnonzero(np.diff(users[order])) + 1
-    for rows in np.split(order, bounds):
-        n_test = int(round(test_size * len(rows)))
-        if n_test:
-            test[rng.choice(rows, size=n_test, replace=False)] = True
-    return test
-
-
-def to_csr(users, items, n_users, n_items) -> sp.csr_matrix:
-    m = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(n_users, n_items))
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    m.sort_indices()
-    return m
+from _ml100k import ml100k_split  # noqa: E402
 
 
 # -- metrics ---------------------------------------------------------------------------
@@ -84,14 +56,6 @@ def ranking_metrics(recs: np.ndarray, test: sp.csr_matrix, k: int) -> dict[str, 
 
 
 # -- quality ---------------------------------------------------------------------------
-def ml100k_split() -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    users, items = load_ml100k()
-    n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
-    test = leave_random_split(users, 0.2, 42)
-    return (to_csr(users[~test], items[~test], n_users, n_items),
-            to_csr(users[test], items[test], n_users, n_items))
-
-
 def recli_scores(name: str, train: sp.csr_matrix, params: dict, threads: int) -> tuple[np.ndarray, float]:
     from recli.backend import get_backend
     from recli.models import get_model_class
@@ -129,9 +93,10 @@ def lightfm_warp_scores(train: sp.csr_matrix, p: dict, threads: int) -> tuple[np
 
 
 def run_quality(args: argparse.Namespace) -> None:
-    train, test = ml100k_split()
-    print(f"ML-100K leave-random 20%/user seed 42: {train.shape[0]} users, {train.shape[1]} items, "
-          f"train {train.nnz}, test {test.nnz}; threads={args.threads}")
+    split = ml100k_split("leave-random", 0.2, 42, binary=True)  # = recli prep --split leave-random ...
+    train, test = split.train, split.test
+    print(f"ML-100K, recli prep --split leave-random --test-size 0.2 --seed 42: {train.shape[0]} users, "
+          f"{train.shape[1]} items, train {train.nnz}, test {test.nnz}; threads={args.threads}")
     runs = []
     for lr in args.bpr_lr:
         bpr = {"factors": args.factors, "iterations": args.bpr_iterations, "learning_rate": lr,

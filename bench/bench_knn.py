@@ -1,9 +1,10 @@
 """Benchmarks for the neighbourhood models (issue #5).
 
-1. quality: MovieLens 100K, seeded leave-random 20%-per-user split (seed 42), relevant =
-   all held-out rows, NDCG@10 with training items filtered: recli itemknn (cosine, BM25)
-   vs implicit 0.7.3's CosineRecommender / BM25Recommender with the same K, plus EASE and
-   implicit's ALS for reference.
+1. quality: MovieLens 100K, the split of ``recli prep --split leave-random --test-size 0.2
+   --seed 42`` (run in-process, ``bench/_ml100k.py``), relevant = all held-out rows,
+   NDCG@10 with training items filtered: recli itemknn (cosine, BM25) vs implicit 0.7.3's
+   CosineRecommender / BM25Recommender with the same K, plus EASE and implicit's ALS for
+   reference.
 2. speed: similarity build on a generated 100k users × 20k items × 5M interactions set
    (Zipf item and user popularity), K=100, recli vs implicit's CosineRecommender.fit in
    the same process, interleaved repetitions, medians, ratio and peak memory (RSS growth
@@ -27,30 +28,11 @@ import numpy as np
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")  # implicit's "expects CSR" / threadpool warnings
 
 
 # -- data ----------------------------------------------------------------------------
-def load_ml100k(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    raw = np.loadtxt(path, dtype=np.int64, usecols=(0, 1, 2))
-    _, users = np.unique(raw[:, 0], return_inverse=True)
-    _, items = np.unique(raw[:, 1], return_inverse=True)
-    return users.astype(np.int64), items.astype(np.int64), raw[:, 2].astype(np.float32)
-
-
-def leave_random_split(users: np.ndarray, test_size: float = 0.2, seed: int = 42) -> np.ndarray:
-    """Boolean test mask: for every user, round(test_size · n_u) random rows are held out."""
-    rng = np.random.default_rng(seed)
-    key = rng.random(len(users))
-    order = np.lexsort((key, users))  # by user, then random
-    counts = np.bincount(users)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.empty(len(users), np.int64)
-    rank[order] = np.arange(len(users)) - np.repeat(starts, counts)
-    n_test = np.rint(counts * test_size).astype(np.int64)
-    return rank < n_test[users]
-
-
 def generate(n_users=100_000, n_items=20_000, nnz=5_000_000, seed=0, item_exp=0.9, user_exp=0.5):
     """Zipf-popular items and users, unique (user, item) pairs, ratings 1..5."""
     rng = np.random.default_rng(seed)
@@ -96,14 +78,14 @@ def quality(args) -> None:
     from recli.models import get_model_class
     from recli.models.base import build_config
 
-    users, items, ratings = load_ml100k(args.data)
-    test_mask = leave_random_split(users, 0.2, 42)
-    shape = (users.max() + 1, items.max() + 1)
-    train = sp.csr_matrix((ratings[~test_mask], (users[~test_mask], items[~test_mask])), shape=shape)
-    test = sp.csr_matrix((ratings[test_mask], (users[test_mask], items[test_mask])), shape=shape)
+    from _ml100k import ml100k_split
+
+    split = ml100k_split("leave-random", 0.2, 42, path=args.data)  # = recli prep --split leave-random ...
+    train, test = split.train, split.test
     eval_users = np.flatnonzero(np.diff(test.indptr) > 0)
     print(f"ML-100K: {train.nnz} train / {test.nnz} test rows, {len(eval_users)} test users "
-          f"(leave-random 20% per user, seed 42); input values = ratings; NDCG@10 over all held-out rows")
+          f"(recli prep --split leave-random --test-size 0.2 --seed 42); input values = ratings; "
+          f"NDCG@10 over all held-out rows")
 
     def recli_ndcg(name, **params):
         cls = get_model_class(name)
