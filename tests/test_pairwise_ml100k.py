@@ -1,7 +1,7 @@
 """Quality floors for ``bpr`` and ``warp`` on MovieLens 100K (slow: real data).
 
 Split: leave-random 20% per user, seed 42; relevant = every held-out row. The floors sit
-well above implicit 0.7.3's BPR on the same split (NDCG@10 0.286 at its defaults, see
+well above implicit 0.7.3's BPR on the same split (NDCG@10 about 0.29 at its defaults, see
 bench/bench_bpr.py) and a little below what these short runs reach (~0.38 / ~0.335).
 """
 

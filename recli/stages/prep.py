@@ -240,7 +240,7 @@ def _pairs_seen(train: pl.DataFrame, part: pl.DataFrame, n_items: int) -> int:
     """Rows of ``part`` whose (user, item) pair also occurs in ``train`` (only possible with --dedupe none)."""
     key_train = train[cl.UCODE].cast(pl.UInt64) * n_items + train[cl.ICODE].cast(pl.UInt64)
     key = part[cl.UCODE].cast(pl.UInt64) * n_items + part[cl.ICODE].cast(pl.UInt64)
-    return int(key.is_in(key_train.unique()).sum())
+    return int(key.is_in(key_train.unique().implode()).sum())
 
 
 def _per_user_quantiles(df: pl.DataFrame) -> dict[str, float]:
