@@ -202,6 +202,10 @@ def _split(df: pl.DataFrame, opts: PrepOptions, tally: cl.Tally) -> tuple[dict[s
         v_mask, v_info = sp.split_mask(opts.split, sp.parse_size(opts.valid_size, "--valid-size"), v_users, v_ts,
                                        np.random.default_rng([opts.seed, 1]), what="validation")
         parts["train"], parts["valid"] = train.filter(pl.Series(~v_mask)), train.filter(pl.Series(v_mask))
+        if not parts["valid"].height:
+            raise InputError(f"--split {opts.split} --valid-size {opts.valid_size} leaves the validation set empty",
+                             hint="use a larger --valid-size, or drop --valid-size (e.g. a temporal cut that falls "
+                                  "on tied timestamps keeps them all in train)")
         report["valid_cut_timestamp"] = v_info.cut_timestamp
     report.update(_cold(parts, opts, tally))
     return parts, report
