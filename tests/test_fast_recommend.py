@@ -164,3 +164,18 @@ def test_one_user_path_imports_no_polars_scipy_numba(models, tmp_path, name):
     users = tmp_path / "users.txt"
     users.write_text("user\nu1\n")
     assert "polars" in imported_modules(["recommend", models[name], "--users", users, "-k", "3"])
+
+
+def test_id_array_tampering_is_refused(models, tmp_path):
+    """A rewritten ``user_ids.npy`` fails the sha256 check; with checksums off (sizes only)
+    the vocabulary hash recorded in meta.json still catches it."""
+    from recli.errors import ArtifactError
+
+    bad = tmp_path / "bad"
+    shutil.copytree(models["als"], bad)
+    ids = np.load(bad / "user_ids.npy").copy()
+    ids[0] = "A1"  # same length, same byte size
+    np.save(bad / "user_ids.npy", ids, allow_pickle=False)
+    for checksums in (True, None, False):
+        with pytest.raises(ArtifactError):
+            load_model(bad, checksums=checksums)
