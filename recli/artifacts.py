@@ -7,6 +7,9 @@ Layout of ``MODEL/`` (format version 1)::
                            vocabulary hashes, and the size + sha256 of every other file
     users.parquet          the user id vocabulary (row i = user index i)
     items.parquet          the item id vocabulary
+    user_ids.npy           the same vocabularies as sorted NumPy unicode arrays (added
+    item_ids.npy           later; optional): a one-user request looks ids up with
+                           ``np.searchsorted`` and never imports Polars
     model.<name>.npy       the model's arrays (``Model.to_arrays()``), little-endian
     train.indptr.npy       the training interactions as CSR (int64 / int32 / float32),
     train.indices.npy      kept to filter seen items and to fold in or explain users
@@ -38,10 +41,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 
 from recli import __version__
-from recli.data.matrix import csr_arrays, csr_from_arrays
 from recli.data.vocab import Vocab
 from recli.errors import ArtifactError, ConfigError, OutputError
 
@@ -69,6 +70,8 @@ class ModelFile:
     def user_items(self) -> sp.csr_matrix:
         """The training interactions as a scipy CSR (built on demand: serving only needs
         the raw ``train`` arrays, which stay memory-mapped)."""
+        from recli.data.matrix import csr_from_arrays
+
         return csr_from_arrays(*self.train, (len(self.users), len(self.items)))
 
 
@@ -97,6 +100,8 @@ def save_model(path: str | os.PathLike, model: Any, users: Vocab, items: Vocab, 
     ``meta`` holds the run facts (config, seed, threads, device, fit time, losses,
     fingerprint, ...); format fields, counts, hashes and the file list are added here.
     """
+    from recli.data.matrix import csr_arrays
+
     dest = Path(path)
     check_destination(dest)
     tmp = _make_tmp_dir(dest)
@@ -111,6 +116,8 @@ def save_model(path: str | os.PathLike, model: Any, users: Vocab, items: Vocab, 
         users.to_frame().write_parquet(tmp / "users.parquet")
         items.to_frame().write_parquet(tmp / "items.parquet")
         files += ["users.parquet", "items.parquet"]
+        files += [_save_array(tmp, f"{n}_ids", a) for n, a in (("user", _id_array(users)), ("item", _id_array(items)))
+                  if a is not None]
         full = {"format": FORMAT, "format_version": FORMAT_VERSION, "recli_version": __version__,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta,
                 "model": model.name, "arrays": sorted(model.to_arrays()),
@@ -124,6 +131,17 @@ def save_model(path: str | os.PathLike, model: Any, users: Vocab, items: Vocab, 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _id_array(vocab: Vocab) -> np.ndarray | None:
+    """The vocabulary as a NumPy unicode array, or ``None`` when NumPy's order would not
+    match the vocabulary's (then loading uses the Parquet file only)."""
+    array = vocab.array
+    if array.dtype.kind != "U" or array.tolist() != vocab.ids.to_list():  # e.g. a trailing NUL dropped
+        return None
+    if array.shape[0] > 1 and not bool(np.all(array[:-1] < array[1:])):
+        return None
+    return array
 
 
 def _json_default(value: Any) -> Any:
@@ -245,6 +263,20 @@ def _load_array(path: Path, fname: str, mmap: bool) -> np.ndarray:
         raise ArtifactError(f"cannot read {fname} in model {str(path)!r}: {exc}", hint="retrain the model") from None
 
 
+def _load_vocab(path: Path, meta: dict[str, Any], name: str, mmap: bool) -> Vocab:
+    """From ``<name>_ids.npy`` when the model file has it (no Polars), else the Parquet file."""
+    fname = f"{name}_ids.npy"
+    if fname in meta["files"]:
+        array = _load_array(path, fname, mmap)
+        if array.dtype.kind != "U" or array.ndim != 1:
+            raise ArtifactError(f"{fname} in model {str(path)!r} is not a 1-d unicode array",
+                                hint="copy the model again, or retrain it")
+        return Vocab.from_array(array)
+    import polars as pl
+
+    return Vocab.from_frame(pl.read_parquet(path / f"{name}s.parquet"))
+
+
 def load_model(path: str | os.PathLike, backend: Any = None, *, checksums: bool | None = None,
                mmap: bool = True) -> ModelFile:
     """Load and check a model directory (``checksums`` as in :func:`verify_files`);
@@ -262,8 +294,12 @@ def load_model(path: str | os.PathLike, backend: Any = None, *, checksums: bool 
                             hint=f"this recli knows: {', '.join(registry())}; upgrade recli") from None
     arrays = {name: _load_array(p, f"model.{name}.npy", mmap) for name in meta.get("arrays", [])}
     indptr, indices, data = (_load_array(p, f"train.{n}.npy", mmap) for n in ("indptr", "indices", "data"))
-    users, items = (Vocab.from_frame(pl.read_parquet(p / f"{n}.parquet")) for n in ("users", "items"))
-    if users.hash != meta.get("users_hash") or items.hash != meta.get("items_hash"):
+    users, items = (_load_vocab(p, meta, n, mmap) for n in ("user", "item"))
+    # a vocabulary read from its .npy whose sha256 was checked needs no second hash
+    # (that pass costs ~20 ms per 100k ids); with --no-verify, or from Parquet, it is checked
+    checked = checksums is not False
+    if any(not (checked and v._array is not None) and v.hash != meta.get(f"{n}_hash")
+           for v, n in ((users, "users"), (items, "items"))):
         raise ArtifactError(f"model {str(p)!r}: the id vocabularies do not match their recorded hashes",
                             hint="copy the model again, or retrain it")
     shape = (len(users), len(items))

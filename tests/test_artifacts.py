@@ -29,7 +29,7 @@ def test_layout_meta_and_mmap(saved):
     assert meta["format_version"] == FORMAT_VERSION and meta["model"] == "popular"
     assert meta["counts"] == {"users": 3, "items": 3, "interactions": 4}
     assert set(meta["files"]) == {"model.popularity.npy", "train.indptr.npy", "train.indices.npy", "train.data.npy",
-                                  "users.parquet", "items.parquet"}
+                                  "users.parquet", "items.parquet", "user_ids.npy", "item_ids.npy"}
     loaded = load_model(path)
     assert isinstance(loaded.train[1], np.memmap)  # served from the page cache
     np.testing.assert_array_equal(loaded.model.popularity, [2, 1, 1])

@@ -48,8 +48,12 @@ def recommend(
     from recli.artifacts import load_model
     from recli.backend import get_backend, threads_context
     from recli.console import log
-    from recli.data.stream import write_stream
     from recli.stages import recommend as stage
+
+    def write_stream(*args):  # Polars (imported by recli.data.stream) only for these outputs
+        from recli.data.stream import write_stream
+
+        return write_stream(*args)
 
     mf = load_model(model, get_backend(device, threads), checksums=None if verify else False)
     if explain and not mf.model.can_explain:
@@ -75,13 +79,40 @@ def recommend(
             if explain:
                 frames = (stage.explain_frame(mf, plan, *b, top=explain_top, nested=nested) for b in batches)
                 schema = stage.explain_schema(nested)
+                rows = write_stream(frames, output, fmt, _empty(schema))
+            elif _small_csv(fmt, output, users, all_users, history, fallback):
+                rows = write_small_csv(stage.csv_rows(plan.ids, mf.items, batches), output)
             else:
                 frames = (stage.to_frame(plan.ids, mf.items, *b) for b in batches)
-                schema = stage.RECS_SCHEMA
-            rows = write_stream(frames, output, fmt, _empty(schema))
+                rows = write_stream(frames, output, fmt, _empty(stage.RECS_SCHEMA))
         n = len(plan.ids)
     log.debug(f"{rows} rows for {n} {'items' if (similar_items or items_file) else 'users'} "
               f"in {time.perf_counter() - started:.2f}s")
+
+
+def _small_csv(fmt, output, users, all_users, history, fallback) -> bool:
+    """``--user`` requests written as plain CSV: the stdlib writer below, no Polars."""
+    from recli.data.io import output_format
+
+    return (not (users or all_users or history or fallback) and output_format(output, fmt) == "csv"
+            and not output.lower().endswith(".gz"))
+
+
+def write_small_csv(rows, output: str) -> int:
+    """Write ``user,item,score,rank`` rows (already formatted strings) as CSV, exactly as
+    Polars' ``write_csv`` would, to stdout or atomically to ``output``; returns the row count."""
+    from recli.data.io import atomic_path, write_stdout_bytes
+    from recli.stages.recommend import RECS_COLUMNS
+
+    lines = [",".join(RECS_COLUMNS)]
+    lines += [",".join(row) for row in rows]
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    if output == "-":
+        write_stdout_bytes(data)
+    else:
+        with atomic_path(output) as tmp:
+            tmp.write_bytes(data)
+    return len(lines) - 1
 
 
 def _empty(schema):

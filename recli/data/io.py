@@ -19,9 +19,10 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, TYPE_CHECKING, Iterator
 
-import polars as pl
+if TYPE_CHECKING:  # Polars loads lazily: writing a small CSV (one user's top-k) never needs it
+    import polars as pl
 
 from recli.errors import InputError, OutputError
 
@@ -123,6 +124,8 @@ def read_table(source: str, fmt: str | None = None, *, sep: str | None = None, h
     ------
     InputError : missing/empty file, header only, unreadable content.
     """
+    import polars as pl
+
     fmt = check_format(fmt)
     data = _read_source_bytes(source)
     fmt, data = _detect_format(source, data, fmt)
@@ -150,6 +153,8 @@ def read_table(source: str, fmt: str | None = None, *, sep: str | None = None, h
 
 def _read_delimited(data: bytes, sep: str | None, has_header: bool, columns: list[str] | None,
                     all_strings: bool) -> pl.DataFrame:
+    import polars as pl
+
     first_line = data[: data.find(b"\n") if b"\n" in data else len(data)].decode("utf-8", "replace").rstrip("\r")
     if sep is None:
         sep = sniff_separator(first_line)

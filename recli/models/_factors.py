@@ -4,13 +4,15 @@ scoring, cosine similarity, thread control and CSR checks."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import numpy as np
-import scipy.sparse as sp
 
 from recli.errors import ArtifactError, ConfigError, InputError
 from recli.models.base import Model
+
+if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
+    import scipy.sparse as sp
 
 
 def init_factors(n_rows: int, factors: int, rng: np.random.Generator,
@@ -24,6 +26,8 @@ def init_factors(n_rows: int, factors: int, rng: np.random.Generator,
 
 def as_sorted_csr(user_items: Any, what: str = "user_items") -> sp.csr_matrix:
     """A CSR with int64 indptr, int32 sorted, duplicate-free indices and float32 data."""
+    import scipy.sparse as sp
+
     if not sp.issparse(user_items):
         raise InputError(f"{what} must be a scipy sparse matrix",
                          hint="pass the CSR built from the training interactions")
@@ -92,6 +96,8 @@ def split_known(uidx: np.ndarray, history: Any, n_users: int, model: str) -> tup
         if history is None:
             raise ConfigError(f"{model}: users marked -1 need a history row to fold in",
                               hint="pass --history FILE with their interactions")
+        import scipy.sparse as sp
+
         hist = as_sorted_csr(sp.csr_matrix(history)[new], "history")
     return known, new, hist
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 
 from recli.errors import ArtifactError, ConfigError, InputError
 from recli.models.base import EpochCallback, Model, param
+
+if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
+    import scipy.sparse as sp
 
 
 @dataclass
@@ -34,6 +36,8 @@ class ALSConfig:
 
 def csr_arrays(matrix: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr int64, indices int32, data float32) of a CSR matrix with sorted rows."""
+    import scipy.sparse as sp
+
     m = sp.csr_matrix(matrix)
     if not m.has_sorted_indices:
         m = m.sorted_indices()
@@ -96,6 +100,8 @@ class ALS(Model):
         return X, Y
 
     def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "ALS":
+        import scipy.sparse as sp
+
         from recli.models._threads import numba_threads
 
         ui = sp.csr_matrix(user_items)
@@ -133,6 +139,8 @@ class ALS(Model):
         """Exact least-squares user factors for the rows of ``history`` (CSR over the
         training items) against the fixed item factors: the ALS user step, solved
         exactly (Cholesky) whatever the training solver."""
+        import scipy.sparse as sp
+
         from recli.kernels.als import als_sweep
         from recli.models._threads import numba_threads
 
@@ -157,6 +165,8 @@ class ALS(Model):
             if history is None:
                 raise InputError("new users need their interaction history to be folded in",
                                  hint="pass --history FILE with user,item[,rating] rows")
+            import scipy.sparse as sp
+
             U[~known] = self.fold_in(sp.csr_matrix(history)[np.flatnonzero(~known)])
         return U
 

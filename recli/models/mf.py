@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 
 from recli.errors import ArtifactError, ConfigError, InputError
 from recli.models.als import cosine_rows, csr_arrays
 from recli.models.base import EpochCallback, Model, param
+
+if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
+    import scipy.sparse as sp
 
 
 @dataclass
@@ -67,6 +69,8 @@ class MF(Model):
         from recli.models._threads import numba_threads
 
         c = self.config
+        import scipy.sparse as sp
+
         ui = sp.csr_matrix(user_items)
         if ui.nnz == 0:
             raise InputError("the training matrix has no ratings", hint="check the training file is not empty")
@@ -103,6 +107,8 @@ class MF(Model):
 
         whose minimiser is where SGD on this user's n ratings settles (each update
         applies the penalty once, so it is scaled by n). Users without ratings get 0."""
+        import scipy.sparse as sp
+
         h = sp.csr_matrix(history)
         if h.shape[1] != self.n_items:
             raise InputError(f"history has {h.shape[1]} item columns, the model has {self.n_items}",
@@ -134,6 +140,8 @@ class MF(Model):
             if history is None:
                 raise InputError("new users need their rating history to be folded in",
                                  hint="pass --history FILE with user,item,rating rows")
+            import scipy.sparse as sp
+
             bias[~known], P[~known] = self.fold_in(sp.csr_matrix(history)[np.flatnonzero(~known)])
         return bias, P
 

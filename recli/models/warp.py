@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 
 from recli.errors import ConfigError
 from recli.models._factors import PairwiseFactorModel, as_sorted_csr, check_trainable, numba_threads
 from recli.models.base import EpochCallback, param
 
 SCHEDULES = ("adagrad", "constant", "invscaling")
+
+if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
+    import scipy.sparse as sp
 
 
 @dataclass

@@ -13,24 +13,33 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-import polars as pl
 
-from recli.artifacts import ModelFile
 from recli.console import log
-from recli.data.io import read_table
-from recli.data.matrix import ITEM, USER, to_csr
-from recli.data.vocab import Vocab
 from recli.errors import ConfigError, InputError
 
-if TYPE_CHECKING:  # scipy is only needed for --history
+if TYPE_CHECKING:  # Polars and SciPy load lazily: one user's top-k as CSV needs neither
+    import polars as pl
     import scipy.sparse as sp
+
+    from recli.artifacts import ModelFile
+    from recli.data.vocab import Vocab
 
 # Below this many scores per batch, NumPy's argpartition twin is used: it gives the same
 # result and spares a small request (one user) Numba's import time.
 SMALL_BATCH_CELLS = 1 << 18
 FALLBACK = -2  # plan marker: serve this user from popularity (--fallback popular)
-RECS_SCHEMA = {"user": pl.Utf8, "item": pl.Utf8, "score": pl.Float32, "rank": pl.Int32}
-SIMILAR_SCHEMA = {"item": pl.Utf8, "similar_item": pl.Utf8, "score": pl.Float32, "rank": pl.Int32}
+RECS_COLUMNS = ("user", "item", "score", "rank")
+
+
+def __getattr__(name: str) -> Any:
+    """``RECS_SCHEMA`` / ``SIMILAR_SCHEMA`` (Polars dtypes), built on first use."""
+    if name in ("RECS_SCHEMA", "SIMILAR_SCHEMA"):
+        import polars as pl
+
+        first = "user" if name == "RECS_SCHEMA" else "item"
+        second = "item" if name == "RECS_SCHEMA" else "similar_item"
+        return {first: pl.Utf8, second: pl.Utf8, "score": pl.Float32, "rank": pl.Int32}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -45,6 +54,10 @@ class UserPlan:
 
 def read_ids(source: str, column: str, what: str, fmt: str | None = None) -> list[str]:
     """Ids from a table with a ``column`` column, or a file of one id per line."""
+    import polars as pl
+
+    from recli.data.io import read_table
+
     df = read_table(source, fmt)
     if column in df.columns:
         series = df[column]
@@ -82,6 +95,10 @@ def item_ban_mask(items: Vocab, exclude: list[str] | None, only: list[str] | Non
 
 def read_history(source: str, mf: ModelFile, fmt: str | None = None) -> tuple[Vocab, sp.csr_matrix]:
     """``user,item[,rating]`` rows → (user vocab, CSR over the model's items)."""
+    from recli.data.io import read_table
+    from recli.data.matrix import ITEM, USER, to_csr
+    from recli.data.vocab import Vocab
+
     df = read_table(source, fmt)
     missing = [c for c in (USER, ITEM) if c not in df.columns]
     if missing:
@@ -225,12 +242,50 @@ def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bo
 def to_frame(ids: list[str], vocab: Vocab, pos: np.ndarray, items: np.ndarray, values: np.ndarray,
              names: tuple[str, str] = ("user", "item")) -> pl.DataFrame:
     """Flatten a top-k batch into ``user,item,score,rank`` rows (rank order per user)."""
+    import polars as pl
+
     valid = items >= 0
     counts = valid.sum(axis=1)
     owners = pl.Series(names[0], [ids[p] for p in pos], dtype=pl.Utf8).gather(np.repeat(np.arange(pos.shape[0]), counts))
     ranks = np.broadcast_to(np.arange(1, items.shape[1] + 1, dtype=np.int32), items.shape)[valid]
     return pl.DataFrame({names[0]: owners, names[1]: vocab.lookup(items[valid]).rename(names[1]),
                          "score": values[valid].astype(np.float32), "rank": ranks})
+
+
+def csv_rows(ids: list[str], vocab: Vocab, batches: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Iterator[list[str]]:
+    """The rows of :func:`to_frame` as CSV fields, formatted and quoted exactly as Polars'
+    ``write_csv`` does (for a few users: no Polars import)."""
+    for pos, items, values in batches:
+        for b, p in enumerate(pos):
+            valid = np.flatnonzero(items[b] >= 0)
+            names = vocab.lookup_list(items[b][valid])
+            owner = csv_field(ids[p])
+            for j, name in zip(valid, names):
+                yield [owner, csv_field(name), format_float32(values[b, j]), str(j + 1)]
+
+
+def csv_field(text: str) -> str:
+    """Polars' CSV quoting: quote empty strings and those holding a comma, quote or line break."""
+    if text == "" or any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def format_float32(value: Any) -> str:
+    """A float32 as Polars writes it in CSV: the shortest round-trip digits, positional for
+    decimal exponents -6..12 (``5.0``, ``0.00001``), scientific otherwise (``1e-7``,
+    ``1.5e+20``); ``NaN``, ``inf``, ``-inf``."""
+    v = np.float32(value)
+    if np.isnan(v):
+        return "NaN"
+    if np.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "-0.0" if np.signbit(v) else "0.0"
+    sci = np.format_float_scientific(v, unique=True, trim="-", exp_digits=1)
+    if -6 <= int(sci.rsplit("e", 1)[1]) <= 12:
+        return np.format_float_positional(v, unique=True, trim="0")
+    return sci
 
 
 def _history_of(mf: ModelFile, plan: UserPlan, position: int) -> tuple[np.ndarray, np.ndarray]:
@@ -269,6 +324,9 @@ def explain_frame(mf: ModelFile, plan: UserPlan, pos: np.ndarray, items: np.ndar
             recs["item"].append(mf.items.ids[int(item)])
             recs["score"].append(float(values[b, j]))
             recs["rank"].append(j + 1)
+    import polars as pl
+
+    RECS_SCHEMA = __getattr__("RECS_SCHEMA")
     because_type = pl.List(pl.Struct({"item": pl.Utf8, "contribution": pl.Float64}))
     df = pl.DataFrame(recs, schema={**RECS_SCHEMA, "because": because_type})
     if nested:
@@ -279,6 +337,9 @@ def explain_frame(mf: ModelFile, plan: UserPlan, pos: np.ndarray, items: np.ndar
 
 
 def explain_schema(nested: bool) -> dict[str, Any]:
+    import polars as pl
+
+    RECS_SCHEMA = __getattr__("RECS_SCHEMA")
     if nested:
         return {**RECS_SCHEMA, "because": pl.List(pl.Struct({"item": pl.Utf8, "contribution": pl.Float64}))}
     return {**RECS_SCHEMA, "because_item": pl.Utf8, "contribution": pl.Float64}
