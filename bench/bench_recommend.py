@@ -104,12 +104,19 @@ def implicit_all_users(model, user_items: sp.csr_matrix, k: int, threads: int):
     return ids
 
 
-def one_user_latency(model_dir: Path, user: str, threads: int, reps: int = 5) -> tuple[list[float], list[float]]:
-    """Wall seconds and CPU seconds (user + sys of the child) of ``recli recommend --user``."""
+def one_user_latency(model_dir: Path, user: str, threads: int, reps: int = 5,
+                     exe: str | None = None) -> tuple[list[float], list[float]]:
+    """Wall seconds and CPU seconds (user + sys of the child) of ``recli recommend --user``.
+
+    ``exe``: an installed ``recli`` console script to time instead of this checkout's source."""
     import resource
 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    cmd = [sys.executable, "-m", "recli", "recommend", str(model_dir), "--user", user, "-k", "10",
+    prog = [sys.executable, "-m", "recli"]
+    if exe:
+        env.pop("PYTHONPATH")
+        prog = [exe]
+    cmd = [*prog, "recommend", str(model_dir), "--user", user, "-k", "10",
            "--threads", str(threads)]
     subprocess.run(cmd, env=env, capture_output=True, check=True)  # warm the Numba, checksum and page caches
     walls, cpus = [], []
@@ -138,6 +145,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--exe", default=None, help="time this installed recli executable for the one-user latency")
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--latency-only", action="store_true", help="skip the all-users comparison")
     args = ap.parse_args()
@@ -205,7 +213,8 @@ def main() -> None:
         from recli.models.base import config_to_dict
 
         save_model(Path(tmp) / "m", model, users, items, ui, {"config": config_to_dict(model.config)})
-        walls, cpus, bare = one_user_latency(Path(tmp) / "m", users.ids[12345 % args.users], args.threads)
+        walls, cpus, bare = one_user_latency(Path(tmp) / "m", users.ids[12345 % args.users], args.threads,
+                                                 exe=args.exe)
         result["one_user_cli"] = {"model": model.name, "median_wall_seconds": round(statistics.median(walls), 3),
                                   "median_cpu_seconds": round(statistics.median(cpus), 3),
                                   "median_bare_python_wall_seconds": round(statistics.median(bare), 3),
