@@ -168,9 +168,13 @@ def check_destination(dest: str | os.PathLike) -> None:
 def _make_tmp_dir(dest: Path) -> Path:
     parent = dest.parent if str(dest.parent) else Path(".")
     try:
-        return Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent))
     except OSError as exc:
         raise OutputError(f"cannot write to {str(parent)!r}: {exc.strerror}", hint="choose another -o path") from None
+    from recli.data.io import default_mode
+
+    tmp.chmod(default_mode(directory=True))  # mkdtemp makes it 0700; a model directory is shared like any output
+    return tmp
 
 
 def _swap_into_place(tmp: Path, dest: Path) -> None:

@@ -133,3 +133,20 @@ def test_config_file_precedence(tmp_path):
     cfg = tmp_path / "recli.toml"
     cfg.write_text("[prep]\nmin-user-interactions = 5\nseed = 3\n")
     assert to_default_map(load_config_file(str(cfg))) == {"prep": {"min_user_interactions": 5, "seed": 3}}
+
+
+def test_outputs_get_umask_permissions_not_private_temp_modes(tmp_path, cli):
+    """mkstemp/mkdtemp create 0600/0700 entries; finished outputs must look like open()'s."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        rio.write_table(pl.DataFrame({"user": ["1"], "item": ["a"]}), str(tmp_path / "o.csv"))
+        assert stat.S_IMODE((tmp_path / "o.csv").stat().st_mode) == 0o644
+        (tmp_path / "t.csv").write_text("user,item\n1,a\n2,b\n2,a\n")
+        res = cli(["train", tmp_path / "t.csv", "--model", "popular", "-o", tmp_path / "m", "-q"])
+        assert res.exit_code == 0, res.stderr
+        assert stat.S_IMODE((tmp_path / "m").stat().st_mode) == 0o755
+    finally:
+        os.umask(old)

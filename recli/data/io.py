@@ -205,6 +205,14 @@ def output_format(dest: str, fmt: str | None, default: str = "csv") -> str:
     return default
 
 
+def default_mode(directory: bool) -> int:
+    """The mode a plain ``open()``/``mkdir()`` would give under the current umask
+    (mkstemp/mkdtemp create private 0600/0700 entries, which outputs should not keep)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it into place only on success."""
@@ -218,10 +226,7 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
         raise OutputError(f"cannot write to {str(parent)!r}: {exc.strerror}",
                           hint="check permissions, or choose another output path") from None
     os.close(fd)
-    # mkstemp creates 0600 files; give the output the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(tmp, default_mode(directory=False))
     tmp_path = Path(tmp)
     try:
         yield tmp_path

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from recli.data.io import write_table
+from recli.data.io import default_mode, write_table
 from recli.errors import OutputError
 
 EXTENSIONS = {"csv": ".csv", "tsv": ".tsv", "parquet": ".parquet", "jsonl": ".jsonl"}
@@ -75,8 +75,6 @@ def write_dir(out_dir: str, tables: dict[str, pl.DataFrame], fmt: str, manifest:
 
 def _default_permissions(staging: Path, names: list[str]) -> None:
     """mkstemp/mkdtemp create private (0600/0700) entries; give them the usual umask modes."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
+    os.chmod(staging, default_mode(directory=True))
     for name in names:
-        os.chmod(staging / name, 0o666 & ~umask)
+        os.chmod(staging / name, default_mode(directory=False))

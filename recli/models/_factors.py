@@ -3,8 +3,7 @@ scoring, cosine similarity, thread control and CSR checks."""
 
 from __future__ import annotations
 
-import contextlib
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -47,23 +46,6 @@ def check_trainable(m: sp.csr_matrix, model: str) -> None:
     if m.shape[1] < 2:
         raise InputError(f"cannot train {model}: it ranks items against each other and needs at least 2 items",
                          hint="use a training set with more than one item")
-
-
-@contextlib.contextmanager
-def numba_threads(threads: int) -> Iterator[int]:
-    """Run Numba kernels on ``threads`` threads (0 = every core), restoring the previous
-    setting afterwards."""
-    import numba
-
-    from recli.backend import resolve_threads
-
-    n = max(1, min(resolve_threads(threads), numba.config.NUMBA_NUM_THREADS))
-    previous = numba.get_num_threads()
-    numba.set_num_threads(n)
-    try:
-        yield n
-    finally:
-        numba.set_num_threads(previous)
 
 
 def dot_scores(user_vecs: np.ndarray, item_factors: np.ndarray, item_bias: np.ndarray) -> np.ndarray:
@@ -145,7 +127,9 @@ class PairwiseFactorModel(Model):
             if hist.shape[1] != self.n_items:
                 raise InputError(f"history has {hist.shape[1]} item columns, the model has {self.n_items} items",
                                  hint="build the history matrix with the model's item vocabulary")
-            with numba_threads(self.backend.threads):
+            from recli.backend import threads_context
+
+            with threads_context(self.backend.threads):
                 out[new] = self._fold_in(hist)
         return out
 

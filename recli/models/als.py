@@ -102,7 +102,7 @@ class ALS(Model):
     def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "ALS":
         import scipy.sparse as sp
 
-        from recli.models._threads import numba_threads
+        from recli.backend import threads_context
 
         ui = sp.csr_matrix(user_items)
         if ui.nnz == 0:
@@ -112,7 +112,7 @@ class ALS(Model):
         xp = self.backend.xp
         X, Y = (xp.asarray(a) for a in self.init_factors(self.n_users, self.n_items))
         self.epoch_losses = []
-        with numba_threads(self.backend.threads):
+        with threads_context(self.backend.threads):
             for epoch in range(1, self.config.iterations + 1):
                 start = time.perf_counter()
                 self._sweep(Cui, X, Y)
@@ -142,14 +142,14 @@ class ALS(Model):
         import scipy.sparse as sp
 
         from recli.kernels.als import als_sweep
-        from recli.models._threads import numba_threads
+        from recli.backend import threads_context
 
         h = sp.csr_matrix(history)
         if h.shape[1] != self.n_items:
             raise InputError(f"history has {h.shape[1]} item columns, the model has {self.n_items}",
                              hint="map history items through the model's item vocabulary")
         X = np.zeros((h.shape[0], self.config.factors), np.float32)
-        with numba_threads(self.backend.threads):
+        with threads_context(self.backend.threads):
             als_sweep(*csr_arrays(h), X, self.item_factors, self.config.regularization, self.config.alpha,
                       "cholesky")
         return X

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from recli.models._factors import PairwiseFactorModel, as_sorted_csr, check_trainable, numba_threads
+from recli.backend import threads_context
+from recli.models._factors import PairwiseFactorModel, as_sorted_csr, check_trainable
 from recli.models.base import EpochCallback, param
 
 if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
@@ -55,7 +56,7 @@ class BPR(PairwiseFactorModel):
         self._init_state(m)
         self.epoch_auc: list[float] = []
         start = time.perf_counter()
-        with numba_threads(self.backend.threads) as threads:
+        with threads_context(self.backend.threads) as threads:
             self.threads_used = threads
             bounds = balanced_bounds(m.indptr, threads)
             order = np.arange(self.n_users, dtype=np.int64)

@@ -66,7 +66,7 @@ class MF(Model):
 
     def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "MF":
         from recli.kernels.mf import mf_epoch
-        from recli.models._threads import numba_threads
+        from recli.backend import threads_context
 
         c = self.config
         import scipy.sparse as sp
@@ -85,7 +85,7 @@ class MF(Model):
         # updated in place, so an epoch callback sees (and may score with) the current state
         self.user_factors, self.item_factors, self.user_bias, self.item_bias = P, Q, bu, bi
         self.epoch_losses = []
-        with numba_threads(self.backend.threads) as threads:
+        with threads_context(self.backend.threads) as threads:
             for epoch in range(1, c.iterations + 1):
                 start = time.perf_counter()
                 mse = mf_epoch(indptr, indices, rows, indices, vals, self.global_mean, P, Q, bu, bi,

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from recli.errors import ConfigError
-from recli.models._factors import PairwiseFactorModel, as_sorted_csr, check_trainable, numba_threads
+from recli.backend import threads_context
+from recli.models._factors import PairwiseFactorModel, as_sorted_csr, check_trainable
 from recli.models.base import EpochCallback, param
 
 SCHEDULES = ("adagrad", "constant", "invscaling")
@@ -83,7 +84,7 @@ class WARP(PairwiseFactorModel):
         Gb = np.ones(self.n_items if adagrad else 1, np.float32)
         self.epoch_update_rate: list[float] = []
         start = time.perf_counter()
-        with numba_threads(self.backend.threads) as threads:
+        with threads_context(self.backend.threads) as threads:
             self.threads_used = threads
             bounds = balanced_bounds(m.indptr, threads)
             order = np.arange(self.n_users, dtype=np.int64)
