@@ -1,5 +1,6 @@
 """``prefetch_row(A, i)``: ask the CPU to start loading row ``i`` of a 2-D C-contiguous
-array into cache (``llvm.prefetch``), for use inside njit kernels.
+array into cache (``llvm.prefetch``), for use inside njit kernels; ``prefetch_at(a, i)``
+does the same for the cache line holding element ``i`` of a 1-D array.
 
 ALS and SGD read factor rows at random (one per non-zero); issuing the loads a few
 non-zeros ahead overlaps their memory latency with the arithmetic on the current row.
@@ -14,6 +15,9 @@ from numba import config, types
 if config.DISABLE_JIT:  # pragma: no cover - coverage runs only
 
     def prefetch_row(arr, row):
+        return None
+
+    def prefetch_at(arr, index):
         return None
 
 else:
@@ -50,3 +54,23 @@ else:
             return context.get_dummy_value()
 
         return types.void(arr, row), codegen
+
+    @intrinsic
+    def prefetch_at(typingctx, arr, index):
+        if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(index, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            aryty = sig.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            pos = context.cast(builder, args[1], sig.args[1], types.intp)
+            # no bounds check: a prefetch of any address is harmless (it never faults)
+            ptr = builder.gep(ary.data, [pos])
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return types.void(arr, index), codegen
