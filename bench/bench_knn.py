@@ -6,9 +6,10 @@
    CosineRecommender / BM25Recommender with the same K, plus EASE and implicit's ALS for
    reference.
 2. speed: similarity build on a generated 100k users × 20k items × 5M interactions set
-   (Zipf item and user popularity), K=100, recli vs implicit's CosineRecommender.fit in
-   the same process, interleaved repetitions, medians, ratio and peak memory (RSS growth
-   during the call, sampled every 5 ms).
+   (Zipf item and user popularity), K=100: recli's itemknn ``fit`` (the item–item cosine
+   similarity, transposes included) vs implicit's CosineRecommender.fit in the same
+   process, interleaved repetitions, medians, ratio and peak memory (RSS growth during the
+   call, sampled every 5 ms).
 
     python bench/bench_knn.py quality [--data ../shared/data/ml-100k/u.data]
     python bench/bench_knn.py speed [--reps 3] [--threads 2]
@@ -157,17 +158,22 @@ def speed(args) -> None:
     import numba
     from implicit.nearest_neighbours import CosineRecommender
 
-    from recli.kernels.similarity import build_similarity
+    from recli.backend import get_backend
+    from recli.models import get_model_class
+    from recli.models.base import build_config
 
     numba.set_num_threads(args.threads)
     t = time.perf_counter()
     x = generate()
     print(f"generated {x.shape[0]} users × {x.shape[1]} items × {x.nnz} interactions in {time.perf_counter() - t:.1f}s; "
           f"K=100, cosine, threads={args.threads}; load average before: {os.getloadavg()}")
-    build_similarity(x[:3000].T.tocsr(), 100, threads=args.threads)  # JIT warm-up (cached)
+    cls = get_model_class("itemknn")
+    config = build_config(cls.Config, {"neighbours": 100, "similarity": "cosine"}, "itemknn")
+    backend = get_backend("cpu", args.threads)
+    cls(config, backend).fit(x[:3000])  # JIT warm-up (cached)
 
-    def run_recli():
-        return build_similarity(x.T.tocsr(), 100, measure="cosine", threads=args.threads)
+    def run_recli():  # what `recli train itemknn` runs, from the same user × item matrix
+        return cls(config, backend).fit(x)
 
     def run_implicit():
         model = CosineRecommender(K=100, num_threads=args.threads)

@@ -102,7 +102,8 @@ class ItemKNN(Model):
         self.n_users, self.n_items = self.train.shape
         c = self.config
         self.similarity = build_similarity(self.train.T.tocsr(), c.neighbours, c.similarity, c.weighting,
-                                           c.shrink, c.alpha, c.bm25_k1, c.bm25_b, threads_of(self.backend))
+                                           c.shrink, c.alpha, c.bm25_k1, c.bm25_b, threads_of(self.backend),
+                                           features=self.train)
         self._report(on_epoch, 1, start, None)
         return self
 
