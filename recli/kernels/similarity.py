@@ -47,8 +47,8 @@ per-thread buffers of ``2k`` packed (score, index) keys per row, cut back in pla
 best ``k`` when full (an append touches one cache line where a heap push on the large, cold
 array touches several; a profile showed heap pushes taking half the build). A shared per-row
 threshold (the best known k-th score) rejects most candidates before they are packed. The
-buffers are merged at the end, so memory is threads × rows × 2k keys, never rows². Chunks
-of rows are dealt round-robin to the threads, last row first; the result does not depend on
+buffers are merged at the end, so memory is threads × rows × 2k keys, never rows². Threads
+claim chunks of rows from a shared counter, last row first; the result does not depend on
 the thread count or the schedule: the top-k under the total order (score descending, index
 ascending) is unique.
 """
@@ -64,6 +64,7 @@ import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 import numba
 from numba import njit, prange
 
+from recli.kernels._atomics import fetch_add
 from recli.kernels._prefetch import prefetch_at
 from recli.kernels.weighting import (  # noqa: F401  (re-exported: one import for callers)
     MEASURES, WEIGHTINGS, apply_weighting, centre, fit_weighting, idf_weights, observed_means,
@@ -340,18 +341,19 @@ def _offer(i, nt, touched, acc, sv, sw, p_row, p_nbr, sq, shrink, jaccard, symme
 @njit(cache=True, parallel=True)
 def _similarity_candidates(e_indptr, e_indices, e_data, f_indptr, f_indices, f_data, f_len,
                            p_row, p_nbr, sq, shrink, jaccard, symmetric, positive, k, chunk,
-                           acc_all, stamp_all, touched_all, sv_all, sw_all, scratch, buf, cnt, thr, thr_s):
+                           acc_all, stamp_all, touched_all, sv_all, sw_all, scratch, buf, cnt, thr, thr_s,
+                           next_chunk):
     """Collect every row's best candidates over the pairs ``(i, j)``, ``i < j``, into the
     buffers of the partition that computed the pair (``buf/cnt[t]``).
 
-    Partition ``t`` takes every ``P``-th chunk of rows: rows near the start carry far more
-    pairs (``j > i``), and Numba's OpenMP layer splits a ``prange`` into contiguous static
-    blocks (``parallel_chunksize`` does not change that), so contiguous blocks would leave
-    one thread with ~3/4 of the work. Rows run from last to first: row ``j``'s own pairs
-    (with the rows after it) then come before the offers from the rows before it, so its
-    threshold is already up when they arrive (measured: ~10% fewer pushes and time). Each
-    partition writes only its own buffers, and the merged top-k does not depend on which
-    partition saw what."""
+    One partition per thread; each claims the next chunk of rows from a shared counter
+    (``fetch_add``) until none is left. Rows near the start carry far more pairs
+    (``j > i``), and Numba's OpenMP layer splits a ``prange`` into contiguous static blocks
+    (``parallel_chunksize`` does not change that): static blocks left one thread with ~3/4
+    of the work. Rows run from last to first: row ``j``'s own pairs (with the rows after
+    it) then come before the offers from the rows before it, so its threshold is already up
+    when they arrive (measured: ~10% less time). Each partition writes only its own
+    buffers, and the merged top-k does not depend on which partition saw what."""
     n = e_indptr.shape[0] - 1
     n_chunks = (n + chunk - 1) // chunk
     parts = acc_all.shape[0]
@@ -360,7 +362,10 @@ def _similarity_candidates(e_indptr, e_indices, e_data, f_indptr, f_indices, f_d
         touched = touched_all[t]
         f32 = scratch[t]
         u32 = f32.view(np.uint32)
-        for c in range(n_chunks - 1 - t, -1, -parts):
+        while True:
+            c = n_chunks - 1 - fetch_add(next_chunk, 0, 1)
+            if c < 0:
+                break
             for i in range(min(n, (c + 1) * chunk) - 1, c * chunk - 1, -1):
                 bound = 0  # upper bound on the touched count, to pick list vs scan
                 for p in range(e_indptr[i], e_indptr[i + 1]):
@@ -471,7 +476,7 @@ def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink
                                np.zeros((parts, n), np.float64), np.full((parts, n), -1, np.int64),
                                np.zeros((parts, n), np.int32), np.zeros((parts, n), np.float32),
                                np.zeros((parts, n), np.float32), np.zeros((parts, 1), np.float32),
-                               buf, cnt, thr, thr_s)
+                               buf, cnt, thr, thr_s, np.zeros(1, np.int64))
         del f, f_indptr, f_indices
     out_v = np.zeros((n, k), np.float32)
     out_i = np.zeros((n, k), np.int32)
