@@ -397,9 +397,10 @@ def _row_sq_norms(indptr, data):
 
 
 @njit(cache=True, parallel=True)
-def _merge_candidates(buf, cnt, k, out_v, out_i, out_n):
-    """Row ``r``'s final top-k = the k largest keys over all partitions, best first: a
-    quickselect cuts the (up to partitions × 2k) keys to k, and only those k are sorted."""
+def _merge_candidates(buf, cnt, k, indptr, out_v, out_i):
+    """Row ``r``'s final top-k = the k largest keys over all partitions, best first, written
+    to ``out_v/out_i[indptr[r]:indptr[r + 1]]`` (``indptr`` from ``min(k, Σ_t cnt[t, r])``):
+    a quickselect cuts the (up to partitions × 2k) keys to k, and only those k are sorted."""
     n_parts, n, cap = buf.shape
     n_blocks = min(n, 256)
     for b in prange(n_blocks):
@@ -417,9 +418,9 @@ def _merge_candidates(buf, cnt, k, out_v, out_i, out_n):
                 _keep_largest(keys, total, k)
             best = keys[:m]
             best.sort()
+            base = indptr[r]
             for x in range(m):
-                out_v[r, x], out_i[r, x] = _unpack(best[m - 1 - x], f32, u32)
-            out_n[r] = m
+                out_v[base + x], out_i[base + x] = _unpack(best[m - 1 - x], f32, u32)
 
 
 def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink: float = 0.0,
@@ -480,15 +481,13 @@ def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink
                                np.zeros((parts, n), np.float32), np.zeros((parts, 1), np.float32),
                                buf, cnt, thr, thr_s, np.zeros(1, np.int64))
         del f, f_indptr, f_indices
-    out_v = np.zeros((n, k), np.float32)
-    out_i = np.zeros((n, k), np.int32)
-    out_n = np.zeros(n, np.int64)
-    _merge_candidates(buf, cnt, k, out_v, out_i, out_n)
-    del buf
-    keep = np.arange(k)[None, :] < out_n[:, None]
     indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(out_n, out=indptr[1:])
-    return sp.csr_matrix((out_v[keep], out_i[keep], indptr), shape=(n, n))
+    np.cumsum(np.minimum(cnt.sum(axis=0), k), out=indptr[1:])
+    out_v = np.empty(indptr[-1], np.float32)
+    out_i = np.empty(indptr[-1], np.int32)
+    _merge_candidates(buf, cnt, k, indptr, out_v, out_i)
+    del buf
+    return sp.csr_matrix((out_v, out_i, indptr), shape=(n, n))
 
 
 def build_similarity(rows: sp.csr_matrix, k: int, measure: str = "cosine", weighting: str = "none",
