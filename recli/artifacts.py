@@ -50,7 +50,9 @@ if TYPE_CHECKING:
     import scipy.sparse as sp
 
 FORMAT = "recli-model"
-FORMAT_VERSION = 1
+# 2: a model's own arrays no longer repeat the training matrix; from_arrays receives the
+#    train.* arrays (version 1 files, whose kNN/EASE arrays hold their own copy, still load)
+FORMAT_VERSION = 2
 META = "meta.json"
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -311,7 +313,9 @@ def load_model(path: str | os.PathLike, backend: Any = None, *, checksums: bool 
         raise ArtifactError(f"model {str(p)!r}: the training matrix does not match the vocabularies",
                             hint="retrain the model with recli train")
     config = build_config(cls.Config, meta.get("config", {}), cls.name)
-    model = cls.from_arrays(config, arrays, backend)
+    stored_train = {"train_indptr": indptr, "train_indices": indices, "train_data": data,
+                    "train_shape": np.asarray(shape, np.int64)}
+    model = cls.from_arrays(config, {**stored_train, **arrays}, backend)
     model.n_users, model.n_items = shape
     model.epoch_losses = list(meta.get("epoch_losses", []))
     return ModelFile(model, users, items, (indptr, indices, data), meta, p)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 
 import polars as pl
 import pytest
@@ -201,8 +202,8 @@ def test_output_not_writable(cli, train_csv, tmp_path):
 @pytest.mark.parametrize("damage, needle", [
     (lambda p: (p / "model.popularity.npy").write_bytes(b"\x93NUMPY garbage"), "truncated"),
     (lambda p: (p / "train.data.npy").write_bytes((p / "train.data.npy").read_bytes()[:-1] + b"\x01"), "corrupt"),
-    (lambda p: (p / "meta.json").write_text((p / "meta.json").read_text().replace('"format_version": 1',
-                                                                                  '"format_version": 99')), "newer"),
+    (lambda p: (p / "meta.json").write_text(re.sub(r'"format_version": \d+', '"format_version": 99',
+                                                   (p / "meta.json").read_text())), "newer"),
 ])
 def test_damaged_model_file(cli, model_dir, tmp_path, damage, needle):
     damage(model_dir)

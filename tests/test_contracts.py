@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from recli.artifacts import load_model, save_model
 from recli.errors import ConfigError
 from recli.models import registry
-from recli.models.base import build_config, config_to_dict, describe_params
+from recli.models.base import build_config, config_to_dict, describe_params, train_arrays
 from tests import contracts as C
 
 MODELS = registry()
@@ -203,6 +203,6 @@ def test_epoch_callback_sees_the_current_model(cls):
     assert seen and epochs == list(range(epochs[0], epochs[0] + len(seen))), "one callback per epoch, in order"
     _, last_scores, last_arrays = seen[-1]
     np.testing.assert_allclose(model.score(np.arange(matrix.shape[0], dtype=np.int64), None), last_scores, rtol=1e-6)
-    restored = cls.from_arrays(model.config, last_arrays)
+    restored = cls.from_arrays(model.config, {**train_arrays(matrix), **last_arrays})
     restored.n_users, restored.n_items = matrix.shape
     np.testing.assert_allclose(restored.score(np.arange(matrix.shape[0], dtype=np.int64), None), last_scores, rtol=1e-6)

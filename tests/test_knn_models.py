@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from recli.errors import ConfigError
 from recli.models import get_model_class, registry
-from recli.models.base import build_config
+from recli.models.base import build_config, train_arrays
 from tests.reference_similarity import similarity_dense, topk_dense
 
 NAMES = ("itemknn", "userknn", "ease")
@@ -92,7 +92,7 @@ def test_batch_equals_single_and_round_trip(name):
     batch = model.score(np.arange(10))
     for u in (0, 3, 9):
         np.testing.assert_array_equal(model.score(np.array([u]))[0], batch[u])
-    again = type(model).from_arrays(model.config, model.to_arrays())
+    again = type(model).from_arrays(model.config, {**train_arrays(x), **model.to_arrays()})
     np.testing.assert_array_equal(again.score(np.arange(10)), batch)
     np.testing.assert_array_equal(again.similar_items(np.array([0, 3])), model.similar_items(np.array([0, 3])))
     assert all(isinstance(v, np.ndarray) and v.dtype != object for v in model.to_arrays().values())
@@ -169,3 +169,43 @@ def test_ease_refuses_over_available_memory(monkeypatch):
 def test_bad_max_memory_value():
     with pytest.raises(ConfigError, match="not a size"):
         make("ease", max_memory="lots").fit(interactions())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_file_stores_the_training_matrix_once(name, tmp_path):
+    import polars as pl
+
+    from recli.artifacts import load_model, save_model
+    from recli.data.vocab import Vocab
+
+    x = interactions(6)
+    model = make(name).fit(x)
+    assert not any(k.startswith("train_") for k in model.to_arrays())
+    users = Vocab.from_values(pl.Series([f"u{i:03d}" for i in range(x.shape[0])]))
+    items = Vocab.from_values(pl.Series([f"i{i:03d}" for i in range(x.shape[1])]))
+    save_model(tmp_path / "m", model, users, items, x, {"config": {}})
+    assert not list((tmp_path / "m").glob("model.train_*"))
+    loaded = load_model(tmp_path / "m").model
+    np.testing.assert_array_equal(loaded.score(np.arange(10)), model.score(np.arange(10)))
+    np.testing.assert_array_equal(loaded.similar_items(np.array([0, 3])), model.similar_items(np.array([0, 3])))
+
+
+def test_format_version_1_model_files_still_load(tmp_path, monkeypatch):
+    """Version 1 files hold kNN/EASE's own copy of the training matrix among the model's
+    arrays; they must load as before (their copy wins over the shared one)."""
+    import polars as pl
+
+    import recli.artifacts as artifacts
+    from recli.data.vocab import Vocab
+
+    x = interactions(7)
+    model = make("itemknn").fit(x)
+    monkeypatch.setattr(artifacts, "FORMAT_VERSION", 1)
+    monkeypatch.setattr(model, "to_arrays", lambda: {**type(model).to_arrays(model), **train_arrays(x)})
+    users = Vocab.from_values(pl.Series([f"u{i:03d}" for i in range(x.shape[0])]))
+    items = Vocab.from_values(pl.Series([f"i{i:03d}" for i in range(x.shape[1])]))
+    meta = artifacts.save_model(tmp_path / "m", model, users, items, x, {"config": {}})
+    assert meta["format_version"] == 1 and (tmp_path / "m" / "model.train_indptr.npy").exists()
+    monkeypatch.undo()
+    loaded = artifacts.load_model(tmp_path / "m").model
+    np.testing.assert_array_equal(loaded.score(np.arange(10)), model.score(np.arange(10)))

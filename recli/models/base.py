@@ -22,7 +22,11 @@ whose fields are declared with :func:`param` (default, bounds, one-line help), a
 ``similar_items(iidx)``
     dense ``float32`` similarity of shape ``(len(iidx), n_items)``.
 ``to_arrays()`` / ``from_arrays(config, arrays)``
-    the learned state as a dict of NumPy arrays (no pickle), and back.
+    the learned state as a dict of NumPy arrays (no pickle), and back. ``from_arrays``
+    also receives the training matrix as ``train_indptr/train_indices/train_data/
+    train_shape`` (:func:`train_arrays`): the model file stores it once for every model
+    (to filter seen items), so a model that keeps it (kNN, EASE) reads it from there and
+    leaves it out of ``to_arrays``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,29 @@ class EpochInfo:
 
 
 EpochCallback = Callable[[EpochInfo], Optional[bool]]
+
+
+def csr_to_arrays(prefix: str, m: Any) -> dict[str, np.ndarray]:
+    """A CSR matrix as ``{prefix}_indptr`` (int64), ``_indices`` (int32), ``_data`` (float32)
+    and ``_shape`` arrays."""
+    return {f"{prefix}_indptr": np.asarray(m.indptr, np.int64), f"{prefix}_indices": np.asarray(m.indices, np.int32),
+            f"{prefix}_data": np.asarray(m.data, np.float32), f"{prefix}_shape": np.asarray(m.shape, np.int64)}
+
+
+def csr_from_arrays(prefix: str, arrays: dict[str, np.ndarray]) -> Any:
+    """The CSR matrix :func:`csr_to_arrays` stored under ``prefix`` (rows sorted, as stored)."""
+    import scipy.sparse as sp
+
+    shape = tuple(int(x) for x in arrays[f"{prefix}_shape"])
+    m = sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+                      shape=shape)
+    m.has_sorted_indices = True
+    return m
+
+
+def train_arrays(user_items: Any) -> dict[str, np.ndarray]:
+    """The training matrix in the form ``from_arrays`` receives it (see the module docstring)."""
+    return csr_to_arrays("train", user_items)
 
 
 def describe_params(config_cls: type) -> list[dict[str, Any]]:

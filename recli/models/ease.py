@@ -19,8 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recli.errors import ConfigError
-from recli.models.base import Model, param
-from recli.models.knn import _csr_arrays, _csr_from, as_csr, batch_rows
+from recli.models.base import Model, csr_from_arrays, param
+from recli.models.knn import as_csr, batch_rows
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3,
           "t": 1024**4, "tb": 1024**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
@@ -139,12 +139,12 @@ class EASE(Model):
         return (sub.astype(np.float64) * np.asarray(history_values, np.float64)[:, None]).T.astype(np.float32)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"weights": self.weights, **_csr_arrays("train", self.train)}
+        return {"weights": self.weights}  # train comes from the model file
 
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "EASE":
         model = cls(config, backend)
         model.weights = np.asarray(arrays["weights"], dtype=np.float32)
-        model.train = _csr_from("train", arrays)
+        model.train = csr_from_arrays("train", arrays)
         model.n_users, model.n_items = model.train.shape
         return model

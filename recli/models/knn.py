@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from recli.errors import InputError
 from recli.kernels.weighting import MEASURES, WEIGHTINGS
-from recli.models.base import Model, param
+from recli.models.base import Model, csr_from_arrays, csr_to_arrays, param
 
 
 @dataclass
@@ -72,17 +72,6 @@ def threads_of(backend: Any) -> int:
     return int(getattr(backend, "threads", 0) or 0)
 
 
-def _csr_arrays(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
-    return {f"{prefix}_indptr": m.indptr.astype(np.int64), f"{prefix}_indices": m.indices.astype(np.int32),
-            f"{prefix}_data": m.data.astype(np.float32), f"{prefix}_shape": np.asarray(m.shape, np.int64)}
-
-
-def _csr_from(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
-    shape = tuple(int(x) for x in arrays[f"{prefix}_shape"])
-    return sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
-                         shape=shape)
-
-
 class ItemKNN(Model):
     name: ClassVar[str] = "itemknn"
     summary: ClassVar[str] = "item-based k-nearest neighbours on a sparse top-K item–item similarity"
@@ -121,13 +110,13 @@ class ItemKNN(Model):
         return (sub * np.asarray(history_values, np.float64)[:, None]).T.astype(np.float32)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {**_csr_arrays("similarity", self.similarity), **_csr_arrays("train", self.train)}
+        return csr_to_arrays("similarity", self.similarity)  # train comes from the model file
 
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "ItemKNN":
         model = cls(config, backend)
-        model.similarity = _csr_from("similarity", arrays)
-        model.train = _csr_from("train", arrays)
+        model.similarity = csr_from_arrays("similarity", arrays)
+        model.train = csr_from_arrays("train", arrays)
         model.n_users, model.n_items = model.train.shape
         return model
 
@@ -243,13 +232,13 @@ class UserKNN(Model):
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         state = {f"state_{k}": np.asarray(v, np.float64) for k, v in self._state.items()}
-        return {**_csr_arrays("similarity", self.similarity), **_csr_arrays("train", self.train), **state}
+        return {**csr_to_arrays("similarity", self.similarity), **state}  # train: from the model file
 
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "UserKNN":
         model = cls(config, backend)
-        model.similarity = _csr_from("similarity", arrays)
-        model.train = _csr_from("train", arrays)
+        model.similarity = csr_from_arrays("similarity", arrays)
+        model.train = csr_from_arrays("train", arrays)
         model.n_users, model.n_items = model.train.shape
         model._state = {k[len("state_"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("state_")}
         model._prepared = None

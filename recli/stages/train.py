@@ -16,7 +16,7 @@ from recli.data.io import read_table
 from recli.data.matrix import Interactions, build_interactions, to_csr
 from recli.errors import ConfigError, InputError, ModelFitError
 from recli.models import get_model_class
-from recli.models.base import EpochCallback, EpochInfo, Model, build_config, config_to_dict
+from recli.models.base import EpochCallback, EpochInfo, Model, build_config, config_to_dict, train_arrays
 
 # Flags every model may take; a flag the chosen model has no parameter for is an error,
 # except --seed, which is only recorded for models without randomness.
@@ -138,7 +138,7 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     epochs_run = state["epochs"]
     if state["arrays"] is not None and state["best_epoch"] < epochs_run:
         losses = list(model.epoch_losses)
-        model = cls.from_arrays(config, state["arrays"], backend)
+        model = cls.from_arrays(config, {**train_arrays(data.user_items), **state["arrays"]}, backend)
         model.n_users, model.n_items = data.user_items.shape
         model.epoch_losses = losses
         log.info(f"early stopping: kept epoch {state['best_epoch']} ({metric} {state['best']:.4f})")
