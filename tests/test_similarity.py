@@ -130,3 +130,14 @@ def test_sparse_rows_match_reference(measure, explicit_zero):
     for threads in (1, 2):
         got = as_rows(build_similarity(x, k=6, measure=measure, threads=threads))
         assert_same_topk(got, want)
+
+
+@pytest.mark.parametrize("measure", ["pearson", "adjusted_cosine"])
+def test_trailing_empty_rows_are_centred_safely(measure):
+    # the row means once came from np.add.reduceat, which fails on a trailing empty row
+    x = random_matrix(seed=21, n_rows=12, n_cols=9, density=0.5)
+    x = sp.vstack([x, sp.csr_matrix((2, 9), dtype=np.float32)]).tocsr()
+    want = topk_dense(similarity_dense(x.toarray(), measure), k=3)
+    got = as_rows(build_similarity(x, k=3, measure=measure, threads=2))
+    assert_same_topk(got, want)
+    assert got[-1] == [] and got[-2] == []

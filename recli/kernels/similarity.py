@@ -317,7 +317,8 @@ def _offer(i, nt, touched, acc, sv, sw, p_row, p_nbr, sq, shrink, jaccard, symme
     """Turn row ``i``'s accumulated dot products ``acc[touched[:nt]]`` into similarities
     (zeroing ``acc`` for the next row), then offer ``(j, s_ij)`` to row ``i`` and
     ``(i, s_ji)`` to every row ``j``. Separate passes keep the arithmetic loop free of the
-    pushes' branches; a pair with ``d == 0`` gets NaN, which passes no threshold."""
+    pushes' branches; a pair with ``d == 0`` gets NaN, which passes no threshold (so this
+    kernel must never be compiled with fastmath's ``nnan``)."""
     nan = np.float32(np.nan)
     for m in range(nt):
         j = touched[m]
@@ -476,9 +477,11 @@ def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink
         _similarity_candidates(e_indptr, e_indices, e.data, f_indptr, f_indices, f.data,
                                np.diff(f_indptr), p_row, p_nbr, sq, float(shrink),
                                bool(jaccard), symmetric, positive, k, 16,
-                               np.zeros((parts, n), np.float64), np.full((parts, n), -1, np.int64),
+                               np.zeros((parts, n), np.float64),
+                               np.full((parts, 0 if positive else n), -1, np.int64),  # stamps
                                np.zeros((parts, n), np.int32), np.zeros((parts, n), np.float32),
-                               np.zeros((parts, n), np.float32), np.zeros((parts, 1), np.float32),
+                               np.zeros((parts, 0 if symmetric else n), np.float32),  # s_ji
+                               np.zeros((parts, 1), np.float32),
                                buf, cnt, thr, thr_s, np.zeros(1, np.int64))
         del f, f_indptr, f_indices
     indptr = np.zeros(n + 1, np.int64)

@@ -56,8 +56,10 @@ def observed_means(rows: sp.csr_matrix, axis: int) -> np.ndarray:
     """Mean of the stored entries of each row (axis=1) or column (axis=0); 0 when empty."""
     if axis == 1:
         counts = np.diff(rows.indptr)
-        sums = np.add.reduceat(rows.data, rows.indptr[:-1]) if rows.nnz else np.zeros(rows.shape[0])
-        sums = np.where(counts > 0, sums, 0.0)
+        # bincount, not add.reduceat: reduceat fails on a trailing empty row (its start
+        # index == nnz) and returns a neighbour's value for empty rows
+        sums = np.bincount(np.repeat(np.arange(rows.shape[0]), counts), weights=rows.data,
+                           minlength=rows.shape[0])
     else:
         counts = np.bincount(rows.indices, minlength=rows.shape[1])
         sums = np.bincount(rows.indices, weights=rows.data, minlength=rows.shape[1])
