@@ -64,6 +64,17 @@ def test_stdin_dash_and_quiet(cli, tmp_path):
     assert res.stderr == ""
 
 
+def test_stdin_input_is_hashed_in_the_manifest(cli, tmp_path):
+    import gzip
+    import hashlib
+
+    raw = gzip.compress(SAMPLE.read_bytes())  # the hash is of the bytes as piped, compressed or not
+    res = cli(["prep", "-", "--out", tmp_path / "o", "-q"], input=raw)
+    assert res.exit_code == 0, res.stderr
+    man = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert man["input"] == {"path": "-", "size_bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+
+
 def test_valid_split_and_parquet_output(cli, tmp_path):
     out = tmp_path / "o"
     res = cli(["prep", SAMPLE, "--split", "leave-last", "--test-size", "1", "--valid-size", "1",

@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterator
+from typing import IO, TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:  # Polars loads lazily: writing a small CSV (one user's top-k) never needs it
     import polars as pl
@@ -108,7 +108,8 @@ def _detect_format(source: str, data: bytes, fmt: str | None) -> tuple[str, byte
 
 
 def read_table(source: str, fmt: str | None = None, *, sep: str | None = None, has_header: bool = True,
-               columns: list[str] | None = None, all_strings: bool = True) -> pl.DataFrame:
+               columns: list[str] | None = None, all_strings: bool = True,
+               on_raw: Callable[[bytes], None] | None = None) -> pl.DataFrame:
     """Read a table from a path or ``-`` (stdin).
 
     Parameters
@@ -119,6 +120,8 @@ def read_table(source: str, fmt: str | None = None, *, sep: str | None = None, h
     has_header : whether delimited text has a header line.
     columns : names to give the columns of headerless text.
     all_strings : read delimited text with every column as a string (ids stay exact).
+    on_raw : called with the raw bytes as read (before decompression), e.g. to hash stdin,
+        which cannot be read twice.
 
     Raises
     ------
@@ -128,6 +131,8 @@ def read_table(source: str, fmt: str | None = None, *, sep: str | None = None, h
 
     fmt = check_format(fmt)
     data = _read_source_bytes(source)
+    if on_raw is not None:
+        on_raw(data)
     fmt, data = _detect_format(source, data, fmt)
     name = "stdin" if source == "-" else source
     if not data.strip():

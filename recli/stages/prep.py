@@ -105,12 +105,22 @@ def validate(opts: PrepOptions, has_output_dir: bool) -> None:
 
 
 def input_info(source: str) -> dict:
-    """Path, size and SHA-256 of the input file (stdin: path ``-``, no size or hash)."""
+    """Path, size and SHA-256 of the input file (stdin: path ``-``, filled in by
+    :func:`hash_raw` as the bytes are read)."""
     if source == "-" or not os.path.isfile(source):
         return {"path": source, "size_bytes": None, "sha256": None}
     with open(source, "rb") as fh:
         digest = hashlib.file_digest(fh, "sha256").hexdigest()
     return {"path": os.path.abspath(source), "size_bytes": os.path.getsize(source), "sha256": digest}
+
+
+def hash_raw(info: dict) -> Callable[[bytes], None]:
+    """A ``read_table(on_raw=...)`` callback recording the size and SHA-256 of what was read
+    into ``info`` (for stdin, whose bytes can only be seen once)."""
+    def record(data: bytes) -> None:
+        if info.get("sha256") is None:
+            info.update(size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return record
 
 
 def _check_columns_needed(df: pl.DataFrame, opts: PrepOptions) -> None:
@@ -152,7 +162,7 @@ def prep(source: str, opts: PrepOptions, on_stage: Callable[[str], None] | None 
     info = input_info(source)
     # no local name for the raw table: prep_table can free it once it is encoded
     result = prep_table(read_table(source, opts.input_format, sep=opts.sep, has_header=opts.has_header,
-                                   columns=opts.columns), opts, step)
+                                   columns=opts.columns, on_raw=hash_raw(info)), opts, step)
     result.report["input"] = info
     return result
 
