@@ -64,11 +64,21 @@ def is_debug() -> bool:
     return bool(_state["debug"]) or os.environ.get("RECLI_DEBUG", "") not in ("", "0")
 
 
+# Width of tables written to a non-terminal stderr (CI logs, files) when COLUMNS is unset:
+# rich would assume 80 columns and cut a wide metrics table to "0.0…" cells.
+OFF_TTY_WIDTH = 200
+
+
 def stderr_console():
     """A rich Console bound to the current stderr (never stdout)."""
     from rich.console import Console
 
-    return Console(file=sys.stderr, stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    width = None if tty or os.environ.get("COLUMNS") else OFF_TTY_WIDTH
+    return Console(file=sys.stderr, stderr=True, no_color=bool(os.environ.get("NO_COLOR")), width=width)
 
 
 def show_progress() -> bool:

@@ -143,6 +143,17 @@ def test_beyond_accuracy_and_auc_from_cli(cli, files):
     assert rows["auc@2"]["users"] == 3
 
 
+def test_wide_table_is_not_cut_when_stderr_is_not_a_terminal(files):
+    # a CI log: stderr is a pipe and COLUMNS is unset; rich would assume 80 columns
+    args = ["eval", files["recs"], "--test", files["test"], "--train", files["train"], "--items", files["items"],
+            "-k", "2", "-m", "precision,recall,ndcg,map,mrr,hit,coverage,gini,novelty,popularity,ild,auc",
+            "--format", "csv"]
+    res = run_recli(args, env={"COLUMNS": ""})
+    assert res.returncode == 0, res.stderr.decode()
+    table = res.stderr.decode()
+    assert "…" not in table and "popularity" in table and "novelty" in table
+
+
 def test_auc_without_train_warns(cli, files):
     res = _ok(cli(["eval", files["recs"], "--test", files["test"], "-m", "auc"]))
     assert "warning: auc without --train" in res.stderr
