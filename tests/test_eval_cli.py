@@ -171,6 +171,38 @@ def test_rating_metrics_from_prediction_column_and_file(cli, files, tmp_path):
     assert rows["rmse"]["value"] == pytest.approx(math.sqrt(2))
 
 
+def test_rating_metrics_bootstrap_matches_a_plain_loop(cli, tmp_path):
+    rng = np.random.default_rng(3)
+    users = [f"u{i:02d}" for i in range(40)]
+    rows_t, rows_p = ["user,item,rating"], ["user,item,prediction"]
+    for u in users:
+        for i in rng.choice(50, rng.integers(1, 6), replace=False):
+            r = int(rng.integers(1, 6))
+            rows_t.append(f"{u},i{i},{r}")
+            rows_p.append(f"{u},i{i},{r + rng.normal(0, 1):.4f}")
+    (tmp_path / "t.csv").write_text("\n".join(rows_t) + "\n")
+    (tmp_path / "p.csv").write_text("\n".join(rows_p) + "\n")
+    args = ["eval", str(tmp_path / "p.csv"), "--test", str(tmp_path / "t.csv"), "-m", "rmse,mae",
+            "--bootstrap", "300", "--seed", "5", "--format", "json"]
+    rows = _rows(_ok(cli(args)).stdout)
+    # reference: resample users (sorted ids) with numpy's generator, pairs travel with their user
+    t = pl.read_csv(tmp_path / "t.csv").join(pl.read_csv(tmp_path / "p.csv"), on=["user", "item"])
+    by_user = [g for _, g in sorted(t.group_by("user"), key=lambda kv: kv[0][0])]
+    diffs = [(g["prediction"] - g["rating"]).to_numpy() for g in by_user]
+    draws = np.random.default_rng(5)
+    rmse, mae = [], []
+    for _ in range(300):
+        counts = np.bincount(draws.integers(0, len(diffs), len(diffs)), minlength=len(diffs))
+        d = np.concatenate([np.tile(x, c) for x, c in zip(diffs, counts)])
+        rmse.append(np.sqrt(np.mean(d * d)))
+        mae.append(np.mean(np.abs(d)))
+    for name, stats in (("rmse", rmse), ("mae", mae)):
+        # recli reads scores as float32: agreement to ~1e-6, not to the last bit
+        assert rows[name]["ci_low"] == pytest.approx(np.quantile(stats, 0.025), rel=1e-5)
+        assert rows[name]["ci_high"] == pytest.approx(np.quantile(stats, 0.975), rel=1e-5)
+        assert rows[name]["ci_low"] < rows[name]["value"] < rows[name]["ci_high"]
+
+
 def test_several_models_significance_bootstrap_and_per_user(cli, files, tmp_path):
     rng = np.random.default_rng(0)
     users = [f"u{i}" for i in range(60)]

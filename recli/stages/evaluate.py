@@ -108,7 +108,7 @@ def evaluate(recs: list[tuple[str, pl.DataFrame]], test: pl.DataFrame, *, train:
             keep = per_user or bootstrap > 0 or len(models) > 1
             rule = _score_ranking(model, enc, ranked, ks, graded, only_recommended, exclude_train, compat,
                                   bootstrap, seed, notes, keep, warnings)
-        _score_rating(model, [m for m in names if METRICS[m].kind == "rating"], rated, notes)
+        _score_rating(model, [m for m in names if METRICS[m].kind == "rating"], rated, notes, bootstrap, seed)
     if ranked and len(models) > 1:
         _significance(models)
     results = pl.DataFrame([r for m in models for r in m.rows], schema=RESULT_SCHEMA)
@@ -229,7 +229,7 @@ def _score_ranking(model, enc, names, ks, graded, only_recommended, exclude_trai
     return rule
 
 
-def _score_rating(model: _Model, names, rated: pl.DataFrame, notes) -> None:
+def _score_rating(model: _Model, names, rated: pl.DataFrame, notes, bootstrap: int = 0, seed: int = 0) -> None:
     if not names:
         return
     if model.predictions is not None:
@@ -242,9 +242,25 @@ def _score_rating(model: _Model, names, rated: pl.DataFrame, notes) -> None:
     errors = rating_errors(pairs["value"].to_numpy(), pairs["rating"].to_numpy())
     notes.append(f"{model.label}: rmse/mae over {pairs.height} of {rated.height} rated TEST pairs that have a prediction")
     n_users = pairs["user"].n_unique()
+    ci = _rating_cis(pairs, bootstrap, seed) if bootstrap > 0 and pairs.height else {}
     for m in names:
+        low, high = ci.get(m, (None, None))
         model.rows.append({"model": model.label, "metric": m, "k": None, "value": errors[m], "users": n_users,
-                           "ci_low": None, "ci_high": None, "p_ttest": None, "p_wilcoxon": None})
+                           "ci_low": low, "ci_high": high, "p_ttest": None, "p_wilcoxon": None})
+
+
+def _rating_cis(pairs: pl.DataFrame, bootstrap: int, seed: int) -> dict[str, tuple[float, float]]:
+    """Bootstrap CIs of rmse and mae with users resampled (their pairs travel together):
+    mae and the mean squared error are pair-weighted means of per-user means, so
+    :func:`bootstrap_ci` gives their intervals; rmse's are the square roots of the MSE's
+    (a percentile interval follows a monotone transform)."""
+    per_user = (pairs.with_columns(d=(pl.col("value").cast(pl.Float64) - pl.col("rating").cast(pl.Float64)))
+                .group_by("user").agg(n=pl.len(), mse=(pl.col("d") ** 2).mean(), mae=pl.col("d").abs().mean())
+                .sort("user"))
+    values = per_user.select("mse", "mae").to_numpy()
+    n = per_user["n"].to_numpy().astype(np.float64)
+    low, high = bootstrap_ci(values, np.column_stack([n, n]), bootstrap, seed)
+    return {"rmse": (float(np.sqrt(low[0])), float(np.sqrt(high[0]))), "mae": (float(low[1]), float(high[1]))}
 
 
 def _significance(models: list[_Model]) -> None:
