@@ -28,6 +28,14 @@ else:
     _LINE = 64  # bytes per cache line
     _MAX_LINES = 16  # rows up to 1 KiB (256 float32 factors) are prefetched whole
 
+    def _prefetcher(builder):
+        """``emit(ptr)``: an ``llvm.prefetch`` of the i8* ``ptr`` (read, keep in all cache
+        levels, data cache)."""
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        return lambda ptr: builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+
     @intrinsic
     def prefetch_row(typingctx, arr, row):
         if not (isinstance(arr, types.Array) and arr.ndim == 2 and isinstance(row, types.Integer)):
@@ -39,18 +47,14 @@ else:
             zero = context.get_constant(types.intp, 0)
             row_index = context.cast(builder, args[1], sig.args[1], types.intp)
             ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [row_index, zero])
-            i8p = ir.IntType(8).as_pointer()
-            i32 = ir.IntType(32)
-            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-            base = builder.bitcast(ptr, i8p)
+            emit = _prefetcher(builder)
+            base = builder.bitcast(ptr, ir.IntType(8).as_pointer())
             nbytes = builder.mul(builder.extract_value(ary.shape, 1),
                                  context.get_constant(types.intp, aryty.dtype.bitwidth // 8))
             for line in range(_MAX_LINES):
                 off = context.get_constant(types.intp, _LINE * line)
                 with builder.if_then(builder.icmp_signed("<", off, nbytes)):
-                    # read access, keep in all cache levels, data cache
-                    builder.call(fn, [builder.gep(base, [off]), i32(0), i32(3), i32(1)])
+                    emit(builder.gep(base, [off]))
             return context.get_dummy_value()
 
         return types.void(arr, row), codegen
@@ -61,16 +65,11 @@ else:
             return None
 
         def codegen(context, builder, sig, args):
-            aryty = sig.args[0]
-            ary = context.make_array(aryty)(context, builder, args[0])
+            ary = context.make_array(sig.args[0])(context, builder, args[0])
             pos = context.cast(builder, args[1], sig.args[1], types.intp)
             # no bounds check: a prefetch of any address is harmless (it never faults)
             ptr = builder.gep(ary.data, [pos])
-            i8p = ir.IntType(8).as_pointer()
-            i32 = ir.IntType(32)
-            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+            _prefetcher(builder)(builder.bitcast(ptr, ir.IntType(8).as_pointer()))
             return context.get_dummy_value()
 
         return types.void(arr, index), codegen
