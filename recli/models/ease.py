@@ -19,8 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recli.errors import ConfigError
-from recli.models.base import Model, csr_from_arrays, param
-from recli.models.knn import as_csr, batch_rows
+from recli.models.base import param
+from recli.models.knn import TrainMatrixModel, batch_rows
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3,
           "t": 1024**4, "tb": 1024**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
@@ -100,23 +100,20 @@ def ease_weights(user_items: sp.csr_matrix, lam: float) -> np.ndarray:
     return b.astype(np.float32)
 
 
-class EASE(Model):
+class EASE(TrainMatrixModel):
     name: ClassVar[str] = "ease"
     summary: ClassVar[str] = "EASE (Steck 2019): closed-form item–item linear model, dense items × items"
     Config: ClassVar[type] = EASEConfig
-    can_fold_in: ClassVar[bool] = True
     can_explain: ClassVar[bool] = True
     test_params: ClassVar[dict] = {"lambda_": 10.0}
 
     weights: np.ndarray
-    train: sp.csr_matrix
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "EASE":
         from threadpoolctl import threadpool_limits
 
         start = time.perf_counter()
-        self.train = as_csr(user_items)
-        self.n_users, self.n_items = self.train.shape
+        self._keep_train(user_items)
         check_memory(self.n_items, self.config.max_memory)
         threads = int(getattr(self.backend, "threads", 0) or 0) or None
         with threadpool_limits(limits=threads, user_api="blas"):
@@ -143,8 +140,6 @@ class EASE(Model):
 
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "EASE":
-        model = cls(config, backend)
+        model = cls._with_train(config, arrays, backend)
         model.weights = np.asarray(arrays["weights"], dtype=np.float32)
-        model.train = csr_from_arrays("train", arrays)
-        model.n_users, model.n_items = model.train.shape
         return model

@@ -72,23 +72,40 @@ def threads_of(backend: Any) -> int:
     return int(getattr(backend, "threads", 0) or 0)
 
 
-class ItemKNN(Model):
+class TrainMatrixModel(Model):
+    """A model that scores from the training matrix itself (kNN, EASE): keeps it as
+    ``train`` and, when loaded, takes it from the model file (see ``from_arrays`` in
+    :mod:`recli.models.base`) instead of storing a copy among its own arrays."""
+
+    can_fold_in: ClassVar[bool] = True
+    train: sp.csr_matrix
+
+    def _keep_train(self, user_items: Any) -> None:
+        self.train = as_csr(user_items)
+        self.n_users, self.n_items = self.train.shape
+
+    @classmethod
+    def _with_train(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None):
+        model = cls(config, backend)
+        model.train = csr_from_arrays("train", arrays)
+        model.n_users, model.n_items = model.train.shape
+        return model
+
+
+class ItemKNN(TrainMatrixModel):
     name: ClassVar[str] = "itemknn"
     summary: ClassVar[str] = "item-based k-nearest neighbours on a sparse top-K item–item similarity"
     Config: ClassVar[type] = KNNConfig
-    can_fold_in: ClassVar[bool] = True
     can_explain: ClassVar[bool] = True
     test_params: ClassVar[dict] = {"neighbours": 20}
 
     similarity: sp.csr_matrix
-    train: sp.csr_matrix
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "ItemKNN":
         from recli.kernels.similarity import build_similarity
 
         start = time.perf_counter()
-        self.train = as_csr(user_items)
-        self.n_users, self.n_items = self.train.shape
+        self._keep_train(user_items)
         c = self.config
         self.similarity = build_similarity(self.train.T.tocsr(), c.neighbours, c.similarity, c.weighting,
                                            c.shrink, c.alpha, c.bm25_k1, c.bm25_b, threads_of(self.backend),
@@ -114,30 +131,25 @@ class ItemKNN(Model):
 
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "ItemKNN":
-        model = cls(config, backend)
+        model = cls._with_train(config, arrays, backend)
         model.similarity = csr_from_arrays("similarity", arrays)
-        model.train = csr_from_arrays("train", arrays)
-        model.n_users, model.n_items = model.train.shape
         return model
 
 
-class UserKNN(Model):
+class UserKNN(TrainMatrixModel):
     name: ClassVar[str] = "userknn"
     summary: ClassVar[str] = "user-based k-nearest neighbours on a sparse top-K user–user similarity"
     Config: ClassVar[type] = KNNConfig
-    can_fold_in: ClassVar[bool] = True
     can_explain: ClassVar[bool] = True
     test_params: ClassVar[dict] = {"neighbours": 20}
 
     similarity: sp.csr_matrix
-    train: sp.csr_matrix
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "UserKNN":
         from recli.kernels.similarity import prepare_rows, similarity_topk
 
         start = time.perf_counter()
-        self.train = as_csr(user_items)
-        self.n_users, self.n_items = self.train.shape
+        self._keep_train(user_items)
         c = self.config
         self._prepared, self._state = prepare_rows(self.train, c.similarity, c.weighting, c.bm25_k1, c.bm25_b)
         self.similarity = similarity_topk(self._prepared, c.neighbours, c.similarity, c.shrink, c.alpha,
@@ -236,10 +248,8 @@ class UserKNN(Model):
 
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "UserKNN":
-        model = cls(config, backend)
+        model = cls._with_train(config, arrays, backend)
         model.similarity = csr_from_arrays("similarity", arrays)
-        model.train = csr_from_arrays("train", arrays)
-        model.n_users, model.n_items = model.train.shape
         model._state = {k[len("state_"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("state_")}
         model._prepared = None
         return model
