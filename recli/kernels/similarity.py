@@ -424,6 +424,21 @@ def _merge_candidates(buf, cnt, k, indptr, out_v, out_i):
                 out_v[base + x], out_i[base + x] = _unpack(best[m - 1 - x], f32, u32)
 
 
+def _kernel_inputs(rows: sp.csr_matrix, features: sp.csr_matrix | None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``rows`` and its transpose as float32 CSR with sorted indices (values travel as
+    float32, half the memory traffic; sums are accumulated in float64)."""
+    e = sp.csr_matrix(rows, dtype=np.float32)
+    e.sort_indices()
+    if features is None:
+        f = e.T.tocsr()
+    else:
+        f = sp.csr_matrix(features, dtype=np.float32)
+        if f.shape != e.shape[::-1] or f.nnz != e.nnz:
+            raise ValueError("features must be rows.T")
+    f.sort_indices()
+    return e, f
+
+
 def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink: float = 0.0,
                     alpha: float = 0.5, threads: int = 0,
                     features: sp.csr_matrix | None = None) -> sp.csr_matrix:
@@ -451,18 +466,9 @@ def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink
     """
     if k < 1:
         raise ValueError("k must be >= 1")
-    # values travel as float32 (half the memory traffic); sums are accumulated in float64
-    e = sp.csr_matrix(rows, dtype=np.float32)
-    e.sort_indices()
+    e, f = _kernel_inputs(rows, features)
     positive = bool(e.nnz == 0 or e.data.min() > 0)
     n, n_features = e.shape
-    if features is None:
-        f = e.T.tocsr()
-    else:
-        f = sp.csr_matrix(features, dtype=np.float32)
-        if f.shape != (n_features, n) or f.nnz != e.nnz:
-            raise ValueError("features must be rows.T")
-    f.sort_indices()
     e_indptr, f_indptr = np.asarray(e.indptr, np.int64), np.asarray(f.indptr, np.int64)
     e_indices, f_indices = np.asarray(e.indices, np.int32), np.asarray(f.indices, np.int32)
     sq = _row_sq_norms(e_indptr, e.data)
