@@ -2,6 +2,41 @@
 
 Importing the package is cheap on purpose: Numba, CuPy and Polars load lazily in
 the modules that need them, so ``recli --help`` stays fast.
+
+It does one thing at import: point Numba's compile cache at a per-user directory
+(unless ``NUMBA_CACHE_DIR`` is set). This must happen before anything imports Numba,
+because Numba reads the variable once, when it is first imported; without it Numba
+writes ``__pycache__`` folders into the installed package, which breaks read-only
+installs and, after ``pip install -e``, leaves a stray ``recli/`` folder in
+site-packages that shadows the editable install.
 """
 
-__version__ = "0.1.0"
+import os
+import sys
+from pathlib import Path
+
+__version__ = "0.2.0"
+
+
+def user_cache_dir() -> Path:
+    """recli's per-user cache directory: ``$XDG_CACHE_HOME/recli`` (default
+    ``~/.cache/recli``) on Linux, ``~/Library/Caches/recli`` on macOS and
+    ``%LOCALAPPDATA%\\recli`` on Windows."""
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "recli"
+    if sys.platform == "darwin" and "XDG_CACHE_HOME" not in os.environ:
+        return Path.home() / "Library" / "Caches" / "recli"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "recli"
+
+
+def _configure_numba_cache() -> None:
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    cache = str(user_cache_dir() / "numba")
+    os.environ["NUMBA_CACHE_DIR"] = cache
+    config = sys.modules.get("numba.core.config")
+    if config is not None:  # Numba was imported first (by the caller): tell it directly
+        config.CACHE_DIR = cache
+
+
+_configure_numba_cache()

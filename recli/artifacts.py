@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recli import __version__
+from recli import __version__, user_cache_dir
 from recli.data.vocab import Vocab
 from recli.errors import ArtifactError, ConfigError, OutputError
 
@@ -222,7 +222,7 @@ def _stamp(path: Path, meta: dict[str, Any]) -> Path:
         st = (path / fname).stat()
         stats.append([fname, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev])
     key = hashlib.sha256(json.dumps([str(path.resolve()), stats]).encode()).hexdigest()
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "recli" / "verified"
+    base = user_cache_dir() / "verified"
     return base / key
 
 

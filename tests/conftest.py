@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Tests never write into the user's real home or cache (checksum stamps, Numba's cache):
+# a throw-away home for the session, set before recli (and Numba) are imported. Numba's
+# compiled kernels go to the repository's own cache unless NUMBA_CACHE_DIR is set, so
+# repeated runs do not pay the JIT compile again.
+_HOME = tempfile.mkdtemp(prefix="recli-test-home-")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+os.environ["HOME"] = _HOME
+os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, ".cache")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO_ROOT / ".numba-cache"))
 SAMPLE_DATA = REPO_ROOT / "sample_data"
 # MovieLens 100K lives beside the checkout (its licence forbids copying it in).
 ML100K = Path(os.environ.get("RECLI_ML100K", REPO_ROOT.parent / "shared" / "data" / "ml-100k"))

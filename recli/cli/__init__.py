@@ -59,6 +59,9 @@ class RecliGroup(TyperGroup):
         cmd = typer.main.get_command(module.app)
         cmd.help = cmd.help or COMMANDS[name][1]
         cmd.short_help = COMMANDS[name][1]
+        from recli.config import name_environment
+
+        name_environment(name, cmd)
         return cmd
 
     def make_context(self, info_name, args, parent=None, **extra):
@@ -91,8 +94,23 @@ class RecliGroup(TyperGroup):
         except Exception as exc:
             if console.is_debug():
                 raise
+            fault = _os_fault(exc) if isinstance(exc, OSError) else None
+            if fault is not None:
+                _emit_error(fault.message, fault.hint)
+                raise typer.Exit(fault.exit_code) from None
             _emit_error(f"internal error: {type(exc).__name__}: {exc}", "rerun with --debug to see the traceback, and report it")
             raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _os_fault(exc: OSError) -> RecliError | None:
+    """An environment fault (exit 4), or a directory given where a file was wanted (exit
+    2); ``None`` for an ``OSError`` that is a bug."""
+    from recli.errors import OutputError, environment_fault
+
+    if isinstance(exc, IsADirectoryError):
+        return OutputError(f"{exc.filename or 'the path'} is a directory, not a file",
+                           hint="give a file name (e.g. -o out/recs.csv)")
+    return environment_fault(exc)
 
 
 app = typer.Typer(
@@ -127,7 +145,10 @@ def root(
     if config:
         from recli.config import load_config_file, to_default_map
 
-        ctx.default_map = to_default_map(load_config_file(config))
+        data = load_config_file(config)
+        # only the commands the file configures are loaded (each import costs start-up time)
+        commands = {name: ctx.command.get_command(ctx, name) if name in data else None for name in COMMANDS}
+        ctx.default_map = to_default_map(data, commands)
 
 
 def main() -> None:

@@ -26,7 +26,8 @@ def train(
     learning_rate: Annotated[Optional[float], Opt("--learning-rate", help="SGD learning rate.")] = None,
     alpha: Annotated[Optional[float], Opt("--alpha", help="Confidence scale (ALS) or model-specific alpha.")] = None,
     param: Annotated[Optional[List[str]], Opt("--param", "-p", help="Any model parameter as key=value (repeatable).")] = None,
-    config_file: Annotated[Optional[str], Opt("--config", help="TOML/JSON file of model parameters.")] = None,
+    config_file: Annotated[Optional[str], Opt("--params", help="TOML/JSON file of model parameters (e.g. the best.toml 'recli tune' writes).")] = None,
+    old_config: Annotated[Optional[str], Opt("--config", hidden=True, help="Deprecated alias of --params.")] = None,
     seed: Annotated[Optional[int], Opt("--seed", help="Random seed; same seed and --threads give the same model.")] = None,
     threads: Threads = 0,
     device: Device = "cpu",
@@ -61,6 +62,11 @@ def train(
             return emit_json(rows)
         return emit(render_table(["parameter", "type", "default", "range", "help"],
                                  [[r["name"], r["type"], r["default"], _range(r), r["help"]] for r in rows]))
+    if old_config:
+        from recli.console import log
+
+        log.warning("'recli train --config' is deprecated; use --params (recli --config sets command defaults)")
+        config_file = config_file or old_config
     if not output:
         raise ConfigError("no output model given", hint="pass -o MODEL (a directory to create)")
     _run(train_file, model, output, dict(factors=factors, iterations=iterations, regularization=regularization,

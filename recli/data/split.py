@@ -9,6 +9,8 @@ temporal      one global cut in time: the latest ``round(f * n)`` (or ``k``) row
 leave-last    each user's latest ``k`` rows by timestamp (or the latest fraction ``f``).
 leave-random  ``k`` random rows per user (or a random fraction ``f``).
 
+A fraction becomes a row count by rounding half up, ``floor(f * n + 0.5)``: 7 rows at
+0.2 give 1 (1.4), 5 rows at 0.5 give 3 (2.5), 3 rows at 0.5 give 2 (1.5).
 Per-user strategies always leave a user at least one training row: a user with
 ``n_u`` rows gives at most ``n_u - 1`` to test. Rows must be given in input order;
 the randomness is drawn per row from ``numpy.random.default_rng(seed)``, so the same
