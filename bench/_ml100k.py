@@ -1,7 +1,7 @@
 """MovieLens 100K train/test matrices made by recli's own ``prep`` stage (issues #4, #5).
 
 The quality benchmarks all evaluate on the split ``recli prep`` writes, not on a NumPy
-stand-in, so a figure in the README can be reproduced from the shell with
+stand-in, so a figure in docs/benchmarks.md can be reproduced from the shell with
 ``recli prep … | recli train … | recli recommend … | recli eval``.
 """
 

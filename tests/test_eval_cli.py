@@ -289,17 +289,6 @@ def test_unknown_metric_lists_the_valid_ones(cli, files):
     assert "valid metrics: precision, recall" in res.stderr
 
 
-def test_readme_documents_every_metric():
-    from pathlib import Path
-
-    from recli.metrics import METRICS
-
-    text = Path(__file__).resolve().parent.parent.joinpath("README.md").read_text()
-    section = text[text.index("## recli eval"):]
-    for name in METRICS:
-        assert f"`{name}`" in section
-
-
 def test_same_output_for_any_thread_count(files):
     args = ["eval", files["recs"], "--test", files["test"], "--train", files["train"], "-k", "1,3",
             "-m", "ndcg,auc,map,novelty", "--bootstrap", "50", "--format", "json"]
