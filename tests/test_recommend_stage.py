@@ -80,6 +80,19 @@ def test_explanations_sum_to_scores_flat_and_nested(mf):
     assert row["because"][0]["item"] == f"i{best}"
 
 
+def test_history_refused_for_a_model_that_cannot_fold_in(mf, monkeypatch):
+    """Every registered model folds in today, so the refusal is checked with the stage's
+    test model switched off; the error names the model and points to --fallback popular."""
+    from recli.errors import ConfigError
+
+    hist = (Vocab(pl.Series(["new"])), sp.csr_matrix(np.eye(1, 8, 2, dtype=np.float32)))
+    monkeypatch.setattr(Linear, "can_fold_in", False)
+    with pytest.raises(ConfigError, match="model 'linear' cannot fold in") as err:
+        stage.plan_users(mf, ["new"], history=hist)
+    assert "--fallback popular" in err.value.hint
+    assert stage.plan_users(mf, ["u0"]).uidx.tolist() == [0]  # without --history it serves as before
+
+
 def test_mixed_batch_known_new_and_fallback(mf):
     hist = (Vocab(pl.Series(["new"])), sp.csr_matrix(np.eye(1, 8, 2, dtype=np.float32)))
     plan = stage.plan_users(mf, ["u0", "new", "ghost", "u3"], history=hist, fallback="popular")
