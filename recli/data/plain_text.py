@@ -50,7 +50,7 @@ def csv_rows(ids: list[str], vocab: Vocab, batches: Iterable[tuple[np.ndarray, n
             valid = np.flatnonzero(items[b] >= 0)
             names = vocab.lookup_list(items[b][valid])
             owner = csv_field(ids[p])
-            for j, name in zip(valid, names):
+            for j, name in zip(valid, names, strict=True):
                 yield [owner, csv_field(name), format_float32(values[b, j]), str(j + 1)]
 
 

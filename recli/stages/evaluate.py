@@ -80,17 +80,11 @@ def run_eval(req: EvalRequest) -> EvalReport:
     ks, names, gates = parse_ks(req.k), (parse_metrics(req.metrics) if req.metrics else None), parse_gates(req.fail_under)
     labels = _labels(recs, req.labels) if req.model is None else []
     _check_stdin(recs + [req.test, req.train, req.items] + req.predictions)
-    read = lambda p: None if p is None else read_table(p, req.input_format)  # noqa: E731
     with threads_context(req.threads):
         if req.model is not None:
-            report = _evaluate_model(req, read(req.test), ks, names, gates)
+            report = _evaluate_model(req, ks, names, gates)
         else:
-            report = evaluate(list(zip(labels, [read(p) for p in recs])), read(req.test), train=read(req.train),
-                              items=read(req.items), predictions=[read(p) for p in req.predictions], ks=ks,
-                              metrics=names, relevance_threshold=req.relevance_threshold, graded=req.graded,
-                              only_recommended=req.only_recommended, exclude_train=req.exclude_train,
-                              compat=req.compat, item_feature=req.item_features, bootstrap=req.bootstrap,
-                              seed=req.seed, per_user=req.per_user, gates=gates)
+            report = _evaluate_files(req, list(zip(labels, recs, strict=True)), ks, names, gates)
     report.failures = failed_gates(report.results, gates)
     return report
 
@@ -140,12 +134,28 @@ def _check_stdin(paths: list[str | None]) -> None:
         raise ConfigError("only one input can be read from stdin ('-')", hint="write the others to files")
 
 
-def _evaluate_model(req: EvalRequest, test: pl.DataFrame, ks, names, gates) -> EvalReport:
+def _read(path: str | None, req: EvalRequest) -> pl.DataFrame | None:
+    """The table at ``path`` (``-`` = stdin) in ``--input-format``; no path, no table."""
+    return None if path is None else read_table(path, req.input_format)
+
+
+def _evaluate_files(req: EvalRequest, recs: list[tuple[str, str]], ks, names, gates) -> EvalReport:
+    """``(label, path)`` RECS files scored against the tables ``req`` names, with :func:`evaluate`."""
+    return evaluate([(label, _read(p, req)) for label, p in recs], _read(req.test, req), train=_read(req.train, req),
+                    items=_read(req.items, req), predictions=[_read(p, req) for p in req.predictions], ks=ks,
+                    metrics=names, relevance_threshold=req.relevance_threshold, graded=req.graded,
+                    only_recommended=req.only_recommended, exclude_train=req.exclude_train, compat=req.compat,
+                    item_feature=req.item_features, bootstrap=req.bootstrap, seed=req.seed, per_user=req.per_user,
+                    gates=gates)
+
+
+def _evaluate_model(req: EvalRequest, ks, names, gates) -> EvalReport:
     """``--model``: the model loaded on ``req.device``, its test users scored in batches."""
     from recli.artifacts import load_model
     from recli.backend import get_backend
     from recli.stages.evaluate_model import evaluate_model  # it imports this module
 
+    test = _read(req.test, req)
     label = (req.labels or [Path(req.model).name])[0]
     return evaluate_model(load_model(req.model, get_backend(req.device, req.threads)), test, label=label, ks=ks,
                           metrics=names, relevance_threshold=req.relevance_threshold, graded=req.graded,
@@ -237,7 +247,7 @@ def _prepare_models(recs: list[tuple[str, pl.DataFrame]], predictions: list[pl.D
     predictions = predictions + [None] * (len(recs) - len(predictions))
     return [_Model(label, ei.prepare_recs(df, f"RECS {label!r}"),
                    None if p is None else ei.prepare_pairs(p, "--predictions", ei.PREDICTION_COLUMNS, "prediction"))
-            for (label, df), p in zip(recs, predictions)]
+            for (label, df), p in zip(recs, predictions, strict=True)]
 
 
 def _harmonize(models, relevant, rated, train, items):
