@@ -56,10 +56,6 @@ def reset() -> None:
     configure()
 
 
-def is_quiet() -> bool:
-    return bool(_state["quiet"])
-
-
 def is_debug() -> bool:
     return bool(_state["debug"]) or os.environ.get("RECLI_DEBUG", "") not in ("", "0")
 

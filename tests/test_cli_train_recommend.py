@@ -237,16 +237,6 @@ def test_missing_model(cli, tmp_path):
     _assert_clean_error(cli(["recommend", tmp_path / "none", "--all-users"]), "does not exist")
 
 
-@pytest.mark.parametrize("name", [n for n, c in MODELS.items() if not c.can_fold_in] or
-                         [pytest.param(None, marks=pytest.mark.skip(reason="every registered model folds in"))])
-def test_history_refused_for_models_that_cannot_fold_in(cli, train_csv, tmp_path, name):
-    out = tmp_path / "m"
-    params = [x for k, v in MODELS[name].test_params.items() for x in ("-p", f"{k}={v}")]
-    assert cli(["train", train_csv, "--model", name, *params, "-o", out]).exit_code == 0
-    res = cli(["recommend", out, "--user", "new", "--history", "-"], input="user,item\nnew,i001\n")
-    _assert_clean_error(res, "cannot fold in")
-
-
 def test_verbose_logs_epochs_and_gpu_without_cupy_is_clear(cli, train_csv, tmp_path):
     res = cli(["train", train_csv, "--model", "popular", "-o", tmp_path / "m", "-v"])
     assert res.exit_code == 0 and "epoch 1:" in res.stderr and res.stdout == ""

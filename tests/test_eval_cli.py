@@ -315,3 +315,23 @@ def test_disjoint_ids_warn(cli, files, tmp_path):
     recs.write_text("user,item\n001,a\n")
     res = _ok(cli(["eval", str(recs), "--test", files["test"]]))
     assert "warning: no user of RECS 'r' is a TEST user" in res.stderr
+
+
+def test_model_is_loaded_on_the_device_asked_for(cli, files, monkeypatch):
+    """``eval --model`` loads the model through ``get_backend(--device, --threads)``, as
+    recommend does; cpu is the default, and an unknown device is a usage error."""
+    import recli.backend
+
+    model = files["dir"] / "pop.model"
+    _ok(cli(["train", files["train"], "--model", "popular", "-o", model]))
+    args = ["eval", "--model", model, "--test", files["test"], "-k", "3", "--format", "json"]
+    asked = []
+    real = recli.backend.get_backend
+    monkeypatch.setattr(recli.backend, "get_backend", lambda device, threads=0, *a, **kw:
+                        asked.append((device, threads)) or real("cpu", threads, *a, **kw))
+    default = _ok(cli(args)).stdout
+    assert _ok(cli([*args, "--device", "auto", "--threads", "1"])).stdout == default
+    assert asked == [("cpu", 0), ("auto", 1)]
+    monkeypatch.setattr(recli.backend, "get_backend", real)
+    res = cli([*args, "--device", "tpu"])
+    assert res.exit_code == 2 and res.stderr.startswith("error: unknown device 'tpu'") and "hint:" in res.stderr

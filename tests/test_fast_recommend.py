@@ -17,6 +17,7 @@ import pytest
 
 from recli.artifacts import load_model
 from recli.backend import get_backend
+from recli.data.plain_text import csv_field, format_float32
 from recli.stages import recommend as stage
 from tests.conftest import REPO_ROOT
 
@@ -139,10 +140,10 @@ def test_float32_and_field_format_match_polars():
     strings = ["a,b", 'a"b', "a\nb", "a\rb", " a", "", "a b", "a\tb", "é", "#x", '"', "a;b", "a'b"]
     buf = io.BytesIO()
     pl.DataFrame({"s": values}).write_csv(buf, include_header=False)
-    assert buf.getvalue().decode().splitlines() == [stage.format_float32(v) for v in values]
+    assert buf.getvalue().decode().splitlines() == [format_float32(v) for v in values]
     buf = io.BytesIO()
     pl.DataFrame({"s": strings}).write_csv(buf, include_header=False)
-    assert buf.getvalue().decode() == "".join(stage.csv_field(s) + "\n" for s in strings)
+    assert buf.getvalue().decode() == "".join(csv_field(s) + "\n" for s in strings)
 
 
 def imported_modules(args: list[str]) -> set[str]:

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from recli.artifacts import ModelFile
 from recli.data.matrix import csr_arrays
 from recli.data.vocab import Vocab
+from recli.errors import ConfigError
 from recli.models.base import Model
 from recli.stages import recommend as stage
 
@@ -80,6 +81,17 @@ def test_explanations_sum_to_scores_flat_and_nested(mf):
     assert row["because"][0]["item"] == f"i{best}"
 
 
+def test_history_refused_for_a_model_that_cannot_fold_in(mf, monkeypatch):
+    """Every registered model folds in today, so the refusal is checked with the stage's
+    test model switched off; the error names the model and points to --fallback popular."""
+    hist = (Vocab(pl.Series(["new"])), sp.csr_matrix(np.eye(1, 8, 2, dtype=np.float32)))
+    monkeypatch.setattr(Linear, "can_fold_in", False)
+    with pytest.raises(ConfigError, match="model 'linear' cannot fold in") as err:
+        stage.plan_users(mf, ["new"], history=hist)
+    assert "--fallback popular" in err.value.hint
+    assert stage.plan_users(mf, ["u0"]).uidx.tolist() == [0]  # without --history it serves as before
+
+
 def test_mixed_batch_known_new_and_fallback(mf):
     hist = (Vocab(pl.Series(["new"])), sp.csr_matrix(np.eye(1, 8, 2, dtype=np.float32)))
     plan = stage.plan_users(mf, ["u0", "new", "ghost", "u3"], history=hist, fallback="popular")
@@ -143,3 +155,20 @@ def test_xp_backend_runs_the_vectorised_path_with_the_same_result(mf, monkeypatc
     xp = [b[1] for b in stage.recommend_batches(mf, plan, 4)]
     assert called
     np.testing.assert_array_equal(np.vstack(cpu), np.vstack(xp))
+
+
+def test_recommend_entry_point_writes_what_the_batches_give(mf, tmp_path):
+    """``recommend(mf, RecommendRequest)`` writes the rows of ``to_frame`` over the batches
+    (plain CSV for ``--user`` ids, Polars for the rest) and returns their count."""
+    plan = stage.plan_users(mf, ["u3", "u0"])
+    expected = pl.concat([stage.to_frame(plan.ids, mf.items, *b) for b in stage.recommend_batches(mf, plan, 3)])
+    for out, request in ((tmp_path / "a.csv", {"user": ["u3", "u0", "u3"]}),
+                         (tmp_path / "b.parquet", {"user": ["u3", "u0"]})):
+        rows = stage.recommend(mf, stage.RecommendRequest(**request, k=3, output=str(out)))
+        assert rows == expected.height == 6
+        got = pl.read_parquet(out) if out.suffix == ".parquet" else pl.read_csv(out, schema=stage.RECS_SCHEMA)
+        assert got.equals(expected)
+    with pytest.raises(ConfigError, match="not both"):
+        stage.RecommendRequest(user=["u0"], similar_items=["i1"])
+    with pytest.raises(ConfigError, match="-k must be at least 1"):
+        stage.RecommendRequest(user=["u0"], k=0)

@@ -9,7 +9,8 @@ import polars as pl
 
 from recli.console import log, print_table
 from recli.data.io import check_format, format_from_path, write_stdout_bytes, write_table
-from recli.errors import ConfigError
+from recli.data.plain_text import write_bytes
+from recli.errors import ConfigError, QualityGateError
 
 MACHINE_FORMATS = ("json", "csv", "tsv", "jsonl", "parquet")
 
@@ -26,6 +27,18 @@ def _p(value) -> str:
 
 def _key(row) -> str:
     return row["metric"] if row["k"] is None else f"{row['metric']}@{row['k']}"
+
+
+def publish(report, output: str | None, fmt: str | None, per_user: str | None) -> None:
+    """Show ``report`` on stderr, write its results (``--format``/``-o``) and per-user values
+    (``--per-user``), then stop with exit code 3 when a ``--fail-under`` gate failed."""
+    show_report(report)
+    write_results(report.results, output, fmt)
+    if per_user is not None:
+        write_table(report.per_user, per_user)
+    if report.failures:
+        raise QualityGateError("quality gate failed: " + "; ".join(report.failures),
+                               hint="the model is below a --fail-under threshold (exit code 3); improve it or lower the gate")
 
 
 def show_report(report) -> None:
@@ -88,14 +101,7 @@ def write_results(results: pl.DataFrame, output: str | None, fmt: str | None) ->
     if fmt != "json":
         write_table(results, dest, check_format(fmt))
         return
-    data = (json.dumps(_json_rows(results), indent=1) + "\n").encode()
-    if dest == "-":
-        write_stdout_bytes(data)
-    else:
-        from recli.data.io import atomic_path
-
-        with atomic_path(dest) as tmp:
-            tmp.write_bytes(data)
+    write_bytes((json.dumps(_json_rows(results), indent=1) + "\n").encode(), dest)
 
 
 def _json_rows(results: pl.DataFrame) -> list[dict]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from recli.cli._options import InputFormatOpt, Quiet, Seed, Threads, Verbose
+from recli.cli._options import Device, InputFormatOpt, Quiet, Seed, Threads, Verbose
 
 app = typer.Typer(add_completion=False)
 
@@ -45,6 +43,7 @@ def eval(  # noqa: A001 - the command is called eval
     input_format: InputFormatOpt = None,
     list_metrics: Annotated[bool, typer.Option("--list-metrics", help="List the metrics with formulas and edge cases, then exit.")] = False,
     threads: Threads = 0,
+    device: Device = "cpu",
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -54,97 +53,16 @@ def eval(  # noqa: A001 - the command is called eval
     first. Results go to stderr as a table; --format/-o write one row per model x metric x k.
     """
     from recli.cli import _eval_output as out
-    from recli.errors import ConfigError, QualityGateError
-    from recli.metrics.registry import COMPAT_MODES, parse_gates, parse_ks, parse_metrics
+    from recli.stages.evaluate import EvalRequest, run_eval
 
     if list_metrics:
         out.write_metric_list(fmt)
         return
-    if test is None:
-        raise ConfigError("--test is required", hint="pass the truth table: recli eval RECS --test TEST")
-    if compat not in COMPAT_MODES:
-        raise ConfigError(f"unknown --compat {compat!r}", hint=f"use one of: {', '.join(COMPAT_MODES)}")
-    if model is not None:
-        _check_model_options(recs, train, items, predictions, exclude_train, only_recommended, compat)
-    elif not recs and sys.stdin.isatty():
-        raise ConfigError("no RECS file given and nothing piped in",
-                          hint="pass recommendation files, e.g. recli eval recs.csv --test test.csv, or pipe them in")
-    recs = recs or ([] if model is not None else ["-"])
-    ks, names, gates = parse_ks(k), (parse_metrics(metrics) if metrics else None), parse_gates(fail_under)
-    labels = _labels(recs, label) if model is None else []
-    _check_stdin(recs + [test, train, items] + list(predictions or []))
-    if threads:
-        import numba
-
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    from recli.data.io import read_table
-    from recli.stages.evaluate import evaluate, failed_gates
-
-    read = lambda p: None if p is None else read_table(p, input_format)  # noqa: E731
-    if model is not None:
-        report = _evaluate_model(model, read(test), label, ks, names, relevance_threshold, graded, bootstrap, seed,
-                                 per_user is not None, gates, batch_size, threads)
-    else:
-        report = evaluate(list(zip(labels, [read(p) for p in recs])), read(test), train=read(train), items=read(items),
-                          predictions=[read(p) for p in predictions or []], ks=ks, metrics=names,
-                          relevance_threshold=relevance_threshold, graded=graded, only_recommended=only_recommended,
-                          exclude_train=exclude_train, compat=compat, item_feature=item_features,
-                          bootstrap=bootstrap, seed=seed, per_user=per_user is not None, gates=gates)
-    out.show_report(report)
-    out.write_results(report.results, output, fmt)
-    if per_user is not None:
-        from recli.data.io import write_table
-
-        write_table(report.per_user, per_user)
-    failures = failed_gates(report.results, gates)
-    if failures:
-        raise QualityGateError("quality gate failed: " + "; ".join(failures),
-                               hint="the model is below a --fail-under threshold (exit code 3); improve it or lower the gate")
-
-
-def _labels(recs: list[str], given: list[str] | None) -> list[str]:
-    from recli.errors import ConfigError
-
-    if given:
-        if len(given) != len(recs):
-            raise ConfigError(f"{len(given)} --label for {len(recs)} RECS files", hint="give one --label per RECS file, in order")
-        return list(given)
-    names = []
-    for p in recs:
-        name = Path(p).name
-        for ext in (".gz", ".csv", ".tsv", ".parquet", ".jsonl", ".json", ".ndjson"):
-            name = name[: -len(ext)] if name.lower().endswith(ext) else name
-        names.append("stdin" if p == "-" else name)
-    return names if len(set(names)) == len(names) else ["stdin" if p == "-" else p for p in recs]
-
-
-def _check_stdin(paths: list[Optional[str]]) -> None:
-    from recli.errors import ConfigError
-
-    if sum(1 for p in paths if p == "-") > 1:
-        raise ConfigError("only one input can be read from stdin ('-')", hint="write the others to files")
-
-
-def _check_model_options(recs, train, items, predictions, exclude_train, only_recommended, compat) -> None:
-    from recli.errors import ConfigError
-
-    clashes = [name for name, given in (("RECS files", bool(recs)), ("--train", train is not None),
-                                        ("--items", items is not None), ("--predictions", bool(predictions)),
-                                        ("--exclude-train", exclude_train), ("--only-recommended", only_recommended),
-                                        ("--compat", compat != "none")) if given]
-    if clashes:
-        raise ConfigError(f"--model cannot be combined with {', '.join(clashes)}",
-                          hint="--model scores every test user and excludes the model's own training items; "
-                               "to use those options, write recommendations with recli recommend and evaluate the file")
-
-
-def _evaluate_model(path, test, label, ks, names, threshold, graded, bootstrap, seed, per_user, gates, batch_size, threads):
-    from recli.artifacts import load_model
-    from recli.backend import threads_context
-    from recli.stages.evaluate_model import evaluate_model
-
-    name = (label or [Path(path).name])[0]
-    with threads_context(threads):
-        return evaluate_model(load_model(path), test, label=name, ks=ks, metrics=names, relevance_threshold=threshold,
-                              graded=graded, bootstrap=bootstrap, seed=seed, per_user=per_user, gates=gates,
-                              batch_size=batch_size)
+    report = run_eval(EvalRequest(
+        recs=list(recs or []), test=test, model=model, batch_size=batch_size, train=train, items=items,
+        item_features=item_features, predictions=list(predictions or []), k=k, metrics=metrics,
+        relevance_threshold=relevance_threshold, graded=graded, only_recommended=only_recommended,
+        exclude_train=exclude_train, compat=compat, labels=label, bootstrap=bootstrap, seed=seed,
+        per_user=per_user is not None, fail_under=fail_under, input_format=input_format, threads=threads,
+        device=device))
+    out.publish(report, output, fmt, per_user)

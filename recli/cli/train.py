@@ -93,9 +93,8 @@ def _run(train_file, model, output, common, params, config_file, seed, threads, 
     check_destination(output)
     data = stage.load_interactions(train_file, input_format)
     valid_data = stage.load_validation(valid, data) if valid else None
-    total = getattr(config, "iterations", None) or getattr(config, "epochs", None)
     with progress() as bar:
-        task = bar.add_task(f"training {cls.name}", total=total)
+        task = bar.add_task(f"training {cls.name}", total=getattr(config, "iterations", None))
 
         def on_epoch(info):
             metrics = "".join(f"  {k} {v:.4f}" for k, v in info.metrics.items())

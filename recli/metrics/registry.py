@@ -1,7 +1,7 @@
 """The single registry of metric names: kind, requirements, formula and edge cases.
 
-``recli eval --list-metrics``, the README table, ``--metrics`` validation and the
-``--fail-under`` parser all derive from :data:`METRICS`. Notation: ``L`` is the user's
+``recli eval --list-metrics``, ``--metrics`` validation and the ``--fail-under``
+parser all derive from :data:`METRICS`. Notation: ``L`` is the user's
 ranked list (best first, cut at ``k``), ``R`` the user's relevant test items, ``rel_j``
 is 1 when the item at rank ``j`` (1-based) is in ``R``, ``hits@k = sum_{j<=k} rel_j``.
 """
@@ -212,11 +212,3 @@ def metrics_text() -> str:
         lines.append(f"    edge cases: {m.edge_cases}")
     return "\n".join(lines) + "\n"
 
-
-def metrics_markdown() -> str:
-    """The README table (kept in sync by a test)."""
-    rows = ["| metric | kind | formula | edge cases |", "|---|---|---|---|"]
-    for m in METRICS.values():
-        esc = lambda s: s.replace("|", "\\|")  # noqa: E731
-        rows.append(f"| `{m.name}` | {m.kind} | {esc(m.formula)} | {esc(m.edge_cases)} |")
-    return "\n".join(rows) + "\n"

@@ -1,20 +1,26 @@
 """``recli eval`` as a plain function: recommendation / truth frames in, results frame out.
 
-Ids are mapped to integers once (:mod:`recli.stages.eval_inputs`); every metric is then
+:func:`run_eval` is the command's entry point: an :class:`EvalRequest` (its options and
+file paths) in, an :class:`EvalReport` out, from RECS files (:func:`evaluate`) or a model
+directory (:func:`recli.stages.evaluate_model.evaluate_model`). Ids are mapped to integers once (:mod:`recli.stages.eval_inputs`); every metric is then
 computed by :class:`recli.metrics.Evaluator` over arrays, exactly as a model scored in
 batches would be. Nothing here prints or exits: notes for people come back in the report.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from recli.backend import threads_context
+from recli.data.io import read_table
 from recli.errors import ConfigError, InputError
 from recli.metrics import METRICS, Evaluator, bootstrap_ci, paired_tests, rating_errors
-from recli.metrics.registry import DEFAULT_METRICS, metric_key
+from recli.metrics.registry import COMPAT_MODES, DEFAULT_METRICS, metric_key, parse_gates, parse_ks, parse_metrics
 from recli.stages import eval_inputs as ei
 
 RESULT_SCHEMA = {"model": pl.Utf8, "metric": pl.Utf8, "k": pl.Int64, "value": pl.Float64, "users": pl.Int64,
@@ -24,7 +30,8 @@ RESULT_SCHEMA = {"model": pl.Utf8, "metric": pl.Utf8, "k": pl.Int64, "value": pl
 @dataclass
 class EvalReport:
     """``results``: one row per model x metric x k (``RESULT_SCHEMA``); ``per_user``: one
-    row per model x user (when asked); ``notes`` / ``warnings``: lines for people."""
+    row per model x user (when asked); ``notes`` / ``warnings``: lines for people;
+    ``failures``: one line per failed ``--fail-under`` gate (filled by :func:`run_eval`)."""
 
     results: pl.DataFrame
     per_user: pl.DataFrame | None
@@ -32,6 +39,128 @@ class EvalReport:
     labels: list[str]
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalRequest:
+    """The options of one ``recli eval`` run (see ``recli eval --help``): table paths
+    (``-`` = stdin) and option values as given on the command line."""
+
+    recs: list[str] = field(default_factory=list)
+    test: str | None = None
+    model: str | None = None  # a model directory, scored instead of RECS files
+    batch_size: int = 1024
+    train: str | None = None
+    items: str | None = None
+    item_features: str = "genres"
+    predictions: list[str] = field(default_factory=list)
+    k: str = "10"
+    metrics: str | None = None
+    relevance_threshold: float | None = None
+    graded: bool = False
+    only_recommended: bool = False
+    exclude_train: bool = False
+    compat: str = "none"
+    labels: list[str] | None = None
+    bootstrap: int = 0
+    seed: int = 0
+    per_user: bool = False
+    fail_under: str | None = None
+    input_format: str | None = None
+    threads: int = 0
+    device: str = "cpu"
+
+
+def run_eval(req: EvalRequest) -> EvalReport:
+    """Check ``req``, read its tables and score them: the RECS files with :func:`evaluate`,
+    or the model directory ``req.model`` through the backend for ``req.device``. Gates are
+    computed too; the report's ``failures`` lists those that failed."""
+    recs = _check_request(req)
+    ks, names, gates = parse_ks(req.k), (parse_metrics(req.metrics) if req.metrics else None), parse_gates(req.fail_under)
+    labels = _labels(recs, req.labels) if req.model is None else []
+    _check_stdin(recs + [req.test, req.train, req.items] + req.predictions)
+    with threads_context(req.threads):
+        if req.model is not None:
+            report = _evaluate_model(req, ks, names, gates)
+        else:
+            report = _evaluate_files(req, list(zip(labels, recs, strict=True)), ks, names, gates)
+    report.failures = failed_gates(report.results, gates)
+    return report
+
+
+def _check_request(req: EvalRequest) -> list[str]:
+    """Option clashes are errors; returns the RECS paths (stdin when none is given)."""
+    if req.test is None:
+        raise ConfigError("--test is required", hint="pass the truth table: recli eval RECS --test TEST")
+    if req.compat not in COMPAT_MODES:
+        raise ConfigError(f"unknown --compat {req.compat!r}", hint=f"use one of: {', '.join(COMPAT_MODES)}")
+    if req.model is not None:
+        clashes = [name for name, given in (("RECS files", bool(req.recs)), ("--train", req.train is not None),
+                                            ("--items", req.items is not None), ("--predictions", bool(req.predictions)),
+                                            ("--exclude-train", req.exclude_train),
+                                            ("--only-recommended", req.only_recommended),
+                                            ("--compat", req.compat != "none")) if given]
+        if clashes:
+            raise ConfigError(f"--model cannot be combined with {', '.join(clashes)}",
+                              hint="--model scores every test user and excludes the model's own training items; "
+                                   "to use those options, write recommendations with recli recommend and evaluate "
+                                   "the file")
+        return []
+    if not req.recs and sys.stdin.isatty():
+        raise ConfigError("no RECS file given and nothing piped in",
+                          hint="pass recommendation files, e.g. recli eval recs.csv --test test.csv, or pipe them in")
+    return list(req.recs) or ["-"]
+
+
+def _labels(recs: list[str], given: list[str] | None) -> list[str]:
+    """One name per RECS file: ``given`` (one each), else the file names without their
+    extensions (the paths when two names clash; ``stdin`` for ``-``)."""
+    if given:
+        if len(given) != len(recs):
+            raise ConfigError(f"{len(given)} --label for {len(recs)} RECS files", hint="give one --label per RECS file, in order")
+        return list(given)
+    names = []
+    for p in recs:
+        name = Path(p).name
+        for ext in (".gz", ".csv", ".tsv", ".parquet", ".jsonl", ".json", ".ndjson"):
+            name = name[: -len(ext)] if name.lower().endswith(ext) else name
+        names.append("stdin" if p == "-" else name)
+    return names if len(set(names)) == len(names) else ["stdin" if p == "-" else p for p in recs]
+
+
+def _check_stdin(paths: list[str | None]) -> None:
+    if sum(1 for p in paths if p == "-") > 1:
+        raise ConfigError("only one input can be read from stdin ('-')", hint="write the others to files")
+
+
+def _read(path: str | None, req: EvalRequest) -> pl.DataFrame | None:
+    """The table at ``path`` (``-`` = stdin) in ``--input-format``; no path, no table."""
+    return None if path is None else read_table(path, req.input_format)
+
+
+def _evaluate_files(req: EvalRequest, recs: list[tuple[str, str]], ks, names, gates) -> EvalReport:
+    """``(label, path)`` RECS files scored against the tables ``req`` names, with :func:`evaluate`."""
+    return evaluate([(label, _read(p, req)) for label, p in recs], _read(req.test, req), train=_read(req.train, req),
+                    items=_read(req.items, req), predictions=[_read(p, req) for p in req.predictions], ks=ks,
+                    metrics=names, relevance_threshold=req.relevance_threshold, graded=req.graded,
+                    only_recommended=req.only_recommended, exclude_train=req.exclude_train, compat=req.compat,
+                    item_feature=req.item_features, bootstrap=req.bootstrap, seed=req.seed, per_user=req.per_user,
+                    gates=gates)
+
+
+def _evaluate_model(req: EvalRequest, ks, names, gates) -> EvalReport:
+    """``--model``: the model loaded on ``req.device``, its test users scored in batches."""
+    from recli.artifacts import load_model
+    from recli.backend import get_backend
+    from recli.stages.evaluate_model import evaluate_model  # it imports this module
+
+    test = _read(req.test, req)
+    label = (req.labels or [Path(req.model).name])[0]
+    return evaluate_model(load_model(req.model, get_backend(req.device, req.threads)), test, label=label, ks=ks,
+                          metrics=names, relevance_threshold=req.relevance_threshold, graded=req.graded,
+                          bootstrap=req.bootstrap, seed=req.seed, per_user=req.per_user, gates=gates,
+                          batch_size=req.batch_size)
 
 
 @dataclass
@@ -79,16 +208,7 @@ def evaluate(recs: list[tuple[str, pl.DataFrame]], test: pl.DataFrame, *, train:
     """
     if test.height == 0:
         raise InputError("the test set is empty", hint="pass a TEST file with user,item rows")
-    labels = [label for label, _ in recs]
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"two RECS share the label {labels!r}", hint="give distinct names with --label")
-    predictions = list(predictions or [])
-    if len(predictions) > len(recs):
-        raise ConfigError("more --predictions files than RECS files", hint="give at most one --predictions per RECS")
-    predictions += [None] * (len(recs) - len(predictions))
-    models = [_Model(label, ei.prepare_recs(df, f"RECS {label!r}"),
-                     None if p is None else ei.prepare_pairs(p, "--predictions", ei.PREDICTION_COLUMNS, "prediction"))
-              for (label, df), p in zip(recs, predictions)]
+    models = _prepare_models(recs, list(predictions or []))
     rated, relevant = ei.prepare_test(test, "TEST", relevance_threshold, graded)
     notes: list[str] = []
     has_pred = any(m.predictions is not None or "prediction" in m.recs.columns for m in models)
@@ -114,7 +234,20 @@ def evaluate(recs: list[tuple[str, pl.DataFrame]], test: pl.DataFrame, *, train:
     results = pl.DataFrame([r for m in models for r in m.rows], schema=RESULT_SCHEMA)
     users_rule = rule or f"rating metrics over rated TEST pairs ({rated.height} rows)"
     return EvalReport(results, _per_user_frame(models, enc, ranked, ks) if per_user and ranked else None,
-                      users_rule, labels, notes, warnings)
+                      users_rule, [m.label for m in models], notes, warnings)
+
+
+def _prepare_models(recs: list[tuple[str, pl.DataFrame]], predictions: list[pl.DataFrame | None]) -> list[_Model]:
+    """One :class:`_Model` per distinct label, with its ``--predictions`` frame (in order)."""
+    labels = [label for label, _ in recs]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"two RECS share the label {labels!r}", hint="give distinct names with --label")
+    if len(predictions) > len(recs):
+        raise ConfigError("more --predictions files than RECS files", hint="give at most one --predictions per RECS")
+    predictions = predictions + [None] * (len(recs) - len(predictions))
+    return [_Model(label, ei.prepare_recs(df, f"RECS {label!r}"),
+                   None if p is None else ei.prepare_pairs(p, "--predictions", ei.PREDICTION_COLUMNS, "prediction"))
+            for (label, df), p in zip(recs, predictions, strict=True)]
 
 
 def _harmonize(models, relevant, rated, train, items):
@@ -214,19 +347,28 @@ def _score_ranking(model, enc, names, ks, graded, only_recommended, exclude_trai
         model.per_user[res.user_rows] = res.per_user
         model.scored = np.zeros(enc.n_users, dtype=bool)
         model.scored[res.user_rows] = True
+    model.rows.extend(ranking_rows(model.label, res, bootstrap, seed))
+    model.keys = res.per_user_keys
+    return rule
+
+
+def ranking_rows(label: str, res, bootstrap: int = 0, seed: int = 0) -> list[dict]:
+    """``RESULT_SCHEMA`` rows of one model's :class:`~recli.metrics.Evaluator` result, one
+    per metric@k, with percentile-bootstrap 95% CIs over users when ``bootstrap > 0``
+    (metrics without per-user values, such as coverage, get none)."""
     low = high = None
     if bootstrap > 0:
         low, high = bootstrap_ci(res.per_user, res.per_user_weights, bootstrap, seed)
     col = {key: j for j, key in enumerate(res.per_user_keys)}
+    rows = []
     for key, value in res.values.items():
         name, _, k = key.partition("@")
         j = col.get(key)
-        model.rows.append({"model": model.label, "metric": name, "k": int(k), "value": value, "users": res.users[key],
-                           "ci_low": None if j is None or low is None else float(low[j]),
-                           "ci_high": None if j is None or high is None else float(high[j]),
-                           "p_ttest": None, "p_wilcoxon": None})
-    model.keys = res.per_user_keys
-    return rule
+        rows.append({"model": label, "metric": name, "k": int(k), "value": value, "users": res.users[key],
+                     "ci_low": None if j is None or low is None else float(low[j]),
+                     "ci_high": None if j is None or high is None else float(high[j]),
+                     "p_ttest": None, "p_wilcoxon": None})
+    return rows
 
 
 def _score_rating(model: _Model, names, rated: pl.DataFrame, notes, bootstrap: int = 0, seed: int = 0) -> None:

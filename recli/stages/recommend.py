@@ -1,20 +1,27 @@
 """``recli recommend``: a loaded model + users (or items) → top-k tables, in batches.
 
-Users are resolved against the model's vocabulary once (:func:`plan_users`); then
-:func:`recommend_batches` yields one ``user,item,score,rank`` frame per batch of
-``batch_size`` users: scores from ``model.score`` (BLAS inside the model), top-k by the
-parallel Numba kernel, which skips the user's training items by reading the stored CSR
-in place. Memory is bounded by ``batch_size x n_items`` scores, not by the user count.
+:func:`recommend` is the entry point: it takes a loaded model and a
+:class:`RecommendRequest` (the command's options, checked when it is built) and writes the
+table. Users are resolved against the model's vocabulary once (:func:`plan_users`); then
+:func:`recommend_batches` yields one top-k block per batch of ``batch_size`` users:
+scores from ``model.score`` (BLAS inside the model), top-k by the parallel Numba kernel,
+which skips the user's training items by reading the stored CSR in place. Memory is
+bounded by ``batch_size x n_items`` scores, not by the user count.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from recli.backend import threads_context
 from recli.console import log
+from recli.data.ids import read_ids
+from recli.data.io import output_format
+from recli.data.plain_text import csv_rows, write_csv_lines
 from recli.errors import ConfigError, InputError
 
 if TYPE_CHECKING:  # Polars and SciPy load lazily: one user's top-k as CSV needs neither
@@ -31,15 +38,144 @@ FALLBACK = -2  # plan marker: serve this user from popularity (--fallback popula
 RECS_COLUMNS = ("user", "item", "score", "rank")
 
 
+def _schema(owner: str = "user", other: str = "item") -> dict[str, Any]:
+    """Polars dtypes of a top-k table: ``owner, other, score, rank``."""
+    import polars as pl
+
+    return {owner: pl.Utf8, other: pl.Utf8, "score": pl.Float32, "rank": pl.Int32}
+
+
 def __getattr__(name: str) -> Any:
     """``RECS_SCHEMA`` / ``SIMILAR_SCHEMA`` (Polars dtypes), built on first use."""
-    if name in ("RECS_SCHEMA", "SIMILAR_SCHEMA"):
-        import polars as pl
-
-        first = "user" if name == "RECS_SCHEMA" else "item"
-        second = "item" if name == "RECS_SCHEMA" else "similar_item"
-        return {first: pl.Utf8, second: pl.Utf8, "score": pl.Float32, "rank": pl.Int32}
+    if name == "RECS_SCHEMA":
+        return _schema()
+    if name == "SIMILAR_SCHEMA":
+        return _schema("item", "similar_item")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ConfigError(f"-k must be at least 1 (got {k})", hint="ask for a positive number of items, e.g. -k 10")
+
+
+@dataclass
+class RecommendRequest:
+    """The options of one ``recli recommend`` run (see ``recli recommend --help``), checked
+    for clashes when built; ``started`` times the run from there (model loading included)."""
+
+    users: str | None = None  # a file of user ids ('-' = stdin)
+    user: list[str] | None = None
+    all_users: bool = False
+    k: int = 10
+    include_seen: bool = False
+    exclude_items: str | None = None
+    only_items: str | None = None
+    history: str | None = None
+    strict: bool = False
+    fallback: str | None = None
+    similar_items: list[str] | None = None
+    items_file: str | None = None
+    explain: bool = False
+    explain_top: int = 3
+    batch_size: int = 1024
+    output: str = "-"
+    fmt: str | None = None
+    threads: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def similar(self) -> bool:
+        """Similar items per item, not recommendations per user."""
+        return bool(self.similar_items or self.items_file)
+
+    def __post_init__(self) -> None:
+        _check_k(self.k)
+        if self.batch_size < 1 or self.explain_top < 1:
+            raise ConfigError("--batch-size and --explain-top must be at least 1", hint="e.g. --batch-size 1024")
+        by_user = bool(self.users or self.user or self.all_users)
+        if self.similar and by_user:
+            raise ConfigError("choose users (--users/--user/--all-users) or items (--similar-items/--items-file), "
+                              "not both", hint="run recli recommend twice")
+        if not self.similar and not by_user:
+            raise ConfigError("no users given", hint="pass --user ID, --users FILE, --all-users, or --similar-items ITEM")
+        if self.all_users and (self.users or self.user):
+            raise ConfigError("--all-users cannot be combined with --users/--user", hint="drop one of them")
+        if self.users == "-" and self.history == "-":
+            raise ConfigError("--users and --history cannot both read stdin", hint="give one of them as a file")
+        if self.similar and (self.explain or self.history):
+            raise ConfigError("--explain and --history apply to user recommendations, not --similar-items",
+                              hint="drop them, or ask for users")
+
+
+def recommend(mf: ModelFile, request: RecommendRequest) -> int:
+    """Write the top-k table ``request`` asks for from model ``mf``: ``user,item,score,rank``
+    per user (with ``--explain``: plus the contributing history items), or
+    ``item,similar_item,score,rank`` per item. Returns the number of rows written."""
+    if request.explain and not mf.model.can_explain:
+        raise ConfigError(f"model {mf.model.name!r} cannot explain its recommendations",
+                          hint="use --explain with a model that can (recli train --list-models shows 'explain')")
+    banned = item_ban_mask(mf.items, _read_ids(request.exclude_items, "item", "--exclude-items"),
+                           _read_ids(request.only_items, "item", "--only-items"))
+    if request.similar:
+        rows, n = _write_similar(mf, request, banned)
+    else:
+        rows, n = _write_recommendations(mf, request, banned)
+    log.debug(f"{rows} rows for {n} {'items' if request.similar else 'users'} "
+              f"in {time.perf_counter() - request.started:.2f}s")
+    return rows
+
+
+def _read_ids(source: str | None, column: str, what: str) -> list[str] | None:
+    """The ids in file ``source``; None without one."""
+    return read_ids(source, column, what) if source else None
+
+
+def _write_similar(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | None) -> tuple[int, int]:
+    """``item,similar_item,score,rank`` rows; returns (rows, query items)."""
+    ids = list(req.similar_items or []) + (_read_ids(req.items_file, "item", "--items-file") or [])
+    names, iidx = plan_items(mf, list(dict.fromkeys(ids)), req.strict)
+    with threads_context(req.threads, numba=needs_numba(len(names), len(mf.items), req.batch_size)):
+        frames = (to_frame(names, mf.items, *batch, names=("item", "similar_item"))
+                  for batch in similar_batches(mf, iidx, req.k, banned=banned, batch_size=req.batch_size))
+        rows = _write_frames(frames, req, _schema("item", "similar_item"))
+    return rows, len(names)
+
+
+def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | None) -> tuple[int, int]:
+    """``user,item,score,rank`` rows (``--explain``: with ``because`` columns); returns
+    (rows, users). Plain CSV for ``--user`` ids goes through the stdlib writer, no Polars."""
+    history = read_history(req.history, mf) if req.history else None
+    ids = None if req.all_users else list(dict.fromkeys((_read_ids(req.users, "user", "--users") or [])
+                                                        + list(req.user or [])))
+    plan = plan_users(mf, ids, all_users=req.all_users, history=history, strict=req.strict, fallback=req.fallback)
+    nested = req.explain and ((req.fmt or "").lower() == "jsonl" or req.output.lower().endswith((".jsonl", ".ndjson")))
+    with threads_context(req.threads, numba=needs_numba(len(plan.ids), len(mf.items), req.batch_size)):
+        batches = recommend_batches(mf, plan, req.k, include_seen=req.include_seen, banned=banned,
+                                    batch_size=req.batch_size)
+        if req.explain:
+            frames = (explain_frame(mf, plan, *b, top=req.explain_top, nested=nested) for b in batches)
+            rows = _write_frames(frames, req, explain_schema(nested))
+        elif _plain_csv(req):
+            rows = write_csv_lines(RECS_COLUMNS, csv_rows(plan.ids, mf.items, batches), req.output)
+        else:
+            rows = _write_frames((to_frame(plan.ids, mf.items, *b) for b in batches), req, _schema())
+    return rows, len(plan.ids)
+
+
+def _plain_csv(req: RecommendRequest) -> bool:
+    """``--user`` requests written as plain uncompressed CSV: the stdlib writer serves them."""
+    return (not (req.users or req.all_users or req.history or req.fallback)
+            and output_format(req.output, req.fmt) == "csv" and not req.output.lower().endswith(".gz"))
+
+
+def _write_frames(frames: Iterator[pl.DataFrame], req: RecommendRequest, schema: dict[str, Any]) -> int:
+    """Stream ``frames`` to ``req.output`` (header only, from ``schema``, when there are none)."""
+    import polars as pl
+
+    from recli.data.stream import write_stream
+
+    return write_stream(frames, req.output, req.fmt, pl.DataFrame(schema=schema))
 
 
 @dataclass
@@ -50,27 +186,6 @@ class UserPlan:
     uidx: np.ndarray
     history: sp.csr_matrix | None  # rows aligned with ``ids`` (only -1 users' rows used)
     skipped: int = 0
-
-
-def read_ids(source: str, column: str, what: str, fmt: str | None = None) -> list[str]:
-    """Ids from a table with a ``column`` column, or a file of one id per line."""
-    import polars as pl
-
-    from recli.data.io import read_table
-
-    df = read_table(source, fmt)
-    if column in df.columns:
-        series = df[column]
-    elif df.width == 1:
-        # a single unnamed column: every line (the first one too) is an id
-        df = read_table(source, fmt, has_header=False, columns=[column]) if source != "-" else \
-            pl.concat([pl.DataFrame({column: [df.columns[0]]}), df.rename({df.columns[0]: column})])
-        series = df[column]
-    else:
-        raise InputError(f"{what} {source!r} has no {column!r} column (found: {', '.join(df.columns)})",
-                         hint=f"name the column {column!r}, or give one id per line")
-    ids = series.cast(pl.Utf8).drop_nulls().str.strip_chars()
-    return ids.filter(ids != "").unique(maintain_order=True).to_list()
 
 
 def item_ban_mask(items: Vocab, exclude: list[str] | None, only: list[str] | None) -> np.ndarray | None:
@@ -222,8 +337,7 @@ def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bo
                       banned: np.ndarray | None = None, batch_size: int = 1024) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield ``(batch positions, items (B, k) int32, scores (B, k) float32)`` per batch;
     item ``-1`` pads rows with fewer than ``k`` eligible items."""
-    if k < 1:
-        raise ConfigError(f"-k must be at least 1 (got {k})", hint="ask for -k 10, say")
+    _check_k(k)
     popular = popularity_scores(mf) if (plan.uidx == FALLBACK).any() else None
     xp_path = _xp_path(mf)
     for start in range(0, len(plan.ids), batch_size):
@@ -250,42 +364,6 @@ def to_frame(ids: list[str], vocab: Vocab, pos: np.ndarray, items: np.ndarray, v
     ranks = np.broadcast_to(np.arange(1, items.shape[1] + 1, dtype=np.int32), items.shape)[valid]
     return pl.DataFrame({names[0]: owners, names[1]: vocab.lookup(items[valid]).rename(names[1]),
                          "score": values[valid].astype(np.float32), "rank": ranks})
-
-
-def csv_rows(ids: list[str], vocab: Vocab, batches: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Iterator[list[str]]:
-    """The rows of :func:`to_frame` as CSV fields, formatted and quoted exactly as Polars'
-    ``write_csv`` does (for a few users: no Polars import)."""
-    for pos, items, values in batches:
-        for b, p in enumerate(pos):
-            valid = np.flatnonzero(items[b] >= 0)
-            names = vocab.lookup_list(items[b][valid])
-            owner = csv_field(ids[p])
-            for j, name in zip(valid, names):
-                yield [owner, csv_field(name), format_float32(values[b, j]), str(j + 1)]
-
-
-def csv_field(text: str) -> str:
-    """Polars' CSV quoting: quote empty strings and those holding a comma, quote or line break."""
-    if text == "" or any(c in text for c in ',"\n\r'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def format_float32(value: Any) -> str:
-    """A float32 as Polars writes it in CSV: the shortest round-trip digits, positional for
-    decimal exponents -6..12 (``5.0``, ``0.00001``), scientific otherwise (``1e-7``,
-    ``1.5e+20``); ``NaN``, ``inf``, ``-inf``."""
-    v = np.float32(value)
-    if np.isnan(v):
-        return "NaN"
-    if np.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if v == 0:
-        return "-0.0" if np.signbit(v) else "0.0"
-    sci = np.format_float_scientific(v, unique=True, trim="-", exp_digits=1)
-    if -6 <= int(sci.rsplit("e", 1)[1]) <= 12:
-        return np.format_float_positional(v, unique=True, trim="0")
-    return sci
 
 
 def _history_of(mf: ModelFile, plan: UserPlan, position: int) -> tuple[np.ndarray, np.ndarray]:
@@ -326,9 +404,7 @@ def explain_frame(mf: ModelFile, plan: UserPlan, pos: np.ndarray, items: np.ndar
             recs["rank"].append(j + 1)
     import polars as pl
 
-    RECS_SCHEMA = __getattr__("RECS_SCHEMA")
-    because_type = pl.List(pl.Struct({"item": pl.Utf8, "contribution": pl.Float64}))
-    df = pl.DataFrame(recs, schema={**RECS_SCHEMA, "because": because_type})
+    df = pl.DataFrame(recs, schema=explain_schema(nested=True))
     if nested:
         return df
     return (df.explode("because").with_columns(pl.col("because").struct.field("item").alias("because_item"),
@@ -337,12 +413,12 @@ def explain_frame(mf: ModelFile, plan: UserPlan, pos: np.ndarray, items: np.ndar
 
 
 def explain_schema(nested: bool) -> dict[str, Any]:
+    """Polars dtypes of :func:`explain_frame`'s table, flat or ``nested``."""
     import polars as pl
 
-    RECS_SCHEMA = __getattr__("RECS_SCHEMA")
     if nested:
-        return {**RECS_SCHEMA, "because": pl.List(pl.Struct({"item": pl.Utf8, "contribution": pl.Float64}))}
-    return {**RECS_SCHEMA, "because_item": pl.Utf8, "contribution": pl.Float64}
+        return {**_schema(), "because": pl.List(pl.Struct({"item": pl.Utf8, "contribution": pl.Float64}))}
+    return {**_schema(), "because_item": pl.Utf8, "contribution": pl.Float64}
 
 
 def plan_items(mf: ModelFile, ids: list[str], strict: bool = False) -> tuple[list[str], np.ndarray]:
@@ -362,8 +438,7 @@ def similar_batches(mf: ModelFile, iidx: np.ndarray, k: int, *, banned: np.ndarr
                     batch_size: int = 1024) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Like :func:`recommend_batches` for items: the model's item similarity, the item
     itself excluded (a one-entry "seen" row per query item)."""
-    if k < 1:
-        raise ConfigError(f"-k must be at least 1 (got {k})", hint="ask for -k 10, say")
+    _check_k(k)
     for start in range(0, iidx.shape[0], batch_size):
         pos = np.arange(start, min(start + batch_size, iidx.shape[0]))
         query = iidx[pos]
