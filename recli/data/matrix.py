@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -143,6 +143,31 @@ def csr_from_arrays(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, s
     return m
 
 
+def as_csr(matrix: Any, *, n_cols: int | None = None, drop_zeros: bool = False,
+           what: str = "user_items") -> sp.csr_matrix:
+    """The one CSR normalisation: a float32 CSR copy with int64 ``indptr`` and sorted,
+    duplicate-free (summed) int32 ``indices``, what every model and kernel expects.
+
+    ``n_cols``: the column count it must have (else :class:`InputError`, e.g. a history
+    built over another item vocabulary); ``drop_zeros``: also remove explicitly stored
+    zeros (for models that read any stored cell as an interaction).
+    """
+    import scipy.sparse as sp
+
+    if not (sp.issparse(matrix) or isinstance(matrix, np.ndarray)):
+        raise InputError(f"{what} must be a scipy sparse matrix", hint="pass the CSR built from the interactions")
+    m = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    if n_cols is not None and m.shape[1] != n_cols:
+        raise InputError(f"{what} has {m.shape[1]} item columns, the model has {n_cols}",
+                         hint="map the items through the model's item vocabulary")
+    m.sum_duplicates()  # also sorts the indices
+    if drop_zeros:
+        m.eliminate_zeros()
+    m.indptr = m.indptr.astype(np.int64, copy=False)
+    m.indices = m.indices.astype(np.int32, copy=False)
+    return m
+
+
 def csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(indptr int64, indices int32, data float32)`` of a CSR matrix with sorted rows."""
     import scipy.sparse as sp
@@ -152,6 +177,25 @@ def csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarra
         m = m.sorted_indices()
     return (np.ascontiguousarray(m.indptr, dtype=np.int64), np.ascontiguousarray(m.indices, dtype=np.int32),
             np.ascontiguousarray(m.data, dtype=np.float32))
+
+
+def item_counts(indices: np.ndarray, n_items: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Popularity: stored cells per item column (distinct users, cells being unique), or
+    the sum of ``weights`` over them; float32, length ``n_items``."""
+    return np.bincount(np.asarray(indices), weights=weights, minlength=n_items).astype(np.float32)
+
+
+def rows_of(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each listed row's items as a CSR ``(indptr int64, indices int32)``: row ``r`` of the
+    result holds ``indices`` of row ``rows[r]`` of the CSR ``(indptr, indices)``, empty
+    where ``rows[r] < 0`` (e.g. users the model does not know)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    lengths = np.where(rows >= 0, np.diff(indptr)[np.maximum(rows, 0)], 0) if rows.size else rows
+    out_ptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out_ptr[1:])
+    parts = [np.asarray(indices[indptr[r]:indptr[r + 1]]) for r in rows if r >= 0]
+    out_idx = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, dtype=np.int32)
+    return out_ptr, out_idx
 
 
 def matrix_fingerprint(user_items: sp.csr_matrix, users_hash: str, items_hash: str) -> str:

@@ -205,17 +205,18 @@ def needs_numba(n_rows: int, n_items: int, batch_size: int = 1024) -> bool:
 
 
 def _topk(scores: np.ndarray, k: int, rows=None, indptr=None, indices=None, banned=None, xp_path: bool = False):
-    """The Numba kernel for real batches; the xp twin for tiny ones and for the
-    GPU-shaped backends (``xp-numpy``, ``gpu``), which run the vectorised path."""
-    if scores.shape[0] * scores.shape[1] > SMALL_BATCH_CELLS and not xp_path:
-        from recli.kernels.topk import topk
-    else:
-        from recli.kernels.topk_xp import topk_xp as topk
-    return topk(scores, k, rows, indptr, indices, banned)
+    """Top-k on the model backend's kernels (``xp_path``: that namespace, from
+    :func:`_xp_path`); the CPU namespace when none is given."""
+    from recli.backend import model_kernels
+
+    kernels = xp_path or model_kernels(None)
+    return kernels.topk(scores, k, rows, indptr, indices, banned)
 
 
 def _xp_path(mf: ModelFile) -> bool:
-    return getattr(getattr(mf.model, "backend", None), "name", "cpu") != "cpu"
+    from recli.backend import model_kernels
+
+    return model_kernels(mf.model)
 
 
 def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bool = False,
