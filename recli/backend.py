@@ -76,22 +76,18 @@ class Backend:
 
     def for_model(self, model_cls: type) -> "Backend":
         """This backend if ``model_cls`` supports its device; the CPU backend when the
-        device was ``auto``; otherwise :class:`ConfigError` naming the models that can."""
+        device was ``auto``; otherwise the model's ``device_refusal`` error (a
+        :class:`ConfigError` naming the models that can)."""
         if self.device in getattr(model_cls, "devices", ("cpu",)):
             return self
         if self.requested == "auto":
-            log.info(f"device auto: {model_cls.name} has no GPU kernels; using cpu")
-            return Backend("cpu", np, self.threads, "auto")
-        raise _unsupported(model_cls, self.device)
+            return _auto_cpu(model_cls, self.threads)
+        raise model_cls.device_refusal(self.device)
 
 
-def _unsupported(model_cls: type, device: str) -> ConfigError:
-    from recli.models import registry
-
-    able = [name for name, cls in registry().items() if device in cls.devices]
-    return ConfigError(f"model {model_cls.name!r} has no {device.upper()} kernels, so --device {device} cannot run it",
-                       hint=f"use --device cpu, or a model with {device.upper()} kernels: "
-                            f"{', '.join(able) or '(none)'}")
+def _auto_cpu(model_cls: type, threads: int) -> Backend:
+    log.info(f"device auto: {model_cls.name} has no GPU kernels; using cpu")
+    return Backend("cpu", np, threads, "auto")
 
 
 def gpu_available() -> bool:
@@ -113,13 +109,12 @@ def get_backend(device: str = "cpu", threads: int = 0, model: type | None = None
     requested = (device or "cpu").lower()
     if requested not in DEVICES + (_TEST_DEVICE,):
         raise ConfigError(f"unknown device {device!r}", hint=f"use one of: {', '.join(DEVICES)}")
-    supported = getattr(model, "devices", ("cpu", "gpu")) if model is not None else ("cpu", "gpu")
-    if requested in ("gpu", _TEST_DEVICE) and "gpu" not in supported:
-        raise _unsupported(model, "gpu")
+    if model is not None and "gpu" not in getattr(model, "devices", ("cpu",)):
+        if requested in ("gpu", _TEST_DEVICE):
+            raise model.device_refusal("gpu")
+        if requested == "auto":
+            return _auto_cpu(model, threads)
     if requested == "auto":
-        if "gpu" not in supported:
-            log.info(f"device auto: {model.name} has no GPU kernels; using cpu")
-            return Backend("cpu", np, threads, requested)
         chosen = "gpu" if gpu_available() else "cpu"
         log.info(f"device auto: using {chosen}" + ("" if chosen == "gpu" else " (no usable GPU)"))
         return Backend(chosen, importlib.import_module("cupy") if chosen == "gpu" else np, threads, requested)

@@ -43,8 +43,8 @@ def dot_scores(user_vectors: Any, item_factors: Any, item_bias: Any = None) -> n
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def gram(Y: Any, regularization: float = 0.0) -> np.ndarray:
-    """YᵀY + λI in float32."""
+def gram(Y: Any, regularization: float = 0.0) -> Any:
+    """YᵀY + λI in float32 (a NumPy array: this backend's array type)."""
     from recli.kernels.als import gram as kernel
 
     return kernel(Y, regularization)

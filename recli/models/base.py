@@ -232,6 +232,16 @@ class Model:
     # the known popularity order instead of the block structure).
     personalized: ClassVar[bool] = True
 
+    @classmethod
+    def device_refusal(cls, device: str) -> ConfigError:
+        """The error for running this model on ``device``, which it has no kernels for."""
+        from recli.models import registry
+
+        able = [name for name, model in registry().items() if device in model.devices]
+        return ConfigError(f"model {cls.name!r} has no {device.upper()} kernels, so --device {device} cannot run it",
+                           hint=f"use --device cpu, or a model with {device.upper()} kernels: "
+                                f"{', '.join(able) or '(none)'}")
+
     # -- training ---------------------------------------------------------
     def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "Model":
         raise NotImplementedError
