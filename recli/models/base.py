@@ -59,6 +59,10 @@ def param(default: Any, help: str, *, min: float | None = None, max: float | Non
 
 @dataclass
 class EpochInfo:
+    """What a model reports after each epoch: ``epoch`` counts from 1, ``elapsed`` is the
+    seconds of this epoch alone, ``loss`` the model's training loss (if it has one) and
+    ``metrics`` what the caller adds (``recli train --valid``: ``ndcg@10``)."""
+
     epoch: int
     elapsed: float
     loss: float | None = None

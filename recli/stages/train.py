@@ -123,7 +123,7 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     epochs_run = state["epochs"]
     if state["arrays"] is not None and state["best_epoch"] < epochs_run:
         losses = list(model.epoch_losses)
-        model = cls.from_arrays(config, {**train_arrays(data.user_items), **state["arrays"]}, backend)
+        model = cls.from_arrays(config, {**train_arrays(data.user_items), **state["arrays"]}, model.backend)
         model.n_users, model.n_items = data.user_items.shape
         model.epoch_losses = losses
         log.info(f"early stopping: kept epoch {state['best_epoch']} ({metric} {state['best']:.4f})")
@@ -159,7 +159,8 @@ def describe_model_list() -> list[dict[str, Any]]:
     from recli.models import registry
 
     return [{"name": name, "summary": cls.summary, "fold_in": cls.can_fold_in, "explain": cls.can_explain,
-             "parameters": [f for f in cls.Config.__dataclass_fields__]} for name, cls in registry().items()]
+             "devices": list(cls.devices), "parameters": [f for f in cls.Config.__dataclass_fields__]}
+            for name, cls in registry().items()]
 
 
 def summary_line(result: TrainResult, output: str | Path) -> str:
