@@ -169,12 +169,11 @@ def as_csr(matrix: Any, *, n_cols: int | None = None, drop_zeros: bool = False,
 
 
 def csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(indptr int64, indices int32, data float32)`` of a CSR matrix with sorted rows."""
+    """``(indptr int64, indices int32, data float32)`` of a CSR matrix with sorted rows
+    (a sorted CSR is read without a copy; anything else goes through :func:`as_csr`)."""
     import scipy.sparse as sp
 
-    m = matrix if isinstance(matrix, sp.csr_matrix) else sp.csr_matrix(matrix)
-    if not m.has_sorted_indices:
-        m = m.sorted_indices()
+    m = matrix if isinstance(matrix, sp.csr_matrix) and matrix.has_sorted_indices else as_csr(matrix)
     return (np.ascontiguousarray(m.indptr, dtype=np.int64), np.ascontiguousarray(m.indices, dtype=np.int32),
             np.ascontiguousarray(m.data, dtype=np.float32))
 

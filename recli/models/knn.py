@@ -45,14 +45,15 @@ class ItemKNN(TrainMatrixModel):
     similarity: sp.csr_matrix
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "ItemKNN":
+        from recli.backend import threads_context
         from recli.kernels.similarity import build_similarity
 
         start = time.perf_counter()
         self._keep_train(user_items)
         c = self.config
-        self.similarity = build_similarity(self.train.T.tocsr(), c.neighbours, c.similarity, c.weighting,
-                                           c.shrink, c.alpha, c.bm25_k1, c.bm25_b, self.backend.threads,
-                                           features=self.train)
+        with threads_context(self.backend.threads) as threads:
+            self.similarity = build_similarity(self.train.T.tocsr(), c.neighbours, c.similarity, c.weighting,
+                                               c.shrink, c.alpha, c.bm25_k1, c.bm25_b, threads, features=self.train)
         self._report(on_epoch, 1, start, None)
         return self
 
@@ -89,14 +90,15 @@ class UserKNN(TrainMatrixModel):
     similarity: sp.csr_matrix
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "UserKNN":
+        from recli.backend import threads_context
         from recli.kernels.similarity import prepare_rows, similarity_topk
 
         start = time.perf_counter()
         self._keep_train(user_items)
         c = self.config
         self._prepared, self._state = prepare_rows(self.train, c.similarity, c.weighting, c.bm25_k1, c.bm25_b)
-        self.similarity = similarity_topk(self._prepared, c.neighbours, c.similarity, c.shrink, c.alpha,
-                                          self.backend.threads)
+        with threads_context(self.backend.threads) as threads:
+            self.similarity = similarity_topk(self._prepared, c.neighbours, c.similarity, c.shrink, c.alpha, threads)
         self._report(on_epoch, 1, start, None)
         return self
 
