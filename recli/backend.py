@@ -1,12 +1,24 @@
-"""Compute backends: an array module ``xp`` plus a ``kernels`` namespace.
+"""Compute backends: the single device seam.
 
-``get_backend("cpu")`` gives NumPy, and models call their Numba kernels
-(:mod:`recli.kernels`). ``get_backend("xp-numpy")`` gives NumPy driving the
-*GPU-shaped* vectorised code path (the same orchestration CuPy will run), so CI
-exercises it without a GPU.
-``get_backend("gpu")`` gives CuPy, or raises :class:`DeviceUnavailable` with the install
-hint. ``auto`` picks gpu when usable, else cpu, and logs its choice.
+A :class:`Backend` carries an array module ``xp`` and a ``kernels`` namespace:
+:mod:`recli.kernels.cpu` (Numba) for ``cpu``, :class:`recli.kernels.xp.XPKernels` bound to
+``xp`` for the array-module path: CuPy on ``gpu``, NumPy on the internal ``xp-numpy``
+device (the GPU-shaped code run without a GPU, for tests). Both namespaces offer the same
+functions with the same signatures, so models and stages ask ``backend.kernels`` and
+never branch on the device.
 
+Each registered model declares the devices it runs on (``Model.devices``). Only a model
+that lists ``"gpu"`` may get a GPU-shaped backend; it then reaches its kernels only
+through ``backend.kernels``. A CPU-only model may call its Numba kernels directly: the
+model constructor (:meth:`Backend.for_model`) guarantees its backend is the CPU one.
+
+* ``cpu``: NumPy + Numba.
+* ``gpu``: refused (:class:`ConfigError`) for a model without GPU kernels, listing those
+  that have them; else CuPy, or :class:`DeviceUnavailable` with the install hint.
+* ``auto``: the GPU when one is usable *and* the model supports it, else the CPU; the
+  choice is logged as an info line.
+
+``Backend.name`` is the device that really runs, and what ``meta.json`` records.
 Importing this module never imports CuPy or Numba; both load on first use.
 """
 
@@ -15,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
@@ -24,19 +36,37 @@ from recli.console import log
 from recli.errors import ConfigError, DeviceUnavailable
 
 DEVICES = ("cpu", "gpu", "auto")
+_TEST_DEVICE = "xp-numpy"  # internal: the GPU-shaped path on NumPy (not advertised)
 
 
 @dataclass
 class Backend:
-    """``name`` is what is recorded in model metadata; ``xp`` is numpy or cupy."""
+    """``name``: the device that runs (``cpu``, ``gpu``, ``xp-numpy``), recorded in model
+    metadata; ``xp``: numpy or cupy; ``requested``: the ``--device`` value it came from
+    (``auto`` may still fall back to the CPU for a CPU-only model)."""
 
     name: str
     xp: Any
     threads: int = 0
+    requested: str = ""
+    _kernels: Any = field(default=None, repr=False, compare=False)
 
     @property
-    def is_gpu(self) -> bool:
-        return self.name == "gpu"
+    def device(self) -> str:
+        """The device class a model must support to run here: ``cpu`` or ``gpu``."""
+        return "cpu" if self.name == "cpu" else "gpu"
+
+    @property
+    def kernels(self) -> Any:
+        """The kernel namespace of this device (same functions on every device)."""
+        if self._kernels is None:
+            if self.name == "cpu":
+                self._kernels = importlib.import_module("recli.kernels.cpu")
+            else:
+                from recli.kernels.xp import XPKernels
+
+                self._kernels = XPKernels(self.xp)
+        return self._kernels
 
     def to_host(self, array: Any) -> np.ndarray:
         """Device arrays never escape a model: convert to NumPy."""
@@ -44,8 +74,24 @@ class Backend:
             return np.asarray(array)
         return self.xp.asnumpy(array)
 
+    def for_model(self, model_cls: type) -> "Backend":
+        """This backend if ``model_cls`` supports its device; the CPU backend when the
+        device was ``auto``; otherwise the model's ``device_refusal`` error (a
+        :class:`ConfigError` naming the models that can)."""
+        if self.device in getattr(model_cls, "devices", ("cpu",)):
+            return self
+        if self.requested == "auto":
+            return _auto_cpu(model_cls, self.threads)
+        raise model_cls.device_refusal(self.device)
+
+
+def _auto_cpu(model_cls: type, threads: int) -> Backend:
+    log.info(f"device auto: {model_cls.name} has no GPU kernels; using cpu")
+    return Backend("cpu", np, threads, "auto")
+
 
 def gpu_available() -> bool:
+    """Whether CuPy imports and reports at least one CUDA device."""
     try:
         cupy = importlib.import_module("cupy")
         return int(cupy.cuda.runtime.getDeviceCount()) > 0
@@ -53,25 +99,39 @@ def gpu_available() -> bool:
         return False
 
 
-def get_backend(device: str = "cpu", threads: int = 0) -> Backend:
-    """Return the backend for ``device`` (cpu, gpu, auto; xp-numpy for tests)."""
-    device = (device or "cpu").lower()
-    if device == "cpu":
-        return Backend("cpu", np, threads)
-    if device == "xp-numpy":
-        return Backend("xp-numpy", np, threads)
-    if device == "gpu":
-        if not gpu_available():
-            raise DeviceUnavailable(
-                "--device gpu needs CuPy and a CUDA GPU, and none is usable here",
-                hint="install the extra that matches your CUDA ('pip install recli[cuda12]'), or use --device cpu",
-            )
-        return Backend("gpu", importlib.import_module("cupy"), threads)
-    if device == "auto":
+def get_backend(device: str = "cpu", threads: int = 0, model: type | None = None) -> Backend:
+    """The backend for ``device`` (cpu, gpu, auto; xp-numpy for tests).
+
+    With ``model`` (a model class), its declared ``devices`` are checked first, so a
+    model without GPU kernels is refused on ``gpu`` whether or not a GPU is usable, and
+    ``auto`` considers the GPU only for models that support it.
+    """
+    requested = (device or "cpu").lower()
+    if requested not in DEVICES + (_TEST_DEVICE,):
+        raise ConfigError(f"unknown device {device!r}", hint=f"use one of: {', '.join(DEVICES)}")
+    if model is not None and "gpu" not in getattr(model, "devices", ("cpu",)):
+        if requested in ("gpu", _TEST_DEVICE):
+            raise model.device_refusal("gpu")
+        if requested == "auto":
+            return _auto_cpu(model, threads)
+    if requested == "auto":
         chosen = "gpu" if gpu_available() else "cpu"
-        log.info(f"device auto: using {chosen}")
-        return get_backend(chosen, threads)
-    raise ConfigError(f"unknown device {device!r}", hint=f"use one of: {', '.join(DEVICES)}")
+        log.info(f"device auto: using {chosen}" + ("" if chosen == "gpu" else " (no usable GPU)"))
+        return Backend(chosen, importlib.import_module("cupy") if chosen == "gpu" else np, threads, requested)
+    if requested == "gpu" and not gpu_available():
+        raise DeviceUnavailable(
+            "--device gpu needs CuPy and a CUDA GPU, and none is usable here",
+            hint="install the extra that matches your CUDA ('pip install recli[cuda12]'), or use --device cpu",
+        )
+    xp = importlib.import_module("cupy") if requested == "gpu" else np
+    return Backend(requested, xp, threads, requested)
+
+
+def model_kernels(model: Any) -> Any:
+    """The kernel namespace of the backend ``model`` runs on; the CPU one for ``None`` or
+    an object built without a backend."""
+    backend = getattr(model, "backend", None)
+    return (backend if backend is not None else get_backend("cpu")).kernels
 
 
 def resolve_threads(threads: int) -> int:

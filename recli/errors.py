@@ -68,9 +68,12 @@ class QualityGateError(RecliError):
 
 
 class ModelFitError(RecliError):
-    """Training broke down numerically (NaN/inf factors)."""
+    """Training diverged: the loss or the learned arrays hold NaN or infinity.
 
-    exit_code = EXIT_INTERNAL
+    The one error for a diverged fit, from every model and from the train stage's final
+    check. Exit 2, not 1: divergence is not a bug in recli but a setting the user can fix
+    (a smaller learning rate or alpha, more regularisation), and the hint says which.
+    """
 
 
 class EnvironmentFault(RecliError):

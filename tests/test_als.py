@@ -11,7 +11,8 @@ from recli.backend import get_backend
 from recli.errors import ConfigError, InputError
 from recli.kernels.als import als_loss, als_sweep
 from recli.kernels.als_xp import xp_als_loss, xp_als_sweep
-from recli.models.als import ALS, ALSConfig, csr_arrays
+from recli.data.matrix import csr_arrays
+from recli.models.als import ALS, ALSConfig
 from recli.models.base import build_config
 from tests import reference_als as ref
 

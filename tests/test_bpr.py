@@ -145,7 +145,7 @@ def test_fold_in_is_batch_independent_and_prefers_its_block():
 
 def test_fold_in_needs_history_and_known_users_in_range():
     model = fit({"iterations": 2})
-    with pytest.raises(ConfigError):
+    with pytest.raises(InputError, match="need their interaction history"):  # issue 9: one error type
         model.score(np.array([-1]), None)
     with pytest.raises(InputError):
         model.score(np.array([600]), None)

@@ -243,7 +243,8 @@ def test_verbose_logs_epochs_and_gpu_without_cupy_is_clear(cli, train_csv, tmp_p
     from recli.backend import gpu_available
 
     if not gpu_available():
-        res = cli(["train", train_csv, "--model", "popular", "-o", tmp_path / "g", "--device", "gpu"])
+        # a model with GPU kernels: one without them is refused before the GPU is probed
+        res = cli(["train", train_csv, "--model", "als", "-o", tmp_path / "g", "--device", "gpu"])
         _assert_clean_error(res, "CuPy", written=tmp_path / "g")
 
 

@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from recli.artifacts import load_model, save_model
-from recli.errors import ConfigError
+from recli.errors import ConfigError, InputError
 from recli.models import registry
 from recli.models.base import build_config, config_to_dict, describe_params, train_arrays
 from tests import contracts as C
@@ -201,8 +201,51 @@ def test_epoch_callback_sees_the_current_model(cls):
         model.fit(matrix, on_epoch=on_epoch)
     epochs = [e for e, _, _ in seen]
     assert seen and epochs == list(range(epochs[0], epochs[0] + len(seen))), "one callback per epoch, in order"
+    assert epochs[0] == 1, "epochs are numbered from 1 (issue 9)"
     _, last_scores, last_arrays = seen[-1]
     np.testing.assert_allclose(model.score(np.arange(matrix.shape[0], dtype=np.int64), None), last_scores, rtol=1e-6)
     restored = cls.from_arrays(model.config, {**train_arrays(matrix), **last_arrays})
     restored.n_users, restored.n_items = matrix.shape
     np.testing.assert_allclose(restored.score(np.arange(matrix.shape[0], dtype=np.int64), None), last_scores, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cls", PARAMS)
+def test_epochs_count_from_one_and_elapsed_is_per_epoch(cls):
+    """Issue 9: ``EpochInfo.elapsed`` is the epoch's own time, so the epochs' times add up
+    to at most the whole fit (cumulative times would add up to far more)."""
+    import time
+
+    from recli.backend import threads_context
+
+    matrix, _, _ = C.block_matrix()
+    model = cls(C.config_for(cls))
+    infos = []
+    with threads_context(1):
+        model.fit(matrix)  # warm-up: JIT compilation is not what is measured
+        start = time.perf_counter()
+        model.fit(matrix, on_epoch=infos.append)
+        total = time.perf_counter() - start
+    assert [i.epoch for i in infos] == list(range(1, len(infos) + 1))
+    assert all(i.elapsed >= 0 for i in infos)
+    assert sum(i.elapsed for i in infos) <= total
+
+
+@pytest.mark.parametrize("cls", [p for p in PARAMS if p.values[0].can_fold_in and p.values[0].personalized])
+def test_a_new_user_without_history_is_one_input_error(cls):
+    """Issue 9: every model that reads a history raises the same error for a -1 row
+    without one (``popular`` gives everyone the same list and needs none)."""
+    model = fitted(cls)
+    with pytest.raises(InputError, match="need their interaction history") as err:
+        model.score(np.array([0, -1], dtype=np.int64), None)
+    assert err.value.exit_code == 2
+
+
+def test_a_diverged_fit_is_one_user_fixable_error():
+    """Issue 9: one error type for a diverged fit, exit 2 (a setting to change, not a bug)."""
+    from recli.errors import ModelFitError
+
+    cls = MODELS["mf"]
+    matrix, _, _ = C.block_matrix()
+    with pytest.raises(ModelFitError, match="diverged at epoch") as err:
+        C.fit(cls, matrix, learning_rate=1e30)
+    assert err.value.exit_code == 2 and "learning-rate" in err.value.hint

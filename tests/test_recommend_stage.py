@@ -144,7 +144,9 @@ def test_xp_backend_runs_the_vectorised_path_with_the_same_result(mf, monkeypatc
     from recli.backend import get_backend
 
     plan = stage.plan_users(mf, None, all_users=True)
-    monkeypatch.setattr(stage, "SMALL_BATCH_CELLS", 0)  # force the Numba kernel on cpu
+    import recli.kernels.cpu as cpu_kernels
+
+    monkeypatch.setattr(cpu_kernels, "SMALL_BATCH_CELLS", 0)  # force the Numba kernel on cpu
     cpu = [b[1] for b in stage.recommend_batches(mf, plan, 4)]
     mf.model.backend = get_backend("xp-numpy")
     called = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -143,13 +143,37 @@ def csr_from_arrays(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, s
     return m
 
 
-def csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(indptr int64, indices int32, data float32)`` of a CSR matrix with sorted rows."""
+def as_csr(matrix: Any, *, n_cols: int | None = None, drop_zeros: bool = False,
+           what: str = "user_items") -> sp.csr_matrix:
+    """The one CSR normalisation: a float32 CSR copy with int64 ``indptr`` and sorted,
+    duplicate-free (summed) int32 ``indices``, what every model and kernel expects.
+
+    ``n_cols``: the column count it must have (else :class:`InputError`, e.g. a history
+    built over another item vocabulary); ``drop_zeros``: also remove explicitly stored
+    zeros (for models that read any stored cell as an interaction).
+    """
     import scipy.sparse as sp
 
-    m = matrix if isinstance(matrix, sp.csr_matrix) else sp.csr_matrix(matrix)
-    if not m.has_sorted_indices:
-        m = m.sorted_indices()
+    if not (sp.issparse(matrix) or isinstance(matrix, np.ndarray)):
+        raise InputError(f"{what} must be a scipy sparse matrix", hint="pass the CSR built from the interactions")
+    m = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    if n_cols is not None and m.shape[1] != n_cols:
+        raise InputError(f"{what} has {m.shape[1]} item columns, the model has {n_cols}",
+                         hint="map the items through the model's item vocabulary")
+    m.sum_duplicates()  # also sorts the indices
+    if drop_zeros:
+        m.eliminate_zeros()
+    m.indptr = m.indptr.astype(np.int64, copy=False)
+    m.indices = m.indices.astype(np.int32, copy=False)
+    return m
+
+
+def csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(indptr int64, indices int32, data float32)`` of a CSR matrix with sorted rows
+    (a sorted CSR is read without a copy; anything else goes through :func:`as_csr`)."""
+    import scipy.sparse as sp
+
+    m = matrix if isinstance(matrix, sp.csr_matrix) and matrix.has_sorted_indices else as_csr(matrix)
     return (np.ascontiguousarray(m.indptr, dtype=np.int64), np.ascontiguousarray(m.indices, dtype=np.int32),
             np.ascontiguousarray(m.data, dtype=np.float32))
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recli.data import csr
 from recli.errors import ConfigError, InputError
 from recli.metrics.registry import DEFAULT_METRICS, METRICS, metric_key
 
@@ -128,7 +129,7 @@ class Evaluator:
             if not self.has_train:
                 raise ConfigError(f"{', '.join(sorted(needs_train))} need TRAIN item popularity",
                                   hint="pass --train (or item_counts and n_train_users)")
-            item_counts = np.bincount(self.s_indices, minlength=self.n_items)
+            item_counts = csr.item_counts(self.s_indices, self.n_items)
             n_train_users = int(np.count_nonzero(np.diff(self.s_indptr)))
         self.item_counts = None if item_counts is None else np.asarray(item_counts, dtype=np.float64)
         self.item_info = None

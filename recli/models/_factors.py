@@ -1,5 +1,6 @@
-"""Shared pieces of the pairwise factor models (``bpr``, ``warp``): initialisation,
-scoring, cosine similarity, thread control and CSR checks."""
+"""Shared pieces of the factor models (``als``, ``mf``, ``bpr``, ``warp``): cosine over
+factor vectors, the fold-in of new users, and the state and inference of the pairwise
+models (initialisation, scoring, CSR checks)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,46 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from recli.errors import ArtifactError, ConfigError, InputError
-from recli.models.base import Model
+from recli.errors import ArtifactError, InputError
+from recli.models.base import Model, split_batch
 
 if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
     import scipy.sparse as sp
+
+
+def cosine_rows(factors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Cosine similarity of ``factors[rows]`` to every row of ``factors``: ``ûᵢ·ûⱼ`` with
+    ``û = u / ‖u‖``; a zero vector (an item never seen in training) has similarity 0."""
+    norms = np.linalg.norm(factors, axis=1)
+    safe = np.where(norms > 0, norms, 1.0).astype(np.float32)
+    unit = factors / safe[:, None]
+    return np.ascontiguousarray(unit[np.asarray(rows, dtype=np.int64)] @ unit.T, dtype=np.float32)
+
+
+class FactorModel(Model):
+    """A model that scores from user factor rows: trained rows for known users, rows
+    folded in from ``history`` (subclasses implement ``fold_in(history_csr)``) for the
+    rows marked ``-1``. ``user_factors`` is the trained ``(n_users, factors)`` array."""
+
+    can_fold_in: ClassVar[bool] = True
+    user_factors: np.ndarray
+
+    def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """Factor rows of new users from their history rows (a canonical CSR)."""
+        raise NotImplementedError
+
+    def user_vectors(self, uidx: np.ndarray, history: Any) -> np.ndarray:
+        """Factor rows for a scoring batch (see :func:`recli.models.base.split_batch`)."""
+        from recli.backend import threads_context
+
+        uidx, new, hist = split_batch(uidx, history, self.n_users, self.n_items)
+        out = np.zeros((uidx.shape[0], self.config.factors), dtype=np.float32)
+        known = uidx >= 0
+        out[known] = self.user_factors[uidx[known]]
+        if hist is not None:
+            with threads_context(self.backend.threads):
+                out[new] = self.fold_in(hist)
+        return out
 
 
 def init_factors(n_rows: int, factors: int, rng: np.random.Generator,
@@ -23,73 +59,27 @@ def init_factors(n_rows: int, factors: int, rng: np.random.Generator,
     return out
 
 
-def as_sorted_csr(user_items: Any, what: str = "user_items") -> sp.csr_matrix:
-    """A CSR with int64 indptr, int32 sorted, duplicate-free indices and float32 data."""
-    import scipy.sparse as sp
+def trainable_csr(user_items: Any, model: str) -> sp.csr_matrix:
+    """The canonical training CSR of a pairwise model (stored zeros dropped: any stored
+    cell is an interaction), refused when it cannot rank anything."""
+    from recli.data.matrix import as_csr
 
-    if not sp.issparse(user_items):
-        raise InputError(f"{what} must be a scipy sparse matrix",
-                         hint="pass the CSR built from the training interactions")
-    m = sp.csr_matrix(user_items, dtype=np.float32)
-    m.sum_duplicates()
-    m.sort_indices()
-    m.eliminate_zeros()
-    m.indptr = m.indptr.astype(np.int64, copy=False)
-    m.indices = m.indices.astype(np.int32, copy=False)
-    return m
-
-
-def check_trainable(m: sp.csr_matrix, model: str) -> None:
+    m = as_csr(user_items, drop_zeros=True)
     if m.nnz == 0 or m.shape[0] == 0 or m.shape[1] == 0:
         raise InputError(f"cannot train {model}: the training set has no interactions",
                          hint="check the input file and any filters applied by recli prep")
     if m.shape[1] < 2:
         raise InputError(f"cannot train {model}: it ranks items against each other and needs at least 2 items",
                          hint="use a training set with more than one item")
+    return m
 
 
-def dot_scores(user_vecs: np.ndarray, item_factors: np.ndarray, item_bias: np.ndarray) -> np.ndarray:
-    """``user · item + b_item`` as float32, shape ``(len(user_vecs), n_items)``."""
-    out = user_vecs @ item_factors.T
-    out += item_bias[None, :]
-    return out.astype(np.float32, copy=False)
-
-
-def cosine_similar(item_factors: np.ndarray, iidx: np.ndarray) -> np.ndarray:
-    """Cosine similarity of items ``iidx`` to every item over the factor vectors; an item
-    with a zero vector (never seen in training) has similarity 0 to everything."""
-    norms = np.linalg.norm(item_factors, axis=1)
-    safe = np.where(norms > 0, norms, 1.0).astype(np.float32)
-    unit = item_factors / safe[:, None]
-    iidx = np.asarray(iidx, dtype=np.int64)
-    return (unit[iidx] @ unit.T).astype(np.float32, copy=False)
-
-
-def split_known(uidx: np.ndarray, history: Any, n_users: int, model: str) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix | None]:
-    """``(known rows, fold-in rows, their history CSR sorted)`` for a scoring batch."""
-    uidx = np.asarray(uidx, dtype=np.int64)
-    new = np.flatnonzero(uidx < 0)
-    known = np.flatnonzero(uidx >= 0)
-    if known.size and int(uidx[known].max()) >= n_users:
-        raise InputError(f"user index {int(uidx[known].max())} is out of range for {model} ({n_users} users)",
-                         hint="score users from the training vocabulary, or pass -1 with a history row")
-    hist = None
-    if new.size:
-        if history is None:
-            raise ConfigError(f"{model}: users marked -1 need a history row to fold in",
-                              hint="pass --history FILE with their interactions")
-        import scipy.sparse as sp
-
-        hist = as_sorted_csr(sp.csr_matrix(history)[new], "history")
-    return known, new, hist
-
-
-class PairwiseFactorModel(Model):
+class PairwiseFactorModel(FactorModel):
     """Common state and inference of ``bpr`` and ``warp``: user factors ``U``, item
     factors ``V`` and item biases ``b``; score ``U_u · V_i + b_i``; subclasses implement
     ``fit`` and ``_fold_in(history_csr)``."""
 
-    can_fold_in: ClassVar[bool] = True
+    diverged_hint: ClassVar[str] = "lower --learning-rate or raise --regularization"
 
     def __init__(self, config: Any = None, backend: Any = None):
         super().__init__(config, backend)
@@ -101,45 +91,33 @@ class PairwiseFactorModel(Model):
 
     def _init_state(self, m: sp.csr_matrix) -> None:
         """Deterministic initialisation from ``config.seed`` (users first, then items)."""
+        from recli.data.csr import item_counts
+
         self.n_users, self.n_items = m.shape
         rng = np.random.default_rng(self.config.seed)
         k = self.config.factors
         self.user_factors = init_factors(self.n_users, k, rng, np.diff(m.indptr))
-        self.item_factors = init_factors(self.n_items, k, rng, np.bincount(m.indices, minlength=self.n_items))
+        self.item_factors = init_factors(self.n_items, k, rng, item_counts(m.indices, self.n_items))
         self.item_bias = np.zeros(self.n_items, dtype=np.float32)
         self.epoch_losses = []
 
-    def _check_finite(self) -> None:
-        if not (np.isfinite(self.user_factors).all() and np.isfinite(self.item_factors).all()
-                and np.isfinite(self.item_bias).all()):
-            raise ConfigError(f"{self.name} diverged: the factors contain NaN or infinity",
-                              hint="lower --learning-rate or raise --regularization")
+    def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """Fold in with the subclass's SGD kernel (``_fold_in``) on the stored cells that
+        are interactions (explicit zeros dropped, as in training)."""
+        from recli.data.matrix import as_csr
+
+        return self._fold_in(as_csr(history, drop_zeros=True))
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         raise NotImplementedError
 
-    def user_vectors(self, uidx: np.ndarray, history: Any) -> np.ndarray:
-        """Factor rows for a batch: trained rows, or folded-in rows where ``uidx == -1``."""
-        known, new, hist = split_known(uidx, history, self.n_users, self.name)
-        out = np.zeros((len(known) + len(new), self.config.factors), dtype=np.float32)
-        out[known] = self.user_factors[np.asarray(uidx, dtype=np.int64)[known]]
-        if hist is not None:
-            if hist.shape[1] != self.n_items:
-                raise InputError(f"history has {hist.shape[1]} item columns, the model has {self.n_items} items",
-                                 hint="build the history matrix with the model's item vocabulary")
-            from recli.backend import threads_context
-
-            with threads_context(self.backend.threads):
-                out[new] = self._fold_in(hist)
-        return out
-
     def score(self, uidx: np.ndarray, history: Any) -> np.ndarray:
         """``U_u · V_i + b_i`` for every item, float32 ``(len(uidx), n_items)``."""
-        return dot_scores(self.user_vectors(uidx, history), self.item_factors, self.item_bias)
+        return self.backend.kernels.dot_scores(self.user_vectors(uidx, history), self.item_factors, self.item_bias)
 
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:
         """Cosine similarity over item factors (biases left out)."""
-        return cosine_similar(self.item_factors, iidx)
+        return cosine_rows(self.item_factors, iidx)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors, "item_factors": self.item_factors,

@@ -2,24 +2,22 @@
 
 Each epoch recomputes every user factor against the fixed item factors, then every item
 factor against the fixed user factors, with confidence ``c = 1 + alpha·r``. The epoch
-loop is written once; the backend picks the leaf kernels: Numba row-parallel kernels
-(:mod:`recli.kernels.als`) on ``cpu``, the batched array-module twins
-(:mod:`recli.kernels.als_xp`) on ``xp-numpy`` / ``gpu``.
+loop is written once against ``backend.xp`` and ``backend.kernels``: Numba row-parallel
+kernels (:mod:`recli.kernels.als`) on ``cpu``, the batched array-module twins
+(:mod:`recli.kernels.als_xp`) on ``gpu`` (and the internal ``xp-numpy``).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from recli.errors import ArtifactError, ConfigError, InputError
-from recli.models.base import EpochCallback, Model, param
-
-if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
-    import scipy.sparse as sp
+from recli.errors import ArtifactError, InputError
+from recli.models._factors import FactorModel, cosine_rows
+from recli.models.base import EpochCallback, param
 
 
 @dataclass
@@ -34,32 +32,14 @@ class ALSConfig:
     dtype: str = param("float32", "factor dtype", choices=("float32",))
 
 
-def csr_arrays(matrix: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(indptr int64, indices int32, data float32) of a CSR matrix with sorted rows."""
-    import scipy.sparse as sp
-
-    m = sp.csr_matrix(matrix)
-    if not m.has_sorted_indices:
-        m = m.sorted_indices()
-    return (np.ascontiguousarray(m.indptr, dtype=np.int64), np.ascontiguousarray(m.indices, dtype=np.int32),
-            np.ascontiguousarray(m.data, dtype=np.float32))
-
-
-def cosine_rows(factors: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Cosine similarity of ``factors[rows]`` against every row; zero-norm rows give 0."""
-    norms = np.linalg.norm(factors, axis=1)
-    safe = np.where(norms > 0, norms, 1.0).astype(np.float32)
-    unit = factors / safe[:, None]
-    return np.ascontiguousarray(unit[rows] @ unit.T, dtype=np.float32)
-
-
-class ALS(Model):
+class ALS(FactorModel):
     """Implicit ALS with a warm-started CG or an exact Cholesky solver."""
 
     name: ClassVar[str] = "als"
     summary: ClassVar[str] = "implicit-feedback ALS (Hu et al. 2008), CG or Cholesky solver"
     Config: ClassVar[type] = ALSConfig
-    can_fold_in: ClassVar[bool] = True
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "gpu")
+    diverged_hint: ClassVar[str] = "raise --regularization or lower --alpha"
     can_explain: ClassVar[bool] = True
     test_params: ClassVar[dict] = {"factors": 4, "iterations": 6, "regularization": 2.0, "alpha": 4.0}
 
@@ -73,23 +53,11 @@ class ALS(Model):
     def _sweep(self, csr, X, Y) -> float:
         """One half-epoch on the backend's kernels; returns the loss's observed term."""
         c = self.config
-        if self.backend.name == "cpu":
-            from recli.kernels.als import als_sweep
-
-            return als_sweep(*csr, X, Y, c.regularization, c.alpha, c.solver, c.cg_steps)
-        from recli.kernels.als_xp import xp_als_sweep
-
-        return xp_als_sweep(self.backend.xp, *csr, X, Y, c.regularization, c.alpha, c.solver, c.cg_steps)
+        return self.backend.kernels.als_sweep(*csr, X, Y, c.regularization, c.alpha, c.solver, c.cg_steps)
 
     def _loss(self, observed: float, X, Y, data) -> float:
         c = self.config
-        if self.backend.name == "cpu":
-            from recli.kernels.als import loss_from_observed
-
-            return loss_from_observed(observed, X, Y, data, c.regularization, c.alpha)
-        from recli.kernels.als_xp import xp_loss_from_observed
-
-        return xp_loss_from_observed(self.backend.xp, observed, X, Y, data, c.regularization, c.alpha)
+        return self.backend.kernels.als_loss_from_observed(observed, X, Y, data, c.regularization, c.alpha)
 
     def init_factors(self, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         """Seeded uniform [0, 0.01) start (as implicit), users drawn before items."""
@@ -100,11 +68,10 @@ class ALS(Model):
         return X, Y
 
     def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "ALS":
-        import scipy.sparse as sp
-
         from recli.backend import threads_context
+        from recli.data.matrix import as_csr, csr_arrays
 
-        ui = sp.csr_matrix(user_items)
+        ui = as_csr(user_items)
         if ui.nnz == 0:
             raise InputError("the training matrix has no interactions", hint="check the training file is not empty")
         self.n_users, self.n_items = ui.shape
@@ -118,9 +85,7 @@ class ALS(Model):
                 self._sweep(Cui, X, Y)
                 # the item sweep's observed term is the loss's, at this epoch's factors
                 loss = self._loss(self._sweep(Ciu, Y, X), X, Y, Cui[2])
-                if not np.isfinite(loss):
-                    raise ConfigError(f"ALS diverged at epoch {epoch} (loss is {loss})",
-                                      hint="raise --regularization or lower --alpha")
+                self.check_finite({"the loss": loss}, epoch)
                 if on_epoch is not None:
                     self._publish(X, Y)  # the callback may score, fold in or snapshot
                 if self._report(on_epoch, epoch, start, loss):
@@ -138,41 +103,19 @@ class ALS(Model):
     def fold_in(self, history: Any) -> np.ndarray:
         """Exact least-squares user factors for the rows of ``history`` (CSR over the
         training items) against the fixed item factors: the ALS user step, solved
-        exactly (Cholesky) whatever the training solver."""
-        import scipy.sparse as sp
+        exactly (Cholesky) whatever the training solver, on the backend's kernels."""
+        from recli.data.matrix import as_csr, csr_arrays
 
-        from recli.kernels.als import als_sweep
-        from recli.backend import threads_context
-
-        h = sp.csr_matrix(history)
-        if h.shape[1] != self.n_items:
-            raise InputError(f"history has {h.shape[1]} item columns, the model has {self.n_items}",
-                             hint="map history items through the model's item vocabulary")
-        X = np.zeros((h.shape[0], self.config.factors), np.float32)
-        with threads_context(self.backend.threads):
-            als_sweep(*csr_arrays(h), X, self.item_factors, self.config.regularization, self.config.alpha,
-                      "cholesky")
-        return X
-
-    def user_vectors(self, uidx: np.ndarray, history: Any) -> np.ndarray:
-        uidx = np.asarray(uidx, dtype=np.int64).ravel()
-        if uidx.size and (uidx.max() >= self.n_users or uidx.min() < -1):
-            raise InputError("user index out of range", hint="map users through the model's user vocabulary")
-        U = np.empty((uidx.shape[0], self.config.factors), np.float32)
-        known = uidx >= 0
-        U[known] = self.user_factors[uidx[known]]
-        if not known.all():
-            if history is None:
-                raise InputError("new users need their interaction history to be folded in",
-                                 hint="pass --history FILE with user,item[,rating] rows")
-            import scipy.sparse as sp
-
-            U[~known] = self.fold_in(sp.csr_matrix(history)[np.flatnonzero(~known)])
-        return U
+        h = as_csr(history, n_cols=self.n_items, what="history")
+        xp = self.backend.xp
+        X = xp.zeros((h.shape[0], self.config.factors), dtype=xp.float32)
+        self.backend.kernels.als_sweep(*csr_arrays(h), X, xp.asarray(self.item_factors),
+                                       self.config.regularization, self.config.alpha, "cholesky")
+        return self.backend.to_host(X)
 
     def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
         """xᵤ·yᵢ for every item; ``uidx == -1`` rows are folded in from ``history``."""
-        return np.ascontiguousarray(self.user_vectors(uidx, history) @ self.item_factors.T, dtype=np.float32)
+        return self.backend.kernels.dot_scores(self.user_vectors(uidx, history), self.item_factors)
 
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:
         return cosine_rows(self.item_factors, np.asarray(iidx, dtype=np.int64))
@@ -198,9 +141,7 @@ class ALS(Model):
     def gram_matrix(self) -> np.ndarray:
         """YᵀY + λI of the trained item factors (cached)."""
         if self._gram is None:
-            from recli.kernels.als import gram
-
-            self._gram = gram(self.item_factors, self.config.regularization)
+            self._gram = self.backend.to_host(self.backend.kernels.gram(self.item_factors, self.config.regularization))
         return self._gram
 
     # -- persistence ------------------------------------------------------

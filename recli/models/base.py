@@ -19,6 +19,14 @@ whose fields are declared with :func:`param` (default, bounds, one-line help), a
     ``history`` (a CSR of shape ``(len(uidx), n_items)``; rows of known users are empty).
     ``history`` is ``None`` when no row is ``-1``. Models that cannot fold users in set
     ``can_fold_in = False`` (``recommend --history`` then refuses before scoring).
+``devices``
+    the devices the model has kernels for: ``("cpu",)`` by default; a model listing
+    ``"gpu"`` reaches every kernel through ``self.backend.kernels`` (see
+    :mod:`recli.backend`). The constructor refuses (or, for ``--device auto``, swaps to
+    the CPU) a backend whose device the model does not list.
+``on_epoch`` reports
+    epochs are numbered from 1; ``elapsed`` is the seconds of that epoch alone. A fit that
+    diverges raises :class:`~recli.errors.ModelFitError` (:meth:`Model.check_finite`).
 ``similar_items(iidx)``
     dense ``float32`` similarity of shape ``(len(iidx), n_items)``.
 ``to_arrays()`` / ``from_arrays(config, arrays)``
@@ -38,7 +46,7 @@ from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 
-from recli.errors import ConfigError
+from recli.errors import ConfigError, InputError, ModelFitError
 
 
 def param(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -51,6 +59,10 @@ def param(default: Any, help: str, *, min: float | None = None, max: float | Non
 
 @dataclass
 class EpochInfo:
+    """What a model reports after each epoch: ``epoch`` counts from 1, ``elapsed`` is the
+    seconds of this epoch alone, ``loss`` the model's training loss (if it has one) and
+    ``metrics`` what the caller adds (``recli train --valid``: ``ndcg@10``)."""
+
     epoch: int
     elapsed: float
     loss: float | None = None
@@ -67,20 +79,43 @@ def csr_to_arrays(prefix: str, m: Any) -> dict[str, np.ndarray]:
             f"{prefix}_data": np.asarray(m.data, np.float32), f"{prefix}_shape": np.asarray(m.shape, np.int64)}
 
 
-def csr_from_arrays(prefix: str, arrays: dict[str, np.ndarray]) -> Any:
+def csr_from_prefix(prefix: str, arrays: dict[str, np.ndarray]) -> Any:
     """The CSR matrix :func:`csr_to_arrays` stored under ``prefix`` (rows sorted, as stored)."""
-    import scipy.sparse as sp
+    from recli.data.matrix import csr_from_arrays
 
     shape = tuple(int(x) for x in arrays[f"{prefix}_shape"])
-    m = sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
-                      shape=shape)
-    m.has_sorted_indices = True
-    return m
+    return csr_from_arrays(arrays[f"{prefix}_indptr"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_data"], shape)
 
 
 def train_arrays(user_items: Any) -> dict[str, np.ndarray]:
     """The training matrix in the form ``from_arrays`` receives it (see the module docstring)."""
     return csr_to_arrays("train", user_items)
+
+
+def split_batch(uidx: Any, history: Any, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The fold-in preamble every model shares: ``(uidx as int64, positions of the rows
+    marked -1, their history rows as a canonical CSR, or None when there are none)``.
+
+    Raises :class:`InputError` for an index outside ``[-1, n_users)``, for new users
+    without ``history`` (the one "a new user needs a history" error), and for a history
+    whose columns are not the model's items.
+    """
+    uidx = np.asarray(uidx, dtype=np.int64).ravel()
+    if uidx.size and (int(uidx.max()) >= n_users or int(uidx.min()) < -1):
+        raise InputError(f"user index out of range for this model ({n_users} users)",
+                         hint="map users through the model's user vocabulary, or pass -1 with a history row")
+    new = np.flatnonzero(uidx < 0)
+    if new.size == 0:
+        return uidx, new, None
+    if history is None:
+        raise InputError(f"{new.size} new user(s) need their interaction history to be scored",
+                         hint="pass --history FILE with user,item[,rating] rows")
+    from recli.data.matrix import as_csr
+
+    hist = as_csr(history, n_cols=n_items, what="history")
+    if hist.shape[0] != uidx.shape[0]:
+        raise InputError("history must have one row per requested user", hint="align history rows with the users")
+    return uidx, new, as_csr(hist[new])
 
 
 def describe_params(config_cls: type) -> list[dict[str, Any]]:
@@ -178,6 +213,10 @@ class Model:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     Config: ClassVar[type] = object
+    # Devices with kernels for this model (see recli.backend); "gpu" also admits xp-numpy.
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    # What to change when a fit diverges (the hint of ModelFitError).
+    diverged_hint: ClassVar[str] = "lower the learning rate or alpha, or raise the regularization"
     can_fold_in: ClassVar[bool] = False
     can_explain: ClassVar[bool] = False
     # Small, fast settings for the shared contract tests (merged over the defaults).
@@ -188,7 +227,7 @@ class Model:
 
         self.config = config if config is not None else self.Config()
         validate_config(self.config)
-        self.backend = backend if backend is not None else get_backend("cpu")
+        self.backend = (backend if backend is not None else get_backend("cpu")).for_model(type(self))
         self.n_users = 0
         self.n_items = 0
         self.epoch_losses: list[float] = []
@@ -197,17 +236,41 @@ class Model:
     # the known popularity order instead of the block structure).
     personalized: ClassVar[bool] = True
 
+    @classmethod
+    def device_refusal(cls, device: str) -> ConfigError:
+        """The error for running this model on ``device``, which it has no kernels for."""
+        from recli.models import registry
+
+        able = [name for name, model in registry().items() if device in model.devices]
+        return ConfigError(f"model {cls.name!r} has no {device.upper()} kernels, so --device {device} cannot run it",
+                           hint=f"use --device cpu, or a model with {device.upper()} kernels: "
+                                f"{', '.join(able) or '(none)'}")
+
     # -- training ---------------------------------------------------------
     def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "Model":
         raise NotImplementedError
 
     def _report(self, on_epoch: EpochCallback | None, epoch: int, start: float, loss: float | None) -> bool:
-        """Record the loss and call the epoch callback; ``True`` means stop now."""
+        """Record the loss and call the epoch callback; ``True`` means stop now.
+
+        ``epoch`` counts from 1; ``start`` is the ``time.perf_counter()`` at the start of
+        this epoch, so ``elapsed`` is the epoch's own time.
+        """
         if loss is not None:
             self.epoch_losses.append(float(loss))
         if on_epoch is None:
             return False
         return bool(on_epoch(EpochInfo(epoch=epoch, elapsed=time.perf_counter() - start, loss=loss)))
+
+    def check_finite(self, values: dict[str, Any], epoch: int | None = None) -> None:
+        """Raise :class:`ModelFitError` if any of ``values`` (floats or arrays) holds NaN or
+        ±inf: the one divergence guard of every model and of the train stage."""
+        for what, value in values.items():
+            a = np.asarray(value)
+            if a.dtype.kind in "fc" and not np.isfinite(a).all():
+                at = f" at epoch {epoch}" if epoch is not None else ""
+                raise ModelFitError(f"{self.name} diverged{at}: {what} holds NaN or infinite values",
+                                    hint=self.diverged_hint)
 
     # -- inference --------------------------------------------------------
     def score(self, uidx: np.ndarray, history: Any) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from recli.backend import threads_context
-from recli.models._factors import PairwiseFactorModel, as_sorted_csr, check_trainable
+from recli.models._factors import PairwiseFactorModel, trainable_csr
 from recli.models.base import EpochCallback, param
 
 if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
@@ -51,23 +51,22 @@ class BPR(PairwiseFactorModel):
         from recli.kernels.bpr import balanced_bounds, bpr_epoch
 
         cfg = self.config
-        m = as_sorted_csr(user_items)
-        check_trainable(m, self.name)
+        m = trainable_csr(user_items, self.name)
         self._init_state(m)
         self.epoch_auc: list[float] = []
-        start = time.perf_counter()
         with threads_context(self.backend.threads) as threads:
             self.threads_used = threads
             bounds = balanced_bounds(m.indptr, threads)
             order = np.arange(self.n_users, dtype=np.int64)
-            for epoch in range(cfg.iterations):
+            for epoch in range(cfg.iterations):  # 0-based: the kernels' random streams and schedules
+                start = time.perf_counter()
                 loss, correct, _ = bpr_epoch(m.indptr, m.indices, order, bounds, self.user_factors,
                                              self.item_factors, self.item_bias, cfg.learning_rate,
                                              cfg.regularization, cfg.seed, epoch, cfg.negative_tries)
                 self.epoch_auc.append(correct)
-                if self._report(on_epoch, epoch, start, loss):
+                if self._report(on_epoch, epoch + 1, start, loss):
                     break
-        self._check_finite()
+        self.check_finite(self.to_arrays())
         return self
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from recli.errors import ConfigError
 from recli.models.base import param
-from recli.models.knn import TrainMatrixModel, batch_rows
+from recli.models.train_matrix import TrainMatrixModel
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3,
           "t": 1024**4, "tb": 1024**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
@@ -110,19 +110,18 @@ class EASE(TrainMatrixModel):
     weights: np.ndarray
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "EASE":
-        from threadpoolctl import threadpool_limits
+        from recli.backend import threads_context
 
         start = time.perf_counter()
         self._keep_train(user_items)
         check_memory(self.n_items, self.config.max_memory)
-        threads = int(getattr(self.backend, "threads", 0) or 0) or None
-        with threadpool_limits(limits=threads, user_api="blas"):
+        with threads_context(self.backend.threads, numba=False):
             self.weights = ease_weights(self.train, float(self.config.lambda_))
         self._report(on_epoch, 1, start, None)
         return self
 
     def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
-        rows = batch_rows(self.train, uidx, history)
+        rows = self.batch_rows(uidx, history)
         return np.asarray(rows @ self.weights, dtype=np.float32)
 
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:

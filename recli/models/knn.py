@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from recli.errors import InputError
 from recli.kernels.weighting import MEASURES, WEIGHTINGS
-from recli.models.base import Model, csr_from_arrays, csr_to_arrays, param
+from recli.models.base import csr_from_prefix, csr_to_arrays, param
+from recli.models.train_matrix import TrainMatrixModel
 
 
 @dataclass
@@ -35,63 +35,6 @@ class KNNConfig:
     bm25_b: float = param(0.75, "BM25 b: length normalisation", min=0.0, max=1.0)
 
 
-def as_csr(matrix: Any, n_cols: int | None = None) -> sp.csr_matrix:
-    """A float32 CSR copy with sorted indices (what the kernels expect)."""
-    out = sp.csr_matrix(matrix, dtype=np.float32)
-    if n_cols is not None and out.shape[1] != n_cols:
-        raise InputError(f"history has {out.shape[1]} item columns, the model has {n_cols}",
-                         hint="build the history matrix with the model's item vocabulary")
-    out.sort_indices()
-    return out
-
-
-def batch_rows(train: sp.csr_matrix, uidx: np.ndarray, history: Any) -> sp.csr_matrix:
-    """Row ``i`` = the training row of user ``uidx[i]``, or ``history[i]`` when ``uidx[i] == -1``."""
-    uidx = np.asarray(uidx, dtype=np.int64).ravel()
-    known = uidx >= 0
-    if np.any(uidx >= train.shape[0]):
-        raise InputError("user index out of range for this model", hint="use users from the training data")
-    rows = train[np.where(known, uidx, 0)]
-    if known.all():
-        return rows
-    if history is None:
-        raise InputError(f"{int((~known).sum())} new user(s) need a history to be scored",
-                         hint="pass their interactions with --history")
-    hist = as_csr(history, train.shape[1])
-    if hist.shape[0] != len(uidx):
-        raise InputError("history must have one row per requested user", hint="align history rows with the users")
-    keep = sp.diags(known.astype(np.float32))
-    new = sp.diags((~known).astype(np.float32))
-    out = (keep @ rows + new @ hist).tocsr()
-    out.eliminate_zeros()
-    out.sort_indices()
-    return out
-
-
-def threads_of(backend: Any) -> int:
-    return int(getattr(backend, "threads", 0) or 0)
-
-
-class TrainMatrixModel(Model):
-    """A model that scores from the training matrix itself (kNN, EASE): keeps it as
-    ``train`` and, when loaded, takes it from the model file (see ``from_arrays`` in
-    :mod:`recli.models.base`) instead of storing a copy among its own arrays."""
-
-    can_fold_in: ClassVar[bool] = True
-    train: sp.csr_matrix
-
-    def _keep_train(self, user_items: Any) -> None:
-        self.train = as_csr(user_items)
-        self.n_users, self.n_items = self.train.shape
-
-    @classmethod
-    def _with_train(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None):
-        model = cls(config, backend)
-        model.train = csr_from_arrays("train", arrays)
-        model.n_users, model.n_items = model.train.shape
-        return model
-
-
 class ItemKNN(TrainMatrixModel):
     name: ClassVar[str] = "itemknn"
     summary: ClassVar[str] = "item-based k-nearest neighbours on a sparse top-K item–item similarity"
@@ -102,19 +45,20 @@ class ItemKNN(TrainMatrixModel):
     similarity: sp.csr_matrix
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "ItemKNN":
+        from recli.backend import threads_context
         from recli.kernels.similarity import build_similarity
 
         start = time.perf_counter()
         self._keep_train(user_items)
         c = self.config
-        self.similarity = build_similarity(self.train.T.tocsr(), c.neighbours, c.similarity, c.weighting,
-                                           c.shrink, c.alpha, c.bm25_k1, c.bm25_b, threads_of(self.backend),
-                                           features=self.train)
+        with threads_context(self.backend.threads) as threads:
+            self.similarity = build_similarity(self.train.T.tocsr(), c.neighbours, c.similarity, c.weighting,
+                                               c.shrink, c.alpha, c.bm25_k1, c.bm25_b, threads, features=self.train)
         self._report(on_epoch, 1, start, None)
         return self
 
     def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
-        rows = batch_rows(self.train, uidx, history)
+        rows = self.batch_rows(uidx, history)
         return np.asarray((rows @ self.similarity).toarray(), dtype=np.float32)
 
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:
@@ -132,7 +76,7 @@ class ItemKNN(TrainMatrixModel):
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "ItemKNN":
         model = cls._with_train(config, arrays, backend)
-        model.similarity = csr_from_arrays("similarity", arrays)
+        model.similarity = csr_from_prefix("similarity", arrays)
         return model
 
 
@@ -146,14 +90,15 @@ class UserKNN(TrainMatrixModel):
     similarity: sp.csr_matrix
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "UserKNN":
+        from recli.backend import threads_context
         from recli.kernels.similarity import prepare_rows, similarity_topk
 
         start = time.perf_counter()
         self._keep_train(user_items)
         c = self.config
         self._prepared, self._state = prepare_rows(self.train, c.similarity, c.weighting, c.bm25_k1, c.bm25_b)
-        self.similarity = similarity_topk(self._prepared, c.neighbours, c.similarity, c.shrink, c.alpha,
-                                          threads_of(self.backend))
+        with threads_context(self.backend.threads) as threads:
+            self.similarity = similarity_topk(self._prepared, c.neighbours, c.similarity, c.shrink, c.alpha, threads)
         self._report(on_epoch, 1, start, None)
         return self
 
@@ -200,7 +145,7 @@ class UserKNN(TrainMatrixModel):
         nbrs = self.similarity[np.where(known, uidx, 0)]
         if known.all():
             return nbrs
-        rows = batch_rows(self.train, uidx, history)
+        rows = self.batch_rows(uidx, history)
         fresh = self._query_neighbours(rows[np.flatnonzero(~known)])
         out = sp.lil_matrix(nbrs)
         for pos, r in zip(np.flatnonzero(~known), range(fresh.shape[0])):
@@ -249,7 +194,7 @@ class UserKNN(TrainMatrixModel):
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "UserKNN":
         model = cls._with_train(config, arrays, backend)
-        model.similarity = csr_from_arrays("similarity", arrays)
+        model.similarity = csr_from_prefix("similarity", arrays)
         model._state = {k[len("state_"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("state_")}
         model._prepared = None
         return model

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from recli.errors import ArtifactError, ConfigError, InputError
-from recli.models.als import cosine_rows, csr_arrays
-from recli.models.base import EpochCallback, Model, param
-
-if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
-    import scipy.sparse as sp
+from recli.errors import ArtifactError, InputError
+from recli.models._factors import cosine_rows
+from recli.models.base import EpochCallback, Model, param, split_batch
 
 
 @dataclass
@@ -47,6 +44,7 @@ class MF(Model):
     summary: ClassVar[str] = "explicit biased matrix factorisation (SGD) for ratings"
     Config: ClassVar[type] = MFConfig
     can_fold_in: ClassVar[bool] = True
+    diverged_hint: ClassVar[str] = "lower --learning-rate"
     test_params: ClassVar[dict] = {"factors": 4, "iterations": 40, "learning_rate": 0.05, "negatives": 3,
                                    "regularization": 0.02}
 
@@ -65,13 +63,12 @@ class MF(Model):
         return c.learning_rate * (c.lr_decay ** (epoch - 1) if c.lr_schedule == "exponential" else 1.0)
 
     def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "MF":
-        from recli.kernels.mf import mf_epoch
         from recli.backend import threads_context
+        from recli.data.matrix import as_csr, csr_arrays
+        from recli.kernels.mf import mf_epoch
 
         c = self.config
-        import scipy.sparse as sp
-
-        ui = sp.csr_matrix(user_items)
+        ui = as_csr(user_items)
         if ui.nnz == 0:
             raise InputError("the training matrix has no ratings", hint="check the training file is not empty")
         indptr, indices, vals = csr_arrays(ui)
@@ -91,8 +88,7 @@ class MF(Model):
                 mse = mf_epoch(indptr, indices, rows, indices, vals, self.global_mean, P, Q, bu, bi,
                                self.learning_rate(epoch), c.regularization, c.bias_regularization, c.negatives,
                                c.seed, epoch, threads)
-                if not np.isfinite(mse):
-                    raise ConfigError(f"SGD diverged at epoch {epoch}", hint="lower --learning-rate")
+                self.check_finite({"the training error": mse}, epoch)
                 # loss: training RMSE over the epoch's ratings, each taken just before its update
                 if self._report(on_epoch, epoch, start, float(np.sqrt(mse))):
                     break
@@ -107,12 +103,9 @@ class MF(Model):
 
         whose minimiser is where SGD on this user's n ratings settles (each update
         applies the penalty once, so it is scaled by n). Users without ratings get 0."""
-        import scipy.sparse as sp
+        from recli.data.matrix import as_csr
 
-        h = sp.csr_matrix(history)
-        if h.shape[1] != self.n_items:
-            raise InputError(f"history has {h.shape[1]} item columns, the model has {self.n_items}",
-                             hint="map history items through the model's item vocabulary")
+        h = as_csr(history, n_cols=self.n_items, what="history")
         k, c = self.config.factors, self.config
         bias = np.zeros(h.shape[0], np.float32)
         P = np.zeros((h.shape[0], k), np.float32)
@@ -129,20 +122,13 @@ class MF(Model):
         return bias, P
 
     def _user_side(self, uidx: np.ndarray, history: Any) -> tuple[np.ndarray, np.ndarray]:
-        uidx = np.asarray(uidx, dtype=np.int64).ravel()
-        if uidx.size and (uidx.max() >= self.n_users or uidx.min() < -1):
-            raise InputError("user index out of range", hint="map users through the model's user vocabulary")
+        uidx, new, hist = split_batch(uidx, history, self.n_users, self.n_items)
         known = uidx >= 0
         bias = np.zeros(uidx.shape[0], np.float32)
         P = np.zeros((uidx.shape[0], self.config.factors), np.float32)
         bias[known], P[known] = self.user_bias[uidx[known]], self.user_factors[uidx[known]]
-        if not known.all():
-            if history is None:
-                raise InputError("new users need their rating history to be folded in",
-                                 hint="pass --history FILE with user,item,rating rows")
-            import scipy.sparse as sp
-
-            bias[~known], P[~known] = self.fold_in(sp.csr_matrix(history)[np.flatnonzero(~known)])
+        if hist is not None:
+            bias[new], P[new] = self.fold_in(hist)
         return bias, P
 
     def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:

@@ -34,6 +34,8 @@ def popularity(user_items: Any, measure: str = "users", timestamps: np.ndarray |
     """Per-item popularity (float32, length ``n_items``) as described in the module doc."""
     import scipy.sparse as sp
 
+    from recli.data.csr import item_counts
+
     ui = sp.csr_matrix(user_items)
     keep = slice(None)
     if window_days > 0:
@@ -43,8 +45,7 @@ def popularity(user_items: Any, measure: str = "users", timestamps: np.ndarray |
         ts = np.asarray(timestamps, dtype=np.float64)
         keep = ts >= ts.max() - window_days * SECONDS_PER_DAY
     weights = None if measure == "users" else ui.data[keep].astype(np.float64)
-    counts = np.bincount(ui.indices[keep], weights=weights, minlength=ui.shape[1])
-    return counts.astype(np.float32)
+    return item_counts(ui.indices[keep], ui.shape[1], weights)
 
 
 class Popular(Model):

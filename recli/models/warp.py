@@ -22,7 +22,7 @@ import numpy as np
 
 from recli.errors import ConfigError
 from recli.backend import threads_context
-from recli.models._factors import PairwiseFactorModel, as_sorted_csr, check_trainable
+from recli.models._factors import PairwiseFactorModel, trainable_csr
 from recli.models.base import EpochCallback, param
 
 SCHEDULES = ("adagrad", "constant", "invscaling")
@@ -74,8 +74,7 @@ class WARP(PairwiseFactorModel):
         from recli.kernels.warp import warp_epoch
 
         cfg = self.config
-        m = as_sorted_csr(user_items)
-        check_trainable(m, self.name)
+        m = trainable_csr(user_items, self.name)
         self._init_state(m)
         adagrad = cfg.schedule == "adagrad"
         # adagrad accumulators start at 1 (LightFM); 1x1 placeholders otherwise.
@@ -83,20 +82,20 @@ class WARP(PairwiseFactorModel):
         GV = np.ones(self.item_factors.shape if adagrad else (1, 1), np.float32)
         Gb = np.ones(self.n_items if adagrad else 1, np.float32)
         self.epoch_update_rate: list[float] = []
-        start = time.perf_counter()
         with threads_context(self.backend.threads) as threads:
             self.threads_used = threads
             bounds = balanced_bounds(m.indptr, threads)
             order = np.arange(self.n_users, dtype=np.int64)
-            for epoch in range(cfg.iterations):
+            for epoch in range(cfg.iterations):  # 0-based: the kernels' random streams and schedules
+                start = time.perf_counter()
                 loss, rate, _ = warp_epoch(m.indptr, m.indices, order, bounds, self.user_factors,
                                            self.item_factors, self.item_bias, GU, GV, Gb,
                                            self._epoch_lr(epoch), cfg.regularization, adagrad,
                                            cfg.max_sampled, cfg.seed, epoch, cfg.kos_k, cfg.kos_n)
                 self.epoch_update_rate.append(rate)
-                if self._report(on_epoch, epoch, start, loss):
+                if self._report(on_epoch, epoch + 1, start, loss):
                     break
-        self._check_finite()
+        self.check_finite(self.to_arrays())
         return self
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:

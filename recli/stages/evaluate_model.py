@@ -16,10 +16,11 @@ import numpy as np
 import polars as pl
 
 from recli.artifacts import ModelFile
+from recli.data.csr import item_counts, rows_of
 from recli.errors import ConfigError
-from recli.metrics import METRICS, Evaluator, bootstrap_ci
+from recli.metrics import METRICS, Evaluator
 from recli.stages import eval_inputs as ei
-from recli.stages.evaluate import RESULT_SCHEMA, EvalReport, choose_metrics
+from recli.stages.evaluate import RESULT_SCHEMA, EvalReport, choose_metrics, ranking_rows
 from recli.stages.validation import add_model_lists
 
 
@@ -40,17 +41,6 @@ def _truth(mf: ModelFile, relevant: pl.DataFrame, graded: bool):
     return users, (indptr, indices, gains), n_items, int(unknown.sum())
 
 
-def _train_rows(mf: ModelFile, uidx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each test user's training items (empty for users unknown to the model)."""
-    indptr, indices, _ = mf.train
-    lengths = np.where(uidx >= 0, np.diff(indptr)[np.maximum(uidx, 0)], 0)
-    out_ptr = np.zeros(uidx.shape[0] + 1, dtype=np.int64)
-    np.cumsum(lengths, out=out_ptr[1:])
-    parts = [np.asarray(indices[indptr[u]:indptr[u + 1]]) for u in uidx if u >= 0]
-    out_idx = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, dtype=np.int32)
-    return out_ptr, out_idx
-
-
 def evaluate_model(mf: ModelFile, test: pl.DataFrame, *, label: str, ks=(10,), metrics: list[str] | None = None,
                    relevance_threshold: float | None = None, graded: bool = False, bootstrap: int = 0,
                    seed: int = 0, per_user: bool = False, gates=(), batch_size: int = 1024) -> EvalReport:
@@ -67,8 +57,8 @@ def evaluate_model(mf: ModelFile, test: pl.DataFrame, *, label: str, ks=(10,), m
     ks = sorted(set(ks) | {g[1] for g in gates if g[1] is not None})
     users, truth, n_items, n_unknown_items = _truth(mf, relevant, graded)
     uidx = mf.users.index(users.ids).astype(np.int64)
-    train_ptr, train_idx = _train_rows(mf, uidx)
-    counts = np.bincount(np.asarray(mf.train[1]), minlength=n_items)
+    train_ptr, train_idx = rows_of(mf.train[0], mf.train[1], uidx)
+    counts = item_counts(mf.train[1], n_items)
     ev = Evaluator(truth[0], truth[1], ks, names, n_items=n_items, truth_gain=truth[2] if graded else None,
                    train_indptr=train_ptr, train_indices=train_idx, item_counts=counts,
                    n_train_users=len(mf.users), keep_per_user=per_user or bootstrap > 0)
@@ -81,18 +71,7 @@ def evaluate_model(mf: ModelFile, test: pl.DataFrame, *, label: str, ks=(10,), m
     notes = [f"{label}: recommendations computed from the model in batches of {batch_size}, training items excluded"]
     if n_unknown_items:
         notes.append(f"{n_unknown_items} relevant TEST rows name items unknown to the model (they cannot be recommended)")
-    low = high = None
-    if bootstrap > 0:
-        low, high = bootstrap_ci(res.per_user, res.per_user_weights, bootstrap, seed)
-    col = {key: j for j, key in enumerate(res.per_user_keys)}
-    rows = []
-    for key, value in res.values.items():
-        name, _, k = key.partition("@")
-        j = col.get(key)
-        rows.append({"model": label, "metric": name, "k": int(k), "value": value, "users": res.users[key],
-                     "ci_low": None if j is None or low is None else float(low[j]),
-                     "ci_high": None if j is None or high is None else float(high[j]),
-                     "p_ttest": None, "p_wilcoxon": None})
+    rows = ranking_rows(label, res, bootstrap, seed)
     rule = (f"{res.n_evaluated} users: every TEST user with a relevant item "
             f"({cold.size} unknown to the model score 0)")
     per_user_frame = None

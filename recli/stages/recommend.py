@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from recli.backend import threads_context
+from recli.backend import model_kernels, threads_context
 from recli.console import log
+from recli.data.csr import item_counts
 from recli.data.ids import read_ids
 from recli.data.io import output_format
 from recli.data.plain_text import csv_rows, write_csv_lines
@@ -31,9 +32,6 @@ if TYPE_CHECKING:  # Polars and SciPy load lazily: one user's top-k as CSV needs
     from recli.artifacts import ModelFile
     from recli.data.vocab import Vocab
 
-# Below this many scores per batch, NumPy's argpartition twin is used: it gives the same
-# result and spares a small request (one user) Numba's import time.
-SMALL_BATCH_CELLS = 1 << 18
 FALLBACK = -2  # plan marker: serve this user from popularity (--fallback popular)
 RECS_COLUMNS = ("user", "item", "score", "rank")
 
@@ -296,7 +294,7 @@ def _batch_seen(mf: ModelFile, uidx: np.ndarray, history: sp.csr_matrix | None):
 
 def popularity_scores(mf: ModelFile) -> np.ndarray:
     """Distinct training users per item: the ``--fallback popular`` score."""
-    return np.bincount(np.asarray(mf.train[1]), minlength=len(mf.items)).astype(np.float32)
+    return item_counts(mf.train[1], len(mf.items))
 
 
 def score_batch(mf: ModelFile, uidx: np.ndarray, history: sp.csr_matrix | None,
@@ -316,21 +314,9 @@ def score_batch(mf: ModelFile, uidx: np.ndarray, history: sp.csr_matrix | None,
 
 def needs_numba(n_rows: int, n_items: int, batch_size: int = 1024) -> bool:
     """Whether a request of ``n_rows`` users/items runs the Numba top-k kernel."""
+    from recli.kernels.cpu import SMALL_BATCH_CELLS
+
     return min(n_rows, batch_size) * n_items > SMALL_BATCH_CELLS
-
-
-def _topk(scores: np.ndarray, k: int, rows=None, indptr=None, indices=None, banned=None, xp_path: bool = False):
-    """The Numba kernel for real batches; the xp twin for tiny ones and for the
-    GPU-shaped backends (``xp-numpy``, ``gpu``), which run the vectorised path."""
-    if scores.shape[0] * scores.shape[1] > SMALL_BATCH_CELLS and not xp_path:
-        from recli.kernels.topk import topk
-    else:
-        from recli.kernels.topk_xp import topk_xp as topk
-    return topk(scores, k, rows, indptr, indices, banned)
-
-
-def _xp_path(mf: ModelFile) -> bool:
-    return getattr(getattr(mf.model, "backend", None), "name", "cpu") != "cpu"
 
 
 def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bool = False,
@@ -339,17 +325,17 @@ def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bo
     item ``-1`` pads rows with fewer than ``k`` eligible items."""
     _check_k(k)
     popular = popularity_scores(mf) if (plan.uidx == FALLBACK).any() else None
-    xp_path = _xp_path(mf)
+    kernels = model_kernels(mf.model)
     for start in range(0, len(plan.ids), batch_size):
         pos = np.arange(start, min(start + batch_size, len(plan.ids)))
         uidx = plan.uidx[pos]
         history = plan.history[pos] if plan.history is not None else None
         scores = score_batch(mf, uidx, history, popular)
         if include_seen:
-            items, values = _topk(scores, k, banned=banned, xp_path=xp_path)
+            items, values = kernels.topk(scores, k, banned=banned)
         else:
             rows, indptr, indices = _batch_seen(mf, uidx, history)
-            items, values = _topk(scores, k, rows, indptr, indices, banned, xp_path)
+            items, values = kernels.topk(scores, k, rows, indptr, indices, banned)
         yield pos, items, values
 
 
@@ -443,6 +429,7 @@ def similar_batches(mf: ModelFile, iidx: np.ndarray, k: int, *, banned: np.ndarr
         pos = np.arange(start, min(start + batch_size, iidx.shape[0]))
         query = iidx[pos]
         sims = mf.model.similar_items(query)
-        items, values = _topk(sims, k, np.arange(pos.shape[0]), np.arange(pos.shape[0] + 1, dtype=np.int64),
-                              query.astype(np.int32), banned, _xp_path(mf))
+        items, values = model_kernels(mf.model).topk(sims, k, np.arange(pos.shape[0]),
+                                                     np.arange(pos.shape[0] + 1, dtype=np.int64),
+                                                     query.astype(np.int32), banned)
         yield pos, items, values

@@ -14,14 +14,9 @@ from recli.backend import get_backend, threads_context
 from recli.console import log
 from recli.data.io import read_table
 from recli.data.matrix import Interactions, build_interactions, to_csr
-from recli.errors import ConfigError, InputError, ModelFitError
+from recli.errors import ConfigError, InputError
 from recli.models import get_model_class
 from recli.models.base import EpochCallback, EpochInfo, Model, build_config, config_to_dict, train_arrays
-
-# Flags every model may take; a flag the chosen model has no parameter for is an error,
-# except --seed, which is only recorded for models without randomness.
-COMMON_PARAMS = ("factors", "iterations", "regularization", "learning_rate", "alpha")
-
 
 @dataclass
 class TrainResult:
@@ -90,14 +85,6 @@ def _fit_kwargs(cls: type[Model], data: Interactions) -> dict[str, Any]:
     return {"timestamps": data.timestamps} if "timestamps" in inspect.signature(cls.fit).parameters else {}
 
 
-def _check_finite(model: Model) -> None:
-    for name, array in model.to_arrays().items():
-        a = np.asarray(array)
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
-            raise ModelFitError(f"training broke down: {name} holds NaN or infinite values",
-                                hint="lower the learning rate / alpha, or raise the regularization")
-
-
 def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "cpu", threads: int = 0,
           seed: int | None = None, valid: Interactions | None = None, early_stopping: int = 0,
           on_epoch: EpochCallback | None = None, valid_k: int = 10) -> TrainResult:
@@ -108,16 +95,14 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
 
     if early_stopping and valid is None:
         raise ConfigError("--early-stopping needs a validation set", hint="pass --valid FILE")
-    backend = get_backend(device, threads)
+    backend = get_backend(device, threads, model=cls)
     model = cls(config, backend)
     state: dict[str, Any] = {"best": -np.inf, "best_epoch": 0, "arrays": None, "scores": [], "epochs": 0}
     metric = f"ndcg@{valid_k}"
 
     def callback(info: EpochInfo) -> bool | None:
         stop = False
-        # count epochs here: models may number them from 0 or 1
-        state["epochs"] += 1
-        epoch = state["epochs"]
+        epoch = state["epochs"] = info.epoch
         if valid is not None:
             score = validation_score(model, valid.user_items, data.user_items, valid_k)
             info.metrics[metric] = score
@@ -138,14 +123,14 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     epochs_run = state["epochs"]
     if state["arrays"] is not None and state["best_epoch"] < epochs_run:
         losses = list(model.epoch_losses)
-        model = cls.from_arrays(config, {**train_arrays(data.user_items), **state["arrays"]}, backend)
+        model = cls.from_arrays(config, {**train_arrays(data.user_items), **state["arrays"]}, model.backend)
         model.n_users, model.n_items = data.user_items.shape
         model.epoch_losses = losses
         log.info(f"early stopping: kept epoch {state['best_epoch']} ({metric} {state['best']:.4f})")
-    _check_finite(model)
+    model.check_finite(model.to_arrays())
     config_dict = config_to_dict(config)
     meta = {"config": config_dict, "seed": config_dict.get("seed", seed), "threads": n_threads,
-            "device": backend.name, "fit_seconds": round(fit_seconds, 4), "epochs": epochs_run,
+            "device": model.backend.name, "fit_seconds": round(fit_seconds, 4), "epochs": epochs_run,
             "epoch_losses": [float(x) for x in model.epoch_losses],
             "counts": {"rows": data.n_rows}, "training_fingerprint": data.fingerprint}
     if valid is not None:
@@ -174,7 +159,8 @@ def describe_model_list() -> list[dict[str, Any]]:
     from recli.models import registry
 
     return [{"name": name, "summary": cls.summary, "fold_in": cls.can_fold_in, "explain": cls.can_explain,
-             "parameters": [f for f in cls.Config.__dataclass_fields__]} for name, cls in registry().items()]
+             "devices": list(cls.devices), "parameters": [f for f in cls.Config.__dataclass_fields__]}
+            for name, cls in registry().items()]
 
 
 def summary_line(result: TrainResult, output: str | Path) -> str:

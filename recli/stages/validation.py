@@ -2,7 +2,7 @@
 
 One pass serves ``recli train --valid`` (NDCG@k after every epoch) and
 ``recli eval --model`` (every ranking metric, no CSV round trip): scores come from
-``model.score`` in batches, the top-k kernel skips each user's training items by reading
+``model.score`` in batches, the top-k kernel of the model's backend skips each user's training items by reading
 the training CSR in place, and the lists go straight into the Evaluator.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from recli.backend import model_kernels
 from recli.data.matrix import csr_arrays
 
 
@@ -23,8 +24,7 @@ def add_model_lists(ev: Any, model: Any, uidx: np.ndarray, rows: np.ndarray, kma
     ``seen = (indptr, indices)`` is the training CSR whose items are excluded (``None``:
     nothing excluded). Memory is bounded by ``batch_size x n_items`` scores.
     """
-    from recli.kernels.topk import topk
-
+    topk = model_kernels(model).topk
     indptr, indices = seen if seen is not None else (None, None)
     for start in range(0, uidx.shape[0], batch_size):
         batch = np.ascontiguousarray(uidx[start:start + batch_size], dtype=np.int64)

@@ -1,0 +1,66 @@
+"""The array-module kernel namespace: what ``get_backend("gpu"|"xp-numpy").kernels`` offers.
+
+The same functions with the same signatures as :mod:`recli.kernels.cpu`
+(``tests/test_backend.py`` compares them), bound to an array module ``xp`` (CuPy on a
+GPU, NumPy for the CI-tested GPU-shaped path). Inputs may be host arrays; ``X``/``Y``
+of ``als_sweep`` are ``xp`` arrays updated in place; ``topk`` and ``dot_scores`` return
+host NumPy arrays (device arrays never leave the seam through a result).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# The kernel names; tests/test_backend.py checks both namespaces offer them alike.
+KERNELS = ("topk", "dot_scores", "gram", "als_sweep", "als_loss_from_observed")
+
+
+class XPKernels:
+    """The kernels of :mod:`recli.kernels.cpu`, vectorised over rows with ``xp``."""
+
+    def __init__(self, xp: Any):
+        self.xp = xp
+
+    def _host(self, array: Any) -> np.ndarray:
+        return np.asarray(array) if self.xp is np else self.xp.asnumpy(array)
+
+    def topk(self, scores: Any, k: int, rows: Any = None, indptr: Any = None, indices: Any = None,
+             banned: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` per row by argpartition (:func:`recli.kernels.topk_xp.topk_xp`)."""
+        from recli.kernels import topk_xp
+
+        xp = self.xp
+        seen = (None, None) if indptr is None else (xp.asarray(indptr), xp.asarray(indices))
+        items, values = topk_xp.topk_xp(xp.asarray(scores), k, None if rows is None else xp.asarray(rows),
+                                        *seen, None if banned is None else xp.asarray(banned), xp=xp)
+        return self._host(items), self._host(values)
+
+    def dot_scores(self, user_vectors: Any, item_factors: Any, item_bias: Any = None) -> np.ndarray:
+        """``U·Vᵀ (+ b)``: float32 ``(len(U), n_items)`` scores of a factor model."""
+        xp = self.xp
+        out = xp.asarray(user_vectors) @ xp.asarray(item_factors).T
+        if item_bias is not None:
+            out += xp.asarray(item_bias)[None, :]
+        return np.ascontiguousarray(self._host(out), dtype=np.float32)
+
+    def gram(self, Y: Any, regularization: float = 0.0) -> Any:
+        """YᵀY + λI in float32, an ``xp`` array."""
+        from recli.kernels.als_xp import xp_gram
+
+        return xp_gram(self.xp, self.xp.asarray(Y), regularization)
+
+    def als_sweep(self, indptr: Any, indices: Any, data: Any, X: Any, Y: Any, regularization: float,
+                  alpha: float, solver: str = "cg", cg_steps: int = 3) -> float:
+        """One ALS half-epoch on row batches (:func:`recli.kernels.als_xp.xp_als_sweep`)."""
+        from recli.kernels.als_xp import xp_als_sweep
+
+        return xp_als_sweep(self.xp, indptr, indices, data, X, Y, regularization, alpha, solver, cg_steps)
+
+    def als_loss_from_observed(self, observed: float, X: Any, Y: Any, data: Any, regularization: float,
+                               alpha: float) -> float:
+        """The ALS loss from a sweep's observed term (:func:`recli.kernels.als_xp.xp_loss_from_observed`)."""
+        from recli.kernels.als_xp import xp_loss_from_observed
+
+        return xp_loss_from_observed(self.xp, observed, X, Y, data, regularization, alpha)
