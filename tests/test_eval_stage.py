@@ -188,3 +188,18 @@ def test_ranx_agrees_on_movielens_100k(cli, ml100k, tmp_path):
         for k in (5, 10, 20):
             assert ours[f"{ours_name}@{k}"] == pytest.approx(theirs[f"{ranx_name}@{k}"], abs=1e-9)
     assert 0.05 < ours["ndcg@10"] < 0.5  # popularity is a real, non-trivial baseline here
+
+
+@pytest.mark.parametrize("only_recommended", [False, True])
+def test_users_rule_names_every_model(only_recommended):
+    """With several RECS the "evaluated ..." line counts the users without recommendations
+    of each model, not only of the last one."""
+    test = pl.DataFrame({"user": ["u0", "u1", "u2"], "item": ["i0", "i1", "i2"]})
+    full = pl.DataFrame({"user": ["u0", "u1", "u2"], "item": ["i0", "i1", "i9"], "rank": [1, 1, 1]})
+    part = full.head(1)
+    rule = evaluate([("a", full), ("b", part)], test, ks=[1], only_recommended=only_recommended).users_rule
+    assert "0 for a" in rule and "2 for b" in rule
+    if only_recommended:
+        assert rule.startswith("users (3 for a, 1 for b): ")
+    else:
+        assert rule.startswith("3 users")

@@ -222,17 +222,18 @@ def evaluate(recs: list[tuple[str, pl.DataFrame]], test: pl.DataFrame, *, train:
     if enc.n_merged:
         notes.append(f"TEST: {enc.n_merged} repeated relevant (user, item) rows merged (highest rating kept)")
     ranked = [m for m in names if METRICS[m].kind != "rating"]
-    rule = None
+    counts = {}
     for model in models:
         if ranked:
             keep = per_user or bootstrap > 0 or len(models) > 1
-            rule = _score_ranking(model, enc, ranked, ks, graded, only_recommended, exclude_train, compat,
-                                  bootstrap, seed, notes, keep, warnings)
+            counts[model.label] = _score_ranking(model, enc, ranked, ks, graded, only_recommended, exclude_train,
+                                                 compat, bootstrap, seed, notes, keep, warnings)
         _score_rating(model, [m for m in names if METRICS[m].kind == "rating"], rated, notes, bootstrap, seed)
     if ranked and len(models) > 1:
         _significance(models)
     results = pl.DataFrame([r for m in models for r in m.rows], schema=RESULT_SCHEMA)
-    users_rule = rule or f"rating metrics over rated TEST pairs ({rated.height} rows)"
+    users_rule = (_users_rule(counts, only_recommended) if counts
+                  else f"rating metrics over rated TEST pairs ({rated.height} rows)")
     return EvalReport(results, _per_user_frame(models, enc, ranked, ks) if per_user and ranked else None,
                       users_rule, [m.label for m in models], notes, warnings)
 
@@ -318,7 +319,8 @@ def _rec_items(model: _Model, enc: ei.Encoded, kmax: int, exclude_train: bool):
 
 def _score_ranking(model, enc, names, ks, graded, only_recommended, exclude_train, compat, bootstrap, seed, notes,
                    keep_per_user, warnings):
-    """Run the Evaluator for one model; fill ``model.rows`` / ``per_user``; return the rule."""
+    """Run the Evaluator for one model; fill ``model.rows`` / ``per_user``; return (users
+    evaluated, TEST users without recommendations)."""
     mat, present, extra = _rec_items(model, enc, ks[-1], exclude_train)
     notes.extend(extra)
     if not present.any():
@@ -335,13 +337,6 @@ def _score_ranking(model, enc, names, ks, graded, only_recommended, exclude_trai
     else:
         ev.add(mat, validate=False)
     res = ev.result()
-    n_missing = int(enc.n_users - np.count_nonzero(present))
-    if only_recommended:
-        rule = (f"{res.n_evaluated} users: TEST users with a relevant item who appear in RECS (--only-recommended; "
-                f"{n_missing} without recommendations left out)")
-    else:
-        rule = (f"{res.n_evaluated} users: every TEST user with a relevant item "
-                f"(users without recommendations score 0: {n_missing} for {model.label})")
     if keep_per_user:
         model.per_user = np.full((enc.n_users, len(res.per_user_keys)), np.nan)
         model.per_user[res.user_rows] = res.per_user
@@ -349,7 +344,22 @@ def _score_ranking(model, enc, names, ks, graded, only_recommended, exclude_trai
         model.scored[res.user_rows] = True
     model.rows.extend(ranking_rows(model.label, res, bootstrap, seed))
     model.keys = res.per_user_keys
-    return rule
+    return res.n_evaluated, int(enc.n_users - np.count_nonzero(present))
+
+
+def _users_rule(counts: dict[str, tuple[int, int]], only_recommended: bool) -> str:
+    """Which users were evaluated, naming every model: ``counts`` maps each label to
+    (users evaluated, TEST users without recommendations)."""
+    missing = ", ".join(f"{n_missing} for {label}" for label, (_, n_missing) in counts.items())
+    if only_recommended:
+        sizes = {n for n, _ in counts.values()}
+        evaluated = (f"{sizes.pop()} users" if len(sizes) == 1
+                     else "users (" + ", ".join(f"{n} for {label}" for label, (n, _) in counts.items()) + ")")
+        return (f"{evaluated}: TEST users with a relevant item who appear in RECS (--only-recommended; "
+                f"left out without recommendations: {missing})")
+    n_evaluated = next(iter(counts.values()))[0]
+    return (f"{n_evaluated} users: every TEST user with a relevant item "
+            f"(users without recommendations score 0: {missing})")
 
 
 def ranking_rows(label: str, res, bootstrap: int = 0, seed: int = 0) -> list[dict]:
