@@ -113,8 +113,8 @@ def recommend(mf: ModelFile, request: RecommendRequest) -> int:
     if request.explain and not mf.model.can_explain:
         raise ConfigError(f"model {mf.model.name!r} cannot explain its recommendations",
                           hint="use --explain with a model that can (recli train --list-models shows 'explain')")
-    banned = item_ban_mask(mf.items, _read_ids(request.exclude_items, "item", "--exclude-items"),
-                           _read_ids(request.only_items, "item", "--only-items"))
+    banned = item_ban_mask(mf.items, _read_ids(request.exclude_items, mf.items, "item", "--exclude-items"),
+                           _read_ids(request.only_items, mf.items, "item", "--only-items"))
     if request.similar:
         rows, n = _write_similar(mf, request, banned)
     else:
@@ -124,14 +124,15 @@ def recommend(mf: ModelFile, request: RecommendRequest) -> int:
     return rows
 
 
-def _read_ids(source: str | None, column: str, what: str) -> list[str] | None:
-    """The ids in file ``source``; None without one."""
-    return read_ids(source, column, what) if source else None
+def _read_ids(source: str | None, vocab: Vocab, column: str, what: str) -> list[str] | None:
+    """The ids in file ``source`` (None without one); a first line that is an id in
+    ``vocab`` is never taken for a header (:func:`recli.data.ids.read_ids`)."""
+    return read_ids(source, column, what, known=lambda value: bool(vocab.index([value])[0] >= 0)) if source else None
 
 
 def _write_similar(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | None) -> tuple[int, int]:
     """``item,similar_item,score,rank`` rows; returns (rows, query items)."""
-    ids = list(req.similar_items or []) + (_read_ids(req.items_file, "item", "--items-file") or [])
+    ids = list(req.similar_items or []) + (_read_ids(req.items_file, mf.items, "item", "--items-file") or [])
     names, iidx = plan_items(mf, list(dict.fromkeys(ids)), req.strict)
     with threads_context(req.threads, numba=needs_numba(len(names), len(mf.items), req.batch_size)):
         frames = (to_frame(names, mf.items, *batch, names=("item", "similar_item"))
@@ -144,7 +145,7 @@ def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndar
     """``user,item,score,rank`` rows (``--explain``: with ``because`` columns); returns
     (rows, users). Plain CSV for ``--user`` ids goes through the stdlib writer, no Polars."""
     history = read_history(req.history, mf) if req.history else None
-    ids = None if req.all_users else list(dict.fromkeys((_read_ids(req.users, "user", "--users") or [])
+    ids = None if req.all_users else list(dict.fromkeys((_read_ids(req.users, mf.users, "user", "--users") or [])
                                                         + list(req.user or [])))
     plan = plan_users(mf, ids, all_users=req.all_users, history=history, strict=req.strict, fallback=req.fallback)
     nested = req.explain and ((req.fmt or "").lower() == "jsonl" or req.output.lower().endswith((".jsonl", ".ndjson")))
