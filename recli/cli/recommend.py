@@ -23,7 +23,7 @@ def recommend(
     include_seen: Annotated[bool, Opt("--include-seen", help="Keep items the user interacted with in training.")] = False,
     exclude_items: Annotated[Optional[str], Opt("--exclude-items", help="Never recommend these items (file: 'item' column or one per line).")] = None,
     only_items: Annotated[Optional[str], Opt("--only-items", help="Recommend only these items (file: 'item' column or one per line).")] = None,
-    history: Annotated[Optional[str], Opt("--history", help="user,item[,rating] rows for users new to the model (folded in); '-' for stdin.")] = None,
+    history: Annotated[Optional[str], Opt("--history", help="user,item[,rating] rows: new users are folded in, known users' rows merged with their training rows; alone, serves its users. '-' for stdin.")] = None,
     strict: Annotated[bool, Opt("--strict", help="Unknown users (or items) are an error instead of a warning.")] = False,
     fallback: Annotated[Optional[str], Opt("--fallback", help="'popular': serve unknown users the most popular items.")] = None,
     similar_items: Annotated[Optional[List[str]], Opt("--similar-items", help="Items to find similar items for (repeatable).")] = None,

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Callable
 
 from recli.data.io import read_table
-from recli.data.schema import ALIASES
 from recli.errors import InputError
 
 
 def names_column(name: str, column: str) -> bool:
     """Whether a column called ``name`` holds ``column`` ids: ``column`` itself or one of
     its aliases (``user_id``, ``movieId`` ...), compared case-insensitively."""
+    from recli.data.schema import ALIASES  # loads Polars: id lists are read with it anyway
+
     return name.strip().lower() in (column, *ALIASES.get(column, ()))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -95,8 +95,9 @@ class RecommendRequest:
         if self.similar and by_user:
             raise ConfigError("choose users (--users/--user/--all-users) or items (--similar-items/--items-file), "
                               "not both", hint="run recli recommend twice")
-        if not self.similar and not by_user:
-            raise ConfigError("no users given", hint="pass --user ID, --users FILE, --all-users, or --similar-items ITEM")
+        if not self.similar and not by_user and not self.history:
+            raise ConfigError("no users given", hint="pass --user ID, --users FILE, --all-users, --history FILE "
+                                                     "(its users), or --similar-items ITEM")
         if self.all_users and (self.users or self.user):
             raise ConfigError("--all-users cannot be combined with --users/--user", hint="drop one of them")
         if self.users == "-" and self.history == "-":
@@ -145,8 +146,8 @@ def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndar
     """``user,item,score,rank`` rows (``--explain``: with ``because`` columns); returns
     (rows, users). Plain CSV for ``--user`` ids goes through the stdlib writer, no Polars."""
     history = read_history(req.history, mf) if req.history else None
-    ids = None if req.all_users else list(dict.fromkeys((_read_ids(req.users, mf.users, "user", "--users") or [])
-                                                        + list(req.user or [])))
+    ids = None if req.all_users or not (req.users or req.user) else \
+        list(dict.fromkeys((_read_ids(req.users, mf.users, "user", "--users") or []) + list(req.user or [])))
     plan = plan_users(mf, ids, all_users=req.all_users, history=history, strict=req.strict, fallback=req.fallback)
     nested = req.explain and ((req.fmt or "").lower() == "jsonl" or req.output.lower().endswith((".jsonl", ".ndjson")))
     with threads_context(req.threads, numba=needs_numba(len(plan.ids), len(mf.items), req.batch_size)):
@@ -207,8 +208,17 @@ def item_ban_mask(items: Vocab, exclude: list[str] | None, only: list[str] | Non
     return banned
 
 
-def read_history(source: str, mf: ModelFile, fmt: str | None = None) -> tuple[Vocab, sp.csr_matrix]:
-    """``user,item[,rating]`` rows → (user vocab, CSR over the model's items)."""
+class History(NamedTuple):
+    """``--history`` rows: their users, one CSR row per user over the model's items, and
+    the user ids in first-seen order (``None``: vocabulary order)."""
+
+    users: Vocab
+    matrix: sp.csr_matrix
+    order: list[str] | None = None
+
+
+def read_history(source: str, mf: ModelFile, fmt: str | None = None) -> History:
+    """``user,item[,rating]`` rows → :class:`History` (repeated cells add up, as in training)."""
     from recli.data.io import read_table
     from recli.data.matrix import ITEM, USER, to_csr
     from recli.data.vocab import Vocab
@@ -223,53 +233,130 @@ def read_history(source: str, mf: ModelFile, fmt: str | None = None) -> tuple[Vo
     unknown = int((mf.items.index(df[ITEM]) < 0).sum())
     if unknown:
         log.warning(f"--history: {unknown} rows with items unknown to the model ignored")
-    return users, matrix
+    return History(users, matrix, df[USER].drop_nulls().unique(maintain_order=True).to_list())
 
 
 def plan_users(mf: ModelFile, ids: list[str] | None, *, all_users: bool = False,
-               history: tuple[Vocab, sp.csr_matrix] | None = None, strict: bool = False,
+               history: History | tuple[Vocab, sp.csr_matrix] | None = None, strict: bool = False,
                fallback: str | None = None) -> UserPlan:
-    """Resolve requested ids: known users, users folded in from ``history``, unknown ones
-    (skipped with one warning, an error with ``strict``, or popular with ``fallback``)."""
+    """Resolve the users to serve, in order: ``ids``; with ``all_users`` every training
+    user, then the new users of ``history``; with neither, the users of ``history``.
+
+    A known user is scored from its model row. A user with rows in ``history`` is folded
+    in: a new user from them, a known user from its training rows plus them (as if they
+    were appended to the training data), also for seen-item filtering. Users that cannot
+    be scored (unknown without history, or new with no item known to the model) are
+    skipped with a warning counting them, an error with ``strict``, or served popular
+    items with ``fallback``.
+    """
     if fallback not in (None, "popular"):
         raise ConfigError(f"unknown fallback {fallback!r}", hint="use --fallback popular")
     if history is not None and not mf.model.can_fold_in:
         raise ConfigError(f"model {mf.model.name!r} cannot fold in new users from --history",
                           hint="retrain with a model that can (recli train --list-models shows 'fold-in'), "
                                "or use --fallback popular")
-    if all_users:
+    if all_users and history is None:
         return UserPlan(mf.users.ids.to_list(), np.arange(len(mf.users), dtype=np.int64), None)
-    ids = list(ids or [])
-    uidx = mf.users.index(ids).astype(np.int64)
-    unknown = uidx < 0
-    hist_rows = None
+    ids, uidx = _requested(mf, ids, all_users, history)
+    hist_rows, no_items = None, np.zeros(len(ids), dtype=bool)
     if history is not None:
-        import scipy.sparse as sp
+        uidx, hist_rows, no_items = _fold_in_plan(mf, ids, uidx, history)
+    unknown = (uidx == UNKNOWN) & ~no_items
+    lost = unknown | no_items
+    _refuse_if_strict(strict, ids, unknown, no_items)
+    if lost.any() and fallback == "popular":
+        uidx[lost] = FALLBACK
+    _warn_lost(int(unknown.sum()), int(no_items.sum()), fallback)
+    if lost.any() and fallback != "popular":
+        keep = np.flatnonzero(~lost)
+        ids, uidx = [ids[i] for i in keep], uidx[keep]
+        hist_rows = hist_rows[keep] if hist_rows is not None else None
+    return UserPlan(ids, uidx, hist_rows, skipped=int(lost.sum()) if fallback != "popular" else 0)
 
-        hist_users, hist_matrix = history
-        rows = hist_users.index(ids)
-        fold = unknown & (rows >= 0)
-        unknown &= ~fold
-        uidx[fold] = -1
-        # one history row per requested user; rows of users not folded in are emptied
-        hist_rows = sp.csr_matrix(sp.diags(fold.astype(np.float32)) @ hist_matrix[np.where(fold, rows, 0)])
-        hist_rows.eliminate_zeros()
-        hist_rows.sort_indices()
-    n_unknown = int(unknown.sum())
-    if n_unknown and strict:
-        examples = ", ".join(repr(ids[i]) for i in np.flatnonzero(unknown)[:3])
-        raise InputError(f"{n_unknown} users are unknown to the model (e.g. {examples})",
-                         hint="drop --strict to skip them, pass --history for new users, or --fallback popular")
+
+UNKNOWN = -3  # plan marker while resolving: not a model user (folded in or lost later)
+
+
+def _requested(mf: ModelFile, ids: list[str] | None, all_users: bool,
+               history: History | tuple | None) -> tuple[list[str], np.ndarray]:
+    """The ids to serve and their model rows (``UNKNOWN`` for users the model lacks)."""
+    if all_users:
+        order = _history_order(history)
+        new = [u for u, i in zip(order, mf.users.index(order)) if i < 0]
+        uidx = np.concatenate([np.arange(len(mf.users), dtype=np.int64), np.full(len(new), UNKNOWN, np.int64)])
+        return mf.users.ids.to_list() + new, uidx
+    ids = list(ids) if ids is not None else _history_order(history)
+    uidx = mf.users.index(ids).astype(np.int64)
+    uidx[uidx < 0] = UNKNOWN
+    return ids, uidx
+
+
+def _history_order(history: History | tuple | None) -> list[str]:
+    """The users of ``history`` in first-seen order (vocabulary order when not recorded)."""
+    if history is None:
+        return []
+    order = history[2] if len(history) > 2 else None
+    return list(order) if order is not None else history[0].ids.to_list()
+
+
+def _fold_in_plan(mf: ModelFile, ids: list[str], uidx: np.ndarray,
+                  history: History | tuple) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray]:
+    """Mark users with known-item history rows ``-1`` and give them their fold-in rows:
+    the history row for a new user, training row + history row for a known one. Returns
+    (uidx, rows aligned with ``ids``, new users whose history has no known item)."""
+    hist_users, hist_matrix = history[0], history[1]
+    rows = hist_users.index(ids).astype(np.int64)
+    has_items = np.zeros(len(ids), dtype=bool)
+    in_history = rows >= 0
+    has_items[in_history] = np.diff(hist_matrix.indptr)[rows[in_history]] > 0
+    new, merged = has_items & (uidx == UNKNOWN), has_items & (uidx >= 0)
+    folded = _place_rows(hist_matrix, rows, has_items)
+    if merged.any():
+        folded = folded + _place_rows(mf.user_items, uidx, merged)
+        log.info(f"--history: {int(merged.sum())} users known to the model folded in from their training rows "
+                 "plus their --history rows")
+    folded.sort_indices()
+    uidx = uidx.copy()
+    uidx[new | merged] = -1
+    return uidx, folded, in_history & ~has_items & (uidx == UNKNOWN)
+
+
+def _place_rows(matrix: sp.csr_matrix, rows: np.ndarray, where: np.ndarray) -> sp.csr_matrix:
+    """A CSR with one row per entry of ``where``: ``matrix[rows[i]]`` where ``where[i]``,
+    else empty (built from the selected rows only)."""
+    import scipy.sparse as sp
+
+    positions = np.flatnonzero(where)
+    sub = matrix[rows[positions]]
+    lengths = np.zeros(where.shape[0], dtype=np.int64)
+    lengths[positions] = np.diff(sub.indptr)
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return sp.csr_matrix((sub.data, sub.indices, indptr), shape=(where.shape[0], matrix.shape[1]))
+
+
+def _refuse_if_strict(strict: bool, ids: list[str], unknown: np.ndarray, no_items: np.ndarray) -> None:
+    """``--strict``: users that cannot be scored are an error (InputError)."""
+    if not strict:
+        return
+    for lost, what, fix in ((unknown, "users are unknown to the model", "pass --history for new users"),
+                            (no_items, "users in --history have no item known to the model",
+                             "give them items the model was trained on")):
+        if lost.any():
+            examples = ", ".join(repr(ids[i]) for i in np.flatnonzero(lost)[:3])
+            raise InputError(f"{int(lost.sum())} {what} (e.g. {examples})",
+                             hint=f"drop --strict to skip them, {fix}, or use --fallback popular")
+
+
+def _warn_lost(n_unknown: int, n_no_items: int, fallback: str | None) -> None:
+    """One line per kind of user that cannot be scored: skipped, or served popular items."""
     if n_unknown and fallback == "popular":
-        uidx[unknown] = FALLBACK
         log.info(f"{n_unknown} users unknown to the model get popular items (--fallback popular)")
     elif n_unknown:
         log.warning(f"{n_unknown} users unknown to the model skipped (use --history, --fallback popular or --strict)")
-        keep = ~unknown
-        ids = [u for u, k in zip(ids, keep) if k]
-        uidx = uidx[keep]
-        hist_rows = hist_rows[np.flatnonzero(keep)] if hist_rows is not None else None
-    return UserPlan(ids, uidx, hist_rows, skipped=n_unknown if fallback != "popular" else 0)
+    if n_no_items:
+        action = "get popular items (--fallback popular)" if fallback == "popular" else \
+            "are skipped (use --fallback popular, or --strict to make it an error)"
+        log.warning(f"{n_no_items} users in --history have no item known to the model: they {action}")
 
 
 def _batch_seen(mf: ModelFile, uidx: np.ndarray, history: sp.csr_matrix | None):
