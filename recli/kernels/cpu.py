@@ -36,11 +36,16 @@ def topk(scores: Any, k: int, rows: Any = None, indptr: Any = None, indices: Any
 
 
 def dot_scores(user_vectors: Any, item_factors: Any, item_bias: Any = None) -> np.ndarray:
-    """``U·Vᵀ (+ b)``: float32 ``(len(U), n_items)`` scores of a factor model (BLAS)."""
-    out = np.asarray(user_vectors) @ np.asarray(item_factors).T
-    if item_bias is not None:
-        out += np.asarray(item_bias)[None, :]
-    return np.ascontiguousarray(out, dtype=np.float32)
+    """``U·Vᵀ (+ b)``: float32 ``(len(U), n_items)`` scores of a factor model, summed in one
+    fixed order (:mod:`recli.kernels.dot_xp`), so a user's scores are the same bits in any
+    batch: the Numba kernel, or its NumPy twin for batches under ``SMALL_BATCH_CELLS``."""
+    if np.shape(user_vectors)[0] * np.shape(item_factors)[0] > SMALL_BATCH_CELLS:
+        from recli.kernels.dot import dot_scores as kernel
+
+        return kernel(user_vectors, item_factors, item_bias)
+    from recli.kernels.dot_xp import dot_scores_xp
+
+    return dot_scores_xp(user_vectors, item_factors, item_bias)
 
 
 def gram(Y: Any, regularization: float = 0.0) -> Any:

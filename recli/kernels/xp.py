@@ -38,12 +38,11 @@ class XPKernels:
         return self._host(items), self._host(values)
 
     def dot_scores(self, user_vectors: Any, item_factors: Any, item_bias: Any = None) -> np.ndarray:
-        """``U·Vᵀ (+ b)``: float32 ``(len(U), n_items)`` scores of a factor model."""
-        xp = self.xp
-        out = xp.asarray(user_vectors) @ xp.asarray(item_factors).T
-        if item_bias is not None:
-            out += xp.asarray(item_bias)[None, :]
-        return np.ascontiguousarray(self._host(out), dtype=np.float32)
+        """``U·Vᵀ (+ b)``: float32 ``(len(U), n_items)`` scores of a factor model, in the
+        fixed order of :func:`recli.kernels.dot_xp.dot_scores_xp` (the same bits in any batch)."""
+        from recli.kernels.dot_xp import dot_scores_xp
+
+        return np.ascontiguousarray(self._host(dot_scores_xp(user_vectors, item_factors, item_bias, self.xp)))
 
     def gram(self, Y: Any, regularization: float = 0.0) -> Any:
         """YᵀY + λI in float32, an ``xp`` array."""

@@ -21,7 +21,9 @@ def cosine_rows(factors: np.ndarray, rows: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(factors, axis=1)
     safe = np.where(norms > 0, norms, 1.0).astype(np.float32)
     unit = factors / safe[:, None]
-    return np.ascontiguousarray(unit[np.asarray(rows, dtype=np.int64)] @ unit.T, dtype=np.float32)
+    from recli.kernels.cpu import dot_scores  # fixed order: an item's row is the same bits in any batch
+
+    return dot_scores(unit[np.asarray(rows, dtype=np.int64)], unit)
 
 
 class FactorModel(Model):

@@ -134,7 +134,7 @@ class MF(Model):
     def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
         """Predicted ratings μ + bᵤ + bᵢ + pᵤ·qᵢ for every item."""
         bias, P = self._user_side(uidx, history)
-        scores = P @ self.item_factors.T
+        scores = self.backend.kernels.dot_scores(P, self.item_factors)  # fixed order: same bits in any batch
         scores += (self.item_bias + np.float32(self.global_mean))[None, :]
         scores += bias[:, None]
         return np.ascontiguousarray(scores, dtype=np.float32)

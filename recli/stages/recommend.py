@@ -4,7 +4,7 @@
 :class:`RecommendRequest` (the command's options, checked when it is built) and writes the
 table. Users are resolved against the model's vocabulary once (:func:`plan_users`); then
 :func:`recommend_batches` yields one top-k block per batch of ``batch_size`` users:
-scores from ``model.score`` (BLAS inside the model), top-k by the parallel Numba kernel,
+scores from ``model.score`` (the same bits for a user in any batch), top-k by the parallel Numba kernel,
 which skips the user's training items by reading the stored CSR in place. Memory is
 bounded by ``batch_size x n_items`` scores, not by the user count.
 """
