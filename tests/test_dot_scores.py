@@ -27,7 +27,7 @@ def reference(U, V, b=None):
     return out
 
 
-@pytest.mark.parametrize("shape", [(1, 5, 3), (7, 300, 4), (70, 260, 9), (3, 1, 1)])
+@pytest.mark.parametrize("shape", [(1, 5, 3), (7, 2100, 4), (70, 260, 9), (3, 1, 1)])  # row blocks, item tiles
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_numba_and_numpy_twins_equal_the_scalar_reference_bit_for_bit(shape, with_bias):
     n_users, n_items, k = shape
