@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from recli.cli._options import InputFormatOpt, Quiet, Seed, Threads, Verbose
+from recli.cli._options import (EncodingOpt, InputFormatOpt, ItemColOpt, NoQuoteOpt, QuoteOpt, Quiet, RatingColOpt,
+                                Seed, SepOpt, Threads, UserColOpt, Verbose)
 
 app = typer.Typer(add_completion=False)
 
@@ -43,6 +44,13 @@ def eval(  # noqa: A001 - the command is called eval
     fmt: Annotated[Optional[str], typer.Option("--format", help="Machine output: json, csv, tsv, jsonl, parquet.")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write machine output here ('-' = stdout).")] = None,
     input_format: InputFormatOpt = None,
+    sep: SepOpt = None,
+    quote: QuoteOpt = None,
+    no_quote: NoQuoteOpt = False,
+    encoding: EncodingOpt = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    rating_col: RatingColOpt = None,
     list_metrics: Annotated[bool, typer.Option("--list-metrics", help="List the metrics with formulas and edge cases, then exit.")] = False,
     threads: Threads = 0,
     quiet: Quiet = False,
@@ -77,16 +85,23 @@ def eval(  # noqa: A001 - the command is called eval
         import numba
 
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    from recli.data.io import read_table
+    from recli.cli._options import read_options
+    from recli.data.io import ReadOptions, read_interactions
     from recli.stages.evaluate import evaluate, failed_gates
 
-    read = lambda p: None if p is None else read_table(p, input_format)  # noqa: E731
+    # --sep/--quote/--encoding/--*-col describe the data tables (--test, --train, --items);
+    # RECS and --predictions are recli outputs: their columns are found by the usual names
+    opts = read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col)
+    ROLES = ("user", "item", "rating")  # noqa: N806
+    read = lambda p: None if p is None else read_interactions(p, opts, roles=ROLES)  # noqa: E731
+    read_recs = lambda p: read_interactions(p, ReadOptions(fmt=opts.fmt), roles=ROLES[:2])  # noqa: E731
+    items = None if items is None else read_interactions(items, opts, roles=ROLES[1:2], required=ROLES[1:2])
     if model is not None:
         report = _evaluate_model(model, read(test), label, ks, names, relevance_threshold, graded, bootstrap, seed,
                                  per_user is not None, gates, batch_size, threads)
     else:
-        report = evaluate(list(zip(labels, [read(p) for p in recs])), read(test), train=read(train), items=read(items),
-                          predictions=[read(p) for p in predictions or []], ks=ks, metrics=names,
+        report = evaluate(list(zip(labels, [read_recs(p) for p in recs])), read(test), train=read(train), items=items,
+                          predictions=[read_recs(p) for p in predictions or []], ks=ks, metrics=names,
                           relevance_threshold=relevance_threshold, graded=graded, only_recommended=only_recommended,
                           exclude_train=exclude_train, compat=compat, item_feature=item_features,
                           bootstrap=bootstrap, seed=seed, per_user=per_user is not None, gates=gates)

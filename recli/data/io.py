@@ -230,7 +230,6 @@ def read_table(source: str, fmt: str | None = None, *, sep: str | None = None, h
     import polars as pl
 
     fmt = check_format(fmt)
-    quote = check_quote(quote)
     data = _read_source_bytes(source)
     if on_raw is not None:
         on_raw(data)

@@ -82,7 +82,8 @@ def _find(columns: Sequence[str], wanted: str | None, role: str, what: str, requ
         if alias in lowered:
             return lowered[alias]
     if required:
-        raise InputError(f"{what}: required column {role!r} is missing; columns found: {', '.join(columns)}",
+        raise InputError(f"{what} has no {role} column (none of {', '.join(ALIASES[role][:3])}, ...); "
+                         f"columns found: {', '.join(columns)}",
                          hint=separator_hint(columns) or f"name it with {flag} COLUMN, or for a file without a "
                          "header use --no-header --columns user,item,rating,timestamp")
     return None
