@@ -71,7 +71,7 @@ def check_output_dir(out_dir: str | os.PathLike, kind: str, *, force: bool = Fal
     target = Path(out_dir)
     parent = target.parent if str(target.parent) else Path(".")
     if target.exists() and not target.is_dir():
-        raise OutputError(f"{option} {str(out_dir)!r} exists and is not a directory",
+        raise OutputError(f"{option} {str(out_dir)!r} exists and is not a directory; refusing to replace it",
                           hint=f"choose a directory path for {option}")
     if parent.exists() and not parent.is_dir():
         raise OutputError(f"cannot create {option} {str(out_dir)!r}: {str(parent)!r} is not a directory",
