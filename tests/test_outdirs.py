@@ -97,10 +97,9 @@ def test_a_failed_write_leaves_the_old_folder_untouched(tmp_path):
     out = tmp_path / "m"
     out.mkdir()
     (out / "meta.json").write_text(json.dumps({"format": "recli-model"}))
-    with pytest.raises(RuntimeError):
-        with staged_dir(out, "model") as staging:
-            (staging / "half.npy").write_bytes(b"x")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), staged_dir(out, "model") as staging:
+        (staging / "half.npy").write_bytes(b"x")
+        raise RuntimeError("boom")
     assert _names(out) == ["meta.json"]
     assert _names(tmp_path) == ["m"]
 
@@ -108,6 +107,8 @@ def test_a_failed_write_leaves_the_old_folder_untouched(tmp_path):
 def test_force_never_replaces_the_working_directory(tmp_path, monkeypatch):
     (tmp_path / "x").write_text("x")
     monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputError, match="working directory"):
+        check_output_dir(".", "prep")
     with pytest.raises(OutputError, match="working directory"):
         check_output_dir(".", "prep", force=True)
     with pytest.raises(OutputError, match="working directory"):

@@ -87,15 +87,15 @@ def eval(  # noqa: A001 - the command is called eval
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     from recli.cli._options import read_options
     from recli.data.io import ReadOptions, read_interactions
+    from recli.data.schema import ITEM, RATING, USER
     from recli.stages.evaluate import evaluate, failed_gates
 
     # --sep/--quote/--encoding/--*-col describe the data tables (--test, --train, --items);
     # RECS and --predictions are recli outputs: their columns are found by the usual names
     opts = read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col)
-    ROLES = ("user", "item", "rating")  # noqa: N806
-    read = lambda p: None if p is None else read_interactions(p, opts, roles=ROLES)  # noqa: E731
-    read_recs = lambda p: read_interactions(p, ReadOptions(fmt=opts.fmt), roles=ROLES[:2])  # noqa: E731
-    items = None if items is None else read_interactions(items, opts, roles=ROLES[1:2], required=ROLES[1:2])
+    read = lambda p: None if p is None else read_interactions(p, opts, roles=(USER, ITEM, RATING))  # noqa: E731
+    read_recs = lambda p: read_interactions(p, ReadOptions(fmt=opts.fmt), roles=(USER, ITEM))  # noqa: E731
+    items = None if items is None else read_interactions(items, opts, roles=(ITEM,), required=(ITEM,))
     if model is not None:
         report = _evaluate_model(model, read(test), label, ks, names, relevance_threshold, graded, bootstrap, seed,
                                  per_user is not None, gates, batch_size, threads)

@@ -74,7 +74,7 @@ def check_format(fmt: str | None, option: str = "--format") -> str | None:
 
 def split_compression(fmt: str) -> tuple[str, bool]:
     """``"csv.gz"`` → ``("csv", True)``; ``"csv"`` → ``("csv", False)``."""
-    return (fmt[:-3], True) if fmt.endswith(".gz") else (fmt, False)
+    return fmt.removesuffix(".gz"), fmt.endswith(".gz")
 
 
 def check_quote(quote: str | None, no_quote: bool = False) -> str | None:

@@ -9,8 +9,8 @@ folder untouched.
 An existing folder is replaced only when recli wrote it as the same *kind* of output,
 recognised by its marker file: ``manifest.json`` with ``"command": "prep"`` (a prep
 folder) or ``meta.json`` with ``"format": "recli-model"`` (a model). An empty folder is
-also fine. Anything else is refused unless ``force`` is given, and even ``force`` never
-replaces the working directory, one of its parents, or the home directory.
+also fine. Anything else is refused unless ``force`` is given. The working directory, its
+parents and the home directory are never replaced.
 """
 
 from __future__ import annotations
@@ -68,8 +68,11 @@ def check_output_dir(out_dir: str | os.PathLike, kind: str, *, force: bool = Fal
     OutputError : a file is in the way, the parent is missing or not writable, or the folder
         holds something else than a ``kind`` output and ``force`` is not given.
     """
-    target = Path(out_dir)
-    parent = target.parent if str(target.parent) else Path(".")
+    target = Path(os.path.abspath(out_dir))  # "." and "a/.." get a real name and parent
+    parent = target.parent
+    if _protected(target):
+        raise OutputError(f"{option} {str(out_dir)!r} is the working directory, one of its parents or the home "
+                          "directory; refusing to replace it", hint=f"choose a new folder for {option}, e.g. {option} out")
     if target.exists() and not target.is_dir():
         raise OutputError(f"{option} {str(out_dir)!r} exists and is not a directory; refusing to replace it",
                           hint=f"choose a directory path for {option}")
@@ -85,12 +88,7 @@ def check_output_dir(out_dir: str | os.PathLike, kind: str, *, force: bool = Fal
     if not target.is_dir() or not any(target.iterdir()):
         return
     found = folder_kind(target)
-    if found == kind:
-        return
-    if _protected(target):
-        raise OutputError(f"{option} {str(out_dir)!r} is the working directory, one of its parents or the home "
-                          "directory; refusing to replace it", hint=f"choose a new folder for {option}, e.g. {option} out")
-    if force:
+    if found == kind or force:
         return
     what = f"it is {_DESCRIBE[found]}" if found else "it holds files recli did not write"
     raise OutputError(f"{option} {str(out_dir)!r} is not {_DESCRIBE[kind]} ({what}); refusing to replace it",
@@ -105,8 +103,8 @@ def staged_dir(out_dir: str | os.PathLike, kind: str, *, force: bool = False, op
     On any exception the staging folder is removed and ``out_dir`` is left as it was.
     """
     check_output_dir(out_dir, kind, force=force, option=option)
-    target = Path(out_dir)
-    parent = target.parent if str(target.parent) else Path(".")
+    target = Path(os.path.abspath(out_dir))
+    parent = target.parent
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
     except OSError as exc:
