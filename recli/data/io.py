@@ -42,7 +42,8 @@ COMPRESSED = tuple(f"{f}.gz" for f in FORMATS if f != "parquet")
 EXTENSIONS = {"csv": ".csv", "tsv": ".tsv", "parquet": ".parquet", "jsonl": ".jsonl"}
 # The quote setting that means "a double quote, except none for tab-separated text".
 QUOTE_AUTO = "auto"
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+# A byte-order mark and the encoding of what follows it (the mark itself is dropped).
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 _CHUNK = 1 << 24  # UTF-8 validation reads this many bytes at a time (bounded memory)
 SEPARATORS = {"comma": ",", ",": ",", "tab": "\t", "\\t": "\t", "\t": "\t", "semicolon": ";", ";": ";",
               "pipe": "|", "|": "|", "::": "::", "double-colon": "::", "space": " ", " ": " "}
@@ -167,7 +168,7 @@ def _detect_format(source: str, data: bytes, fmt: str | None) -> tuple[str, byte
     return "csv", data
 
 
-def _utf8_error(name: str, data: bytes, pos: int, encoding: str) -> InputError:
+def _decode_error(name: str, data: bytes, pos: int, encoding: str) -> InputError:
     line = data.count(b"\n", 0, pos) + 1
     col = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
     return InputError(f"{name} is not valid {encoding}: line {line}, byte {col} is 0x{data[pos]:02x}",
@@ -184,8 +185,6 @@ def to_utf8(data: bytes, encoding: str | None = None, name: str = "input") -> by
     for bom, enc in _BOMS:
         if data.startswith(bom):
             data, encoding = data[len(bom):], enc
-            if enc == "utf-16":  # the BOM was dropped: decode with its byte order
-                encoding = "utf-16-le" if bom == codecs.BOM_UTF16_LE else "utf-16-be"
             break
     encoding = check_encoding(encoding) or "utf-8"
     if encoding == "utf-8":
@@ -195,12 +194,12 @@ def to_utf8(data: bytes, encoding: str | None = None, name: str = "input") -> by
             try:
                 decoder.decode(data[start:start + _CHUNK], final=start + _CHUNK >= len(data))
             except UnicodeDecodeError as exc:
-                raise _utf8_error(name, data, start - pending + exc.start, "utf-8") from None
+                raise _decode_error(name, data, start - pending + exc.start, "utf-8") from None
         return data
     try:
         return data.decode(encoding).encode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _utf8_error(name, data, exc.start, encoding) from None
+        raise _decode_error(name, data, exc.start, encoding) from None
 
 
 def read_table(source: str, fmt: str | None = None, *, sep: str | None = None, has_header: bool = True,
