@@ -26,14 +26,15 @@ import io
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Callable, Iterator, Sequence
 
 if TYPE_CHECKING:  # Polars loads lazily: writing a small CSV (one user's top-k) never needs it
     import polars as pl
 
-from recli.data.schema import CANONICAL, REQUIRED, ColumnNames, separator_hint, to_canonical
+    from recli.data.schema import ColumnNames
+
 from recli.errors import InputError, OutputError
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl")
@@ -106,13 +107,14 @@ def check_encoding(encoding: str | None) -> str | None:
 @dataclass(frozen=True)
 class ReadOptions:
     """How to read an input table: ``fmt``, ``sep``, ``quote`` (a character, ``None`` or
-    :data:`QUOTE_AUTO`), ``encoding`` (``None`` = UTF-8) and the column names to look for."""
+    :data:`QUOTE_AUTO`), ``encoding`` (``None`` = UTF-8) and the column names to look for
+    (``None``: the usual names)."""
 
     fmt: str | None = None
     sep: str | None = None
     quote: str | None = QUOTE_AUTO
     encoding: str | None = None
-    columns: ColumnNames = field(default_factory=ColumnNames)
+    columns: ColumnNames | None = None
 
 
 def resolve_separator(sep: str | None) -> str | None:
@@ -284,6 +286,8 @@ def _read_delimited(data: bytes, sep: str | None, has_header: bool, columns: lis
     except pl.exceptions.ComputeError as exc:
         text = str(exc)
         if "found more fields than defined" in text or "ragged" in text:
+            from recli.data.schema import separator_hint
+
             other = separator_hint([first_line]) if sep not in first_line else None
             raise InputError("some lines have more fields than the header",
                              hint=other or "fix the ragged lines, or check the separator (--sep) and the quoting "
@@ -303,8 +307,10 @@ def _read_delimited(data: bytes, sep: str | None, has_header: bool, columns: lis
     return df
 
 
-def read_interactions(source: str, opts: ReadOptions | None = None, *, roles: Sequence[str] = CANONICAL,
-                      required: Sequence[str] = REQUIRED, what: str | None = None) -> pl.DataFrame:
+# roles default to schema.CANONICAL / schema.REQUIRED, spelled out: importing schema loads Polars
+def read_interactions(source: str, opts: ReadOptions | None = None, *,
+                      roles: Sequence[str] = ("user", "item", "rating", "timestamp"),
+                      required: Sequence[str] = ("user", "item"), what: str | None = None) -> pl.DataFrame:
     """Read a table and rename its columns to the canonical ``user, item, rating, timestamp``.
 
     The columns are found by :func:`recli.data.schema.resolve_columns` (``opts.columns``,
@@ -312,6 +318,8 @@ def read_interactions(source: str, opts: ReadOptions | None = None, *, roles: Se
     ``required`` ones must be present. Other columns are kept. ``what`` names the input
     in messages (default: the path).
     """
+    from recli.data.schema import to_canonical
+
     opts = opts or ReadOptions()
     df = read_table(source, opts.fmt, sep=opts.sep, quote=opts.quote, encoding=opts.encoding)
     return to_canonical(df, opts.columns, roles=roles, required=required,
