@@ -316,11 +316,16 @@ def test_help_lists_every_option_group(cli):
 
 
 def test_rerun_into_an_existing_directory_replaces_the_files(cli, tmp_path):
+    # issue 10 §3: a folder recli did not write is refused (it used to be merged into); with
+    # --force, and on every rerun, the folder is replaced as a whole
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
+    res = cli(["prep", SAMPLE, "--split", "random", "--seed", "1", "--out", out, "-q"])
+    assert res.exit_code == 2 and "--force" in res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     for seed in ("1", "2"):
-        res = cli(["prep", SAMPLE, "--split", "random", "--seed", seed, "--out", out, "-q"])
+        res = cli(["prep", SAMPLE, "--split", "random", "--seed", seed, "--out", out, "-q", "--force"])
         assert res.exit_code == 0, res.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "manifest.json", "test.csv", "train.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "test.csv", "train.csv"]
     assert json.loads((out / "manifest.json").read_text())["seed"] == 2

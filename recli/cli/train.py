@@ -6,7 +6,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from recli.cli._options import Device, InputArg, InputFormatOpt, Quiet, Threads, Verbose
+from recli.cli._options import (Device, EncodingOpt, ForceOpt, InputArg, InputFormatOpt, ItemColOpt, NoQuoteOpt,
+                                QuoteOpt, Quiet, RatingColOpt, SepOpt, Threads, TimeColOpt, UserColOpt, Verbose)
 
 app = typer.Typer()
 
@@ -34,6 +35,15 @@ def train(
     valid: Annotated[Optional[str], Opt("--valid", help="Validation interactions: NDCG@10 is computed after each epoch.")] = None,
     early_stopping: Annotated[int, Opt("--early-stopping", min=0, help="Stop after N epochs without validation improvement; keep the best epoch.")] = 0,
     input_format: InputFormatOpt = None,
+    sep: SepOpt = None,
+    quote: QuoteOpt = None,
+    no_quote: NoQuoteOpt = False,
+    encoding: EncodingOpt = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    rating_col: RatingColOpt = None,
+    time_col: TimeColOpt = None,
+    force: ForceOpt = False,
     fmt: Annotated[Optional[str], Opt("--format", help="For --list-models/--show-params: table or json.")] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
@@ -69,9 +79,12 @@ def train(
         config_file = config_file or old_config
     if not output:
         raise ConfigError("no output model given", hint="pass -o MODEL (a directory to create)")
+    from recli.cli._options import read_options
+
     _run(train_file, model, output, dict(factors=factors, iterations=iterations, regularization=regularization,
                                          learning_rate=learning_rate, alpha=alpha),
-         param or [], config_file, seed, threads, device, valid, early_stopping, input_format)
+         param or [], config_file, seed, threads, device, valid, early_stopping, input_format,
+         read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force)
 
 
 def _range(row: dict) -> str:
@@ -84,15 +97,15 @@ def _range(row: dict) -> str:
 
 
 def _run(train_file, model, output, common, params, config_file, seed, threads, device, valid, early_stopping,
-         input_format) -> None:
+         input_format, read=None, force=False) -> None:
     from recli.artifacts import check_destination, save_model
     from recli.console import log, progress
     from recli.stages import train as stage
 
     cls, config = stage.resolve_config(model, common=common, params=params, config_file=config_file, seed=seed)
-    check_destination(output)
-    data = stage.load_interactions(train_file, input_format)
-    valid_data = stage.load_validation(valid, data) if valid else None
+    check_destination(output, force)
+    data = stage.load_interactions(train_file, input_format, read)
+    valid_data = stage.load_validation(valid, data, read=read) if valid else None
     with progress() as bar:
         task = bar.add_task(f"training {cls.name}", total=getattr(config, "iterations", None))
 
@@ -105,5 +118,5 @@ def _run(train_file, model, output, common, params, config_file, seed, threads, 
         result = stage.train(data, cls, config, device=device, threads=threads, seed=seed, valid=valid_data,
                              early_stopping=early_stopping, on_epoch=on_epoch)
     result.meta["train_source"] = train_file
-    save_model(output, result.model, data.users, data.items, data.user_items, result.meta)
+    save_model(output, result.model, data.users, data.items, data.user_items, result.meta, force=force)
     log.info(stage.summary_line(result, output))

@@ -12,7 +12,7 @@ import numpy as np
 
 from recli.backend import get_backend, threads_context
 from recli.console import log
-from recli.data.io import read_table
+from recli.data.io import ReadOptions, read_interactions
 from recli.data.matrix import Interactions, build_interactions, to_csr
 from recli.errors import ConfigError, InputError
 from recli.models import get_model_class
@@ -77,8 +77,10 @@ def resolve_config(model_name: str | None, *, common: dict[str, Any] | None = No
     return cls, build_config(cls.Config, values, cls.name)
 
 
-def load_interactions(source: str, fmt: str | None = None) -> Interactions:
-    return build_interactions(read_table(source, fmt), what="training data" if source == "-" else source)
+def load_interactions(source: str, fmt: str | None = None, read: ReadOptions | None = None) -> Interactions:
+    """Training interactions; columns found by the shared resolver (``read.columns``, else aliases)."""
+    return build_interactions(read_interactions(source, read or ReadOptions(fmt=fmt)),
+                              what="training data" if source == "-" else source)
 
 
 def _fit_kwargs(cls: type[Model], data: Interactions) -> dict[str, Any]:
@@ -139,9 +141,10 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     return TrainResult(model, data, meta, state["scores"])
 
 
-def load_validation(source: str, data: Interactions, fmt: str | None = None) -> Interactions:
+def load_validation(source: str, data: Interactions, fmt: str | None = None,
+                    read: ReadOptions | None = None) -> Interactions:
     """A validation file mapped onto the training vocabularies (unknown ids dropped, counted)."""
-    df = read_table(source, fmt)
+    df = read_interactions(source, read or ReadOptions(fmt=fmt))
     from recli.data.matrix import ITEM, USER, require_columns
 
     require_columns(df, (USER, ITEM), source)
