@@ -95,6 +95,16 @@ def _save_array(directory: Path, name: str, array: np.ndarray) -> str:
     return fname
 
 
+def check_model_space(path: str | os.PathLike, cls: Any, config: Any, n_users: int, n_items: int, nnz: int) -> None:
+    """Refuse before the fit when the disk holding ``path`` cannot take the model file:
+    the model's arrays (``cls.stored_bytes``), the training CSR (8 bytes per interaction
+    and per user) and the id vocabularies (Parquet and NumPy, about 64 bytes per id)."""
+    from recli.errors import check_free_space
+
+    needed = cls.stored_bytes(config, n_users, n_items) + 8 * (nnz + n_users + 1) + 64 * (n_users + n_items)
+    check_free_space(str(path), needed, f"the model {str(path)!r}")
+
+
 def save_model(path: str | os.PathLike, model: Any, users: Vocab, items: Vocab, user_items: sp.csr_matrix,
                meta: dict[str, Any], *, force: bool = False) -> dict[str, Any]:
     """Write the model directory atomically, replacing an old model (or with ``force``

@@ -175,7 +175,7 @@ def test_unwritable_output_directory(cli, tmp_path):
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)
         res = cli(["prep", small_csv(tmp_path), "--split", "random", "--out", ro / "out"])
-        assert res.exit_code == 2 and "not writable" in res.stderr and not (ro / "out").exists()
+        assert res.exit_code == 4 and "not writable" in res.stderr and not (ro / "out").exists()
 
 
 def test_a_failed_write_leaves_nothing(cli, tmp_path, monkeypatch):

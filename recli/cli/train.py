@@ -32,7 +32,8 @@ def train(
     seed: Annotated[Optional[int], Opt("--seed", help="Random seed; same seed and --threads give the same model.")] = None,
     threads: Threads = 0,
     device: Device = "cpu",
-    valid: Annotated[Optional[str], Opt("--valid", help="Validation interactions: NDCG@10 is computed after each epoch.")] = None,
+    valid: Annotated[Optional[str], Opt("--valid", help="Validation interactions: --valid-metric is computed after each epoch.")] = None,
+    valid_metric: Annotated[Optional[str], Opt("--valid-metric", help="Metric for --valid, e.g. ndcg@10, recall@20, rmse (default: rmse for rating models such as mf, else ndcg@10).")] = None,
     early_stopping: Annotated[int, Opt("--early-stopping", min=0, help="Stop after N epochs without validation improvement; keep the best epoch.")] = 0,
     input_format: InputFormatOpt = None,
     sep: SepOpt = None,
@@ -83,7 +84,7 @@ def train(
 
     _run(train_file, model, output, dict(factors=factors, iterations=iterations, regularization=regularization,
                                          learning_rate=learning_rate, alpha=alpha),
-         param or [], config_file, seed, threads, device, valid, early_stopping, input_format,
+         param or [], config_file, seed, threads, device, (valid, valid_metric, early_stopping), input_format,
          read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force)
 
 
@@ -96,16 +97,18 @@ def _range(row: dict) -> str:
     return ", ".join(x for x in (low, high) if x)
 
 
-def _run(train_file, model, output, common, params, config_file, seed, threads, device, valid, early_stopping,
+def _run(train_file, model, output, common, params, config_file, seed, threads, device, validation,
          input_format, read=None, force=False) -> None:
-    from recli.artifacts import check_destination, save_model
+    from recli.artifacts import check_destination, check_model_space, save_model
     from recli.console import log, progress
     from recli.stages import train as stage
 
+    valid, valid_metric, early_stopping = validation
     cls, config = stage.resolve_config(model, common=common, params=params, config_file=config_file, seed=seed)
     check_destination(output, force)
     data = stage.load_interactions(train_file, input_format, read)
     valid_data = stage.load_validation(valid, data, read=read) if valid else None
+    check_model_space(output, cls, config, *data.user_items.shape, data.user_items.nnz)
     with progress() as bar:
         task = bar.add_task(f"training {cls.name}", total=getattr(config, "iterations", None))
 
@@ -116,7 +119,7 @@ def _run(train_file, model, output, common, params, config_file, seed, threads, 
             bar.advance(task)
 
         result = stage.train(data, cls, config, device=device, threads=threads, seed=seed, valid=valid_data,
-                             early_stopping=early_stopping, on_epoch=on_epoch)
+                             early_stopping=early_stopping, on_epoch=on_epoch, valid_metric=valid_metric)
     result.meta["train_source"] = train_file
     save_model(output, result.model, data.users, data.items, data.user_items, result.meta, force=force)
     log.info(stage.summary_line(result, output))

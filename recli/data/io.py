@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # Polars loads lazily: writing a small CSV (one user's top-k)
 
     from recli.data.schema import ColumnNames
 
-from recli.errors import InputError, OutputError
+from recli.errors import InputError, OutputError, environment_fault
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl")
 # Text formats may be gzip-compressed: "csv.gz" writes gzip, and any input is gunzipped when it starts with 1f 8b.
@@ -354,17 +354,24 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.exists():
         raise OutputError(f"output directory {str(parent)!r} does not exist", hint="create it first, or choose another path")
+    if dest.is_dir():
+        raise OutputError(f"{str(dest)!r} is a directory, not a file", hint="give a file name (e.g. -o out/recs.csv)")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
-        raise OutputError(f"cannot write to {str(parent)!r}: {exc.strerror}",
-                          hint="check permissions, or choose another output path") from None
+        raise environment_fault(exc, f"writing {str(dest)!r}") or OutputError(
+            f"cannot write to {str(parent)!r}: {exc.strerror}", hint="check permissions, or choose another output path") from None
     os.close(fd)
     os.chmod(tmp, default_mode(directory=False))
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, dest)
+    except OSError as exc:  # a full disk or a lost permission mid-write is the machine's fault, not recli's
+        fault = environment_fault(exc, f"writing {str(dest)!r}")
+        if fault is None:
+            raise
+        raise fault from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

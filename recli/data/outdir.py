@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from recli.data.io import EXTENSIONS, default_mode, split_compression, write_table
-from recli.errors import OutputError
+from recli.errors import EnvironmentFault, OutputError, environment_fault
 
 if TYPE_CHECKING:
     import polars as pl
@@ -83,8 +83,8 @@ def check_output_dir(out_dir: str | os.PathLike, kind: str, *, force: bool = Fal
         raise OutputError(f"the parent directory of {option} {str(out_dir)!r} does not exist",
                           hint=f"create it first (mkdir -p {parent}) or choose another {option}")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output directory {str(parent)!r} is not writable",
-                          hint=f"choose a writable {option} directory, or fix its permissions")
+        raise EnvironmentFault(f"output directory {str(parent)!r} is not writable: permission denied",
+                               hint=f"choose a writable {option} directory, or fix its permissions")
     if not target.is_dir() or not any(target.iterdir()):
         return
     found = folder_kind(target)
@@ -108,17 +108,25 @@ def staged_dir(out_dir: str | os.PathLike, kind: str, *, force: bool = False, op
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
     except OSError as exc:
-        raise OutputError(f"cannot write to {str(parent)!r}: {exc.strerror}",
-                          hint=f"choose a writable {option} directory") from None
+        raise _write_error(exc, parent, option) from None
     try:
         staging.chmod(default_mode(directory=True))  # mkdtemp makes it 0700; outputs are shared like any file
         yield staging
         _swap(staging, target)
     except OSError as exc:
-        raise OutputError(f"cannot write to {str(out_dir)!r}: {exc.strerror or exc}",
-                          hint=f"check free disk space and permissions of {option}") from None
+        raise _write_error(exc, Path(out_dir), option) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_error(exc: OSError, where: Path, option: str) -> Exception:
+    """An environment fault (full disk, permissions: exit 4) names what was being written;
+    any other failure to write is an output error."""
+    fault = environment_fault(exc, f"writing {option} {str(where)!r}")
+    if fault is not None:
+        return fault
+    return OutputError(f"cannot write to {str(where)!r}: {exc.strerror or exc}",
+                       hint=f"check the {option} path")
 
 
 def _swap(staging: Path, target: Path) -> None:

@@ -70,6 +70,10 @@ class ItemKNN(TrainMatrixModel):
         sub = self.similarity[np.asarray(history_items, np.int64)][:, np.asarray(items, np.int64)].toarray()
         return (sub * np.asarray(history_values, np.float64)[:, None]).T.astype(np.float32)
 
+    @classmethod
+    def stored_bytes(cls, config: Any, n_users: int, n_items: int) -> int:
+        return 8 * n_items * int(config.neighbours)  # K (index, value) pairs per item
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         return csr_to_arrays("similarity", self.similarity)  # train comes from the model file
 
@@ -88,6 +92,10 @@ class UserKNN(TrainMatrixModel):
     test_params: ClassVar[dict] = {"neighbours": 20}
 
     similarity: sp.csr_matrix
+
+    @classmethod
+    def stored_bytes(cls, config: Any, n_users: int, n_items: int) -> int:
+        return 8 * n_users * int(config.neighbours)  # K (index, value) pairs per user
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "UserKNN":
         from recli.backend import threads_context

@@ -396,14 +396,22 @@ def _score_rating(model: _Model, names, rated: pl.DataFrame, notes, bootstrap: i
         pred = model.recs.select("user", "item", pl.col(col).alias("value"))
     rated = rated.drop_nulls("rating").group_by("user", "item").agg(pl.col("rating").max())
     pairs = rated.join(pred, on=["user", "item"], how="inner")
-    errors = rating_errors(pairs["value"].to_numpy(), pairs["rating"].to_numpy())
     notes.append(f"{model.label}: rmse/mae over {pairs.height} of {rated.height} rated TEST pairs that have a prediction")
+    model.rows.extend(rating_rows(model.label, pairs, names, bootstrap, seed))
+
+
+def rating_rows(label: str, pairs: pl.DataFrame, names, bootstrap: int = 0, seed: int = 0) -> list[dict]:
+    """``RESULT_SCHEMA`` rows of the rating metrics ``names`` over ``pairs`` (``user``,
+    ``value`` predicted, ``rating`` true), with user-resampled bootstrap CIs when asked."""
+    errors = rating_errors(pairs["value"].to_numpy(), pairs["rating"].to_numpy())
     n_users = pairs["user"].n_unique()
     ci = _rating_cis(pairs, bootstrap, seed) if bootstrap > 0 and pairs.height else {}
+    rows = []
     for m in names:
         low, high = ci.get(m, (None, None))
-        model.rows.append({"model": model.label, "metric": m, "k": None, "value": errors[m], "users": n_users,
-                           "ci_low": low, "ci_high": high, "p_ttest": None, "p_wilcoxon": None})
+        rows.append({"model": label, "metric": m, "k": None, "value": errors[m], "users": n_users,
+                     "ci_low": low, "ci_high": high, "p_ttest": None, "p_wilcoxon": None})
+    return rows
 
 
 def _rating_cis(pairs: pl.DataFrame, bootstrap: int, seed: int) -> dict[str, tuple[float, float]]:
