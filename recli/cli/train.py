@@ -49,30 +49,10 @@ def train(
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
-    from recli.cli._render import check_listing_format, emit, emit_json, render_table
     from recli.errors import ConfigError
 
     if list_models or show_params:
-        listing = check_listing_format(fmt)
-        if list_models:
-            from recli.stages.train import describe_model_list
-
-            rows = describe_model_list()
-            if listing == "json":
-                return emit_json(rows)
-            return emit(render_table(["model", "fold-in", "explain", "summary"],
-                                     [[r["name"], "yes" if r["fold_in"] else "no", "yes" if r["explain"] else "no",
-                                       r["summary"]] for r in rows]))
-        if not model:
-            raise ConfigError("--show-params needs --model NAME", hint="e.g. recli train --model popular --show-params")
-        from recli.models import get_model_class
-        from recli.models.base import describe_params
-
-        rows = describe_params(get_model_class(model).Config)
-        if listing == "json":
-            return emit_json(rows)
-        return emit(render_table(["parameter", "type", "default", "range", "help"],
-                                 [[r["name"], r["type"], r["default"], _range(r), r["help"]] for r in rows]))
+        return _listing(list_models, model, fmt)
     if old_config:
         from recli.console import log
 
@@ -86,6 +66,33 @@ def train(
                                          learning_rate=learning_rate, alpha=alpha),
          param or [], config_file, seed, threads, device, (valid, valid_metric, early_stopping), input_format,
          read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force)
+
+
+def _listing(list_models: bool, model: str | None, fmt: str | None) -> None:
+    """``--list-models`` (the registry) or ``--show-params`` (one model's parameters)."""
+    from recli.cli._render import check_listing_format, emit, emit_json, render_table
+    from recli.errors import ConfigError
+
+    listing = check_listing_format(fmt)
+    if list_models:
+        from recli.stages.train import describe_model_list
+
+        rows = describe_model_list()
+        if listing == "json":
+            return emit_json(rows)
+        return emit(render_table(["model", "devices", "fold-in", "explain", "summary"],
+                                 [[r["name"], ",".join(r["devices"]), "yes" if r["fold_in"] else "no",
+                                   "yes" if r["explain"] else "no", r["summary"]] for r in rows]))
+    if not model:
+        raise ConfigError("--show-params needs --model NAME", hint="e.g. recli train --model popular --show-params")
+    from recli.models import get_model_class
+    from recli.models.base import describe_params
+
+    rows = describe_params(get_model_class(model).Config)
+    if listing == "json":
+        return emit_json(rows)
+    return emit(render_table(["parameter", "type", "default", "range", "help"],
+                             [[r["name"], r["type"], r["default"], _range(r), r["help"]] for r in rows]))
 
 
 def _range(row: dict) -> str:
