@@ -14,3 +14,6 @@ if "NUMBA_CACHE_DIR" not in os.environ:
 
 # fastmath flags come from one place so every kernel agrees.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# A CG residual this small means the row has converged: stop before dividing by ~0
+# (shared by the Numba and the array-module ALS solvers).
+CG_EPS = 1e-20

@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit, prange
 
 from recli.kernels import FASTMATH
-from recli.kernels.random_streams import history_seed, next_below, row_contains, stream_state
+from recli.kernels.random_streams import draw_negative, fold_in_row, next_below, shuffle_slice, stream_state
 
 MAX_LOSS = 10.0
 
@@ -141,11 +141,7 @@ def _warp_epoch(indptr, indices, user_order, bounds, U, V, b, GU, GV, Gb, lr, re
         hi = bounds[c + 1]
         ids = np.empty(max(kos_n, 1), dtype=np.int64)
         vals = np.empty(max(kos_n, 1), dtype=np.float32)
-        for p in range(hi - 1, lo, -1):
-            state, r = next_below(state, p - lo + 1)
-            tmp = user_order[p]
-            user_order[p] = user_order[lo + r]
-            user_order[lo + r] = tmp
+        state = shuffle_slice(state, user_order, lo, hi)
         loss_sum = 0.0
         updates = 0
         count = 0
@@ -164,10 +160,12 @@ def _warp_epoch(indptr, indices, user_order, bounds, U, V, b, GU, GV, Gb, lr, re
                 x_ui = _score(U, V, b, u, i)
                 count += 1
                 n_sampled = 0
-                for _ in range(max_draws):
-                    state, j = next_below(state, n_items)
-                    if row_contains(indices, start, start + nu, j):
-                        continue
+                left = max_draws
+                while left > 0:
+                    state, j, used = draw_negative(state, indices, start, start + nu, n_items, left)
+                    left -= used
+                    if j < 0:
+                        break
                     n_sampled += 1
                     x_uj = _score(U, V, b, u, j)
                     if x_uj > x_ui - 1.0:
@@ -227,22 +225,20 @@ def warp_fold_in(indptr, indices, V, b, epochs, lr, reg, adagrad, max_sampled, s
     lrf = np.float32(lr)
     regf = np.float32(reg)
     for r in prange(n_rows):
-        start = indptr[r]
-        nu = indptr[r + 1] - start
-        if nu == 0 or nu >= n_items:
-            continue
-        state = stream_state(history_seed(seed, indices, start, start + nu), 0, 0)
+        start, end, state = fold_in_row(indptr, indices, r, n_items, seed)
         u = out[r]
         G = np.ones(k, dtype=np.float32)
-        for _ in range(epochs):
-            for s in range(nu):
-                i = indices[start + s]
+        for _epoch in range(epochs):
+            for p in range(start, end):
+                i = indices[p]
                 x_ui = _score_vec(u, V, b, i)
                 n_sampled = 0
-                for _t in range(10 * max_sampled):
-                    state, j = next_below(state, n_items)
-                    if row_contains(indices, start, start + nu, j):
-                        continue
+                left = 10 * max_sampled
+                while left > 0:
+                    state, j, used = draw_negative(state, indices, start, end, n_items, left)
+                    left -= used
+                    if j < 0:
+                        break
                     n_sampled += 1
                     if _score_vec(u, V, b, j) > x_ui - 1.0:
                         L = np.float32(rank_weight(n_items, n_sampled))

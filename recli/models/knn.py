@@ -1,5 +1,5 @@
 """Neighbourhood models: ``itemknn`` and ``userknn`` on the sparse top-K similarity engine
-(:mod:`recli.kernels.similarity`).
+(:mod:`recli.kernels.similarity`, driven by :mod:`recli.models._similarity`).
 
 ``itemknn``: ``score(u, i) = Σ_{h ∈ history(u)} r_uh · S[h, i]`` where row ``h`` of ``S``
 holds item ``h``'s K nearest items (implicit's ItemItemRecommender convention). A user's
@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recli.errors import InputError
-from recli.kernels.weighting import MEASURES, WEIGHTINGS
+from recli.models._weighting import MEASURES, WEIGHTINGS
 from recli.models.base import Model, csr_from_arrays, csr_to_arrays, param
 
 
@@ -102,7 +102,7 @@ class ItemKNN(TrainMatrixModel):
     similarity: sp.csr_matrix
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "ItemKNN":
-        from recli.kernels.similarity import build_similarity
+        from recli.models._similarity import build_similarity
 
         start = time.perf_counter()
         self._keep_train(user_items)
@@ -146,7 +146,8 @@ class UserKNN(TrainMatrixModel):
     similarity: sp.csr_matrix
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "UserKNN":
-        from recli.kernels.similarity import prepare_rows, similarity_topk
+        from recli.models._similarity import similarity_topk
+        from recli.models._weighting import prepare_rows
 
         start = time.perf_counter()
         self._keep_train(user_items)
@@ -160,7 +161,7 @@ class UserKNN(TrainMatrixModel):
     # -- neighbours of new users -------------------------------------------------
     def _prepared_rows(self) -> sp.csr_matrix:
         if getattr(self, "_prepared", None) is None:
-            from recli.kernels.similarity import transform_rows
+            from recli.models._weighting import transform_rows
 
             c = self.config
             self._prepared = transform_rows(self.train, c.similarity, c.weighting, self._state, c.bm25_k1, c.bm25_b)
@@ -173,7 +174,8 @@ class UserKNN(TrainMatrixModel):
         return sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, self.n_users), dtype=np.float32)
 
     def _query_chunk(self, hist: sp.csr_matrix) -> sp.csr_matrix:
-        from recli.kernels.similarity import measure_factors, topk_rows, transform_rows
+        from recli.kernels.similarity import measure_factors, topk_rows
+        from recli.models._weighting import transform_rows
 
         c = self.config
         x = transform_rows(hist, c.similarity, c.weighting, self._state, c.bm25_k1, c.bm25_b)
@@ -225,7 +227,7 @@ class UserKNN(TrainMatrixModel):
         """Each neighbour ``v`` adds ``s_uv · r_vi`` to item ``i``; that amount is split over the
         history items ``h`` in proportion to their share ``x_uh · x_vh / d_uv`` of the dot
         product that made ``v`` a neighbour. Rows sum to the scores."""
-        from recli.kernels.similarity import transform_rows
+        from recli.models._weighting import transform_rows
 
         c = self.config
         h_items = np.asarray(history_items, np.int64)
