@@ -34,7 +34,7 @@ from numba import njit, prange
 
 from recli.kernels import FASTMATH
 from recli.kernels._chunks import balanced_bounds
-from recli.kernels.random_streams import draw_negative, fold_in_row, next_below, shuffle_slice, stream_state
+from recli.kernels.random_streams import chunk_users, draw_negative, fold_in_row, user_start
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -89,23 +89,17 @@ def _bpr_epoch(indptr, indices, user_order, bounds, U, V, b, lr, reg, seed, epoc
     n_items = V.shape[0]
     n_chunks = len(bounds) - 1
     for c in prange(n_chunks):
-        state = stream_state(seed, epoch, c)
-        lo = bounds[c]
-        hi = bounds[c + 1]
-        state = shuffle_slice(state, user_order, lo, hi)
+        state, lo, hi = chunk_users(user_order, bounds, c, seed, epoch)
         loss_sum = 0.0
         correct = 0
         count = 0
         for p in range(lo, hi):
             u = user_order[p]
-            start = indptr[u]
-            nu = indptr[u + 1] - start
-            if nu == 0 or nu >= n_items:
-                continue  # nothing to rank against
-            state, off = next_below(state, nu)
+            state, start, nu, off = user_start(indptr, u, n_items, state)
+            end = start + nu
             for s in range(nu):
                 i = indices[start + (off + s) % nu]
-                state, j, _ = draw_negative(state, indices, start, start + nu, n_items, max_tries)
+                state, j, _ = draw_negative(state, indices, start, end, n_items, max_tries)
                 if j < 0:
                     continue  # only users owning almost every item get here
                 loss, x = _bpr_step(U, V, b, u, i, j, lr, reg)

@@ -114,12 +114,45 @@ def draw_negative(state, indices, start, end, n_items, max_draws):
 
 
 @njit(cache=True, inline="always")
-def fold_in_row(indptr, indices, r, n_items, seed):
-    """``(start, end, state)`` of history row ``r`` and its random stream, which depends only
-    on ``seed`` and the row's items. ``end == start`` when the row has nothing to rank
-    against (no items, or every item), so the caller leaves its vector at zero."""
+def chunk_users(user_order, bounds, c, seed, epoch):
+    """``(state, lo, hi)``: chunk ``c``'s slice ``user_order[lo:hi]``, shuffled in place from
+    the chunk's own stream ``(seed, epoch, c)``, and that stream's state after it."""
+    lo = bounds[c]
+    hi = bounds[c + 1]
+    return shuffle_slice(stream_state(seed, epoch, c), user_order, lo, hi), lo, hi
+
+
+@njit(cache=True, inline="always")
+def rankable_row(indptr, r, n_items):
+    """``(start, end)`` of row ``r``; ``end == start`` when it has nothing to rank against
+    (no items, or every item): such a row is skipped."""
     start = indptr[r]
     end = indptr[r + 1]
-    if end == start or end - start >= n_items:
-        return start, start, np.uint64(0)
+    if end - start >= n_items:
+        return start, start
+    return start, end
+
+
+@njit(cache=True, inline="always")
+def user_start(indptr, u, n_items, state):
+    """``(state, start, nu, off)``: user ``u``'s row ``indices[start:start + nu]`` and a
+    random offset: an epoch visits each positive once, cyclically from ``off``, so the user's
+    row stays in cache. ``nu == 0`` (and nothing is drawn) when the row has nothing to rank
+    against."""
+    start, end = rankable_row(indptr, u, n_items)
+    nu = end - start
+    off = 0
+    if nu > 0:
+        state, off = next_below(state, nu)
+    return state, start, nu, off
+
+
+@njit(cache=True, inline="always")
+def fold_in_row(indptr, indices, r, n_items, seed):
+    """``(start, end, state)`` of history row ``r`` (see :func:`rankable_row`) and its random
+    stream, which depends only on ``seed`` and the row's items, so a folded-in user gets the
+    same vector alone or in any batch."""
+    start, end = rankable_row(indptr, r, n_items)
+    if end == start:
+        return start, end, np.uint64(0)
     return start, end, stream_state(history_seed(seed, indices, start, end), 0, 0)
