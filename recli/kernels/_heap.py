@@ -3,8 +3,8 @@ far, kept in two caller-owned arrays (``vals``, ``idx``) of capacity ``k``.
 
 The order is total: a higher score is better, and on equal scores the lower index is
 better. The root holds the *worst* kept pair, so a new pair is compared with the root
-only. After :func:`heap_sort` the first ``n`` entries are best first. NaN is never
-better than anything, so a full heap never takes it.
+only. After :func:`heap_sort` the first ``n`` entries are best first. Callers never offer
+NaN: it compares neither better nor worse, so it would break the order.
 """
 
 from __future__ import annotations
