@@ -55,15 +55,8 @@ def rank_weight(n_items, n_sampled):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _score(U, V, b, u, i):
-    x = b[i]
-    for f in range(U.shape[1]):
-        x += U[u, f] * V[i, f]
-    return x
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _score_vec(u, V, b, i):
+def _score(u, V, b, i):
+    """``x = u·V_i + b_i`` for the user vector ``u``."""
     x = b[i]
     for f in range(u.shape[0]):
         x += u[f] * V[i, f]
@@ -85,7 +78,7 @@ def _violator(state, u, V, b, indices, start, end, x_ui, max_sampled):
         if j < 0:
             break
         n_sampled += 1
-        x_uj = _score_vec(u, V, b, j)
+        x_uj = _score(u, V, b, j)
         if x_uj > x_ui - 1.0:
             return state, j, n_sampled, x_uj
         if n_sampled >= max_sampled:
@@ -128,7 +121,7 @@ def warp_apply(U, V, b, GU, GV, Gb, users, pos, neg, n_sampled, lr, reg, adagrad
     for s in range(len(users)):
         u, i, j = users[s], pos[s], neg[s]
         w = rank_weight(n_items, n_sampled[s])
-        out[s] = w * (1.0 - _score(U, V, b, u, i) + _score(U, V, b, u, j))
+        out[s] = w * (1.0 - _score(U[u], V, b, i) + _score(U[u], V, b, j))
         _warp_step(U, V, b, GU, GV, Gb, u, i, j, w, lr, reg, adagrad)
     return out
 
@@ -141,7 +134,7 @@ def _kos_positive(U, V, b, u, indices, start, nu, kos_k, kos_n, state, ids, vals
     for t in range(n):
         state, r = next_below(state, nu)
         item = indices[start + r]
-        v = _score(U, V, b, u, item)
+        v = _score(U[u], V, b, item)
         # insertion into (vals desc, ids) keeps the first t+1 entries sorted
         p = t
         while p > 0 and vals[p - 1] < v:
@@ -173,7 +166,7 @@ def _warp_epoch(indptr, indices, user_order, bounds, U, V, b, GU, GV, Gb, lr, re
                     state, i = _kos_positive(U, V, b, u, indices, start, nu, kos_k, kos_n, state, ids, vals)
                 else:
                     i = indices[start + (off + s) % nu]
-                x_ui = _score(U, V, b, u, i)
+                x_ui = _score(U[u], V, b, i)
                 count += 1
                 state, j, n_sampled, x_uj = _violator(state, U[u], V, b, indices, start, end, x_ui, max_sampled)
                 if j >= 0:
@@ -236,7 +229,7 @@ def warp_fold_in(indptr, indices, V, b, epochs, lr, reg, adagrad, max_sampled, s
         for _epoch in range(epochs):
             for p in range(start, end):
                 i = indices[p]
-                x_ui = _score_vec(u, V, b, i)
+                x_ui = _score(u, V, b, i)
                 state, j, n_sampled, _ = _violator(state, u, V, b, indices, start, end, x_ui, max_sampled)
                 if j >= 0:
                     L = np.float32(rank_weight(n_items, n_sampled))
