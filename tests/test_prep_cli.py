@@ -192,7 +192,7 @@ def test_a_failed_write_leaves_nothing(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(outdir, "write_table", flaky)
     out = tmp_path / "out"
     res = cli(["prep", small_csv(tmp_path), "--split", "random", "--out", out])
-    assert res.exit_code == 2 and "No space left" in res.stderr
+    assert res.exit_code == 4 and "no space left" in res.stderr.lower()  # an environment fault, not a bug
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["in.csv"]
 
 
