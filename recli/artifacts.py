@@ -21,8 +21,10 @@ one user touches only the pages it reads, and ``.npy`` is read by NumPy alone wi
 ``allow_pickle=False`` (no extra dependency, no code execution on load). Parquet keeps the
 string vocabularies compact and readable by any tool; ``meta.json`` is plain text.
 
-Writing goes to a hidden temporary directory beside the target that is renamed into
-place, so a crash never leaves a half-written model. Loading refuses, with an
+Writing goes to a hidden temporary directory beside the target that replaces it as a
+whole (:func:`recli.data.outdir.staged_dir`), so a crash never leaves a half-written
+model, and a folder that is not a model (a ``prep`` folder, anything else) is refused
+unless ``force`` is given. Loading refuses, with an
 :class:`ArtifactError`, a directory that is not a recli model, a file of a newer format
 version, a missing or truncated file (size check) and a corrupt one (sha256 check).
 """
@@ -33,8 +35,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +44,7 @@ import numpy as np
 
 from recli import __version__, user_cache_dir
 from recli.data.vocab import Vocab
-from recli.errors import ArtifactError, ConfigError, OutputError
+from recli.errors import ArtifactError, ConfigError
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -95,19 +95,28 @@ def _save_array(directory: Path, name: str, array: np.ndarray) -> str:
     return fname
 
 
+def check_model_space(path: str | os.PathLike, cls: Any, config: Any, n_users: int, n_items: int, nnz: int) -> None:
+    """Refuse before the fit when the disk holding ``path`` cannot take the model file:
+    the model's arrays (``cls.stored_bytes``), the training CSR (8 bytes per interaction
+    and per user) and the id vocabularies (Parquet and NumPy, about 64 bytes per id)."""
+    from recli.errors import check_free_space
+
+    needed = cls.stored_bytes(config, n_users, n_items) + 8 * (nnz + n_users + 1) + 64 * (n_users + n_items)
+    check_free_space(str(path), needed, f"the model {str(path)!r}")
+
+
 def save_model(path: str | os.PathLike, model: Any, users: Vocab, items: Vocab, user_items: sp.csr_matrix,
-               meta: dict[str, Any]) -> dict[str, Any]:
-    """Write the model directory atomically and return the metadata written.
+               meta: dict[str, Any], *, force: bool = False) -> dict[str, Any]:
+    """Write the model directory atomically, replacing an old model (or with ``force``
+    any folder) as a whole, and return the metadata written.
 
     ``meta`` holds the run facts (config, seed, threads, device, fit time, losses,
     fingerprint, ...); format fields, counts, hashes and the file list are added here.
     """
     from recli.data.matrix import csr_arrays
+    from recli.data.outdir import staged_dir
 
-    dest = Path(path)
-    check_destination(dest)
-    tmp = _make_tmp_dir(dest)
-    try:
+    with staged_dir(path, "model", force=force, option="-o") as tmp:
         files = []
         for name, array in model.to_arrays().items():
             if not _NAME.match(name):
@@ -128,11 +137,7 @@ def save_model(path: str | os.PathLike, model: Any, users: Vocab, items: Vocab, 
                 "users_hash": users.hash, "items_hash": items.hash,
                 "files": {f: {"bytes": (tmp / f).stat().st_size, "sha256": _sha256(tmp / f)} for f in files}}
         (tmp / META).write_text(json.dumps(full, indent=2, default=_json_default) + "\n", encoding="utf-8")
-        _swap_into_place(tmp, dest)
-        return full
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    return full
 
 
 def _id_array(vocab: Vocab) -> np.ndarray | None:
@@ -154,41 +159,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in meta.json")
 
 
-def check_destination(dest: str | os.PathLike) -> None:
-    """Fail early (before training) when ``dest`` cannot receive a model directory."""
-    dest = Path(dest)
-    parent = dest.parent if str(dest.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output directory {str(parent)!r} does not exist", hint="create it first, or choose another -o path")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write to {str(parent)!r}: permission denied", hint="choose another -o path")
-    if dest.exists() and not (dest.is_dir() and ((dest / META).exists() or not any(dest.iterdir()))):
-        raise OutputError(f"{str(dest)!r} exists and is not a recli model; refusing to overwrite it",
-                          hint="choose another -o path, or remove it first")
+def check_destination(dest: str | os.PathLike, force: bool = False) -> None:
+    """Fail early (before training) when ``dest`` cannot receive a model directory
+    (:func:`recli.data.outdir.check_output_dir` with kind ``model``)."""
+    from recli.data.outdir import check_output_dir
 
-
-def _make_tmp_dir(dest: Path) -> Path:
-    parent = dest.parent if str(dest.parent) else Path(".")
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent))
-    except OSError as exc:
-        raise OutputError(f"cannot write to {str(parent)!r}: {exc.strerror}", hint="choose another -o path") from None
-    from recli.data.io import default_mode
-
-    tmp.chmod(default_mode(directory=True))  # mkdtemp makes it 0700; a model directory is shared like any output
-    return tmp
-
-
-def _swap_into_place(tmp: Path, dest: Path) -> None:
-    """Rename the finished directory over ``dest``; an old model is moved aside first
-    (a directory cannot be renamed over a non-empty one) and removed afterwards."""
-    old = None
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-        os.rename(dest, old / "model")
-    os.rename(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    check_output_dir(dest, "model", force=force, option="-o")
 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:

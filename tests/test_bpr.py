@@ -8,10 +8,11 @@ import scipy.sparse as sp
 
 from recli.backend import get_backend
 from recli.errors import ArtifactError, ConfigError, InputError
-from recli.kernels.bpr import balanced_bounds, bpr_apply, bpr_epoch
+from recli.kernels._chunks import balanced_bounds
+from recli.kernels.bpr import bpr_apply, bpr_epoch, bpr_fold_in
 from recli.models.base import build_config
 from recli.models.bpr import BPR
-from tests.reference_bpr import bpr_step_reference
+from tests.reference_bpr import bpr_fold_in_reference, bpr_step_reference
 
 
 def block_matrix(n_users=60, n_items=40, density=0.6, seed=0) -> sp.csr_matrix:
@@ -141,6 +142,37 @@ def test_fold_in_is_batch_independent_and_prefers_its_block():
     assert batch[0, :20].mean() > batch[0, 20:].mean()
     assert batch[2, 20:].mean() > batch[2, :20].mean()
     np.testing.assert_allclose(batch[1], model.score(np.array([5]), None)[0], rtol=1e-5, atol=1e-6)
+
+
+def fold_in_history(n_items=12) -> sp.csr_matrix:
+    """History rows of new users: short, long, empty, and one holding every item."""
+    rows = [[1, 4, 7], [0, 2, 3, 5, 8, 9, 10], [], list(range(n_items)), [11], [6, 7, 8]]
+    indptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+    indices = np.array([i for r in rows for i in r], dtype=np.int32)
+    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(rows), n_items))
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_fold_in_matches_reference(seed):
+    rng = np.random.default_rng(seed)
+    hist = fold_in_history()
+    _, V, b = random_state(rng, n_items=12)
+    got = bpr_fold_in(hist.indptr, hist.indices, V, b, 4, np.float32(0.3), np.float32(0.02), np.uint64(seed), 32)
+    want = bpr_fold_in_reference(hist.indptr, hist.indices, V, b, 4, 0.3, 0.02, seed, 32)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert not got[2].any() and not got[3].any()  # nothing to rank against: zero
+    assert np.abs(got[[0, 1, 4, 5]]).sum(axis=1).min() > 0
+
+
+def test_fold_in_rows_stay_aligned_with_their_history():
+    rng = np.random.default_rng(7)
+    hist = fold_in_history()
+    _, V, b = random_state(rng, n_items=12)
+    args = (V, b, 3, np.float32(0.3), np.float32(0.02), np.uint64(9), 32)
+    order = np.array([5, 0, 3, 1, 4, 2])
+    moved = hist[order]
+    np.testing.assert_array_equal(bpr_fold_in(moved.indptr, moved.indices, *args),
+                                  bpr_fold_in(hist.indptr, hist.indices, *args)[order])
 
 
 def test_fold_in_needs_history_and_known_users_in_range():

@@ -172,3 +172,54 @@ def test_path_helper_is_importable_without_numba():
                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), capture_output=True, text=True, timeout=60)
     assert res.stdout.strip() == "False"
     assert Path(REPO_ROOT / "recli" / "__init__.py").exists()
+
+
+def test_full_disk_mid_write_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    """The shared atomic writer turns ENOSPC into exit 4 naming the file, and removes its
+    temporary file."""
+    from recli.data.io import atomic_path
+    from recli.errors import EnvironmentFault
+
+    dest = tmp_path / "recs.csv"
+    with pytest.raises(EnvironmentFault) as err, atomic_path(dest) as tmp:
+        tmp.write_text("half")
+        _disk_full()
+    assert "recs.csv" in err.value.message and "no space left" in err.value.message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_folder_on_a_full_disk_names_the_folder(cli, tmp_path, monkeypatch):
+    import numpy as np
+
+    monkeypatch.setattr(np, "save", _disk_full)
+    res = cli(["train", SAMPLE_DATA / "interactions.csv", "--model", "popular", "-o", tmp_path / "m.model"])
+    assert res.exit_code == 4 and "writing -o" in res.stderr and "m.model" in res.stderr
+
+
+def test_train_refuses_before_fitting_when_the_model_cannot_fit_on_disk(cli, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import recli.models.ease as ease
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 << 20, 9 << 20, 1 << 20))
+    monkeypatch.setattr(ease.EASE, "fit", lambda *a, **k: pytest.fail("fitted although the disk is full"))
+    res = cli(["train", SAMPLE_DATA / "interactions.csv", "--model", "ease", "-o", tmp_path / "e.model"])
+    assert res.exit_code == 4, res.stderr
+    assert "needs about" in res.stderr and "MiB" in res.stderr and "e.model" in res.stderr
+    assert not (tmp_path / "e.model").exists()
+
+
+def test_recommend_all_refuses_before_scoring_when_the_output_cannot_fit(cli, pop_model, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from recli.stages import recommend as stage
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 << 20, 9 << 20, 1 << 20))
+    monkeypatch.setattr(stage, "recommend_batches", lambda *a, **k: pytest.fail("scored although the disk is full"))
+    out = tmp_path / "recs.csv"
+    res = cli(["recommend", pop_model, "--all-users", "-k", "500", "-o", out])
+    assert res.exit_code == 4 and "needs about" in res.stderr and not out.exists()

@@ -65,6 +65,26 @@ def test_ease_equals_direct_numpy_solve():
     np.testing.assert_allclose(model.score(np.arange(3)), x[:3].toarray() @ b, atol=1e-4)
 
 
+@pytest.mark.parametrize("lam", [0.5, 7.0, 200.0])
+def test_ease_satisfies_its_constrained_optimum(lam):
+    """Independent of the closed form: B minimises ||X − XB||² + λ||B||² subject to
+    diag(B) = 0, so (G + λI)·B − G vanishes off the diagonal (Lagrange multipliers sit on
+    it), and an item never scores itself through its own interaction."""
+    x = interactions(4)
+    model = make("ease", lambda_=lam).fit(x)
+    b = model.weights.astype(np.float64)
+    g = x.toarray().astype(np.float64).T @ x.toarray()
+    residual = (g + lam * np.eye(g.shape[0])) @ b - g
+    off = residual - np.diag(np.diag(residual))
+    assert np.abs(off).max() < 1e-3 * max(1.0, np.abs(g).max())
+    assert np.all(np.diag(b) == 0)
+    single = np.zeros((1, x.shape[1]), dtype=np.float32)
+    for item in range(x.shape[1]):
+        single[:] = 0
+        single[0, item] = 1
+        assert (single @ model.weights)[0, item] == 0
+
+
 def test_lambda_alias_is_accepted():
     cls = get_model_class("ease")
     assert build_config(cls.Config, {"lambda": "3"}, "ease").lambda_ == 3.0

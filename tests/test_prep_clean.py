@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -216,3 +217,44 @@ def test_encode_round_trips_and_matches_the_exact_fallback():
         assert back["user"].to_list() == df["user"].to_list() and back["item"].to_list() == df["item"].to_list()
         assert out["_u"].n_unique() == 4 and out["_i"].n_unique() == 3
         assert out["rating"].to_list() == df["rating"].to_list()
+
+
+def _reference_core(pairs, min_user, min_item):
+    """The k-core by brute force: drop under-count users and items until nothing changes."""
+    from collections import Counter
+
+    rows = list(pairs)
+    while True:
+        users, items = Counter(u for u, _ in rows), Counter(i for _, i in rows)
+        kept = [(u, i) for u, i in rows if users[u] >= min_user and items[i] >= min_item]
+        if len(kept) == len(rows):
+            return kept
+        rows = kept
+
+
+def test_k_core_follows_a_cascade_over_several_passes():
+    from recli.data.filter import core_mask
+
+    # c has one row: dropping c-z leaves z with one, then b, then y, then a: four passes
+    pairs = [("a", "x"), ("a", "y"), ("b", "y"), ("b", "z"), ("c", "z"),
+             ("d", "x"), ("d", "w"), ("e", "x"), ("e", "w")]
+    codes = {v: n for n, v in enumerate(sorted({p for pair in pairs for p in pair}))}
+    users = np.array([codes[u] for u, _ in pairs])
+    items = np.array([codes[i] for _, i in pairs])
+    res = core_mask(users, items, 2, 2, iterate=True)
+    assert [p for p, k in zip(pairs, res.keep) if k] == _reference_core(pairs, 2, 2)
+    assert res.passes >= 4
+    one_pass = core_mask(users, items, 2, 2, iterate=False)
+    assert one_pass.keep.sum() > res.keep.sum()  # a single pass stops early
+
+
+def test_k_core_matches_the_brute_force_reference_on_random_data():
+    from recli.data.filter import core_mask
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        users = rng.integers(0, 30, 200)
+        items = rng.zipf(1.5, 200) % 40
+        res = core_mask(users, items, 3, 3, iterate=True)
+        pairs = list(zip(users.tolist(), items.tolist()))
+        assert [p for p, k in zip(pairs, res.keep) if k] == _reference_core(pairs, 3, 3)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recli.kernels.similarity import MEASURES, WEIGHTINGS, build_similarity, topk_rows
+from recli.kernels.similarity import topk_rows
+from recli.models._similarity import build_similarity
+from recli.models._weighting import MEASURES, WEIGHTINGS
 from tests.reference_similarity import similarity_dense, topk_dense
 
 
@@ -130,6 +132,25 @@ def test_sparse_rows_match_reference(measure, explicit_zero):
     for threads in (1, 2):
         got = as_rows(build_similarity(x, k=6, measure=measure, threads=threads))
         assert_same_topk(got, want)
+
+
+def two_per_row(seed: int, n_rows: int = 300, n_cols: int = 40) -> sp.csr_matrix:
+    """Binary, exactly two features per entity: cosines take a handful of values, so almost
+    every cut-off falls inside a tie, and rows are sparse enough (each touches ~30 of 300
+    others) that the kernel lists touched entities instead of scanning them."""
+    rng = np.random.default_rng(seed)
+    cols = np.stack([rng.choice(n_cols, 2, replace=False) for _ in range(n_rows)]).ravel()
+    rows = np.repeat(np.arange(n_rows), 2)
+    return sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n_rows, n_cols))
+
+
+@pytest.mark.parametrize("k", [1, 4, 15, 40])
+def test_ties_on_the_sparse_path_are_broken_by_lower_index(k):
+    x = two_per_row(seed=k)
+    want = topk_dense(similarity_dense(x.toarray(), "cosine"), k)
+    for threads in (1, 2):
+        got = as_rows(build_similarity(x, k=k, measure="cosine", threads=threads))
+        assert_same_topk(got, want, rtol=0)
 
 
 @pytest.mark.parametrize("measure", ["pearson", "adjusted_cosine"])

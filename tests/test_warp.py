@@ -7,12 +7,12 @@ import pytest
 
 from recli.backend import get_backend
 from recli.errors import ConfigError
-from recli.kernels.bpr import balanced_bounds
-from recli.kernels.warp import rank_weight, warp_apply, warp_epoch
+from recli.kernels._chunks import balanced_bounds
+from recli.kernels.warp import rank_weight, warp_apply, warp_epoch, warp_fold_in
 from recli.models.base import build_config
 from recli.models.warp import WARP
-from tests.reference_warp import rank_weight_reference, warp_step_reference
-from tests.test_bpr import block_matrix
+from tests.reference_warp import rank_weight_reference, warp_fold_in_reference, warp_step_reference
+from tests.test_bpr import block_matrix, fold_in_history
 
 
 def fit(params=None, data=None, threads=1) -> WARP:
@@ -104,6 +104,33 @@ def test_fold_in_prefers_its_block_and_is_batch_independent():
     np.testing.assert_array_equal(vecs[1], alone[0])
     s = model.score(np.array([-1, -1]), hist)
     assert s[0, :20].mean() > s[0, 20:].mean() and s[1, 20:].mean() > s[1, :20].mean()
+
+
+@pytest.mark.parametrize("adagrad", [True, False])
+@pytest.mark.parametrize("max_sampled", [1, 3])
+def test_fold_in_matches_reference(adagrad, max_sampled):
+    rng = np.random.default_rng(max_sampled)
+    hist = fold_in_history()
+    V = rng.normal(0, 0.5, (12, 5)).astype(np.float32)
+    b = rng.normal(0, 0.5, 12).astype(np.float32)
+    got = warp_fold_in(hist.indptr, hist.indices, V, b, 4, np.float32(0.2), np.float32(0.02), adagrad,
+                       max_sampled, np.uint64(5))
+    want = warp_fold_in_reference(hist.indptr, hist.indices, V, b, 4, 0.2, 0.02, adagrad, max_sampled, 5)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert not got[2].any() and not got[3].any()  # nothing to rank against: zero
+    assert np.abs(got[[0, 1, 4, 5]]).sum(axis=1).min() > 0
+
+
+def test_fold_in_rows_stay_aligned_with_their_history():
+    rng = np.random.default_rng(8)
+    hist = fold_in_history()
+    V = rng.normal(0, 0.5, (12, 5)).astype(np.float32)
+    b = rng.normal(0, 0.5, 12).astype(np.float32)
+    args = (V, b, 3, np.float32(0.2), np.float32(0.02), True, 3, np.uint64(9))
+    order = np.array([5, 0, 3, 1, 4, 2])
+    moved = hist[order]
+    np.testing.assert_array_equal(warp_fold_in(moved.indptr, moved.indices, *args),
+                                  warp_fold_in(hist.indptr, hist.indices, *args)[order])
 
 
 def test_kos_k_above_n_is_a_config_error():

@@ -32,3 +32,28 @@ Threads = Annotated[int, typer.Option("--threads", help="Threads for Numba and B
 Device = Annotated[str, typer.Option("--device", help="Compute device: cpu, gpu or auto.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.", callback=_set_quiet, is_eager=True)]
 Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (repeatable).", callback=_set_verbose, is_eager=True)]
+
+# Reading interactions and item tables: the same options on every command that reads them
+# (prep, train, eval; turned into a recli.data.io.ReadOptions by read_options below).
+_PARSE = "Input parsing"
+SepOpt = Annotated[Optional[str], typer.Option("--sep", help="Input separator: comma, tab, semicolon, pipe, space or '::' (default: inferred from the first line).", rich_help_panel=_PARSE)]
+QuoteOpt = Annotated[Optional[str], typer.Option("--quote", help="Quote character of delimited input (default: \" for CSV, none for tab-separated).", rich_help_panel=_PARSE)]
+NoQuoteOpt = Annotated[bool, typer.Option("--no-quote", help="Delimited input has no quoting: '\"' is an ordinary character.", rich_help_panel=_PARSE)]
+EncodingOpt = Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of the input, e.g. latin-1, cp1252, utf-16 (default utf-8; a byte-order mark is detected).", rich_help_panel=_PARSE)]
+UserColOpt = Annotated[Optional[str], typer.Option("--user-col", help="Column holding user ids (default: user, user_id, userId, ...).", rich_help_panel=_PARSE)]
+ItemColOpt = Annotated[Optional[str], typer.Option("--item-col", help="Column holding item ids (default: item, item_id, movieId, ...).", rich_help_panel=_PARSE)]
+RatingColOpt = Annotated[Optional[str], typer.Option("--rating-col", help="Column holding ratings, counts or weights (default: rating, count, ...).", rich_help_panel=_PARSE)]
+TimeColOpt = Annotated[Optional[str], typer.Option("--time-col", help="Column holding timestamps, epoch seconds or ISO-8601 (default: timestamp, time, ...).", rich_help_panel=_PARSE)]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output folder even if recli did not write it (the whole folder is replaced).")]
+
+
+def read_options(input_format: Optional[str] = None, sep: Optional[str] = None, quote: Optional[str] = None,
+                 no_quote: bool = False, encoding: Optional[str] = None, user_col: Optional[str] = None,
+                 item_col: Optional[str] = None, rating_col: Optional[str] = None, time_col: Optional[str] = None):
+    """The parsing options above, checked, as a :class:`recli.data.io.ReadOptions`."""
+    from recli.data.io import ReadOptions, check_encoding, check_format, check_quote, resolve_separator
+    from recli.data.schema import ColumnNames
+
+    resolve_separator(sep)
+    return ReadOptions(fmt=check_format(input_format, "--input-format"), sep=sep, quote=check_quote(quote, no_quote),
+                       encoding=check_encoding(encoding), columns=ColumnNames(user_col, item_col, rating_col, time_col))

@@ -8,21 +8,19 @@ from recli import console
 from recli.console import log
 
 
-def emit(source: str, opts, out: str | None, output_format: str | None, fmt: str | None) -> None:
-    """Run :func:`recli.stages.prep.prep`, then write ``--out DIR`` or stdout, then the report."""
+def emit(source: str, opts, out: str | None, output_format: str | None, fmt: str | None, force: bool = False) -> None:
+    """Run :func:`recli.stages.prep.prep`, then write ``--out DIR`` (replacing it as a whole)
+    or stdout, then the report."""
     from recli.data import io as rio
-    from recli.data.outdir import check_writable, write_dir
+    from recli.data.outdir import check_output_dir, write_dir
     from recli.stages.prep import STAGES, manifest, prep
 
     dir_fmt = rio.check_format(output_format or fmt, "--output-format") or "csv"
     stdout_fmt = rio.output_format("-", fmt)
     if out is not None:
-        check_writable(out)
-    elif rio.is_binary(stdout_fmt) and _stdout_is_tty():
-        from recli.errors import OutputError
-
-        raise OutputError("refusing to write binary parquet to a terminal",
-                          hint="redirect stdout to a file, or use --out DIR / --format csv")
+        check_output_dir(out, "prep", force=force)
+    else:
+        rio.check_stdout(stdout_fmt)
     started = time.perf_counter()
     with console.progress() as bar:
         task = bar.add_task("prep", total=len(STAGES) + 1)
@@ -39,19 +37,10 @@ def emit(source: str, opts, out: str | None, output_format: str | None, fmt: str
             tables = dict(result.frames)
             if result.user_means is not None:
                 tables["user_means"] = result.user_means
-            write_dir(out, tables, dir_fmt, manifest(opts, result.report, {}, dir_fmt, out))
+            write_dir(out, tables, dir_fmt, manifest(opts, result.report, {}, dir_fmt, out), force=force)
         bar.update(task, completed=len(STAGES) + 1)
     log.debug("prep: done (at %.1f s)", time.perf_counter() - started)
     _show_report(result.report, out)
-
-
-def _stdout_is_tty() -> bool:
-    import sys
-
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _fmt(x: float) -> str:

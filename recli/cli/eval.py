@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from recli.cli._options import Device, InputFormatOpt, Quiet, Seed, Threads, Verbose
+from recli.cli._options import (Device, EncodingOpt, InputFormatOpt, ItemColOpt, NoQuoteOpt, QuoteOpt, Quiet,
+                                RatingColOpt, Seed, SepOpt, Threads, UserColOpt, Verbose)
 
 app = typer.Typer(add_completion=False)
 
@@ -41,6 +42,13 @@ def eval(  # noqa: A001 - the command is called eval
     fmt: Annotated[Optional[str], typer.Option("--format", help="Machine output: json, csv, tsv, jsonl, parquet.")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write machine output here ('-' = stdout).")] = None,
     input_format: InputFormatOpt = None,
+    sep: SepOpt = None,
+    quote: QuoteOpt = None,
+    no_quote: NoQuoteOpt = False,
+    encoding: EncodingOpt = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    rating_col: RatingColOpt = None,
     list_metrics: Annotated[bool, typer.Option("--list-metrics", help="List the metrics with formulas and edge cases, then exit.")] = False,
     threads: Threads = 0,
     device: Device = "cpu",
@@ -53,6 +61,7 @@ def eval(  # noqa: A001 - the command is called eval
     first. Results go to stderr as a table; --format/-o write one row per model x metric x k.
     """
     from recli.cli import _eval_output as out
+    from recli.cli._options import read_options
     from recli.stages.evaluate import EvalRequest, run_eval
 
     if list_metrics:
@@ -64,5 +73,5 @@ def eval(  # noqa: A001 - the command is called eval
         relevance_threshold=relevance_threshold, graded=graded, only_recommended=only_recommended,
         exclude_train=exclude_train, compat=compat, labels=label, bootstrap=bootstrap, seed=seed,
         per_user=per_user is not None, fail_under=fail_under, input_format=input_format, threads=threads,
-        device=device))
+        device=device, read=read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col)))
     out.publish(report, output, fmt, per_user)

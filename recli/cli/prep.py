@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from recli.cli._options import FormatOpt, InputArg, InputFormatOpt, Quiet, Seed, Verbose
+from recli.cli._options import (EncodingOpt, ForceOpt, FormatOpt, InputArg, InputFormatOpt, ItemColOpt, NoQuoteOpt,
+                                QuoteOpt, Quiet, RatingColOpt, Seed, SepOpt, TimeColOpt, UserColOpt, Verbose)
 
 app = typer.Typer(add_completion=False)
 
@@ -36,59 +37,49 @@ def _range(text: Optional[str]) -> Optional[tuple[float, float]]:
 @app.command(help="Clean, filter and split interactions: raw log in, train/test files (or clean CSV on stdout) out.")
 def prep(
     input: InputArg = "-",
-    out: Annotated[Optional[str], _opt("--out", help="Directory for the train, test (and valid) files and manifest.json; "
-                                       "without it the cleaned data goes to stdout.", panel=_IO)] = None,
-    output_format: Annotated[Optional[str], _opt("--output-format", help="Format of the files in --out: csv or parquet "
-                                                 "(default csv).", panel=_IO)] = None,
+    out: Annotated[Optional[str], _opt("--out", help="Directory for the train, test (and valid) files and manifest.json, replaced as a whole; without it the cleaned data goes to stdout.", panel=_IO)] = None,
+    force: ForceOpt = False,
+    output_format: Annotated[Optional[str], _opt("--output-format", help="Format of the files in --out: csv, tsv, parquet, jsonl, or gzip-compressed csv.gz, tsv.gz, jsonl.gz (default csv).", panel=_IO)] = None,
     format: FormatOpt = None,
     input_format: InputFormatOpt = None,
-    sep: Annotated[Optional[str], _opt("--sep", help="Input separator: comma, tab, semicolon, pipe, space or '::' "
-                                       "(default: inferred).", panel=_IO)] = None,
+    sep: SepOpt = None,
+    quote: QuoteOpt = None,
+    no_quote: NoQuoteOpt = False,
+    encoding: EncodingOpt = None,
     no_header: Annotated[bool, _opt("--no-header", help="The input has no header line.", panel=_IO)] = False,
-    columns: Annotated[Optional[str], _opt("--columns", help="Names for headerless columns, e.g. "
-                                           "user,item,rating,timestamp.", panel=_IO)] = None,
-    user_col: Annotated[Optional[str], _opt("--user-col", help="Column holding user ids.", panel=_IO)] = None,
-    item_col: Annotated[Optional[str], _opt("--item-col", help="Column holding item ids.", panel=_IO)] = None,
-    rating_col: Annotated[Optional[str], _opt("--rating-col", help="Column holding ratings (or counts/weights).",
-                                              panel=_IO)] = None,
-    time_col: Annotated[Optional[str], _opt("--time-col", help="Column holding timestamps (epoch seconds or "
-                                            "ISO-8601).", panel=_IO)] = None,
-    fill_rating: Annotated[Optional[str], _opt("--fill-rating", help="Fill missing ratings: mean, median, mode, "
-                                               "user-mean or a number (default: drop them).")] = None,
+    columns: Annotated[Optional[str], _opt("--columns", help="Names for headerless columns, e.g. user,item,rating,timestamp.", panel=_IO)] = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    rating_col: RatingColOpt = None,
+    time_col: TimeColOpt = None,
+    fill_rating: Annotated[Optional[str], _opt("--fill-rating", help="Fill missing ratings: mean, median, mode, user-mean or a number (default: drop them).")] = None,
     rating_range: Annotated[Optional[str], _opt("--rating-range", help="Valid ratings MIN,MAX; others are invalid.")] = None,
     on_invalid: Annotated[str, _opt("--on-invalid", help="Invalid ratings: drop or error.")] = "drop",
     dedupe: Annotated[str, _opt("--dedupe", help="Duplicate (user, item) pairs: first, last, max, mean, sum or none.")] = "last",
-    implicit: Annotated[bool, _opt("--implicit", help="Implicit feedback: keep positives (rating >= --min-rating, "
-                                   "else > 0).")] = False,
+    implicit: Annotated[bool, _opt("--implicit", help="Implicit feedback: keep positives (rating >= --min-rating, else > 0).")] = False,
     min_rating: Annotated[Optional[float], _opt("--min-rating", help="With --implicit: smallest rating kept.")] = None,
     weight: Annotated[str, _opt("--weight", help="With --implicit: weight = raw, binary or log1p of the rating.")] = "raw",
-    normalize: Annotated[str, _opt("--normalize", help="Explicit ratings: none, minmax, zscore or user-mean "
-                                   "(fitted on train).")] = "none",
-    min_user_interactions: Annotated[int, _opt("--min-user-interactions", help="Drop users with fewer interactions.",
-                                               panel=_FILTER)] = 0,
-    min_item_interactions: Annotated[int, _opt("--min-item-interactions", help="Drop items with fewer interactions.",
-                                               panel=_FILTER)] = 0,
+    normalize: Annotated[str, _opt("--normalize", help="Explicit ratings: none, minmax, zscore or user-mean (fitted on train).")] = "none",
+    min_user_interactions: Annotated[int, _opt("--min-user-interactions", help="Drop users with fewer interactions.", panel=_FILTER)] = 0,
+    min_item_interactions: Annotated[int, _opt("--min-item-interactions", help="Drop items with fewer interactions.", panel=_FILTER)] = 0,
     k_core: Annotated[bool, _opt("--k-core", help="Repeat the two filters until both hold.", panel=_FILTER)] = False,
-    split: Annotated[Optional[str], _opt("--split", help="random, user-ratio, temporal, leave-last or leave-random "
-                                         "(needs --out).", panel=_SPLIT)] = None,
-    test_size: Annotated[float, _opt("--test-size", help="Test share: a fraction in (0, 1), or a count k (k rows "
-                                     "per user for per-user splits).", panel=_SPLIT)] = 0.2,
-    valid_size: Annotated[Optional[float], _opt("--valid-size", help="Validation share, carved from train the "
-                                                "same way.", panel=_SPLIT)] = None,
-    cut_date: Annotated[Optional[str], _opt("--cut-date", help="Temporal split: rows at or after this date "
-                                            "(ISO-8601 or epoch seconds) are test.", panel=_SPLIT)] = None,
-    drop_cold: Annotated[bool, _opt("--drop-cold", help="Remove test/valid rows whose user or item is not in train.",
-                                    panel=_SPLIT)] = False,
+    split: Annotated[Optional[str], _opt("--split", help="random, user-ratio, temporal, leave-last or leave-random (needs --out).", panel=_SPLIT)] = None,
+    test_size: Annotated[float, _opt("--test-size", help="Test share: a fraction in (0, 1), or a count k (k rows per user for per-user splits).", panel=_SPLIT)] = 0.2,
+    valid_size: Annotated[Optional[float], _opt("--valid-size", help="Validation share, carved from train the same way.", panel=_SPLIT)] = None,
+    cut_date: Annotated[Optional[str], _opt("--cut-date", help="Temporal split: rows at or after this date (ISO-8601 or epoch seconds) are test.", panel=_SPLIT)] = None,
+    drop_cold: Annotated[bool, _opt("--drop-cold", help="Remove test/valid rows whose user or item is not in train.", panel=_SPLIT)] = False,
     seed: Seed = 0,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
+    from recli.cli._options import read_options
     from recli.cli._prep_output import emit
     from recli.data.clean import CleanOptions
     from recli.stages.prep import PrepOptions
 
+    read = read_options(input_format, sep, quote, no_quote, encoding)
     opts = PrepOptions(
-        input_format=input_format, sep=sep, has_header=not no_header,
+        input_format=read.fmt, sep=sep, quote=read.quote, encoding=read.encoding, has_header=not no_header,
         columns=[c.strip() for c in columns.split(",")] if columns else None,
         clean=CleanOptions(user_col=user_col, item_col=item_col, rating_col=rating_col, time_col=time_col,
                            fill_rating=fill_rating, rating_range=_range(rating_range), on_invalid=on_invalid,
@@ -96,4 +87,4 @@ def prep(
         normalize=normalize, min_user_interactions=min_user_interactions,
         min_item_interactions=min_item_interactions, k_core=k_core, split=split, test_size=test_size,
         valid_size=valid_size, cut_date=cut_date, drop_cold=drop_cold, seed=seed)
-    emit(input, opts, out=out, output_format=output_format, fmt=format)
+    emit(input, opts, out=out, output_format=output_format, fmt=format, force=force)

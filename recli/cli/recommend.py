@@ -6,14 +6,16 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from recli.cli._options import Device, FormatOpt, Quiet, Threads, Verbose
+from recli.cli._options import (Device, EncodingOpt, FormatOpt, ItemColOpt, NoQuoteOpt, QuoteOpt, Quiet, SepOpt, Threads,
+                                UserColOpt, Verbose)
 
 app = typer.Typer()
 Opt = typer.Option
 
 
-@app.command(help="Recommend k items per user (user,item,score,rank), or similar items per item "
-                  "(item,similar_item,score,rank), from a model written by 'recli train'.")
+@app.command(help="Recommend k items per user (user,item,score,rank), similar items per item "
+                  "(item,similar_item,score,rank), or score given pairs (user,item,score), "
+                  "from a model written by 'recli train'.")
 def recommend(
     model: Annotated[str, typer.Argument(help="Model directory written by 'recli train -o'.")],
     users: Annotated[Optional[str], Opt("--users", help="Users to serve: a file with a 'user' column or one id per line; '-' for stdin.")] = None,
@@ -28,11 +30,19 @@ def recommend(
     fallback: Annotated[Optional[str], Opt("--fallback", help="'popular': serve unknown users the most popular items.")] = None,
     similar_items: Annotated[Optional[List[str]], Opt("--similar-items", help="Items to find similar items for (repeatable).")] = None,
     items_file: Annotated[Optional[str], Opt("--items-file", help="Items to find similar items for (file: 'item' column or one per line).")] = None,
+    pairs: Annotated[Optional[str], Opt("--pairs", help="Score these user,item pairs (user,item,score, input order; mf: predicted ratings); '-' for stdin.")] = None,
+    clip: Annotated[bool, Opt("--clip/--no-clip", help="With --pairs: clip predicted ratings to the training rating range (rating models).")] = True,
     explain: Annotated[bool, Opt("--explain", help="Add the history items that contribute most to each recommendation.")] = False,
     explain_top: Annotated[int, Opt("--explain-top", help="Explaining items per recommendation (with --explain).")] = 3,
     batch_size: Annotated[int, Opt("--batch-size", help="Users scored at once; bounds memory at batch-size x items scores.")] = 1024,
     output: Annotated[str, Opt("--output", "-o", help="Output file, or '-' for stdout.")] = "-",
     fmt: FormatOpt = None,
+    sep: SepOpt = None,
+    quote: QuoteOpt = None,
+    no_quote: NoQuoteOpt = False,
+    encoding: EncodingOpt = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
     threads: Threads = 0,
     device: Device = "cpu",
     verify: Annotated[bool, Opt("--verify/--no-verify", help="Check the model files' sha256 (once per file version; sizes are always checked).")] = True,
@@ -43,9 +53,16 @@ def recommend(
     from recli.backend import get_backend
     from recli.stages import recommend as stage
 
+    read = None
+    if pairs or history:  # only then: reading tables loads Polars, which serving ids does not need
+        from recli.cli._options import read_options
+
+        read = read_options(None, sep, quote, no_quote, encoding, user_col, item_col)
+
     request = stage.RecommendRequest(users=users, user=user, all_users=all_users, k=k, include_seen=include_seen,
                                      exclude_items=exclude_items, only_items=only_items, history=history,
                                      strict=strict, fallback=fallback, similar_items=similar_items,
                                      items_file=items_file, explain=explain, explain_top=explain_top,
-                                     batch_size=batch_size, output=output, fmt=fmt, threads=threads)
+                                     batch_size=batch_size, output=output, fmt=fmt, threads=threads, pairs=pairs,
+                                     clip=clip, read=read)
     stage.recommend(load_model(model, get_backend(device, threads), checksums=None if verify else False), request)

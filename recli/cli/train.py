@@ -6,7 +6,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from recli.cli._options import Device, InputArg, InputFormatOpt, Quiet, Threads, Verbose
+from recli.cli._options import (Device, EncodingOpt, ForceOpt, InputArg, InputFormatOpt, ItemColOpt, NoQuoteOpt,
+                                QuoteOpt, Quiet, RatingColOpt, SepOpt, Threads, TimeColOpt, UserColOpt, Verbose)
 
 app = typer.Typer()
 
@@ -31,37 +32,27 @@ def train(
     seed: Annotated[Optional[int], Opt("--seed", help="Random seed; same seed and --threads give the same model.")] = None,
     threads: Threads = 0,
     device: Device = "cpu",
-    valid: Annotated[Optional[str], Opt("--valid", help="Validation interactions: NDCG@10 is computed after each epoch.")] = None,
+    valid: Annotated[Optional[str], Opt("--valid", help="Validation interactions: --valid-metric is computed after each epoch.")] = None,
+    valid_metric: Annotated[Optional[str], Opt("--valid-metric", help="Metric for --valid, e.g. ndcg@10, recall@20, rmse (default: rmse for rating models such as mf, else ndcg@10).")] = None,
     early_stopping: Annotated[int, Opt("--early-stopping", min=0, help="Stop after N epochs without validation improvement; keep the best epoch.")] = 0,
     input_format: InputFormatOpt = None,
+    sep: SepOpt = None,
+    quote: QuoteOpt = None,
+    no_quote: NoQuoteOpt = False,
+    encoding: EncodingOpt = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    rating_col: RatingColOpt = None,
+    time_col: TimeColOpt = None,
+    force: ForceOpt = False,
     fmt: Annotated[Optional[str], Opt("--format", help="For --list-models/--show-params: table or json.")] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
-    from recli.cli._render import check_listing_format, emit, emit_json, render_table
     from recli.errors import ConfigError
 
     if list_models or show_params:
-        listing = check_listing_format(fmt)
-        if list_models:
-            from recli.stages.train import describe_model_list
-
-            rows = describe_model_list()
-            if listing == "json":
-                return emit_json(rows)
-            return emit(render_table(["model", "fold-in", "explain", "summary"],
-                                     [[r["name"], "yes" if r["fold_in"] else "no", "yes" if r["explain"] else "no",
-                                       r["summary"]] for r in rows]))
-        if not model:
-            raise ConfigError("--show-params needs --model NAME", hint="e.g. recli train --model popular --show-params")
-        from recli.models import get_model_class
-        from recli.models.base import describe_params
-
-        rows = describe_params(get_model_class(model).Config)
-        if listing == "json":
-            return emit_json(rows)
-        return emit(render_table(["parameter", "type", "default", "range", "help"],
-                                 [[r["name"], r["type"], r["default"], _range(r), r["help"]] for r in rows]))
+        return _listing(list_models, model, fmt)
     if old_config:
         from recli.console import log
 
@@ -69,9 +60,39 @@ def train(
         config_file = config_file or old_config
     if not output:
         raise ConfigError("no output model given", hint="pass -o MODEL (a directory to create)")
+    from recli.cli._options import read_options
+
     _run(train_file, model, output, dict(factors=factors, iterations=iterations, regularization=regularization,
                                          learning_rate=learning_rate, alpha=alpha),
-         param or [], config_file, seed, threads, device, valid, early_stopping, input_format)
+         param or [], config_file, seed, threads, device, (valid, valid_metric, early_stopping), input_format,
+         read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force)
+
+
+def _listing(list_models: bool, model: str | None, fmt: str | None) -> None:
+    """``--list-models`` (the registry) or ``--show-params`` (one model's parameters)."""
+    from recli.cli._render import check_listing_format, emit, emit_json, render_table
+    from recli.errors import ConfigError
+
+    listing = check_listing_format(fmt)
+    if list_models:
+        from recli.stages.train import describe_model_list
+
+        rows = describe_model_list()
+        if listing == "json":
+            return emit_json(rows)
+        return emit(render_table(["model", "devices", "fold-in", "explain", "summary"],
+                                 [[r["name"], ",".join(r["devices"]), "yes" if r["fold_in"] else "no",
+                                   "yes" if r["explain"] else "no", r["summary"]] for r in rows]))
+    if not model:
+        raise ConfigError("--show-params needs --model NAME", hint="e.g. recli train --model popular --show-params")
+    from recli.models import get_model_class
+    from recli.models.base import describe_params
+
+    rows = describe_params(get_model_class(model).Config)
+    if listing == "json":
+        return emit_json(rows)
+    return emit(render_table(["parameter", "type", "default", "range", "help"],
+                             [[r["name"], r["type"], r["default"], _range(r), r["help"]] for r in rows]))
 
 
 def _range(row: dict) -> str:
@@ -83,16 +104,18 @@ def _range(row: dict) -> str:
     return ", ".join(x for x in (low, high) if x)
 
 
-def _run(train_file, model, output, common, params, config_file, seed, threads, device, valid, early_stopping,
-         input_format) -> None:
-    from recli.artifacts import check_destination, save_model
+def _run(train_file, model, output, common, params, config_file, seed, threads, device, validation,
+         input_format, read=None, force=False) -> None:
+    from recli.artifacts import check_destination, check_model_space, save_model
     from recli.console import log, progress
     from recli.stages import train as stage
 
+    valid, valid_metric, early_stopping = validation
     cls, config = stage.resolve_config(model, common=common, params=params, config_file=config_file, seed=seed)
-    check_destination(output)
-    data = stage.load_interactions(train_file, input_format)
-    valid_data = stage.load_validation(valid, data) if valid else None
+    check_destination(output, force)
+    data = stage.load_interactions(train_file, input_format, read)
+    valid_data = stage.load_validation(valid, data, read=read) if valid else None
+    check_model_space(output, cls, config, *data.user_items.shape, data.user_items.nnz)
     with progress() as bar:
         task = bar.add_task(f"training {cls.name}", total=getattr(config, "iterations", None))
 
@@ -103,7 +126,7 @@ def _run(train_file, model, output, common, params, config_file, seed, threads, 
             bar.advance(task)
 
         result = stage.train(data, cls, config, device=device, threads=threads, seed=seed, valid=valid_data,
-                             early_stopping=early_stopping, on_epoch=on_epoch)
+                             early_stopping=early_stopping, on_epoch=on_epoch, valid_metric=valid_metric)
     result.meta["train_source"] = train_file
-    save_model(output, result.model, data.users, data.items, data.user_items, result.meta)
+    save_model(output, result.model, data.users, data.items, data.user_items, result.meta, force=force)
     log.info(stage.summary_line(result, output))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from recli.data.schema import ALIASES, ITEM, RATING, TIMESTAMP, USER
+from recli.data.schema import ITEM, RATING, TIMESTAMP, USER, ColumnNames, resolve_columns
 from recli.errors import ConfigError, InputError
 
 ROW, UCODE, ICODE = "_row", "_u", "_i"
@@ -66,39 +66,15 @@ class CleanOptions:
     weight: str = "raw"
 
 
-def _find(columns: list[str], wanted: str | None, role: str, flag: str, required: bool) -> str | None:
-    if wanted is not None:
-        if wanted in columns:
-            return wanted
-        raise InputError(f"column {wanted!r} given with {flag} not found; columns found: {', '.join(columns)}",
-                         hint=f"pass one of the columns found to {flag}")
-    lowered = {c.lower(): c for c in columns}
-    for alias in ALIASES[role]:
-        if alias in lowered:
-            return lowered[alias]
-    if required:
-        raise InputError(f"required column {role!r} is missing; columns found: {', '.join(columns)}",
-                         hint=f"name it with {flag} COLUMN, or for a file without a header use "
-                              "--no-header --columns user,item,rating,timestamp")
-    return None
-
-
 def select_columns(raw: pl.DataFrame, opts: CleanOptions) -> pl.DataFrame:
     """Rename the input's user/item/rating/timestamp columns to the canonical names.
 
     Columns are found by the ``--*-col`` flags, else by common aliases (``user_id``,
-    ``movieId``, ``count`` ...). Other columns are ignored. A ``_row`` index is added.
+    ``movieId``, ``count`` ...; :func:`recli.data.schema.resolve_columns`). Other columns
+    are ignored. A ``_row`` index is added.
     """
-    cols = raw.columns
-    mapping = {
-        USER: _find(cols, opts.user_col, USER, "--user-col", True),
-        ITEM: _find(cols, opts.item_col, ITEM, "--item-col", True),
-        RATING: _find(cols, opts.rating_col, RATING, "--rating-col", False),
-        TIMESTAMP: _find(cols, opts.time_col, TIMESTAMP, "--time-col", False),
-    }
-    if mapping[USER] == mapping[ITEM]:
-        raise InputError(f"user and item are the same column {mapping[USER]!r}",
-                         hint="name distinct columns with --user-col and --item-col")
+    names = ColumnNames(opts.user_col, opts.item_col, opts.rating_col, opts.time_col)
+    mapping = resolve_columns(raw.columns, names)
     exprs = [pl.col(src).cast(pl.String).alias(dst) if dst in (USER, ITEM) else pl.col(src).alias(dst)
              for dst, src in mapping.items() if src is not None]
     return raw.select(exprs).with_row_index(ROW)

@@ -2,7 +2,7 @@
 
 CSV/TSV/JSON lines are appended batch by batch (header once) to stdout or to a temporary
 file renamed into place at the end (:func:`recli.data.io.atomic_path`), so a failed run
-leaves no partial file. Parquet is written row group by row group with pyarrow when it is
+leaves no partial file; a ``.gz`` file name or a ``csv.gz``-style format gzips them. Parquet is written row group by row group with pyarrow when it is
 installed, else collected and written once.
 """
 
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import gzip
 import io
-import sys
 from typing import IO, Iterable, Iterator
 
 import polars as pl
 
-from recli.data.io import atomic_path, is_binary, output_format, write_stdout_bytes
-from recli.errors import OutputError
+from recli.data.io import (atomic_path, check_stdout, is_binary, output_format, split_compression, wants_gzip,
+                           write_stdout_bytes)
 
 
 def _text_bytes(df: pl.DataFrame, fmt: str, header: bool) -> bytes:
+    fmt = split_compression(fmt)[0]
     buf = io.BytesIO()
     if fmt == "jsonl":
         df.write_ndjson(buf)
@@ -72,19 +72,27 @@ def write_stream(frames: Iterable[pl.DataFrame], dest: str, fmt: str | None, emp
     """
     fmt = output_format(dest, fmt)
     frames = iter(frames)
+    gz = wants_gzip(dest, fmt)
     if dest == "-":
+        check_stdout(fmt)
         if is_binary(fmt):
-            if sys.stdout.isatty():
-                raise OutputError("refusing to write binary parquet to a terminal",
-                                  hint="redirect stdout to a file, or use --format csv")
             buf = io.BytesIO()
             rows = _write_parquet(frames, empty, buf)
             write_stdout_bytes(buf.getvalue())
             return rows
+        if gz:  # gzip members concatenate: one member per batch keeps stdout streaming
+            return _write_text(frames, empty, fmt, _GzipStdout())
         return _write_text(frames, empty, fmt, None)
     with atomic_path(dest) as tmp:
         if is_binary(fmt):
             return _write_parquet(frames, empty, str(tmp))
-        opener = gzip.open if dest.lower().endswith(".gz") else open
+        opener = gzip.open if gz else open
         with opener(tmp, "wb") as fh:
             return _write_text(frames, empty, fmt, fh)
+
+
+class _GzipStdout:
+    """A sink that writes each chunk to stdout as its own gzip member."""
+
+    def write(self, data: bytes) -> None:
+        write_stdout_bytes(gzip.compress(data))

@@ -7,3 +7,6 @@ Every Numba function is ``njit(cache=True)``; the cache directory is set when th
 
 # fastmath flags come from one place so every kernel agrees.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# A CG residual this small means the row has converged: stop before dividing by ~0
+# (shared by the Numba and the array-module ALS solvers).
+CG_EPS = 1e-20

@@ -27,29 +27,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from recli.kernels import FASTMATH
+from recli.kernels import CG_EPS, FASTMATH
+from recli.kernels._chunks import balanced_bounds
 from recli.kernels._prefetch import prefetch_row
 
-# A residual this small means the row has converged; stop before dividing by ~0.
-CG_EPS = 1e-20
 # How many non-zeros ahead to prefetch factor rows (latency hiding for random reads).
 PREFETCH = 6
-
-
-def balanced_bounds(indptr: np.ndarray, k: int, n_chunks: int) -> np.ndarray:
-    """Split rows into ``n_chunks`` contiguous ranges of about equal work.
-
-    A row costs about ``nnz + k`` (its non-zeros plus the dense k×k product), so
-    popular items (Zipf) do not all land on one thread. Returns int64 boundaries.
-    """
-    n_rows = indptr.shape[0] - 1
-    n_chunks = max(1, min(n_chunks, n_rows))
-    cost = np.diff(indptr).astype(np.float64) + k
-    cum = np.concatenate(([0.0], np.cumsum(cost)))
-    targets = np.linspace(0.0, cum[-1], n_chunks + 1)
-    bounds = np.searchsorted(cum, targets).astype(np.int64)
-    bounds[0], bounds[-1] = 0, n_rows
-    return np.maximum.accumulate(bounds)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -285,7 +268,7 @@ def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", c
     """
     k = X.shape[1]
     A0 = gram(Y, regularization)
-    bounds = balanced_bounds(indptr, k, n_chunks)
+    bounds = balanced_bounds(indptr, n_chunks, row_cost=k)
     obs = np.zeros(bounds.shape[0] - 1, np.float64)
     if solver == "cg":
         max_nnz = max(1, int(np.diff(indptr).max(initial=0)))
@@ -314,7 +297,7 @@ def als_loss(indptr, indices, data, X, Y, regularization, alpha, n_chunks=64) ->
     implicit does, in O(nnz·k + (n_users + n_items)·k²): the all-pairs term with c = 1,
     p = 0 is tr(XᵀX·YᵀY), and each observed pair adds c·(p − s)² − s².
     """
-    bounds = balanced_bounds(indptr, X.shape[1], n_chunks)
+    bounds = balanced_bounds(indptr, n_chunks, row_cost=X.shape[1])
     out = np.zeros(bounds.shape[0] - 1, np.float64)
     _observed_rows(indptr, indices, data, X, Y, np.float32(alpha), bounds, out)
     return loss_from_observed(float(out.sum()), X, Y, data, regularization, alpha)

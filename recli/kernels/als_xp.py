@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-CG_EPS = 1e-20
+from recli.kernels import CG_EPS
 
 
 def _sparse_module(xp: Any) -> Any:

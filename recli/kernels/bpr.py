@@ -33,7 +33,8 @@ import numpy as np
 from numba import njit, prange
 
 from recli.kernels import FASTMATH
-from recli.kernels.random_streams import history_seed, next_below, row_contains, stream_state
+from recli.kernels._chunks import balanced_bounds
+from recli.kernels.random_streams import chunk_users, draw_negative, fold_in_row, user_start
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -88,35 +89,17 @@ def _bpr_epoch(indptr, indices, user_order, bounds, U, V, b, lr, reg, seed, epoc
     n_items = V.shape[0]
     n_chunks = len(bounds) - 1
     for c in prange(n_chunks):
-        state = stream_state(seed, epoch, c)
-        lo = bounds[c]
-        hi = bounds[c + 1]
-        # Fisher-Yates over this chunk's own slice of user_order: race-free.
-        for p in range(hi - 1, lo, -1):
-            state, r = next_below(state, p - lo + 1)
-            q = lo + r
-            tmp = user_order[p]
-            user_order[p] = user_order[q]
-            user_order[q] = tmp
+        state, lo, hi = chunk_users(user_order, bounds, c, seed, epoch)
         loss_sum = 0.0
         correct = 0
         count = 0
         for p in range(lo, hi):
             u = user_order[p]
-            start = indptr[u]
-            nu = indptr[u + 1] - start
-            if nu == 0 or nu >= n_items:
-                continue  # nothing to rank against
-            state, off = next_below(state, nu)
+            state, start, nu, off = user_start(indptr, u, n_items, state)
+            end = start + nu
             for s in range(nu):
                 i = indices[start + (off + s) % nu]
-                # Uniform negative, redrawn while it is a positive (bounded tries).
-                j = -1
-                for _ in range(max_tries):
-                    state, cand = next_below(state, n_items)
-                    if not row_contains(indices, start, start + nu, cand):
-                        j = cand
-                        break
+                state, j, _ = draw_negative(state, indices, start, end, n_items, max_tries)
                 if j < 0:
                     continue  # only users owning almost every item get here
                 loss, x = _bpr_step(U, V, b, u, i, j, lr, reg)
@@ -126,18 +109,6 @@ def _bpr_epoch(indptr, indices, user_order, bounds, U, V, b, lr, reg, seed, epoc
         out_loss[c] = loss_sum
         out_correct[c] = correct
         out_count[c] = count
-
-
-def balanced_bounds(indptr: np.ndarray, n_chunks: int) -> np.ndarray:
-    """Split users ``0..n_users`` into ``n_chunks`` contiguous ranges of about equal
-    interaction counts; returns ``n_chunks + 1`` int64 boundaries."""
-    n_users = len(indptr) - 1
-    n_chunks = max(1, min(int(n_chunks), max(n_users, 1)))
-    targets = np.linspace(0, indptr[-1], n_chunks + 1)
-    bounds = np.searchsorted(indptr, targets, side="left").astype(np.int64)
-    bounds[0] = 0
-    bounds[-1] = n_users
-    return np.maximum.accumulate(np.minimum(bounds, n_users))
 
 
 def bpr_epoch(indptr, indices, user_order, bounds, U, V, b, lr, reg, seed, epoch, max_tries=32):
@@ -184,21 +155,12 @@ def bpr_fold_in(indptr, indices, V, b, epochs, lr, reg, seed, max_tries):
     lrf = np.float32(lr)
     regf = np.float32(reg)
     for r in prange(n_rows):
-        start = indptr[r]
-        nu = indptr[r + 1] - start
-        if nu == 0 or nu >= n_items:
-            continue
-        state = stream_state(history_seed(seed, indices, start, start + nu), 0, 0)
+        start, end, state = fold_in_row(indptr, indices, r, n_items, seed)
         u = out[r]
-        for _ in range(epochs):
-            for s in range(nu):
-                i = indices[start + s]
-                j = -1
-                for _t in range(max_tries):
-                    state, cand = next_below(state, n_items)
-                    if not row_contains(indices, start, start + nu, cand):
-                        j = cand
-                        break
+        for _epoch in range(epochs):
+            for p in range(start, end):
+                i = indices[p]
+                state, j, _ = draw_negative(state, indices, start, end, n_items, max_tries)
                 if j < 0:
                     continue
                 x = b[i] - b[j]

@@ -28,23 +28,10 @@ import numpy as np
 import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 from numba import njit, prange
 
+from recli.kernels._search import slice_contains, slice_find
+
 # Column order of the ranking output (``out[:, q, RANKING_COLUMNS.index(name)]``).
 RANKING_COLUMNS = ("precision", "recall", "f1", "ndcg", "map", "mrr", "hit", "auc")
-
-
-@njit(cache=True, inline="always")
-def _find(indices, lo, hi, item):
-    """Position of ``item`` in the sorted slice ``indices[lo:hi]``, or -1."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        v = indices[mid]
-        if v < item:
-            lo = mid + 1
-        elif v > item:
-            hi = mid
-        else:
-            return mid
-    return -1
 
 
 @njit(cache=True)
@@ -83,7 +70,7 @@ def _user_ranking(recs, t_indices, a, b, t_gain, graded, s_indices, sa, sb, has_
     if has_train and not compat:
         in_train = 0
         for p in range(a, b):
-            if _find(s_indices, sa, sb, t_indices[p]) >= 0:
+            if slice_contains(s_indices, sa, sb, t_indices[p]):
                 in_train += 1
         n_pos = n_rel - in_train
         n_neg = n_items - (sb - sa) - n_pos
@@ -100,8 +87,8 @@ def _user_ranking(recs, t_indices, a, b, t_gain, graded, s_indices, sa, sb, has_
     for j in range(kmax):
         item = recs[j]
         if item >= 0:
-            pos = _find(t_indices, a, b, item)
-            seen = has_train and (not compat) and _find(s_indices, sa, sb, item) >= 0
+            pos = slice_find(t_indices, a, b, item)
+            seen = has_train and (not compat) and slice_contains(s_indices, sa, sb, item)
             if pos >= 0:
                 hits += 1
                 dcg += (t_gain[pos] if graded else 1.0) * disc[j]
@@ -195,7 +182,7 @@ def count_seen(rec_items, rows, s_indptr, s_indices, out):
             item = rec_items[i, j]
             if item < 0:
                 break
-            if _find(s_indices, sa, sb, item) >= 0:
+            if slice_contains(s_indices, sa, sb, item):
                 c += 1
         out[i] = c
 
@@ -217,7 +204,7 @@ def drop_seen(rec_items, rows, s_indptr, s_indices, out):
             item = rec_items[i, j]
             if item < 0 or w == width:
                 break
-            if _find(s_indices, sa, sb, item) < 0:
+            if not slice_contains(s_indices, sa, sb, item):
                 out[i, w] = item
                 w += 1
         for j in range(w, width):

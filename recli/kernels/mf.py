@@ -23,29 +23,19 @@ import numpy as np
 from numba import njit, prange
 
 from recli.kernels import FASTMATH
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-@njit(cache=True, inline="always")
-def _splitmix(state):
-    """One splitmix64 step: (new state, 64 random bits)."""
-    state = state + _GOLDEN
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return state, z ^ (z >> np.uint64(31))
+from recli.kernels._search import slice_contains
+from recli.kernels.random_streams import splitmix_next
 
 
 @njit(cache=True)
 def stream_seed(seed, epoch, block):
     """A well-mixed, independent starting state for (seed, epoch, block)."""
     state = np.uint64(seed)
-    state, a = _splitmix(state)
+    state, a = splitmix_next(state)
     state = a ^ np.uint64(epoch + 1) * np.uint64(0xD1B54A32D192ED03)
-    state, b = _splitmix(state)
+    state, b = splitmix_next(state)
     state = b ^ np.uint64(block + 1) * np.uint64(0x8CB92BA72F3D8DD7)
-    state, c = _splitmix(state)
+    state, c = splitmix_next(state)
     return c
 
 
@@ -65,18 +55,6 @@ def sgd_update(u, i, r, mu, P, Q, bu, bi, lr, reg, reg_bias):
         P[u, f] = pf + lr * (e * qf - reg * pf)
         Q[i, f] = qf + lr * (e * pf - reg * qf)
     return np.float64(e) * e
-
-
-@njit(cache=True, inline="always")
-def _is_rated(indptr, indices, u, i):
-    lo, hi = indptr[u], indptr[u + 1]
-    while lo < hi:  # binary search: rows are sorted
-        mid = (lo + hi) // 2
-        if indices[mid] < i:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < indptr[u + 1] and indices[lo] == i
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -102,7 +80,7 @@ def _epoch(indptr, indices, rows, cols, vals, mu, P, Q, bu, bi, lr, reg, reg_bia
         # Fisher–Yates shuffle of this block's ratings from its own stream.
         order = np.arange(lo, hi)
         for j in range(hi - lo - 1, 0, -1):
-            state, bits = _splitmix(state)
+            state, bits = splitmix_next(state)
             m = np.int64(bits % np.uint64(j + 1))
             order[j], order[m] = order[m], order[j]
         total = 0.0
@@ -112,9 +90,9 @@ def _epoch(indptr, indices, rows, cols, vals, mu, P, Q, bu, bi, lr, reg, reg_bia
             for _ in range(negatives):
                 # A few tries find an unrated item unless the user rated almost all.
                 for _try in range(8):
-                    state, bits = _splitmix(state)
+                    state, bits = splitmix_next(state)
                     item = np.int64(bits % np.uint64(n_items))
-                    if not _is_rated(indptr, indices, u, item):
+                    if not slice_contains(indices, indptr[u], indptr[u + 1], item):
                         sgd_update(u, item, np.float32(0.0), mu, P, Q, bu, bi, lr, reg, reg_bias)
                         break
         out[blk] = total

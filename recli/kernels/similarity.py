@@ -5,7 +5,10 @@ similarity (``user_items.T``), users × items for user–user. The output is an
 entities × entities CSR matrix holding, for every row ``i``, its ``k`` most similar
 other rows ``j`` (``j != i``), in rank order (score descending, ties by lower index).
 
-Pipeline (each step documented where it is implemented):
+Pipeline (each step documented where it is implemented). Steps 1 and 2 transform SciPy
+matrices in :mod:`recli.models._weighting`; this module (NumPy and Numba only) runs step 3
+on the arrays of a CSR matrix (:func:`similarity_topk_arrays`), and
+:mod:`recli.models._similarity` converts SciPy input and sets the thread count around it.
 
 1. **weighting** of the values, treating entities as documents and features as terms,
    exactly as implicit 0.7.3's ``tfidf_weight`` / ``bm25_weight``:
@@ -55,20 +58,68 @@ ascending) is unique.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 
 import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
-import numba
 from numba import njit, prange
 
 from recli.kernels._atomics import fetch_add
+from recli.kernels._heap import heap_push, heap_sort
 from recli.kernels._prefetch import prefetch_at
-from recli.kernels.weighting import (  # noqa: F401  (re-exported: one import for callers)
-    MEASURES, WEIGHTINGS, apply_weighting, centre, fit_weighting, idf_weights, observed_means,
-    prepare_rows, transform_rows)
+
+
+class Csr(NamedTuple):
+    """The arrays of a CSR matrix: int64 ``indptr``, int32 sorted ``indices``, float32 ``data``."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+
+class Factors(NamedTuple):
+    """Per-entity factors of the measure (:func:`measure_factors`) and squared norms ``a``."""
+
+    p_row: np.ndarray
+    p_nbr: np.ndarray
+    sq: np.ndarray
+
+
+class Options(NamedTuple):
+    """The kernel's scalar settings (see :func:`_similarity_candidates`)."""
+
+    shrink: float
+    jaccard: bool  # Tanimoto denominator instead of p_row[i]·p_nbr[j]
+    symmetric: bool  # s_ij == s_ji, so one score serves both rows of a pair
+    positive: bool  # every value > 0: a zero accumulator marks an untouched entity
+    k: int
+    chunk: int  # rows claimed at a time
+
+
+class Work(NamedTuple):
+    """Per-partition scratch, first axis = partition: the dense accumulator, first-touch
+    stamps (empty when ``positive``), the touched list, ``s_ij`` and ``s_ji`` (empty when
+    ``symmetric``), and one float32 for packing keys."""
+
+    acc: np.ndarray
+    stamp: np.ndarray
+    touched: np.ndarray
+    sv: np.ndarray
+    sw: np.ndarray
+    scratch: np.ndarray
+
+
+class Candidates(NamedTuple):
+    """Per-partition candidate buffers (``buf``: rows × 2k packed keys, ``cnt`` used,
+    ``thr`` the partition's k-th best key), the shared per-row score threshold ``thr_s``
+    and the shared row-chunk counter ``next_chunk``."""
+
+    buf: np.ndarray
+    cnt: np.ndarray
+    thr: np.ndarray
+    thr_s: np.ndarray
+    next_chunk: np.ndarray
 
 
 def measure_factors(sq_norms: np.ndarray, measure: str, alpha: float, n_features: int,
@@ -90,79 +141,10 @@ def measure_factors(sq_norms: np.ndarray, measure: str, alpha: float, n_features
         return a, ones, float(shrink), False
     if measure == "lift":
         return a / max(n_features, 1), a, float(shrink), False
-    raise ValueError(f"unknown measure {measure!r}; valid: {', '.join(MEASURES)}")
+    raise ValueError(f"unknown measure {measure!r}")
 
 
-@contextmanager
-def _numba_threads(threads: int):
-    """Run with ``threads`` Numba threads (clamped to the pool), restoring the old value."""
-    old = numba.get_num_threads()
-    want = old if threads <= 0 else min(int(threads), numba.config.NUMBA_NUM_THREADS)
-    numba.set_num_threads(want)
-    try:
-        yield want
-    finally:
-        numba.set_num_threads(old)
-
-
-# -- heap helpers ------------------------------------------------------------------
-@njit(cache=True, inline="always")
-def _worse(s1, j1, s2, j2):
-    """Total order: lower score is worse; on equal scores the higher index is worse."""
-    return s1 < s2 or (s1 == s2 and j1 > j2)
-
-
-@njit(cache=True)
-def heap_push(vals, idx, n, s, j):
-    """Push ``(s, j)`` into a min-heap (root = worst) of capacity ``len(vals)`` holding
-    ``n`` entries; returns the new count. A full heap keeps the better of root and new."""
-    k = vals.shape[0]
-    if n < k:
-        pos = n
-        while pos > 0:
-            parent = (pos - 1) >> 1
-            if _worse(s, j, vals[parent], idx[parent]):
-                vals[pos] = vals[parent]
-                idx[pos] = idx[parent]
-                pos = parent
-            else:
-                break
-        vals[pos] = s
-        idx[pos] = j
-        return n + 1
-    if not _worse(vals[0], idx[0], s, j):
-        return n
-    _sift_down(vals, idx, 0, k, s, j)
-    return n
-
-
-@njit(cache=True, inline="always")
-def _sift_down(vals, idx, pos, n, s, j):
-    while True:
-        c = 2 * pos + 1
-        if c >= n:
-            break
-        if c + 1 < n and _worse(vals[c + 1], idx[c + 1], vals[c], idx[c]):
-            c += 1
-        if _worse(vals[c], idx[c], s, j):
-            vals[pos] = vals[c]
-            idx[pos] = idx[c]
-            pos = c
-        else:
-            break
-    vals[pos] = s
-    idx[pos] = j
-
-
-@njit(cache=True)
-def heap_sort(vals, idx, n):
-    """Sort the first ``n`` heap entries in place: best first."""
-    for end in range(n - 1, 0, -1):
-        s, j = vals[end], idx[end]
-        vals[end], idx[end] = vals[0], idx[0]
-        _sift_down(vals, idx, 0, end, s, j)
-
-
+# -- dense top-k ------------------------------------------------------------------
 @njit(cache=True)
 def topk_rows(scores, k):
     """Reference-grade dense top-k of each row (score desc, index asc) via the heap;
@@ -275,12 +257,14 @@ PREFETCH_LINES = 4
 
 
 @njit(cache=True, inline="always")
-def _accumulate(i, e_indptr, e_indices, e_data, f_indptr, f_indices, f_data, acc, stamp,
-                touched, track, positive):
-    """``acc[j] = Σ_f x_if · x_jf`` for ``j > i``; with ``track`` the touched ``j`` are listed
-    as they appear (sparse rows), otherwise the caller scans ``acc`` (dense rows). With
-    ``positive`` (all values > 0, so every product is > 0) a zero ``acc[j]`` marks a first
-    touch and ``stamp`` is not read."""
+def _accumulate(i, e, f, acc, stamp, touched, track, positive):
+    """``acc[j] = Σ_f x_if · x_jf`` for ``j > i`` (``e``: the entity rows, ``f``: the feature
+    rows, both :class:`Csr`); with ``track`` the touched ``j`` are listed as they appear
+    (sparse rows), otherwise the caller scans ``acc`` (dense rows). With ``positive`` (all
+    values > 0, so every product is > 0) a zero ``acc[j]`` marks a first touch and
+    ``stamp`` is not read."""
+    e_indptr, e_indices, e_data = e
+    f_indptr, f_indices, f_data = f
     nt = 0
     p0, p1 = e_indptr[i], e_indptr[i + 1]
     for p in range(p0, p1):
@@ -312,13 +296,14 @@ def _accumulate(i, e_indptr, e_indices, e_data, f_indptr, f_indices, f_data, acc
 
 
 @njit(cache=True, inline="always")
-def _offer(i, nt, touched, acc, sv, sw, p_row, p_nbr, sq, shrink, jaccard, symmetric, k, t,
-           buf, cnt, thr, thr_s, f32, u32):
+def _offer(i, nt, touched, acc, sv, sw, fac, opts, t, buf, cnt, thr, thr_s, f32, u32):
     """Turn row ``i``'s accumulated dot products ``acc[touched[:nt]]`` into similarities
     (zeroing ``acc`` for the next row), then offer ``(j, s_ij)`` to row ``i`` and
     ``(i, s_ji)`` to every row ``j``. Separate passes keep the arithmetic loop free of the
     pushes' branches; a pair with ``d == 0`` gets NaN, which passes no threshold (so this
     kernel must never be compiled with fastmath's ``nnan``)."""
+    p_row, p_nbr, sq = fac
+    shrink, jaccard, symmetric, k = opts.shrink, opts.jaccard, opts.symmetric, opts.k
     nan = np.float32(np.nan)
     for m in range(nt):
         j = touched[m]
@@ -342,12 +327,13 @@ def _offer(i, nt, touched, acc, sv, sw, p_row, p_nbr, sq, shrink, jaccard, symme
 
 
 @njit(cache=True, parallel=True)
-def _similarity_candidates(e_indptr, e_indices, e_data, f_indptr, f_indices, f_data, f_len,
-                           p_row, p_nbr, sq, shrink, jaccard, symmetric, positive, k, chunk,
-                           acc_all, stamp_all, touched_all, sv_all, sw_all, scratch, buf, cnt, thr, thr_s,
-                           next_chunk):
+def _similarity_candidates(e, f, f_len, fac, opts, work, cands):
     """Collect every row's best candidates over the pairs ``(i, j)``, ``i < j``, into the
-    buffers of the partition that computed the pair (``buf/cnt[t]``).
+    buffers of the partition that computed the pair (``cands.buf/cnt[t]``).
+
+    ``e``, ``f``: the entity and feature rows (:class:`Csr`), ``f_len`` the feature row
+    lengths; ``fac``: :class:`Factors`; ``opts``: :class:`Options`; ``work``: per-partition
+    :class:`Work` scratch; ``cands``: :class:`Candidates`.
 
     One partition per thread; each claims the next chunk of rows from a shared counter
     (``fetch_add``) until none is left. Rows near the start carry far more pairs
@@ -357,6 +343,13 @@ def _similarity_candidates(e_indptr, e_indices, e_data, f_indptr, f_indices, f_d
     it) then come before the offers from the rows before it, so its threshold is already up
     when they arrive (measured: ~10% less time). Each partition writes only its own
     buffers, and the merged top-k does not depend on which partition saw what."""
+    # Every array written in the prange body is unpacked here first: Numba (0.68) drops a
+    # parallel loop's writes made through a tuple of arrays (it sees no side effect), so
+    # only read-only groups (e, f, fac, opts) travel as tuples.
+    acc_all, stamp_all, touched_all, sv_all, sw_all, scratch = work
+    buf, cnt, thr, thr_s, next_chunk = cands
+    e_indptr, e_indices = e.indptr, e.indices
+    positive, chunk = opts.positive, opts.chunk
     n = e_indptr.shape[0] - 1
     n_chunks = (n + chunk - 1) // chunk
     parts = acc_all.shape[0]
@@ -374,14 +367,12 @@ def _similarity_candidates(e_indptr, e_indices, e_data, f_indptr, f_indices, f_d
                 for p in range(e_indptr[i], e_indptr[i + 1]):
                     bound += f_len[e_indices[p]]
                 track = 4 * bound < n - i
-                nt = _accumulate(i, e_indptr, e_indices, e_data, f_indptr, f_indices, f_data, acc,
-                                 stamp_all[t], touched, track, positive)
+                nt = _accumulate(i, e, f, acc, stamp_all[t], touched, track, positive)
                 if not track:  # branch-free compaction of the nonzeros
                     for j in range(i + 1, n):
                         touched[nt] = j
                         nt += acc[j] != 0.0
-                _offer(i, nt, touched, acc, sv_all[t], sw_all[t], p_row, p_nbr, sq, shrink, jaccard,
-                       symmetric, k, t, buf, cnt, thr, thr_s, f32, u32)
+                _offer(i, nt, touched, acc, sv_all[t], sw_all[t], fac, opts, t, buf, cnt, thr, thr_s, f32, u32)
 
 
 @njit(cache=True, parallel=True)
@@ -424,87 +415,52 @@ def _merge_candidates(buf, cnt, k, indptr, out_v, out_i):
                 out_v[base + x], out_i[base + x] = _unpack(best[m - 1 - x], f32, u32)
 
 
-def _kernel_inputs(rows: sp.csr_matrix, features: sp.csr_matrix | None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """``rows`` and its transpose as float32 CSR with sorted indices (values travel as
-    float32, half the memory traffic; sums are accumulated in float64)."""
-    e = sp.csr_matrix(rows, dtype=np.float32)
-    e.sort_indices()
-    if features is None:
-        f = e.T.tocsr()
-    else:
-        f = sp.csr_matrix(features, dtype=np.float32)
-        if f.shape != e.shape[::-1] or f.nnz != e.nnz:
-            raise ValueError("features must be rows.T")
-    f.sort_indices()
-    return e, f
-
-
-def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink: float = 0.0,
-                    alpha: float = 0.5, threads: int = 0,
-                    features: sp.csr_matrix | None = None) -> sp.csr_matrix:
-    """Top-``k`` similarity between the rows of an already weighted/centred ``rows``.
+def similarity_topk_arrays(e: Csr, f: Csr, k: int, measure: str = "cosine", shrink: float = 0.0,
+                           alpha: float = 0.5, parts: int = 1) -> Csr:
+    """Top-``k`` similarity between the rows of the entities × features matrix ``e``.
 
     Parameters
     ----------
-    rows : scipy.sparse.csr_matrix
-        entities × features, float values (see :func:`prepare_rows`).
+    e, f : Csr
+        the matrix and its transpose (``f`` = ``e.T``), each with sorted indices, int64
+        ``indptr``, int32 ``indices`` and float32 ``data``.
     k : int
         neighbours kept per row (>= 1).
     measure, shrink, alpha
         see the module docstring.
-    threads : int
-        Numba threads (0 = the current setting); the result does not depend on it.
-    features : scipy.sparse.csr_matrix, optional
-        ``rows.T`` in CSR form, when the caller has it (itemknn's user × item training
-        matrix is exactly that): saves a transpose.
+    parts : int
+        candidate partitions: the number of Numba threads the caller runs this with (more
+        only costs memory; the result does not depend on it).
 
     Returns
     -------
-    scipy.sparse.csr_matrix
-        entities × entities, float32 values (scipy picks the index dtypes); each row holds at
-        most ``k`` entries in rank order (so column indices are not sorted).
+    Csr
+        entities × entities; each row holds at most ``k`` entries in rank order (so its
+        column indices are not sorted).
     """
     if k < 1:
         raise ValueError("k must be >= 1")
-    e, f = _kernel_inputs(rows, features)
-    positive = bool(e.nnz == 0 or e.data.min() > 0)
-    n, n_features = e.shape
-    e_indptr, f_indptr = np.asarray(e.indptr, np.int64), np.asarray(f.indptr, np.int64)
-    e_indices, f_indices = np.asarray(e.indices, np.int32), np.asarray(f.indices, np.int32)
-    sq = _row_sq_norms(e_indptr, e.data)
+    n = e.indptr.shape[0] - 1
+    n_features = f.indptr.shape[0] - 1
+    positive = bool(e.data.shape[0] == 0 or e.data.min() > 0)
+    sq = _row_sq_norms(e.indptr, e.data)
     p_row, p_nbr, shrink, jaccard = measure_factors(sq, measure, alpha, n_features, shrink)
     k = int(min(k, max(n - 1, 1)))
-    with _numba_threads(threads) as parts:
-        buf = np.zeros((parts, n, 2 * k), np.uint64)
-        cnt = np.zeros((parts, n), np.int64)
-        thr = np.zeros((parts, n), np.uint64)
-        thr_s = np.full(n, -np.inf, np.float32)
-        symmetric = bool(jaccard or np.array_equal(p_row, p_nbr))
-        _similarity_candidates(e_indptr, e_indices, e.data, f_indptr, f_indices, f.data,
-                               np.diff(f_indptr), p_row, p_nbr, sq, float(shrink),
-                               bool(jaccard), symmetric, positive, k, 16,
-                               np.zeros((parts, n), np.float64),
-                               np.full((parts, 0 if positive else n), -1, np.int64),  # stamps
-                               np.zeros((parts, n), np.int32), np.zeros((parts, n), np.float32),
-                               np.zeros((parts, 0 if symmetric else n), np.float32),  # s_ji
-                               np.zeros((parts, 1), np.float32),
-                               buf, cnt, thr, thr_s, np.zeros(1, np.int64))
-        del f, f_indptr, f_indices
+    parts = max(1, int(parts))
+    symmetric = bool(jaccard or np.array_equal(p_row, p_nbr))
+    cands = Candidates(np.zeros((parts, n, 2 * k), np.uint64), np.zeros((parts, n), np.int64),
+                       np.zeros((parts, n), np.uint64), np.full(n, -np.inf, np.float32), np.zeros(1, np.int64))
+    work = Work(np.zeros((parts, n), np.float64),
+                np.full((parts, 0 if positive else n), -1, np.int64),
+                np.zeros((parts, n), np.int32), np.zeros((parts, n), np.float32),
+                np.zeros((parts, 0 if symmetric else n), np.float32),
+                np.zeros((parts, 1), np.float32))
+    _similarity_candidates(e, f, np.diff(f.indptr), Factors(p_row, p_nbr, sq),
+                           Options(float(shrink), bool(jaccard), symmetric, positive, k, 16), work, cands)
+    del work
     indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.minimum(cnt.sum(axis=0), k), out=indptr[1:])
+    np.cumsum(np.minimum(cands.cnt.sum(axis=0), k), out=indptr[1:])
     out_v = np.empty(indptr[-1], np.float32)
     out_i = np.empty(indptr[-1], np.int32)
-    _merge_candidates(buf, cnt, k, indptr, out_v, out_i)
-    del buf
-    return sp.csr_matrix((out_v, out_i, indptr), shape=(n, n))
-
-
-def build_similarity(rows: sp.csr_matrix, k: int, measure: str = "cosine", weighting: str = "none",
-                     shrink: float = 0.0, alpha: float = 0.5, k1: float = 1.2, b: float = 0.75,
-                     threads: int = 0, features: sp.csr_matrix | None = None) -> sp.csr_matrix:
-    """Weight, centre and compute the top-``k`` similarity of the rows of ``rows``
-    (``features``, optional: ``rows.T`` as CSR, used when nothing is transformed)."""
-    if weighting == "none" and measure not in ("pearson", "adjusted_cosine"):
-        return similarity_topk(rows, k, measure, shrink, alpha, threads, features)  # nothing to transform
-    prepared, _ = prepare_rows(rows, measure, weighting, k1, b)
-    return similarity_topk(prepared, k, measure, shrink, alpha, threads)
+    _merge_candidates(cands.buf, cands.cnt, k, indptr, out_v, out_i)
+    return Csr(indptr, out_i, out_v)

@@ -22,11 +22,12 @@ GPU-shaped path and for tiny batches (it needs no Numba import).
 
 from __future__ import annotations
 
-
 import numpy as np
 
 import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from numba import njit, prange
+from recli.kernels._heap import heap_push, heap_sort
+from recli.kernels._search import slice_contains
 from recli.kernels.topk_xp import _prepare
 
 
@@ -57,38 +58,6 @@ def topk(scores: np.ndarray, k: int, rows: np.ndarray | None = None, indptr: np.
     return items, values
 
 
-@njit(cache=True, inline="always")
-def _worse(s_a, i_a, s_b, i_b):
-    # the heap keeps its *worst* element at the root: lower score, or equal score and higher index
-    return s_a < s_b or (s_a == s_b and i_a > i_b)
-
-
-@njit(cache=True)
-def _sift_down(hs, hi, size, pos):
-    while True:
-        child = 2 * pos + 1
-        if child >= size:
-            return
-        if child + 1 < size and _worse(hs[child + 1], hi[child + 1], hs[child], hi[child]):
-            child += 1
-        if not _worse(hs[child], hi[child], hs[pos], hi[pos]):
-            return
-        hs[pos], hs[child] = hs[child], hs[pos]
-        hi[pos], hi[child] = hi[child], hi[pos]
-        pos = child
-
-
-@njit(cache=True)
-def _sift_up(hs, hi, pos):
-    while pos > 0:
-        parent = (pos - 1) // 2
-        if not _worse(hs[pos], hi[pos], hs[parent], hi[parent]):
-            return
-        hs[pos], hs[parent] = hs[parent], hs[pos]
-        hi[pos], hi[parent] = hi[parent], hi[pos]
-        pos = parent
-
-
 @njit(cache=True, parallel=True)
 def _topk_rows(scores, rows, indptr, indices, banned, out_items, out_values):
     B, n = scores.shape
@@ -114,37 +83,11 @@ def _topk_rows(scores, rows, indptr, indices, banned, out_items, out_values):
                 continue
             if has_ban and banned[j] != 0:
                 continue
-            if end > lo and _seen_in(indices, lo, end, j):
+            if end > lo and slice_contains(indices, lo, end, j):
                 continue
-            if size < k:
-                hs[size] = s
-                hi[size] = j
-                _sift_up(hs, hi, size)
-                size += 1
-            else:
-                hs[0] = s
-                hi[0] = j
-                _sift_down(hs, hi, size, 0)
-        # heap sort: move the worst to the end repeatedly, leaving best-first order
-        for last in range(size - 1, 0, -1):
-            hs[0], hs[last] = hs[last], hs[0]
-            hi[0], hi[last] = hi[last], hi[0]
-            _sift_down(hs, hi, last, 0)
+            size = heap_push(hs, hi, size, s, j)
+        heap_sort(hs, hi, size)
         for t in range(size, k):
             hs[t] = -np.inf
             hi[t] = -1
 
-
-@njit(cache=True, inline="always")
-def _seen_in(indices, lo, hi, j):
-    """Binary search for ``j`` in the sorted ``indices[lo:hi]``."""
-    while lo < hi:
-        mid = (lo + hi) // 2
-        v = indices[mid]
-        if v < j:
-            lo = mid + 1
-        elif v > j:
-            hi = mid
-        else:
-            return True
-    return False

@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit, prange
 
 from recli.kernels import FASTMATH
-from recli.kernels.random_streams import history_seed, next_below, row_contains, stream_state
+from recli.kernels.random_streams import chunk_users, draw_negative, fold_in_row, next_below, user_start
 
 MAX_LOSS = 10.0
 
@@ -55,19 +55,35 @@ def rank_weight(n_items, n_sampled):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _score(U, V, b, u, i):
-    x = b[i]
-    for f in range(U.shape[1]):
-        x += U[u, f] * V[i, f]
-    return x
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _score_vec(u, V, b, i):
+def _score(u, V, b, i):
+    """``x = u·V_i + b_i`` for the user vector ``u``."""
     x = b[i]
     for f in range(u.shape[0]):
         x += u[f] * V[i, f]
     return x
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _violator(state, u, V, b, indices, start, end, x_ui, max_sampled):
+    """Draw negatives for the user vector ``u`` (a draw in the row ``indices[start:end]`` is
+    redrawn and not counted; at most ``10 · max_sampled`` draws in all) until the ``N``-th
+    counted one violates the margin, ``x_uj > x_ui - 1``, or ``max_sampled`` were counted.
+    Returns ``(state, j, N, x_uj)``; ``j`` is -1 when none violated."""
+    n_items = V.shape[0]
+    n_sampled = 0
+    left = 10 * max_sampled
+    while left > 0:
+        state, j, used = draw_negative(state, indices, start, end, n_items, left)
+        left -= used
+        if j < 0:
+            break
+        n_sampled += 1
+        x_uj = _score(u, V, b, j)
+        if x_uj > x_ui - 1.0:
+            return state, j, n_sampled, x_uj
+        if n_sampled >= max_sampled:
+            break
+    return state, np.int64(-1), n_sampled, np.float32(0.0)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -105,7 +121,7 @@ def warp_apply(U, V, b, GU, GV, Gb, users, pos, neg, n_sampled, lr, reg, adagrad
     for s in range(len(users)):
         u, i, j = users[s], pos[s], neg[s]
         w = rank_weight(n_items, n_sampled[s])
-        out[s] = w * (1.0 - _score(U, V, b, u, i) + _score(U, V, b, u, j))
+        out[s] = w * (1.0 - _score(U[u], V, b, i) + _score(U[u], V, b, j))
         _warp_step(U, V, b, GU, GV, Gb, u, i, j, w, lr, reg, adagrad)
     return out
 
@@ -118,7 +134,7 @@ def _kos_positive(U, V, b, u, indices, start, nu, kos_k, kos_n, state, ids, vals
     for t in range(n):
         state, r = next_below(state, nu)
         item = indices[start + r]
-        v = _score(U, V, b, u, item)
+        v = _score(U[u], V, b, item)
         # insertion into (vals desc, ids) keeps the first t+1 entries sorted
         p = t
         while p > 0 and vals[p - 1] < v:
@@ -134,50 +150,30 @@ def _kos_positive(U, V, b, u, indices, start, nu, kos_k, kos_n, state, ids, vals
 def _warp_epoch(indptr, indices, user_order, bounds, U, V, b, GU, GV, Gb, lr, reg, adagrad,
                 max_sampled, kos_k, kos_n, seed, epoch, out_loss, out_updates, out_count):
     n_items = V.shape[0]
-    max_draws = 10 * max_sampled
     for c in prange(len(bounds) - 1):
-        state = stream_state(seed, epoch, c)
-        lo = bounds[c]
-        hi = bounds[c + 1]
+        state, lo, hi = chunk_users(user_order, bounds, c, seed, epoch)
         ids = np.empty(max(kos_n, 1), dtype=np.int64)
         vals = np.empty(max(kos_n, 1), dtype=np.float32)
-        for p in range(hi - 1, lo, -1):
-            state, r = next_below(state, p - lo + 1)
-            tmp = user_order[p]
-            user_order[p] = user_order[lo + r]
-            user_order[lo + r] = tmp
         loss_sum = 0.0
         updates = 0
         count = 0
         for p in range(lo, hi):
             u = user_order[p]
-            start = indptr[u]
-            nu = indptr[u + 1] - start
-            if nu == 0 or nu >= n_items:
-                continue
-            state, off = next_below(state, nu)
+            state, start, nu, off = user_start(indptr, u, n_items, state)
+            end = start + nu
             for s in range(nu):
                 if kos_k > 0:
                     state, i = _kos_positive(U, V, b, u, indices, start, nu, kos_k, kos_n, state, ids, vals)
                 else:
                     i = indices[start + (off + s) % nu]
-                x_ui = _score(U, V, b, u, i)
+                x_ui = _score(U[u], V, b, i)
                 count += 1
-                n_sampled = 0
-                for _ in range(max_draws):
-                    state, j = next_below(state, n_items)
-                    if row_contains(indices, start, start + nu, j):
-                        continue
-                    n_sampled += 1
-                    x_uj = _score(U, V, b, u, j)
-                    if x_uj > x_ui - 1.0:
-                        w = rank_weight(n_items, n_sampled)
-                        loss_sum += w * (1.0 - x_ui + x_uj)
-                        _warp_step(U, V, b, GU, GV, Gb, u, i, j, w, lr, reg, adagrad)
-                        updates += 1
-                        break
-                    if n_sampled >= max_sampled:
-                        break
+                state, j, n_sampled, x_uj = _violator(state, U[u], V, b, indices, start, end, x_ui, max_sampled)
+                if j >= 0:
+                    w = rank_weight(n_items, n_sampled)
+                    loss_sum += w * (1.0 - x_ui + x_uj)
+                    _warp_step(U, V, b, GU, GV, Gb, u, i, j, w, lr, reg, adagrad)
+                    updates += 1
         out_loss[c] = loss_sum
         out_updates[c] = updates
         out_count[c] = count
@@ -227,28 +223,16 @@ def warp_fold_in(indptr, indices, V, b, epochs, lr, reg, adagrad, max_sampled, s
     lrf = np.float32(lr)
     regf = np.float32(reg)
     for r in prange(n_rows):
-        start = indptr[r]
-        nu = indptr[r + 1] - start
-        if nu == 0 or nu >= n_items:
-            continue
-        state = stream_state(history_seed(seed, indices, start, start + nu), 0, 0)
+        start, end, state = fold_in_row(indptr, indices, r, n_items, seed)
         u = out[r]
         G = np.ones(k, dtype=np.float32)
-        for _ in range(epochs):
-            for s in range(nu):
-                i = indices[start + s]
-                x_ui = _score_vec(u, V, b, i)
-                n_sampled = 0
-                for _t in range(10 * max_sampled):
-                    state, j = next_below(state, n_items)
-                    if row_contains(indices, start, start + nu, j):
-                        continue
-                    n_sampled += 1
-                    if _score_vec(u, V, b, j) > x_ui - 1.0:
-                        L = np.float32(rank_weight(n_items, n_sampled))
-                        for f in range(k):
-                            u[f], G[f] = _sgd(u[f], L * (V[j, f] - V[i, f]) + regf * u[f], G[f], lrf, adagrad)
-                        break
-                    if n_sampled >= max_sampled:
-                        break
+        for _epoch in range(epochs):
+            for p in range(start, end):
+                i = indices[p]
+                x_ui = _score(u, V, b, i)
+                state, j, n_sampled, _ = _violator(state, u, V, b, indices, start, end, x_ui, max_sampled)
+                if j >= 0:
+                    L = np.float32(rank_weight(n_items, n_sampled))
+                    for f in range(k):
+                        u[f], G[f] = _sgd(u[f], L * (V[j, f] - V[i, f]) + regf * u[f], G[f], lrf, adagrad)
     return out

@@ -174,23 +174,31 @@ def parse_gates(text: str | None) -> list[tuple[str, int | None, float]]:
         if "=" not in raw:
             raise ConfigError(f"--fail-under entry {raw!r} has no '=value'", hint=hint)
         key, value = raw.split("=", 1)
-        name, _, k_text = key.strip().partition("@")
-        name = ALIASES.get(name.lower(), name.lower())
-        if name not in METRICS:
-            raise ConfigError(f"unknown metric {name!r} in --fail-under", hint=f"valid metrics: {', '.join(METRICS)}")
+        name, k = parse_metric(key, "--fail-under", hint)
         spec = METRICS[name]
         if not spec.higher_is_better:
             raise ConfigError(f"--fail-under {name}: lower {name} is better, a floor makes no sense",
                               hint="gate on a higher-is-better metric such as ndcg@10 or recall@20")
-        if spec.at_k and not k_text:
-            raise ConfigError(f"--fail-under {name} needs a cutoff, e.g. {name}@10", hint=hint)
-        k = parse_ks(k_text)[0] if k_text else None
         try:
             threshold = float(value)
         except ValueError:
             raise ConfigError(f"--fail-under threshold {value!r} is not a number", hint=hint) from None
-        gates.append((name, k if spec.at_k else None, threshold))
+        gates.append((name, k, threshold))
     return gates
+
+
+def parse_metric(text: str, option: str, hint: str | None = None) -> tuple[str, int | None]:
+    """``"ndcg@10"`` -> ``("ndcg", 10)``, ``"rmse"`` -> ``("rmse", None)``: one metric with
+    its cutoff (required for metrics at k, ignored for the others)."""
+    name, _, k_text = text.strip().partition("@")
+    name = ALIASES.get(name.lower(), name.lower())
+    if name not in METRICS:
+        raise ConfigError(f"unknown metric {name!r} in {option}", hint=f"valid metrics: {', '.join(METRICS)}")
+    spec = METRICS[name]
+    if spec.at_k and not k_text:
+        raise ConfigError(f"{option} {name} needs a cutoff, e.g. {name}@10",
+                          hint=hint or f"write metric@k, e.g. {option} {name}@10")
+    return name, (parse_ks(k_text)[0] if spec.at_k else None)
 
 
 def describe_metrics() -> list[dict[str, str]]:

@@ -219,6 +219,13 @@ class Model:
     diverged_hint: ClassVar[str] = "lower the learning rate or alpha, or raise the regularization"
     can_fold_in: ClassVar[bool] = False
     can_explain: ClassVar[bool] = False
+    # Scores are predicted ratings on the training data's scale, not only an order (mf):
+    # pair scores are clipped to the training range, eval --model computes rmse/mae, and
+    # --valid defaults to rmse.
+    predicts_ratings: ClassVar[bool] = False
+    # Training runs in epochs that report to ``on_epoch``: --valid and --early-stopping
+    # apply. One-shot fits (counts, similarities, a closed form) set this False.
+    trains_in_epochs: ClassVar[bool] = True
     # Small, fast settings for the shared contract tests (merged over the defaults).
     test_params: ClassVar[dict] = {}
 
@@ -275,6 +282,38 @@ class Model:
     # -- inference --------------------------------------------------------
     def score(self, uidx: np.ndarray, history: Any) -> np.ndarray:
         raise NotImplementedError
+
+    def score_pairs(self, uidx: np.ndarray, iidx: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """float32 ``score(u)[i]`` for each pair ``(uidx[p], iidx[p])`` of training indices
+        (all known). Users are scored ``batch_size`` at a time, each once."""
+        uidx = np.asarray(uidx, dtype=np.int64)
+        iidx = np.asarray(iidx, dtype=np.int64)
+        order = np.argsort(uidx, kind="stable")
+        users, first = np.unique(uidx[order], return_index=True)
+        bounds = np.append(first, order.shape[0])
+        out = np.empty(uidx.shape[0], dtype=np.float32)
+        for b in range(0, users.shape[0], batch_size):
+            batch = users[b:b + batch_size]
+            scores = self.score(batch, None)
+            pos = order[bounds[b]:bounds[b + batch.shape[0]]]
+            out[pos] = scores[np.searchsorted(batch, uidx[pos]), iidx[pos]]
+        return out
+
+    def fallback_pairs(self, uidx: np.ndarray, iidx: np.ndarray) -> np.ndarray:
+        """Scores of pairs whose user or item the model does not know (index ``-1``): NaN,
+        since a ranking score exists only for known users and items. Rating models
+        override it with what they can predict without the unknown side."""
+        return np.full(np.asarray(uidx).shape[0], np.nan, dtype=np.float32)
+
+    @classmethod
+    def stored_bytes(cls, config: Any, n_users: int, n_items: int) -> int:
+        """About how many bytes ``to_arrays`` will hold, known before the fit (the train
+        command checks the free disk space with it): float32 factors and a bias per user
+        and item for models with ``factors``, else one float per item."""
+        factors = getattr(config, "factors", None)
+        if factors:
+            return 4 * (n_users + n_items) * (int(factors) + 1)
+        return 4 * n_items
 
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:
         raise ConfigError(f"model {self.name!r} cannot compute similar items",

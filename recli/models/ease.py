@@ -134,6 +134,10 @@ class EASE(TrainMatrixModel):
         sub = self.weights[np.asarray(history_items, np.int64)][:, np.asarray(items, np.int64)]
         return (sub.astype(np.float64) * np.asarray(history_values, np.float64)[:, None]).T.astype(np.float32)
 
+    @classmethod
+    def stored_bytes(cls, config: Any, n_users: int, n_items: int) -> int:
+        return 4 * n_items * n_items  # the dense float32 item-item weight matrix
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights}  # train comes from the model file
 

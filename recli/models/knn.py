@@ -1,5 +1,5 @@
 """Neighbourhood models: ``itemknn`` and ``userknn`` on the sparse top-K similarity engine
-(:mod:`recli.kernels.similarity`).
+(:mod:`recli.kernels.similarity`, driven by :mod:`recli.models._similarity`).
 
 ``itemknn``: ``score(u, i) = Σ_{h ∈ history(u)} r_uh · S[h, i]`` where row ``h`` of ``S``
 holds item ``h``'s K nearest items (implicit's ItemItemRecommender convention). A user's
@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from recli.kernels.weighting import MEASURES, WEIGHTINGS
+from recli.models._weighting import MEASURES, WEIGHTINGS
 from recli.models.base import csr_from_prefix, csr_to_arrays, param
 from recli.models.train_matrix import TrainMatrixModel
 
@@ -45,15 +45,15 @@ class ItemKNN(TrainMatrixModel):
     similarity: sp.csr_matrix
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "ItemKNN":
-        from recli.backend import threads_context
-        from recli.kernels.similarity import build_similarity
+        from recli.models._similarity import build_similarity
 
         start = time.perf_counter()
         self._keep_train(user_items)
         c = self.config
-        with threads_context(self.backend.threads) as threads:
-            self.similarity = build_similarity(self.train.T.tocsr(), c.neighbours, c.similarity, c.weighting,
-                                               c.shrink, c.alpha, c.bm25_k1, c.bm25_b, threads, features=self.train)
+        # the similarity layer runs the kernel under backend.threads_context
+        self.similarity = build_similarity(self.train.T.tocsr(), c.neighbours, c.similarity, c.weighting,
+                                           c.shrink, c.alpha, c.bm25_k1, c.bm25_b, self.backend.threads,
+                                           features=self.train)
         self._report(on_epoch, 1, start, None)
         return self
 
@@ -69,6 +69,10 @@ class ItemKNN(TrainMatrixModel):
         """``C[j, h] = r_h · S[h, items[j]]``: rows sum to the scores of ``items``."""
         sub = self.similarity[np.asarray(history_items, np.int64)][:, np.asarray(items, np.int64)].toarray()
         return (sub * np.asarray(history_values, np.float64)[:, None]).T.astype(np.float32)
+
+    @classmethod
+    def stored_bytes(cls, config: Any, n_users: int, n_items: int) -> int:
+        return 8 * n_items * int(config.neighbours)  # K (index, value) pairs per item
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return csr_to_arrays("similarity", self.similarity)  # train comes from the model file
@@ -89,23 +93,27 @@ class UserKNN(TrainMatrixModel):
 
     similarity: sp.csr_matrix
 
+    @classmethod
+    def stored_bytes(cls, config: Any, n_users: int, n_items: int) -> int:
+        return 8 * n_users * int(config.neighbours)  # K (index, value) pairs per user
+
     def fit(self, user_items: Any, on_epoch: Any = None) -> "UserKNN":
-        from recli.backend import threads_context
-        from recli.kernels.similarity import prepare_rows, similarity_topk
+        from recli.models._similarity import similarity_topk
+        from recli.models._weighting import prepare_rows
 
         start = time.perf_counter()
         self._keep_train(user_items)
         c = self.config
         self._prepared, self._state = prepare_rows(self.train, c.similarity, c.weighting, c.bm25_k1, c.bm25_b)
-        with threads_context(self.backend.threads) as threads:
-            self.similarity = similarity_topk(self._prepared, c.neighbours, c.similarity, c.shrink, c.alpha, threads)
+        self.similarity = similarity_topk(self._prepared, c.neighbours, c.similarity, c.shrink, c.alpha,
+                                          self.backend.threads)
         self._report(on_epoch, 1, start, None)
         return self
 
     # -- neighbours of new users -------------------------------------------------
     def _prepared_rows(self) -> sp.csr_matrix:
         if getattr(self, "_prepared", None) is None:
-            from recli.kernels.similarity import transform_rows
+            from recli.models._weighting import transform_rows
 
             c = self.config
             self._prepared = transform_rows(self.train, c.similarity, c.weighting, self._state, c.bm25_k1, c.bm25_b)
@@ -118,7 +126,8 @@ class UserKNN(TrainMatrixModel):
         return sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, self.n_users), dtype=np.float32)
 
     def _query_chunk(self, hist: sp.csr_matrix) -> sp.csr_matrix:
-        from recli.kernels.similarity import measure_factors, topk_rows, transform_rows
+        from recli.kernels.similarity import measure_factors, topk_rows
+        from recli.models._weighting import transform_rows
 
         c = self.config
         x = transform_rows(hist, c.similarity, c.weighting, self._state, c.bm25_k1, c.bm25_b)
@@ -170,7 +179,7 @@ class UserKNN(TrainMatrixModel):
         """Each neighbour ``v`` adds ``s_uv · r_vi`` to item ``i``; that amount is split over the
         history items ``h`` in proportion to their share ``x_uh · x_vh / d_uv`` of the dot
         product that made ``v`` a neighbour. Rows sum to the scores."""
-        from recli.kernels.similarity import transform_rows
+        from recli.models._weighting import transform_rows
 
         c = self.config
         h_items = np.asarray(history_items, np.int64)

@@ -44,6 +44,7 @@ class MF(Model):
     summary: ClassVar[str] = "explicit biased matrix factorisation (SGD) for ratings"
     Config: ClassVar[type] = MFConfig
     can_fold_in: ClassVar[bool] = True
+    predicts_ratings: ClassVar[bool] = True
     diverged_hint: ClassVar[str] = "lower --learning-rate"
     test_params: ClassVar[dict] = {"factors": 4, "iterations": 40, "learning_rate": 0.05, "negatives": 3,
                                    "regularization": 0.02}
@@ -138,6 +139,20 @@ class MF(Model):
         scores += (self.item_bias + np.float32(self.global_mean))[None, :]
         scores += bias[:, None]
         return np.ascontiguousarray(scores, dtype=np.float32)
+
+    def score_pairs(self, uidx: np.ndarray, iidx: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """``μ + bᵤ + bᵢ + pᵤ·qᵢ`` per pair, without scoring every item."""
+        return self.predict(uidx, iidx)
+
+    def fallback_pairs(self, uidx: np.ndarray, iidx: np.ndarray) -> np.ndarray:
+        """``μ + bᵤ + bᵢ`` with the unknown side's bias (and both factors) left out: an
+        unknown user gets ``μ + bᵢ``, an unknown item ``μ + bᵤ``, both unknown ``μ``."""
+        uidx = np.asarray(uidx, dtype=np.int64)
+        iidx = np.asarray(iidx, dtype=np.int64)
+        out = np.full(uidx.shape[0], self.global_mean, dtype=np.float64)
+        out[uidx >= 0] += self.user_bias[uidx[uidx >= 0]]
+        out[iidx >= 0] += self.item_bias[iidx[iidx >= 0]]
+        return out.astype(np.float32)
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs of training indices."""

@@ -56,6 +56,7 @@ class Popular(Model):
     Config: ClassVar[type] = PopularConfig
     can_fold_in: ClassVar[bool] = True
     personalized: ClassVar[bool] = False
+    trains_in_epochs: ClassVar[bool] = False
     test_params: ClassVar[dict] = {}
 
     def __init__(self, config: Any = None, backend: Any = None):

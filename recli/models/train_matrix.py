@@ -18,6 +18,7 @@ class TrainMatrixModel(Model):
     their history row directly."""
 
     can_fold_in: ClassVar[bool] = True
+    trains_in_epochs: ClassVar[bool] = False  # similarities / a closed form, in one pass
     train: sp.csr_matrix
 
     def _keep_train(self, user_items: Any) -> None:

@@ -17,7 +17,8 @@ import numpy as np
 import polars as pl
 
 from recli.backend import threads_context
-from recli.data.io import read_table
+from recli.data.io import ReadOptions, read_interactions
+from recli.data.schema import ITEM, RATING, USER
 from recli.errors import ConfigError, InputError
 from recli.metrics import METRICS, Evaluator, bootstrap_ci, paired_tests, rating_errors
 from recli.metrics.registry import COMPAT_MODES, DEFAULT_METRICS, metric_key, parse_gates, parse_ks, parse_metrics
@@ -70,6 +71,8 @@ class EvalRequest:
     input_format: str | None = None
     threads: int = 0
     device: str = "cpu"
+    # --sep/--quote/--encoding/--*-col: how the data tables (--test, --train, --items) read
+    read: ReadOptions | None = None
 
 
 def run_eval(req: EvalRequest) -> EvalReport:
@@ -134,15 +137,27 @@ def _check_stdin(paths: list[str | None]) -> None:
         raise ConfigError("only one input can be read from stdin ('-')", hint="write the others to files")
 
 
-def _read(path: str | None, req: EvalRequest) -> pl.DataFrame | None:
-    """The table at ``path`` (``-`` = stdin) in ``--input-format``; no path, no table."""
-    return None if path is None else read_table(path, req.input_format)
+def _read(path: str | None, req: EvalRequest, roles=(USER, ITEM, RATING), required=(USER, ITEM)) -> pl.DataFrame | None:
+    """The data table at ``path`` (``-`` = stdin) read with ``req.read``, its columns
+    renamed to the standard names; no path, no table."""
+    return None if path is None else read_interactions(path, _options(req), roles=roles, required=required)
+
+
+def _read_output(path: str, req: EvalRequest) -> pl.DataFrame:
+    """A RECS or --predictions file: recli's own output, its columns found by the usual
+    names whatever the data tables' --*-col say."""
+    return read_interactions(path, ReadOptions(fmt=_options(req).fmt), roles=(USER, ITEM))
+
+
+def _options(req: EvalRequest) -> ReadOptions:
+    return req.read if req.read is not None else ReadOptions(fmt=req.input_format)
 
 
 def _evaluate_files(req: EvalRequest, recs: list[tuple[str, str]], ks, names, gates) -> EvalReport:
     """``(label, path)`` RECS files scored against the tables ``req`` names, with :func:`evaluate`."""
-    return evaluate([(label, _read(p, req)) for label, p in recs], _read(req.test, req), train=_read(req.train, req),
-                    items=_read(req.items, req), predictions=[_read(p, req) for p in req.predictions], ks=ks,
+    return evaluate([(label, _read_output(p, req)) for label, p in recs], _read(req.test, req),
+                    train=_read(req.train, req), items=_read(req.items, req, roles=(ITEM,), required=(ITEM,)),
+                    predictions=[_read_output(p, req) for p in req.predictions], ks=ks,
                     metrics=names, relevance_threshold=req.relevance_threshold, graded=req.graded,
                     only_recommended=req.only_recommended, exclude_train=req.exclude_train, compat=req.compat,
                     item_feature=req.item_features, bootstrap=req.bootstrap, seed=req.seed, per_user=req.per_user,
@@ -391,14 +406,22 @@ def _score_rating(model: _Model, names, rated: pl.DataFrame, notes, bootstrap: i
         pred = model.recs.select("user", "item", pl.col(col).alias("value"))
     rated = rated.drop_nulls("rating").group_by("user", "item").agg(pl.col("rating").max())
     pairs = rated.join(pred, on=["user", "item"], how="inner")
-    errors = rating_errors(pairs["value"].to_numpy(), pairs["rating"].to_numpy())
     notes.append(f"{model.label}: rmse/mae over {pairs.height} of {rated.height} rated TEST pairs that have a prediction")
+    model.rows.extend(rating_rows(model.label, pairs, names, bootstrap, seed))
+
+
+def rating_rows(label: str, pairs: pl.DataFrame, names, bootstrap: int = 0, seed: int = 0) -> list[dict]:
+    """``RESULT_SCHEMA`` rows of the rating metrics ``names`` over ``pairs`` (``user``,
+    ``value`` predicted, ``rating`` true), with user-resampled bootstrap CIs when asked."""
+    errors = rating_errors(pairs["value"].to_numpy(), pairs["rating"].to_numpy())
     n_users = pairs["user"].n_unique()
     ci = _rating_cis(pairs, bootstrap, seed) if bootstrap > 0 and pairs.height else {}
+    rows = []
     for m in names:
         low, high = ci.get(m, (None, None))
-        model.rows.append({"model": model.label, "metric": m, "k": None, "value": errors[m], "users": n_users,
-                           "ci_low": low, "ci_high": high, "p_ttest": None, "p_wilcoxon": None})
+        rows.append({"model": label, "metric": m, "k": None, "value": errors[m], "users": n_users,
+                     "ci_low": low, "ci_high": high, "p_ttest": None, "p_wilcoxon": None})
+    return rows
 
 
 def _rating_cis(pairs: pl.DataFrame, bootstrap: int, seed: int) -> dict[str, tuple[float, float]]:

@@ -23,7 +23,7 @@ from recli.data import clean as cl
 from recli.data import normalize as nz
 from recli.data import split as sp
 from recli.data.filter import core_mask
-from recli.data.io import read_table, resolve_separator
+from recli.data.io import QUOTE_AUTO, read_table, resolve_separator
 from recli.data.schema import RATING, TIMESTAMP, USER, conform
 from recli.errors import ConfigError, InputError
 
@@ -37,6 +37,8 @@ class PrepOptions:
 
     input_format: str | None = None
     sep: str | None = None
+    quote: str | None = QUOTE_AUTO
+    encoding: str | None = None
     has_header: bool = True
     columns: list[str] | None = None
     clean: cl.CleanOptions = field(default_factory=cl.CleanOptions)
@@ -162,7 +164,8 @@ def prep(source: str, opts: PrepOptions, on_stage: Callable[[str], None] | None 
     info = input_info(source)
     # no local name for the raw table: prep_table can free it once it is encoded
     result = prep_table(read_table(source, opts.input_format, sep=opts.sep, has_header=opts.has_header,
-                                   columns=opts.columns, on_raw=hash_raw(info)), opts, step)
+                                   columns=opts.columns, on_raw=hash_raw(info), quote=opts.quote,
+                                   encoding=opts.encoding), opts, step)
     result.report["input"] = info
     return result
 

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # Polars and SciPy load lazily: one user's top-k as CSV needs
     import polars as pl
     import scipy.sparse as sp
 
+    from recli.data.io import ReadOptions
+
     from recli.artifacts import ModelFile
     from recli.data.vocab import Vocab
 
@@ -80,6 +82,9 @@ class RecommendRequest:
     output: str = "-"
     fmt: str | None = None
     threads: int = 0
+    pairs: str | None = None  # a file of user,item pairs to score ('-' = stdin)
+    clip: bool = True
+    read: ReadOptions | None = None  # how --pairs / --history tables are parsed
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -91,6 +96,9 @@ class RecommendRequest:
         _check_k(self.k)
         if self.batch_size < 1 or self.explain_top < 1:
             raise ConfigError("--batch-size and --explain-top must be at least 1", hint="e.g. --batch-size 1024")
+        if self.pairs is not None:
+            self._check_pairs()
+            return
         by_user = bool(self.users or self.user or self.all_users)
         if self.similar and by_user:
             raise ConfigError("choose users (--users/--user/--all-users) or items (--similar-items/--items-file), "
@@ -107,10 +115,25 @@ class RecommendRequest:
                               hint="drop them, or ask for users")
 
 
+    def _check_pairs(self) -> None:
+        others = [name for name, given in (
+            ("--users", self.users), ("--user", self.user), ("--all-users", self.all_users),
+            ("--similar-items", self.similar_items), ("--items-file", self.items_file), ("--history", self.history),
+            ("--explain", self.explain), ("--fallback", self.fallback), ("--exclude-items", self.exclude_items),
+            ("--only-items", self.only_items), ("--include-seen", self.include_seen)) if given]
+        if others:
+            raise ConfigError(f"--pairs cannot be combined with {', '.join(others)}",
+                              hint="--pairs scores exactly the given user,item pairs; run recli recommend "
+                                   "again for top-k lists")
+
+
 def recommend(mf: ModelFile, request: RecommendRequest) -> int:
     """Write the top-k table ``request`` asks for from model ``mf``: ``user,item,score,rank``
     per user (with ``--explain``: plus the contributing history items), or
-    ``item,similar_item,score,rank`` per item. Returns the number of rows written."""
+    ``item,similar_item,score,rank`` per item, or ``user,item,score`` per given pair
+    (:mod:`recli.stages.predict`). Returns the number of rows written."""
+    if request.pairs is not None:
+        return _write_pairs(mf, request)
     if request.explain and not mf.model.can_explain:
         raise ConfigError(f"model {mf.model.name!r} cannot explain its recommendations",
                           hint="use --explain with a model that can (recli train --list-models shows 'explain')")
@@ -123,6 +146,20 @@ def recommend(mf: ModelFile, request: RecommendRequest) -> int:
     log.debug(f"{rows} rows for {n} {'items' if request.similar else 'users'} "
               f"in {time.perf_counter() - request.started:.2f}s")
     return rows
+
+
+def _write_pairs(mf: ModelFile, req: RecommendRequest) -> int:
+    """``user,item,score`` for every pair in ``req.pairs``, in input order."""
+    import polars as pl
+
+    from recli.data.io import ReadOptions, read_interactions
+    from recli.stages.predict import pairs_frame
+
+    pairs = read_interactions(req.pairs, req.read or ReadOptions(), roles=("user", "item"), what="--pairs")
+    with threads_context(req.threads):
+        frame = pairs_frame(mf, pairs, clip=req.clip, strict=req.strict, batch_size=req.batch_size)
+    schema = {"user": pl.Utf8, "item": pl.Utf8, "score": pl.Float32}
+    return _write_frames(iter([frame]), req, schema)
 
 
 def _read_ids(source: str | None, vocab: Vocab, column: str, what: str) -> list[str] | None:
@@ -149,6 +186,7 @@ def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndar
     ids = None if req.all_users or not (req.users or req.user) else \
         list(dict.fromkeys((_read_ids(req.users, mf.users, "user", "--users") or []) + list(req.user or [])))
     plan = plan_users(mf, ids, all_users=req.all_users, history=history, strict=req.strict, fallback=req.fallback)
+    _check_output_space(mf, req, len(plan.ids))
     nested = req.explain and ((req.fmt or "").lower() == "jsonl" or req.output.lower().endswith((".jsonl", ".ndjson")))
     with threads_context(req.threads, numba=needs_numba(len(plan.ids), len(mf.items), req.batch_size)):
         batches = recommend_batches(mf, plan, req.k, include_seen=req.include_seen, banned=banned,
@@ -161,6 +199,24 @@ def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndar
         else:
             rows = _write_frames((to_frame(plan.ids, mf.items, *b) for b in batches), req, _schema())
     return rows, len(plan.ids)
+
+
+def _check_output_space(mf: ModelFile, req: RecommendRequest, n_users: int) -> None:
+    """Refuse before scoring when a large uncompressed text output cannot fit on its disk:
+    ``n_users · k`` rows of about (mean id lengths + 24) bytes each."""
+    if req.output == "-" or n_users * req.k < 1_000_000 or req.output.lower().endswith(".gz"):
+        return
+    if output_format(req.output, req.fmt) not in ("csv", "tsv", "jsonl"):
+        return  # Parquet compresses: its size is not known in advance
+    from recli.errors import check_free_space
+
+    row = _mean_id_length(mf.users) + _mean_id_length(mf.items) + 24
+    check_free_space(req.output, int(n_users * req.k * row), f"writing {req.output!r}")
+
+
+def _mean_id_length(vocab: Vocab) -> float:
+    ids = vocab.ids.head(10_000)
+    return float(ids.str.len_bytes().mean() or 0.0)
 
 
 def _plain_csv(req: RecommendRequest) -> bool:

@@ -12,10 +12,11 @@ import numpy as np
 
 from recli.backend import get_backend, threads_context
 from recli.console import log
-from recli.data.io import read_table
+from recli.data.io import ReadOptions, read_interactions
 from recli.data.matrix import Interactions, build_interactions, to_csr
 from recli.errors import ConfigError, InputError
-from recli.models import get_model_class
+from recli.metrics.registry import METRICS, metric_key, parse_metric
+from recli.models import get_model_class, registry
 from recli.models.base import EpochCallback, EpochInfo, Model, build_config, config_to_dict, train_arrays
 
 @dataclass
@@ -77,8 +78,10 @@ def resolve_config(model_name: str | None, *, common: dict[str, Any] | None = No
     return cls, build_config(cls.Config, values, cls.name)
 
 
-def load_interactions(source: str, fmt: str | None = None) -> Interactions:
-    return build_interactions(read_table(source, fmt), what="training data" if source == "-" else source)
+def load_interactions(source: str, fmt: str | None = None, read: ReadOptions | None = None) -> Interactions:
+    """Training interactions; columns found by the shared resolver (``read.columns``, else aliases)."""
+    return build_interactions(read_interactions(source, read or ReadOptions(fmt=fmt)),
+                              what="training data" if source == "-" else source)
 
 
 def _fit_kwargs(cls: type[Model], data: Interactions) -> dict[str, Any]:
@@ -87,28 +90,28 @@ def _fit_kwargs(cls: type[Model], data: Interactions) -> dict[str, Any]:
 
 def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "cpu", threads: int = 0,
           seed: int | None = None, valid: Interactions | None = None, early_stopping: int = 0,
-          on_epoch: EpochCallback | None = None, valid_k: int = 10) -> TrainResult:
-    """Fit ``cls(config)`` on ``data``; with ``valid``, NDCG@``valid_k`` is computed after every
-    epoch (``EpochInfo.metrics``) and, with ``early_stopping=N``, training stops after N
-    epochs without improvement and the best epoch's state is restored."""
+          on_epoch: EpochCallback | None = None, valid_metric: str | None = None) -> TrainResult:
+    """Fit ``cls(config)`` on ``data``; with ``valid``, ``valid_metric`` (default: rmse for
+    models that predict ratings, else ndcg@10) is computed after every epoch
+    (``EpochInfo.metrics``) and, with ``early_stopping=N``, training stops after N epochs
+    without improvement and the best epoch's state is restored."""
     from recli.stages.validation import validation_score
 
-    if early_stopping and valid is None:
-        raise ConfigError("--early-stopping needs a validation set", hint="pass --valid FILE")
+    name, k, sign = _validation_metric(cls, valid, early_stopping, valid_metric)
+    metric = metric_key(name, k)
     backend = get_backend(device, threads, model=cls)
     model = cls(config, backend)
     state: dict[str, Any] = {"best": -np.inf, "best_epoch": 0, "arrays": None, "scores": [], "epochs": 0}
-    metric = f"ndcg@{valid_k}"
 
     def callback(info: EpochInfo) -> bool | None:
         stop = False
         epoch = state["epochs"] = info.epoch
         if valid is not None:
-            score = validation_score(model, valid.user_items, data.user_items, valid_k)
+            score = validation_score(model, valid.user_items, data.user_items, name, k)
             info.metrics[metric] = score
             state["scores"].append(score)
-            if score > state["best"]:
-                state.update(best=score, best_epoch=epoch)
+            if sign * score > state["best"]:
+                state.update(best=sign * score, best_epoch=epoch)
                 if early_stopping:
                     state["arrays"] = {k: np.array(v, copy=True) for k, v in model.to_arrays().items()}
             elif early_stopping and epoch - state["best_epoch"] >= early_stopping:
@@ -126,7 +129,7 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
         model = cls.from_arrays(config, {**train_arrays(data.user_items), **state["arrays"]}, model.backend)
         model.n_users, model.n_items = data.user_items.shape
         model.epoch_losses = losses
-        log.info(f"early stopping: kept epoch {state['best_epoch']} ({metric} {state['best']:.4f})")
+        log.info(f"early stopping: kept epoch {state['best_epoch']} ({metric} {sign * state['best']:.4f})")
     model.check_finite(model.to_arrays())
     config_dict = config_to_dict(config)
     meta = {"config": config_dict, "seed": config_dict.get("seed", seed), "threads": n_threads,
@@ -139,9 +142,36 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     return TrainResult(model, data, meta, state["scores"])
 
 
-def load_validation(source: str, data: Interactions, fmt: str | None = None) -> Interactions:
+def _validation_metric(cls: type[Model], valid: Any, early_stopping: int,
+                       text: str | None) -> tuple[str, int | None, float]:
+    """``(metric, k, sign)`` for ``--valid``: ``sign`` is +1 when higher is better, -1 when
+    lower is (rmse), so that ``sign * value`` is always maximised."""
+    if early_stopping and valid is None:
+        raise ConfigError("--early-stopping needs a validation set", hint="pass --valid FILE")
+    if text is not None and valid is None:
+        raise ConfigError("--valid-metric needs a validation set", hint="pass --valid FILE")
+    if valid is None:
+        return "", None, 1.0
+    if not cls.trains_in_epochs:
+        able = ", ".join(name for name, m in registry().items() if m.trains_in_epochs)
+        raise ConfigError(f"model {cls.name!r} fits in one pass, so --valid and --early-stopping do not apply to it",
+                          hint=f"drop them, or use a model that trains in epochs: {able}")
+    name, k = parse_metric(text or ("rmse" if cls.predicts_ratings else "ndcg@10"), "--valid-metric")
+    spec = METRICS[name]
+    if spec.kind == "rating" and not cls.predicts_ratings:
+        able = ", ".join(n for n, m in registry().items() if m.predicts_ratings)
+        raise ConfigError(f"--valid-metric {name} needs predicted ratings, and {cls.name!r} ranks items without them",
+                          hint=f"use a ranking metric such as ndcg@10, or a rating model: {able}")
+    if spec.kind != "rating" and (spec.kind != "ranking" or spec.needs):
+        raise ConfigError(f"--valid-metric {name} cannot be computed from a validation set alone",
+                          hint="use a ranking metric (ndcg@10, recall@20, map@10, …) or rmse/mae")
+    return name, k, 1.0 if spec.higher_is_better else -1.0
+
+
+def load_validation(source: str, data: Interactions, fmt: str | None = None,
+                    read: ReadOptions | None = None) -> Interactions:
     """A validation file mapped onto the training vocabularies (unknown ids dropped, counted)."""
-    df = read_table(source, fmt)
+    df = read_interactions(source, read or ReadOptions(fmt=fmt))
     from recli.data.matrix import ITEM, USER, require_columns
 
     require_columns(df, (USER, ITEM), source)

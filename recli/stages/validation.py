@@ -1,6 +1,6 @@
 """Scoring a fitted model with :class:`recli.metrics.Evaluator`, batch by batch.
 
-One pass serves ``recli train --valid`` (NDCG@k after every epoch) and
+One pass serves ``recli train --valid`` (the ``--valid-metric`` after every epoch) and
 ``recli eval --model`` (every ranking metric, no CSV round trip): scores come from
 ``model.score`` in batches, the top-k kernel of the model's backend skips each user's training items by reading
 the training CSR in place, and the lists go straight into the Evaluator.
@@ -33,19 +33,30 @@ def add_model_lists(ev: Any, model: Any, uidx: np.ndarray, rows: np.ndarray, kma
         ev.add(items, np.ascontiguousarray(rows[start:start + batch_size], dtype=np.int64), validate=False)
 
 
-def validation_score(model: Any, valid: sp.csr_matrix, train: sp.csr_matrix, k: int = 10,
-                     batch_size: int = 1024) -> float:
-    """Mean NDCG@k (binary relevance, ``recli eval --list-metrics``) over users with at
-    least one validation item; items seen in ``train`` are excluded from the ranking.
-    Returns 0.0 when no user has validation items."""
-    from recli.metrics import Evaluator
+def validation_score(model: Any, valid: sp.csr_matrix, train: sp.csr_matrix, metric: str = "ndcg",
+                     k: int | None = 10, batch_size: int = 1024) -> float:
+    """The validation ``metric`` (at ``k``) of ``model``.
+
+    Ranking metrics: the mean over users with at least one validation item, binary
+    relevance (``recli eval --list-metrics``), items seen in ``train`` excluded from the
+    ranking; 0.0 when no user has validation items. Rating metrics (rmse, mae): over every
+    validation pair, predictions clipped to the training range as ``recommend --pairs`` does.
+    """
+    from recli.metrics import METRICS, Evaluator, rating_errors
+    from recli.metrics.registry import metric_key
 
     valid = sp.csr_matrix(valid)
+    t_indptr, t_indices, t_data = csr_arrays(train)
+    if METRICS[metric].kind == "rating":
+        coo = valid.tocoo()
+        predicted = model.score_pairs(coo.row, coo.col, batch_size)
+        if t_data.size:
+            predicted = np.clip(predicted, t_data.min(), t_data.max())
+        return rating_errors(predicted, coo.data)[metric]
     users = np.flatnonzero(np.diff(valid.indptr) > 0)
     if users.size == 0:
         return 0.0
-    t_indptr, t_indices, _ = csr_arrays(train)
-    ev = Evaluator(valid.indptr.astype(np.int64), valid.indices.astype(np.int32), [k], ["ndcg"],
+    ev = Evaluator(valid.indptr.astype(np.int64), valid.indices.astype(np.int32), [k], [metric],
                    n_items=valid.shape[1])
     add_model_lists(ev, model, users, users, k, (t_indptr, t_indices), batch_size)
-    return float(ev.result().values[f"ndcg@{k}"])
+    return float(ev.result().values[metric_key(metric, k)])

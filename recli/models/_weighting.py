@@ -1,6 +1,7 @@
-"""Input weightings and mean-centring for :mod:`recli.kernels.similarity` (vectorised
-NumPy, O(nnz)). Entities are the rows (documents), features the columns (terms); see the
-formulas in the similarity module's docstring.
+"""Input weightings and mean-centring of the similarity models' input (vectorised NumPy
+over SciPy matrices, O(nnz)), applied before :func:`recli.models._similarity.similarity_topk`.
+Entities are the rows (documents), features the columns (terms); see the formulas in the
+docstring of :mod:`recli.kernels.similarity`.
 """
 
 from __future__ import annotations
