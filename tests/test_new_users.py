@@ -188,3 +188,16 @@ def test_history_alone_and_with_all_users_through_the_cli(cli, knn_model, tmp_pa
     assert res.exit_code == 0, res.stderr
     users = _table(res.stdout)["user"].unique(maintain_order=True).to_list()
     assert users[-2:] == ["new_b", "new_a"] and len(users) == 29 + 2
+
+
+def test_history_columns_are_found_like_every_interaction_table(cli, knn_model, tmp_path):
+    hist = tmp_path / "h.tsv"
+    hist.write_text("userId\tmovieId\nnew_c\t1\n")
+    res = cli(["recommend", knn_model, "--history", hist, "-k", "2"])
+    assert res.exit_code == 0, res.stderr
+    assert _table(res.stdout)["user"].to_list() == ["new_c", "new_c"]
+    hist.write_text("who;what\nnew_c;1\n")
+    res = cli(["recommend", knn_model, "--history", hist, "-k", "2", "--sep", ";", "--user-col", "who",
+               "--item-col", "what"])
+    assert res.exit_code == 0, res.stderr
+    assert _table(res.stdout)["user"].to_list() == ["new_c", "new_c"]

@@ -8,12 +8,12 @@ from recli.data.io import read_table
 from recli.errors import InputError
 
 
-def names_column(name: str, column: str) -> bool:
-    """Whether a column called ``name`` holds ``column`` ids: ``column`` itself or one of
-    its aliases (``user_id``, ``movieId`` ...), compared case-insensitively."""
-    from recli.data.schema import ALIASES  # loads Polars: id lists are read with it anyway
+def _named(columns: list[str], column: str) -> str | None:
+    """The one of ``columns`` that names ``column`` (itself or an alias such as ``user_id``,
+    ``movieId``, any case: the interaction tables' resolver), or None."""
+    from recli.data.schema import resolve_columns  # loads Polars: id lists are read with it anyway
 
-    return name.strip().lower() in (column, *ALIASES.get(column, ()))
+    return resolve_columns(columns, roles=(column,), required=())[column]
 
 
 def read_ids(source: str, column: str, what: str, fmt: str | None = None,
@@ -35,20 +35,20 @@ def read_ids(source: str, column: str, what: str, fmt: str | None = None,
     df = read_table(source, fmt, has_header=False)
     if all(c == f"column_{i + 1}" for i, c in enumerate(df.columns)):  # delimited text: no names yet
         first = [str(v).strip() if v is not None else "" for v in df.row(0)]
-        named = [j for j, name in enumerate(first) if names_column(name, column)]
-        if named and not (df.width == 1 and known is not None and known(first[0])):
-            df = df.slice(1).rename({df.columns[named[0]]: column})
+        named = _named(first, column)
+        if named is not None and not (df.width == 1 and known is not None and known(first[0])):
+            df = df.slice(1).rename({df.columns[first.index(named)]: column})
         elif df.width == 1:
             df = df.rename({df.columns[0]: column})
         else:
             raise InputError(f"{what} {source!r} has no {column!r} column (first line: {', '.join(first)})",
                              hint=f"name the column {column!r} in a header line, or give one id per line")
     else:
-        named = [c for c in df.columns if names_column(c, column)]
-        if not named and df.width != 1:
+        named = _named(df.columns, column)
+        if named is None and df.width != 1:
             raise InputError(f"{what} {source!r} has no {column!r} column (found: {', '.join(df.columns)})",
                              hint=f"name the column {column!r}, or give one id per line")
-        df = df.rename({(named or df.columns)[0]: column})
+        df = df.rename({named or df.columns[0]: column})
     ids = df[column].cast(pl.Utf8).drop_nulls().str.strip_chars()
     ids = ids.filter(ids != "").unique(maintain_order=True).to_list()
     if not ids:

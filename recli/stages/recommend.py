@@ -182,7 +182,7 @@ def _write_similar(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | No
 def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | None) -> tuple[int, int]:
     """``user,item,score,rank`` rows (``--explain``: with ``because`` columns); returns
     (rows, users). Plain CSV for ``--user`` ids goes through the stdlib writer, no Polars."""
-    history = read_history(req.history, mf) if req.history else None
+    history = read_history(req.history, mf, req.read) if req.history else None
     ids = None if req.all_users or not (req.users or req.user) else \
         list(dict.fromkeys((_read_ids(req.users, mf.users, "user", "--users") or []) + list(req.user or [])))
     plan = plan_users(mf, ids, all_users=req.all_users, history=history, strict=req.strict, fallback=req.fallback)
@@ -273,17 +273,14 @@ class History(NamedTuple):
     order: list[str] | None = None
 
 
-def read_history(source: str, mf: ModelFile, fmt: str | None = None) -> History:
-    """``user,item[,rating]`` rows → :class:`History` (repeated cells add up, as in training)."""
-    from recli.data.io import read_table
+def read_history(source: str, mf: ModelFile, read: ReadOptions | None = None) -> History:
+    """``user,item[,rating]`` rows → :class:`History` (repeated cells add up, as in training).
+    Columns are found as for every interaction table (``read``: ``--user-col``, ``--sep`` ...)."""
+    from recli.data.io import read_interactions
     from recli.data.matrix import ITEM, USER, to_csr
     from recli.data.vocab import Vocab
 
-    df = read_table(source, fmt)
-    missing = [c for c in (USER, ITEM) if c not in df.columns]
-    if missing:
-        raise InputError(f"--history {source!r} has no {', '.join(missing)} column (found: {', '.join(df.columns)})",
-                         hint="give the history as user,item[,rating] rows")
+    df = read_interactions(source, read, roles=("user", "item", "rating"), what="--history")
     users = Vocab.from_values(df[USER])
     matrix, _ = to_csr(df, users, mf.items, what="--history")
     unknown = int((mf.items.index(df[ITEM]) < 0).sum())
