@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import polars as pl
 import pytest
+import scipy.sparse as sp
 
 from recli.data.ids import read_ids
+from recli.data.vocab import Vocab
 from recli.errors import InputError
+from recli.stages import recommend as stage
+from tests.test_recommend_stage import linear_model_file
 
 
 def _ids(tmp_path, text, column="user", known=None, name="ids.csv"):
@@ -60,12 +65,10 @@ def test_bad_id_lists(tmp_path, text, needle):
 
 # -- planning: --history alone, with --all-users, for known users, without known items --
 
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-
-from recli.data.vocab import Vocab  # noqa: E402
-from recli.stages import recommend as stage  # noqa: E402
-from tests.test_recommend_stage import mf  # noqa: E402,F401  (the small linear test model)
+@pytest.fixture
+def mf():
+    """The recommend stage tests' small linear model (6 users x 8 items)."""
+    return linear_model_file()
 
 
 def _history(rows: dict[str, list[int]], n_items: int = 8, order: list[str] | None = None) -> stage.History:

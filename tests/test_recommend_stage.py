@@ -53,6 +53,11 @@ class Linear(Model):
 
 @pytest.fixture
 def mf():
+    return linear_model_file()
+
+
+def linear_model_file() -> ModelFile:
+    """6 users x 8 items, the :class:`Linear` model over a random ``S`` and history ``X``."""
     rng = np.random.default_rng(3)
     n_users, n_items = 6, 8
     S = rng.random((n_items, n_items)).astype(np.float32)
