@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from numba import njit
+
+import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 
 
 @njit(cache=True, inline="always")

@@ -24,10 +24,9 @@ discounts); the full formulas and edge cases are in :mod:`recli.metrics.registry
 from __future__ import annotations
 
 import numpy as np
-
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 from numba import njit, prange
 
+import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 from recli.kernels._search import slice_contains, slice_find
 
 # Column order of the ranking output (``out[:, q, RANKING_COLUMNS.index(name)]``).
@@ -243,10 +242,7 @@ def _has_repeat(items, lo, hi):
                     return True
         return False
     s = np.sort(items[lo:hi])
-    for j in range(1, n):
-        if s[j] == s[j - 1]:
-            return True
-    return False
+    return any(s[j] == s[j - 1] for j in range(1, n))
 
 
 @njit(cache=True)
