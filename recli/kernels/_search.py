@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from numba import njit
 
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
-
 
 @njit(cache=True, inline="always")
 def slice_find(indices, lo, hi, value):

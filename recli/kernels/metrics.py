@@ -26,7 +26,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 from recli.kernels._search import slice_contains, slice_find
 
 # Column order of the ranking output (``out[:, q, RANKING_COLUMNS.index(name)]``).
@@ -242,7 +241,10 @@ def _has_repeat(items, lo, hi):
                     return True
         return False
     s = np.sort(items[lo:hi])
-    return any(s[j] == s[j - 1] for j in range(1, n))
+    for j in range(1, n):  # a plain loop: Numba compiles no generator expressions  # noqa: SIM110
+        if s[j] == s[j - 1]:
+            return True
+    return False
 
 
 @njit(cache=True)

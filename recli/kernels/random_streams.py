@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from recli.kernels._search import slice_contains
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -63,7 +63,6 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 from recli.kernels._atomics import fetch_add
 from recli.kernels._heap import heap_push, heap_sort
 from recli.kernels._prefetch import prefetch_at

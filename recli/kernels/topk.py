@@ -25,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from recli.kernels._heap import heap_push, heap_sort
 from recli.kernels._search import slice_contains
 from recli.kernels.topk_xp import _prepare
