@@ -42,12 +42,10 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path!r} does not exist", hint="check the path given to --config / RECLI_CONFIG")
     text = p.read_text(encoding="utf-8")
     try:
-        if p.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = tomllib.loads(text)
+        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot parse config file {path!r}: {exc}", hint="fix the TOML syntax (tables like [prep], key = value)") from None
+        raise ConfigError(f"cannot parse config file {path!r}: {exc}",
+                          hint="fix the TOML syntax (tables like [prep], key = value)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path!r} must hold a table of settings", hint="use [command] tables with key = value lines")
     return data

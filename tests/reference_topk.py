@@ -15,7 +15,7 @@ def topk_reference(scores, k, rows=None, indptr=None, indices=None, banned=None)
     for b in range(B):
         seen = set()
         if rows is not None and rows[b] >= 0:
-            seen = set(int(j) for j in indices[indptr[rows[b]]:indptr[rows[b] + 1]])
+            seen = {int(j) for j in indices[indptr[rows[b]]:indptr[rows[b] + 1]]}
         candidates = []
         for j in range(n):
             s = float(scores[b, j])

@@ -8,10 +8,10 @@ import scipy.sparse as sp
 
 import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 from recli.backend import get_backend
+from recli.data.matrix import csr_arrays
 from recli.errors import ConfigError, InputError
 from recli.kernels.als import als_loss, als_sweep
 from recli.kernels.als_xp import xp_als_loss, xp_als_sweep
-from recli.data.matrix import csr_arrays
 from recli.models.als import ALS, ALSConfig
 from recli.models.base import build_config
 from tests import reference_als as ref

@@ -13,7 +13,6 @@ import pytest
 
 from tests.conftest import REPO_ROOT, SAMPLE_DATA
 
-
 # ---- Numba's cache never goes into the package -------------------------------------------------
 
 def test_numba_cache_goes_to_the_user_cache_even_when_numba_is_imported_first(tmp_path):

@@ -46,7 +46,7 @@ def test_frame_path_matches_reference_with_score_ties(case):
     for u, i in test:
         rel.setdefault(u, {})[i] = 1.0
     lists = {}
-    for pos, (u, i, s) in sorted(enumerate(recs), key=lambda t: (t[1][0], -t[1][2], t[0])):
+    for _pos, (u, i, _s) in sorted(enumerate(recs), key=lambda t: (t[1][0], -t[1][2], t[0])):
         lists.setdefault(u, []).append(i)  # score descending, file order on ties
     pu = report.per_user.sort("user")
     assert pu["user"].to_list() == sorted(rel)

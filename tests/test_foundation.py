@@ -113,18 +113,16 @@ def test_missing_file():
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     dest = tmp_path / "out.csv"
-    with pytest.raises(RuntimeError):
-        with rio.atomic_path(dest) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), rio.atomic_path(dest) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
     assert not dest.exists()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_unwritable_directory():
-    with pytest.raises(OutputError):
-        with rio.atomic_path("/no/such/dir/out.csv"):
-            pass
+    with pytest.raises(OutputError), rio.atomic_path("/no/such/dir/out.csv"):
+        pass
 
 
 def test_config_file_precedence(tmp_path):

@@ -18,7 +18,7 @@ from recli.kernels.random_streams import draw_negative, next_below, shuffle_slic
 
 @njit(parallel=True)
 def _claim_all(counter, claims, parts):
-    for t in prange(parts):
+    for _t in prange(parts):
         while True:
             c = fetch_add(counter, 0, 1)
             if c >= claims.shape[0]:

@@ -66,7 +66,7 @@ def test_ties_are_broken_by_lower_index():
         want = topk_dense(similarity_dense(x.toarray(), "cosine"), k)
         got = as_rows(build_similarity(x, k=k, measure="cosine", threads=2))
         assert_same_topk(got, want, rtol=0)
-        assert any(len(set(v for _, v in row)) < len(row) for row in got if row) or k == 1
+        assert any(len({v for _, v in row}) < len(row) for row in got if row) or k == 1
 
 
 def test_pruning_keeps_exactly_the_k_largest_of_the_full_output():

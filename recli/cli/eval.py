@@ -6,8 +6,21 @@ from typing import Annotated, Optional
 
 import typer
 
-from recli.cli._options import (Device, EncodingOpt, InputFormatOpt, ItemColOpt, NoQuoteOpt, QuoteOpt, Quiet,
-                                RatingColOpt, Seed, SepOpt, Threads, UserColOpt, Verbose)
+from recli.cli._options import (
+    Device,
+    EncodingOpt,
+    InputFormatOpt,
+    ItemColOpt,
+    NoQuoteOpt,
+    Quiet,
+    QuoteOpt,
+    RatingColOpt,
+    Seed,
+    SepOpt,
+    Threads,
+    UserColOpt,
+    Verbose,
+)
 
 app = typer.Typer(add_completion=False)
 

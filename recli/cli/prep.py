@@ -6,8 +6,23 @@ from typing import Annotated, Optional
 
 import typer
 
-from recli.cli._options import (EncodingOpt, ForceOpt, FormatOpt, InputArg, InputFormatOpt, ItemColOpt, NoQuoteOpt,
-                                QuoteOpt, Quiet, RatingColOpt, Seed, SepOpt, TimeColOpt, UserColOpt, Verbose)
+from recli.cli._options import (
+    EncodingOpt,
+    ForceOpt,
+    FormatOpt,
+    InputArg,
+    InputFormatOpt,
+    ItemColOpt,
+    NoQuoteOpt,
+    Quiet,
+    QuoteOpt,
+    RatingColOpt,
+    Seed,
+    SepOpt,
+    TimeColOpt,
+    UserColOpt,
+    Verbose,
+)
 
 app = typer.Typer(add_completion=False)
 

@@ -6,8 +6,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from recli.cli._options import (Device, EncodingOpt, FormatOpt, ItemColOpt, NoQuoteOpt, QuoteOpt, Quiet, SepOpt, Threads,
-                                UserColOpt, Verbose)
+from recli.cli._options import Device, EncodingOpt, FormatOpt, ItemColOpt, NoQuoteOpt, Quiet, QuoteOpt, SepOpt, Threads, UserColOpt, Verbose
 
 app = typer.Typer()
 Opt = typer.Option

@@ -6,8 +6,23 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from recli.cli._options import (Device, EncodingOpt, ForceOpt, InputArg, InputFormatOpt, ItemColOpt, NoQuoteOpt,
-                                QuoteOpt, Quiet, RatingColOpt, SepOpt, Threads, TimeColOpt, UserColOpt, Verbose)
+from recli.cli._options import (
+    Device,
+    EncodingOpt,
+    ForceOpt,
+    InputArg,
+    InputFormatOpt,
+    ItemColOpt,
+    NoQuoteOpt,
+    Quiet,
+    QuoteOpt,
+    RatingColOpt,
+    SepOpt,
+    Threads,
+    TimeColOpt,
+    UserColOpt,
+    Verbose,
+)
 
 app = typer.Typer()
 
@@ -62,8 +77,8 @@ def train(
         raise ConfigError("no output model given", hint="pass -o MODEL (a directory to create)")
     from recli.cli._options import read_options
 
-    _run(train_file, model, output, dict(factors=factors, iterations=iterations, regularization=regularization,
-                                         learning_rate=learning_rate, alpha=alpha),
+    _run(train_file, model, output, {"factors": factors, "iterations": iterations, "regularization": regularization,
+                                         "learning_rate": learning_rate, "alpha": alpha},
          param or [], config_file, seed, threads, device, (valid, valid_metric, early_stopping), input_format,
          read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force)
 

@@ -272,15 +272,15 @@ def _read_delimited(data: bytes, sep: str | None, has_header: bool, columns: lis
     if sep == "::":
         data = data.replace(b"::", _DOUBLE_COLON_SUB.encode())
         sep = _DOUBLE_COLON_SUB
-    n_fields = len(first_line.split("::" if _DOUBLE_COLON_SUB == sep else sep))
+    n_fields = len(first_line.split("::" if sep == _DOUBLE_COLON_SUB else sep))
     trailing = first_line.endswith(sep) and sep not in (" ",)
     if columns is not None and not has_header:
         names = list(columns)
         if len(names) < n_fields - (1 if trailing else 0):
             raise InputError(f"--columns names {len(names)} columns but the first line has {n_fields}",
                              hint="name every column, e.g. --columns user,item,rating,timestamp")
-    kwargs = dict(separator=sep, has_header=has_header, quote_char=quote, truncate_ragged_lines=False,
-                  infer_schema=not all_strings, comment_prefix=None)
+    kwargs = {"separator": sep, "has_header": has_header, "quote_char": quote, "truncate_ragged_lines": False,
+                  "infer_schema": not all_strings, "comment_prefix": None}
     try:
         df = pl.read_csv(io.BytesIO(data), **kwargs)
     except pl.exceptions.ComputeError as exc:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING, Any
 
 import numpy as np

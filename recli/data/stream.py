@@ -2,7 +2,8 @@
 
 CSV/TSV/JSON lines are appended batch by batch (header once) to stdout or to a temporary
 file renamed into place at the end (:func:`recli.data.io.atomic_path`), so a failed run
-leaves no partial file; a ``.gz`` file name or a ``csv.gz``-style format gzips them. Parquet is written row group by row group with pyarrow when it is
+leaves no partial file; a ``.gz`` file name or a ``csv.gz``-style format gzips them.
+Parquet is written row group by row group with pyarrow when it is
 installed, else collected and written once.
 """
 
@@ -14,8 +15,7 @@ from typing import IO, Iterable, Iterator
 
 import polars as pl
 
-from recli.data.io import (atomic_path, check_stdout, is_binary, output_format, split_compression, wants_gzip,
-                           write_stdout_bytes)
+from recli.data.io import atomic_path, check_stdout, is_binary, output_format, split_compression, wants_gzip, write_stdout_bytes
 
 
 def _text_bytes(df: pl.DataFrame, fmt: str, header: bool) -> bytes:
@@ -47,7 +47,7 @@ def _write_parquet(frames: Iterator[pl.DataFrame], empty: pl.DataFrame, target) 
     try:
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - pyarrow is optional
-        collected = [df for df in frames]
+        collected = list(frames)
         df = pl.concat(collected) if collected else empty
         df.write_parquet(target)
         return df.height

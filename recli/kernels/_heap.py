@@ -9,7 +9,6 @@ NaN: it compares neither better nor worse, so it would break the order.
 
 from __future__ import annotations
 
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from numba import njit
 
 

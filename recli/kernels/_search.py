@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from numba import njit
 
 

@@ -24,8 +24,6 @@ discounts); the full formulas and edge cases are in :mod:`recli.metrics.registry
 from __future__ import annotations
 
 import numpy as np
-
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 from numba import njit, prange
 
 from recli.kernels._search import slice_contains, slice_find
@@ -243,7 +241,7 @@ def _has_repeat(items, lo, hi):
                     return True
         return False
     s = np.sort(items[lo:hi])
-    for j in range(1, n):
+    for j in range(1, n):  # a plain loop: Numba compiles no generator expressions  # noqa: SIM110
         if s[j] == s[j - 1]:
             return True
     return False

@@ -13,8 +13,6 @@ All arithmetic is done in ``uint64``: Numba would promote ``uint64 op int64`` to
 
 from __future__ import annotations
 
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
-
 import numpy as np
 from numba import njit
 

@@ -61,8 +61,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 from numba import njit, prange
 
 from recli.kernels._atomics import fetch_add

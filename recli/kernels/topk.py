@@ -23,9 +23,8 @@ GPU-shaped path and for tiny batches (it needs no Numba import).
 from __future__ import annotations
 
 import numpy as np
-
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from numba import njit, prange
+
 from recli.kernels._heap import heap_push, heap_sort
 from recli.kernels._search import slice_contains
 from recli.kernels.topk_xp import _prepare

@@ -96,7 +96,7 @@ class Evaluator:
                  truth_gain=None, train_indptr=None, train_indices=None, item_counts=None,
                  n_train_users: int | None = None, item_features=None, compat: str | None = None,
                  keep_per_user: bool = False):
-        self.ks = np.asarray(sorted(set(int(k) for k in ks)), dtype=np.int64)
+        self.ks = np.asarray(sorted({int(k) for k in ks}), dtype=np.int64)
         if self.ks.size == 0 or self.ks[0] <= 0:
             raise ConfigError("every k must be a positive integer", hint="e.g. ks=[5, 10]")
         self.metrics = [m for m in METRICS if m in set(metrics)]
