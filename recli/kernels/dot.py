@@ -7,8 +7,6 @@ multiply-add and no reordering): the bits equal the NumPy twin's."""
 from __future__ import annotations
 
 import numpy as np
-
-import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from numba import njit, prange
 
 ROWS, TILE = 64, 1024  # users x items per parallel block (a tile of V: 4 KiB per factor)

@@ -31,9 +31,8 @@ if TYPE_CHECKING:  # Polars and SciPy load lazily: one user's top-k as CSV needs
     import polars as pl
     import scipy.sparse as sp
 
-    from recli.data.io import ReadOptions
-
     from recli.artifacts import ModelFile
+    from recli.data.io import ReadOptions
     from recli.data.vocab import Vocab
 
 RECS_COLUMNS = ("user", "item", "score", "rank")
