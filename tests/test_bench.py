@@ -4,7 +4,6 @@ output schema, the load guard, the parity check, peers, plots and bad input."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -246,3 +245,14 @@ def test_output_files_take_their_format_from_the_extension():
 
     assert check_output(None, "r.md") == "markdown" and check_output(None, "r.json") == "json"
     assert check_output(None, "r.txt") == "csv" and check_output(None, None) is None
+
+
+def test_the_benchmarks_page_documents_every_column_and_measure():
+    from recli.stages.bench.spec import MEASURES
+    from tests.conftest import REPO_ROOT
+
+    page = (REPO_ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    for name in COLUMNS:
+        assert f"| `{name}` |" in page
+    for measure in MEASURES:
+        assert f"| `{measure}` |" in page

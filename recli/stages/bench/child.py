@@ -4,7 +4,8 @@ The job names the library (recli or a peer), the measure, the configuration and 
 folder. The child reads the data first (not timed: every library starts from the same
 arrays in memory), runs a small warm-up call that pays any JIT compile (``compile_s``),
 then the timed call, and writes a JSON result with its wall and CPU seconds and its peak
-resident memory (``ru_maxrss``: the whole process, data included).
+resident memory (``VmHWM``: the whole process, data included; not ``ru_maxrss``, which
+Linux carries over from the parent through fork and exec).
 """
 
 from __future__ import annotations
@@ -163,8 +164,22 @@ def run(job: dict) -> dict:
         from recli.stages.bench.peers import run_peer
 
         out = run_peer(job, data)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    out["peak_rss_mb"] = peak_rss_mib()
     return out
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB: ``VmHWM`` of /proc/self/status (this
+    address space only), else ``ru_maxrss`` (KiB on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0
 
 
 def main(argv: list[str] | None = None) -> int:

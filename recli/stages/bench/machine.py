@@ -185,14 +185,14 @@ def work_of(model: str, measure: str, sizes: dict[str, int], config: dict[str, A
     f = config.get("factors")
     if f is None:
         return None
-    U, I, n = sizes["users"], sizes["items"], sizes["nnz"]
+    n_users, n_items, n = sizes["users"], sizes["items"], sizes["nnz"]
     if model == "als" and measure == "fit" and config.get("solver", "cg") == "cg":
         s = config.get("cg_steps", 3)
         flops = bytes_ = 0.0
-        for R, O in ((U, I), (I, U)):
-            flops += 2.0 * O * f * f + (s + 1) * (2.0 * R * f * f + 4.0 * n * f)
-            bytes_ += 12.0 * n + 8.0 * (R + 1) + 4.0 * n * f + 8.0 * R * f + 4.0 * f * f
+        for rows, other in ((n_users, n_items), (n_items, n_users)):
+            flops += 2.0 * other * f * f + (s + 1) * (2.0 * rows * f * f + 4.0 * n * f)
+            bytes_ += 12.0 * n + 8.0 * (rows + 1) + 4.0 * n * f + 8.0 * rows * f + 4.0 * f * f
         return flops, bytes_
     if measure == "recommend_all":
-        return 2.0 * U * I * f, 8.0 * U * I + 4.0 * (U + I) * f + 4.0 * n
+        return 2.0 * n_users * n_items * f, 8.0 * n_users * n_items + 4.0 * (n_users + n_items) * f + 4.0 * n
     return None

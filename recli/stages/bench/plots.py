@@ -41,8 +41,13 @@ def _finish(fig, ax, path: Path, has_data: bool, title: str, legend: bool = True
 
 def write_plots(rows: list[dict], folder: str) -> list[Path]:
     """Write the four charts into ``folder`` (created); returns their paths."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from recli.errors import ConfigError
 
+        raise ConfigError("--plot needs matplotlib, which is not installed",
+                          hint="pip install 'recli[bench]' (or pip install matplotlib)") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
