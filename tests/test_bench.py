@@ -256,3 +256,15 @@ def test_the_benchmarks_page_documents_every_column_and_measure():
         assert f"| `{name}` |" in page
     for measure in MEASURES:
         assert f"| `{measure}` |" in page
+
+
+def test_lightfm_when_installed_is_measured_like_any_peer(tmp_path):
+    """Runs only where LightFM is installed (pip install lightfm-next==1.19.0)."""
+    pytest.importorskip("lightfm")
+    out = tmp_path / "r.json"
+    result = _invoke(["bench", "--synthetic", "300x120x4000", "--models", "warp", "--threads", "1", "--factors", "8",
+                      "--repeat", "1", "--param", "iterations=2", "--against", "lightfm", "-o", out])
+    assert result.exit_code == 0, result.stderr
+    rows = [r for r in json.loads(out.read_text())["rows"] if r["library"] == "lightfm"]
+    assert [r["status"] for r in rows] == ["ok"] * 4 and all(r["ratio"] > 0 for r in rows)
+    assert 0 < rows[0]["ndcg_at_10"] <= 1

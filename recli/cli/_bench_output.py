@@ -58,23 +58,12 @@ def run_bench(req, fmt: str | None, output: str | None, plot: str | None) -> Non
 
 
 def run_parity(req, check: str, fmt: str | None, output: str | None) -> None:
-    import tempfile
-    from pathlib import Path
-
-    from recli.stages.bench.child import _config
-    from recli.stages.bench.data import load, prepare
-    from recli.stages.bench.parity import check_parity
+    from recli.stages.bench.parity import parity
 
     if check.lower() != "parity":
         raise ConfigError(f"unknown check {check!r}", hint="use --check parity")
-    models, threads = req.model_names, req.thread_counts[0]
-    configs = {m: _config({"model": m, "factors": req.factor_counts[0], "params": req.params, "seed": req.seed})[1]
-               for m in models}
-    with tempfile.TemporaryDirectory(prefix="recli-parity-") as tmp:
-        prepare(req.datasets[0], Path(tmp), req.read, req.seed, req.test_size)
-        data = load(tmp)
     try:
-        rows = check_parity(models, configs, data.user_items, threads)
+        rows = parity(req)
     except ParityError as exc:
         _show_parity(exc.rows, fmt, output)
         raise

@@ -24,23 +24,17 @@ import numpy as np
 WARM_ROWS = 256  # users in the warm-up fit / recommend call
 
 
-def _clock(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+def clock(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     """(wall seconds, CPU seconds of every thread of this process, result) of ``fn()``."""
     t, cpu = time.perf_counter(), time.process_time()
     out = fn()
     return time.perf_counter() - t, time.process_time() - cpu, out
 
 
-def _config(job: dict):
-    """Model class and config: ``--param`` values the model has (the others belong to
-    other models of the run), ``--factors`` and ``--seed``."""
-    from recli.models import get_model_class
-    from recli.stages.train import parse_param, resolve_config
+def job_config(job: dict):
+    from recli.stages.bench.spec import model_config
 
-    fields = get_model_class(job["model"]).Config.__dataclass_fields__
-    params = [p for p in job.get("params") or [] if parse_param(p)[0].replace("-", "_") in fields]
-    common = {"factors": job["factors"]} if job.get("factors") is not None else None
-    return resolve_config(job["model"], common=common, params=params, seed=job.get("seed"))
+    return model_config(job["model"], job.get("factors"), job.get("params") or [], job.get("seed"))
 
 
 # -- recli ------------------------------------------------------------------------------
@@ -52,20 +46,20 @@ def recli_fit(job: dict, data) -> dict:
     from recli.models.base import config_to_dict
     from recli.stages.train import train
 
-    cls, config = _config(job)
+    cls, config = job_config(job)
     warm_cfg = replace(config, iterations=1) if hasattr(config, "iterations") else config
     ui = data.user_items
     small = Interactions(data.users, data.items, ui[: min(WARM_ROWS, ui.shape[0])], None, 0)
     kw = dict(device=job["device"], threads=job["threads"])
-    compile_s, _, _ = _clock(lambda: train(small, cls, warm_cfg, **kw))
+    compile_s, _, _ = clock(lambda: train(small, cls, warm_cfg, **kw))
     epochs: list[float] = []
     full = Interactions(data.users, data.items, ui, None, int(ui.nnz))
-    wall, cpu, result = _clock(lambda: train(full, cls, config, on_epoch=lambda i: epochs.append(i.elapsed), **kw))
+    wall, cpu, result = clock(lambda: train(full, cls, config, on_epoch=lambda i: epochs.append(i.elapsed), **kw))
     save_model(job["model_dir"], result.model, data.users, data.items, ui, {"config": config_to_dict(config)}, force=True)
-    return _fit_result(epochs if cls.trains_in_epochs else [], wall, cpu, compile_s)
+    return fit_result(epochs if cls.trains_in_epochs else [], wall, cpu, compile_s)
 
 
-def _fit_result(epochs: list[float], wall: float, cpu: float, compile_s: float | None) -> dict:
+def fit_result(epochs: list[float], wall: float, cpu: float, compile_s: float | None) -> dict:
     if epochs:  # steady state: the median epoch (the warm-up already paid the compile)
         return {"value": statistics.median(epochs), "unit": "s/iteration", "total_s": wall, "cpu_s": cpu,
                 "compile_s": compile_s, "epochs": epochs}
@@ -89,9 +83,9 @@ def recli_recommend_all(job: dict, data) -> dict:
     warm = UserPlan([], np.arange(min(WARM_ROWS, n), dtype=np.int64), None)
     warm.ids = range(warm.uidx.shape[0])
     with threads_context(job["threads"]):
-        compile_s, _, _ = _clock(lambda: list(recommend_batches(mf, warm, job["k"])))
+        compile_s, _, _ = clock(lambda: list(recommend_batches(mf, warm, job["k"])))
     req = RecommendRequest(all_users=True, k=job["k"], output=job["output"], threads=job["threads"])
-    wall, cpu, _ = _clock(lambda: recommend(mf, req))
+    wall, cpu, _ = clock(lambda: recommend(mf, req))
     return {"value": n / wall, "unit": "users/s", "total_s": wall, "cpu_s": cpu, "compile_s": compile_s}
 
 
@@ -106,14 +100,14 @@ def recli_recommend_one(job: dict, data) -> dict:
     def once():
         return recommend(mf, RecommendRequest(user=[user], k=job["k"], output=job["output"], threads=job["threads"]))
 
-    return _latency(once, job["calls"])
+    return latency(once, job["calls"])
 
 
-def _latency(once: Callable[[], Any], calls: int) -> dict:
-    compile_s, _, _ = _clock(once)
+def latency(once: Callable[[], Any], calls: int) -> dict:
+    compile_s, _, _ = clock(once)
     times, cpus = [], []
     for _ in range(calls):
-        wall, cpu, _ = _clock(once)
+        wall, cpu, _ = clock(once)
         times.append(wall)
         cpus.append(cpu)
     return {"value": 1000 * statistics.median(times), "unit": "ms", "total_s": sum(times),
@@ -131,8 +125,8 @@ def recli_eval(job: dict, data) -> dict:
         return evaluate_model(mf, frame, label=job["model"], ks=(10,), metrics=["ndcg", "recall"])
 
     first = test["user"].unique(maintain_order=True).head(50)
-    compile_s, _, _ = _clock(lambda: run(test.filter(test["user"].is_in(first.implode()))))
-    wall, cpu, report = _clock(lambda: run(test))
+    compile_s, _, _ = clock(lambda: run(test.filter(test["user"].is_in(first.implode()))))
+    wall, cpu, report = clock(lambda: run(test))
     values = {row["metric"]: row["value"] for row in report.results.iter_rows(named=True)}
     return {"value": wall, "unit": "s", "total_s": wall, "cpu_s": cpu, "compile_s": compile_s,
             "ndcg_at_10": values.get("ndcg"), "recall_at_10": values.get("recall")}
@@ -145,7 +139,7 @@ def recli_prep(job: dict, data) -> dict:
 
     opts = PrepOptions(min_user_interactions=5, min_item_interactions=5, k_core=True,
                        split="temporal" if job["has_time"] else "random", test_size=job["test_size"], seed=job["seed"])
-    wall, cpu, _ = _clock(lambda: prep(job["source"], opts))
+    wall, cpu, _ = clock(lambda: prep(job["source"], opts))
     return {"value": wall, "unit": "s", "total_s": wall, "cpu_s": cpu, "compile_s": None}
 
 

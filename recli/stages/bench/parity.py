@@ -97,3 +97,22 @@ def check_parity(models: list[str], configs: dict[str, Any], user_items: Any, th
                           hint="run recli bench --check parity -v for the differences; a kernel disagrees "
                                "with the CPU reference", rows=rows)
     return rows
+
+
+def parity(req: Any) -> list[dict]:
+    """``recli bench --check parity`` for a :class:`~recli.stages.bench.spec.BenchRequest`:
+    its models at its first factor and thread count, on its first data set's training
+    matrix (the bench holdout). Raises :class:`recli.errors.ParityError` beyond tolerance."""
+    import tempfile
+    from pathlib import Path
+
+    from recli.stages.bench.data import load, prepare
+    from recli.stages.bench.spec import model_config
+
+    req.check_params()
+    models = req.model_names
+    configs = {m: model_config(m, req.factor_counts[0], req.params, req.seed)[1] for m in models}
+    with tempfile.TemporaryDirectory(prefix="recli-parity-") as tmp:
+        prepare(req.datasets[0], Path(tmp), req.read, req.seed, req.test_size)
+        user_items = load(tmp).user_items
+    return check_parity(models, configs, user_items, req.thread_counts[0])

@@ -152,31 +152,27 @@ def run_peer(job: dict, data: Any) -> dict:
     """The peer's side of one measure (see the module docstring for the boundaries)."""
     from threadpoolctl import threadpool_limits
 
-    from recli.stages.bench.child import _clock, _config, _fit_result, _latency
+    from recli.stages.bench.child import clock, fit_result, job_config, latency
 
     library, threads, k = job["library"], job["threads"], job["k"]
-    _, config = _config(job)
+    _, config = job_config(job)
     ui = data.user_items
     path = f"{job['model_dir']}.{library}.pickle"
-    with threadpool_limits(limits=max(1, threads or _cores()), user_api="blas"):
+    from recli.stages.bench.machine import cores
+
+    with threadpool_limits(limits=max(1, threads or cores()), user_api="blas"):
         if job["measure"] == "fit":
             obj = build(library, job["model"], config, threads)
-            wall, cpu, epochs = _clock(lambda: fit(library, obj, ui, config, threads))
+            wall, cpu, epochs = clock(lambda: fit(library, obj, ui, config, threads))
             save(obj, path)
-            return _fit_result(epochs if hasattr(config, "iterations") else [], wall, cpu, None)
+            return fit_result(epochs if hasattr(config, "iterations") else [], wall, cpu, None)
         obj = load(path)
         if job["measure"] == "recommend_all":
             return _recommend_all(library, obj, data, job)
         if job["measure"] == "recommend_one":
             u = np.asarray([ui.shape[0] // 2])
-            return _latency(lambda: _write(library, obj, u, data, k, job["output"]), job["calls"])
+            return latency(lambda: _write(library, obj, u, data, k, job["output"]), job["calls"])
         return _eval(library, obj, data, k)
-
-
-def _cores() -> int:
-    from recli.backend import resolve_threads
-
-    return resolve_threads(0)
 
 
 def _write(library: str, obj: Any, uidx: np.ndarray, data: Any, k: int, output: str) -> int:
@@ -193,21 +189,21 @@ def _write(library: str, obj: Any, uidx: np.ndarray, data: Any, k: int, output: 
 
 
 def _recommend_all(library: str, obj: Any, data: Any, job: dict) -> dict:
-    from recli.stages.bench.child import _clock
+    from recli.stages.bench.child import clock
 
     n = data.user_items.shape[0]
-    wall, cpu, _ = _clock(lambda: _write(library, obj, np.arange(n), data, job["k"], job["output"]))
+    wall, cpu, _ = clock(lambda: _write(library, obj, np.arange(n), data, job["k"], job["output"]))
     return {"value": n / wall, "unit": "users/s", "total_s": wall, "cpu_s": cpu, "compile_s": None}
 
 
 def _eval(library: str, obj: Any, data: Any, k: int) -> dict:
-    from recli.stages.bench.child import _clock
+    from recli.stages.bench.child import clock
 
     def run(users: int | None = None) -> dict:
         return quality_of(lambda uidx: topk(library, obj, uidx, data.user_items, 10)[0], data, users)
 
-    compile_s, _, _ = _clock(lambda: run(50))  # recli's evaluator compiles (or loads) its kernels once
-    wall, cpu, q = _clock(run)
+    compile_s, _, _ = clock(lambda: run(50))  # recli's evaluator compiles (or loads) its kernels once
+    wall, cpu, q = clock(run)
     return {"value": wall, "unit": "s", "total_s": wall, "cpu_s": cpu, "compile_s": compile_s, **q}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from recli.console import log
 from recli.stages.bench import machine
 from recli.stages.bench.data import Prepared, prepare
-from recli.stages.bench.spec import PEER_INSTALL, BenchRequest, Cell, cells
+from recli.stages.bench.spec import PEER_INSTALL, BenchRequest, Cell, cells, model_config
 
 MODEL_MEASURES = ("fit", "recommend_all", "recommend_one", "eval")
 
@@ -149,17 +149,11 @@ def _prep_rows(req: BenchRequest, prep: Prepared, label: str, guard: machine.Loa
     return [row]
 
 
-def _config_of(req: BenchRequest, cell: Cell):
-    from recli.stages.bench.child import _config
-
-    return _config({"model": cell.model, "factors": cell.factors, "params": req.params, "seed": req.seed})
-
-
 def _cell_rows(req, cell: Cell, prep: Prepared, peers: list[str], guard, bar, tmp: Path, roofs) -> list[dict]:
     from recli.models.base import config_to_dict
     from recli.stages.bench.peers import skip_reason
 
-    cls, config = _config_of(req, cell)
+    cls, config = model_config(cell.model, cell.factors, req.params, req.seed)
     libraries = ["recli"] + peers
     skips: dict[str, str | None] = {"recli": _recli_skip(cls, cell.device)}
     for p in peers:

@@ -177,6 +177,18 @@ def parse_synthetic(text: str) -> Dataset:
     return Dataset(label=name, users=users, items=items, nnz=nnz)
 
 
+def model_config(model: str, factors: int | None, params: list[str], seed: int | None):
+    """Model class and config of one cell: the ``--param`` values the model has (the others
+    belong to other models of the run), ``--factors`` and ``--seed``."""
+    from recli.models import get_model_class
+    from recli.stages.train import parse_param, resolve_config
+
+    fields = get_model_class(model).Config.__dataclass_fields__
+    mine = [p for p in params if parse_param(p)[0].replace("-", "_") in fields]
+    common = {"factors": factors} if factors is not None else None
+    return resolve_config(model, common=common, params=mine, seed=seed)
+
+
 def has_factors(model: str) -> bool:
     from recli.models import get_model_class
 
