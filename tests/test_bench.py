@@ -268,3 +268,12 @@ def test_lightfm_when_installed_is_measured_like_any_peer(tmp_path):
     rows = [r for r in json.loads(out.read_text())["rows"] if r["library"] == "lightfm"]
     assert [r["status"] for r in rows] == ["ok"] * 4 and all(r["ratio"] > 0 for r in rows)
     assert 0 < rows[0]["ndcg_at_10"] <= 1
+
+
+def test_a_model_without_gpu_kernels_is_a_skipped_cell_on_gpu(monkeypatch):
+    monkeypatch.setattr("recli.backend.gpu_available", lambda: True)
+    result = _invoke(["bench", "--synthetic", TINY, "--models", "bpr", "--device", "gpu", "--repeat", "1",
+                      "--against", "implicit", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    rows = [r for r in json.loads(result.stdout)["rows"] if r["model"] == "bpr"]
+    assert len(rows) == 8 and all(r["status"] == "skipped" and "no GPU kernels" in r["note"] for r in rows)

@@ -187,7 +187,8 @@ def _cell_rows(req, cell: Cell, prep: Prepared, peers: list[str], guard, bar, tm
 def _recli_skip(cls, device: str) -> str | None:
     if device in ("cpu", "auto") or device in cls.devices:
         return None
-    return f"{cls.name} has no {device.upper()} kernels (models with them: see recli train --list-models)"
+    refusal = cls.device_refusal(device)
+    return f"{refusal.message} ({refusal.hint})"
 
 
 def _measure(req, cell: Cell, lib: str, prep: Prepared, tmp: Path, runs: _Runs, bar: _Progress) -> None:
