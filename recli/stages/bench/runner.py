@@ -123,7 +123,9 @@ def _job(req: BenchRequest, cell: Cell, library: str, measure: str, prep: Prepar
     return {"library": library, "measure": measure, "model": cell.model, "params": req.params, "factors": cell.factors,
             "threads": cell.threads, "device": cell.device, "seed": req.seed, "k": req.k, "calls": req.one_user_calls,
             "folder": str(prep.folder), "model_dir": str(folder / f"model-{library}"),
-            "output": str(folder / f"recs-{library}.csv")}
+            # one user's rows go to the child's stdout (a pipe), as a served request would;
+            # a file would add the file system's atomic rename to every call
+            "output": "-" if measure == "recommend_one" else str(folder / f"recs-{library}.csv")}
 
 
 def _prep_rows(req: BenchRequest, prep: Prepared, label: str, guard: machine.LoadGuard, bar: _Progress,
