@@ -16,7 +16,7 @@ from typing import Any
 from recli.console import log
 from recli.stages.bench import machine
 from recli.stages.bench.data import Prepared, prepare
-from recli.stages.bench.spec import PEER_INSTALL, BenchRequest, Cell, cells, model_config
+from recli.stages.bench.spec import PEER_INSTALL, BenchRequest, Cell, cells, model_config, safe_name
 
 MODEL_MEASURES = ("fit", "recommend_all", "recommend_one", "eval")
 
@@ -93,18 +93,12 @@ def bench(req: BenchRequest, progress: Any = None, workdir: str | None = None) -
         prepared: dict[str, Prepared] = {}
         for ds in req.datasets:
             bar.step(f"preparing {ds.label}")
-            prepared[ds.label] = prepare(ds, Path(tmp) / "data" / _safe(ds.label), req.read, req.seed, req.test_size)
+            prepared[ds.label] = prepare(ds, Path(tmp) / "data" / safe_name(ds.label), req.read, req.seed, req.test_size)
             rows += _prep_rows(req, prepared[ds.label], ds.label, guard, bar, Path(tmp))
         for cell in matrix:
             rows += _cell_rows(req, cell, prepared[cell.dataset.label], peers, guard, bar, Path(tmp), roofs)
     env["load_end"] = round(guard.last, 2)
     return BenchResult(rows, env, _notes(rows))
-
-
-def _safe(label: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", label)
 
 
 def _check_devices(req: BenchRequest) -> None:
@@ -118,7 +112,7 @@ def _check_devices(req: BenchRequest) -> None:
 
 
 def _job(req: BenchRequest, cell: Cell, library: str, measure: str, prep: Prepared, tmp: Path) -> dict:
-    folder = tmp / _safe(cell.key)
+    folder = tmp / cell.key
     folder.mkdir(parents=True, exist_ok=True)
     return {"library": library, "measure": measure, "model": cell.model, "params": req.params, "factors": cell.factors,
             "threads": cell.threads, "device": cell.device, "seed": req.seed, "k": req.k, "calls": req.one_user_calls,
@@ -200,7 +194,7 @@ def _measure(req, cell: Cell, lib: str, prep: Prepared, tmp: Path, runs: _Runs, 
     for measure in MODEL_MEASURES:
         bar.step(f"{cell.dataset.label} {cell.model} t={cell.threads} f={cell.factors}: {lib} {measure}")
         if not failed:
-            out = _child(_job(req, cell, lib, measure, prep, tmp), tmp / _safe(cell.key) / lib)
+            out = _child(_job(req, cell, lib, measure, prep, tmp), tmp / cell.key / lib)
             if "error" in out:
                 runs.error, failed = f"{measure}: {out['error']}", True
             else:

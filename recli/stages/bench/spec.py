@@ -47,7 +47,12 @@ class Cell:
     def key(self) -> str:
         """A file-name-safe id of the configuration (without the library)."""
         f = "-" if self.factors is None else self.factors
-        return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.dataset.label}.{self.model}.t{self.threads}.f{f}.{self.device}")
+        return safe_name(f"{self.dataset.label}.{self.model}.t{self.threads}.f{f}.{self.device}")
+
+
+def safe_name(text: str) -> str:
+    """``text`` with every character but letters, digits, ``_ . -`` replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
 
 
 @dataclass
