@@ -8,7 +8,7 @@ Exit codes
 0  success
 1  internal failure (a bug; rerun with ``--debug`` for the traceback)
 2  bad usage or bad input data
-3  a quality gate failed (``recli eval --fail-under``)
+3  a quality gate failed (``recli eval --fail-under``, ``recli bench --check parity``)
 4  an environment fault: no space left, permission denied, read-only file system,
    too many open files (not a bug in recli, not bad input: the machine needs fixing)
 130 interrupted (Ctrl-C)
@@ -65,6 +65,15 @@ class QualityGateError(RecliError):
     """A metric fell below a ``--fail-under`` threshold."""
 
     exit_code = EXIT_GATE
+
+
+class ParityError(QualityGateError):
+    """``recli bench --check parity``: a backend's results differ from the CPU kernels'
+    beyond the stated tolerance. ``rows`` holds the full comparison."""
+
+    def __init__(self, message: str, hint: str | None = None, rows: list | None = None):
+        super().__init__(message, hint)
+        self.rows = rows or []
 
 
 class ModelFitError(RecliError):

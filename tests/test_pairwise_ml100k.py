@@ -2,7 +2,7 @@
 
 Split: leave-random 20% per user, seed 42; relevant = every held-out row. The floors sit
 well above implicit 0.7.3's BPR on the same split (NDCG@10 about 0.29 at its defaults, see
-bench/bench_bpr.py) and a little below what these short runs reach (~0.38 / ~0.335).
+docs/benchmarks.md, recli bench --against implicit) and a little below what these short runs reach (~0.38 / ~0.335).
 """
 
 from __future__ import annotations

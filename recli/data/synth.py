@@ -40,6 +40,10 @@ _NOUN = ("River", "Empire", "Garden", "Signal", "Harbor", "Machine", "Summer", "
 # Sample-data defaults: a few thousand users, tens of thousands of rows.
 SAMPLE = {"n_users": 3000, "n_items": 2000, "n_interactions": 60000, "seed": 42}
 
+# Benchmark presets (``recli bench --synthetic NAME``): (users, items, interactions).
+PRESETS = {"small": (10_000, 2_000, 200_000), "medium": (100_000, 20_000, 5_000_000),
+           "large": (500_000, 100_000, 20_000_000)}
+
 
 def _ids(prefix: str, n: int) -> pl.Series:
     width = max(6, len(str(n)))

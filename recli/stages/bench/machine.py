@@ -1,0 +1,198 @@
+"""The machine a bench runs on: load, environment, and the roofs of ``--machine``.
+
+**Load guard.** The machine is *busy* when the 1-minute load average is above half the
+cores. Every pair of runs (recli and its peers for one repeat of one configuration)
+records the load average and the CPU seconds that other processes used (the whole
+machine's busy CPU time minus this run's children's) at its start and end; a pair that
+starts or ends busy marks its rows ``noisy``.
+
+**Roofs.** ``--machine`` measures, at each thread count, single-precision GEMM
+(``2·n³`` flops of an n×n ``float32`` matmul, best of 3) and memory copy bandwidth
+(``np.copyto`` of a 256 MiB array: 2 × 256 MiB moved, best of 3). Rows then show the
+flops and bytes per second a kernel achieved and their ratio to those roofs, from the
+counts in :func:`work_of` (a floor: each byte counted once).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from recli.console import log
+
+
+def load_average() -> float:
+    """The 1-minute load average (a function, so tests can fake a busy machine)."""
+    return os.getloadavg()[0]
+
+
+def cores() -> int:
+    from recli.backend import resolve_threads
+
+    return resolve_threads(0)
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds every process on the machine has used (user + system)."""
+    try:
+        import psutil
+
+        t = psutil.cpu_times()
+        return float(t.user + t.system + getattr(t, "nice", 0.0))
+    except ImportError:
+        with open("/proc/stat") as fh:
+            fields = [float(x) for x in fh.readline().split()[1:4]]
+        return sum(fields) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+@dataclass
+class PairLoad:
+    """The load around one pair of runs."""
+
+    load_start: float
+    load_end: float = 0.0
+    other_cpu_s: float = 0.0
+    noisy: bool = False
+
+
+class LoadGuard:
+    """Records each pair's load; with ``wait_quiet`` seconds, waits for a quiet machine
+    (polling every 5 s) before a pair starts. Warns once when the machine is busy."""
+
+    def __init__(self, wait_quiet: float = 0.0, sleep=time.sleep):
+        self.limit = cores() / 2.0
+        self.wait_quiet = wait_quiet
+        self.sleep = sleep
+        self.warned = False
+        self.first = load_average()
+        self.last = self.first
+
+    def busy(self, load: float) -> bool:
+        return load > self.limit
+
+    def start(self) -> tuple[PairLoad, tuple[float, float]]:
+        load = load_average()
+        waited = 0.0
+        while self.busy(load) and waited < self.wait_quiet:
+            step = min(5.0, self.wait_quiet - waited)
+            self.sleep(step)
+            waited += step
+            load = load_average()
+        if self.busy(load):
+            self._warn(load)
+        return PairLoad(load_start=load), (busy_cpu_seconds(), children_cpu_seconds())
+
+    def end(self, pair: PairLoad, marks: tuple[float, float]) -> PairLoad:
+        pair.load_end = self.last = load_average()
+        ours = children_cpu_seconds() - marks[1]
+        pair.other_cpu_s = max(0.0, busy_cpu_seconds() - marks[0] - ours)
+        pair.noisy = self.busy(pair.load_start) or self.busy(pair.load_end)
+        if pair.noisy:
+            self._warn(max(pair.load_start, pair.load_end))
+        return pair
+
+    def _warn(self, load: float) -> None:
+        if not self.warned:
+            self.warned = True
+            log.warning(f"the machine is busy (load average {load:.1f} on {cores()} cores): rows measured now are "
+                        "marked noisy; --wait-quiet SECONDS waits for a quiet machine first")
+
+
+def environment(threads: list[int], peers: dict[str, str | None], roofs: dict[int, dict] | None) -> dict[str, Any]:
+    """CPU model, cores, memory, versions, thread settings and load at the start."""
+    from importlib.metadata import version
+
+    import numba
+    import numpy as np
+
+    import recli
+
+    versions = {"recli": recli.__version__, "python": platform.python_version(), "numpy": np.__version__,
+                "numba": numba.__version__, "scipy": version("scipy"), "polars": version("polars")}
+    versions.update({name: v or "not installed" for name, v in peers.items()})
+    env_threads = {k: os.environ.get(k, "") for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                      "MKL_NUM_THREADS") if os.environ.get(k)}
+    return {"cpu": cpu_model(), "cores": cores(), "memory_gib": round(_memory() / 2**30, 1),
+            "platform": platform.platform(), "versions": versions, "thread_env": env_threads,
+            "bench_threads": threads, "load_start": round(load_average(), 2), "roofs": roofs or {}}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 0
+
+
+def roofs(threads: int, gemm_n: int = 2048, copy_mib: int = 256) -> dict[str, float]:
+    """GEMM GFLOP/s and copy GB/s at ``threads`` BLAS threads (best of 3 each)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = rng.random((gemm_n, gemm_n), dtype=np.float32)
+    b = rng.random((gemm_n, gemm_n), dtype=np.float32)
+    src = np.ones(copy_mib * 2**20 // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+    with threadpool_limits(limits=max(1, threads or cores()), user_api="blas"):
+        a @ b  # BLAS start-up
+        gemm = min(_timed(lambda: a @ b) for _ in range(3))
+    np.copyto(dst, src)
+    copy = min(_timed(lambda: np.copyto(dst, src)) for _ in range(3))
+    return {"gemm_gflops": 2.0 * gemm_n**3 / gemm / 1e9, "copy_gbps": 2.0 * src.nbytes / copy / 1e9}
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def work_of(model: str, measure: str, sizes: dict[str, int], config: dict[str, Any]) -> tuple[float, float] | None:
+    """(flops, bytes) of one unit of a measure (an ALS iteration, a whole all-users
+    recommend), or ``None`` where no count is defined. U users, I items, n non-zeros,
+    f factors, s CG steps:
+
+    * ALS-CG half-sweep over R rows against O other rows (users: R = U, O = I; items the
+      reverse): flops ``2·O·f²`` (the Gram matrix) + ``(s + 1)·(2·R·f² + 4·n·f)`` (each CG
+      step and the initial residual: the Gram product per row, two dot/axpy per
+      non-zero); bytes ``12·n + 8·(R + 1)`` (CSR) + ``4·n·f`` (the other side's factor
+      rows it touches) + ``8·R·f`` (own rows read and written) + ``4·f²`` (Gram).
+      An iteration is both half-sweeps.
+    * all-users recommend: flops ``2·U·I·f`` (the score GEMM); bytes ``8·U·I`` (scores
+      written, then read by the top-k) + ``4·(U + I)·f`` (factors) + ``4·n`` (seen items).
+    """
+    f = config.get("factors")
+    if f is None:
+        return None
+    n_users, n_items, n = sizes["users"], sizes["items"], sizes["nnz"]
+    if model == "als" and measure == "fit" and config.get("solver", "cg") == "cg":
+        s = config.get("cg_steps", 3)
+        flops = bytes_ = 0.0
+        for rows, other in ((n_users, n_items), (n_items, n_users)):
+            flops += 2.0 * other * f * f + (s + 1) * (2.0 * rows * f * f + 4.0 * n * f)
+            bytes_ += 12.0 * n + 8.0 * (rows + 1) + 4.0 * n * f + 8.0 * rows * f + 4.0 * f * f
+        return flops, bytes_
+    if measure == "recommend_all":
+        return 2.0 * n_users * n_items * f, 8.0 * n_users * n_items + 4.0 * (n_users + n_items) * f + 4.0 * n
+    return None
