@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from typing import Iterator
 
 LOGGER_NAME = "recli"
@@ -41,6 +42,7 @@ def configure(verbosity: int | None = None, quiet: bool | None = None, debug: bo
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         log.addHandler(_StderrHandler())
         log.propagate = False
+    warnings.showwarning = _show_warning
     if _state["quiet"]:
         level = logging.WARNING
     elif _state["verbosity"] > 0 or _state["debug"]:
@@ -48,6 +50,28 @@ def configure(verbosity: int | None = None, quiet: bool | None = None, debug: bo
     else:
         level = logging.INFO
     log.setLevel(level)
+
+
+_PYTHON_SHOWWARNING = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """How a Python warning is shown in a recli run: one ``warning:`` log line that names
+    its category and package, never a raw ``file:line: Category`` block with a source
+    line. Known causes are fixed or translated where they arise; this is the safety net
+    for the rest. ``--debug`` keeps Python's own format."""
+    if is_debug():
+        _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+        return
+    log.warning(f"{message} ({category.__name__} from {_package_of(filename)})")
+
+
+def _package_of(filename: str) -> str:
+    """The top-level package of the module at ``filename`` (its file name if unknown)."""
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) == filename:
+            return name.split(".")[0]
+    return os.path.basename(filename)
 
 
 def reset() -> None:

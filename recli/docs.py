@@ -6,7 +6,8 @@
 ``--root`` says otherwise). ``--check`` writes nothing and exits 1 when a committed file
 differs from what would be written, so CI catches a registry change without a docs change.
 
-Blocks: ``models`` (one row per registered model: summary, devices, fold-in, explain),
+Blocks: ``models`` (one row per registered model: summary, devices, fold-in, explain and
+the values it accepts),
 ``model-params`` (each model's parameters: type, default, range, help, from
 :func:`recli.models.base.describe_params`) and ``metrics`` (every metric of
 :data:`recli.metrics.registry.METRICS`). The output depends only on the registries, so it is
@@ -48,13 +49,20 @@ def _devices(cls: type) -> tuple[str, ...]:
     return tuple(getattr(cls, "devices", ("cpu",)))
 
 
+def accepted_values(cls: type) -> str:
+    """The *values* cell: the model's value kind (:data:`recli.models.base.VALUE_KINDS`)
+    and, where a parameter changes it, how."""
+    note = getattr(cls, "accepts_note", "")
+    return getattr(cls, "accepts", "real") + (f" ({note})" if note else "")
+
+
 def models_table() -> str:
     """One row per registered model, in registration order."""
     from recli.models import registry
 
     rows = [[f"`{name}`", cls.summary, ", ".join(_devices(cls)), "yes" if cls.can_fold_in else "no",
-             "yes" if cls.can_explain else "no"] for name, cls in registry().items()]
-    return _table(["model", "summary", "devices", "fold-in", "explain"], rows)
+             "yes" if cls.can_explain else "no", accepted_values(cls)] for name, cls in registry().items()]
+    return _table(["model", "summary", "devices", "fold-in", "explain", "values"], rows)
 
 
 def _number(x: Any) -> str:

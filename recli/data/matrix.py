@@ -31,13 +31,15 @@ USER, ITEM, RATING, TIMESTAMP = "user", "item", "rating", "timestamp"
 
 @dataclass
 class Interactions:
-    """A training set in array form, with the vocabularies that map ids to rows/columns."""
+    """A training set in array form, with the vocabularies that map ids to rows/columns.
+    ``has_ratings``: whether the frame had a rating column (without one every row is 1)."""
 
     users: Vocab
     items: Vocab
     user_items: sp.csr_matrix
     timestamps: np.ndarray | None
     n_rows: int
+    has_ratings: bool = True
 
     @property
     def fingerprint(self) -> str:
@@ -103,7 +105,7 @@ def build_interactions(df: pl.DataFrame, what: str = "training data") -> Interac
     users = Vocab.from_values(df[USER])
     items = Vocab.from_values(df[ITEM])
     user_items, ts = to_csr(df, users, items, with_timestamps=True, what=what)
-    return Interactions(users, items, user_items, ts, df.height)
+    return Interactions(users, items, user_items, ts, df.height, has_ratings=RATING in df.columns)
 
 
 def to_csr(df: pl.DataFrame, users: Vocab, items: Vocab, *, with_timestamps: bool = False,

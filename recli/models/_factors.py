@@ -61,14 +61,25 @@ def init_factors(n_rows: int, factors: int, rng: np.random.Generator,
     return out
 
 
-def trainable_csr(user_items: Any, model: str) -> sp.csr_matrix:
-    """The canonical training CSR of a pairwise model (stored zeros dropped: any stored
-    cell is an interaction), refused when it cannot rank anything."""
+def positive_csr(matrix: Any, **as_csr_args: Any) -> sp.csr_matrix:
+    """The canonical CSR of ``matrix`` (:func:`recli.data.matrix.as_csr`) keeping only the
+    cells with a value > 0: the positives of a model that accepts ``"binary"`` values
+    (see :data:`recli.models.base.VALUE_KINDS`; a zero or a dislike is not a positive)."""
     from recli.data.matrix import as_csr
 
-    m = as_csr(user_items, drop_zeros=True)
+    m = as_csr(matrix, **as_csr_args)
+    if (m.data <= 0).any():
+        m.data[m.data < 0] = 0.0
+        m = as_csr(m, drop_zeros=True)  # as_csr again: eliminate_zeros may narrow indptr to int32
+    return m
+
+
+def trainable_csr(user_items: Any, model: str) -> sp.csr_matrix:
+    """The training positives of a pairwise model (:func:`positive_csr`), refused when it
+    cannot rank anything."""
+    m = positive_csr(user_items)
     if m.nnz == 0 or m.shape[0] == 0 or m.shape[1] == 0:
-        raise InputError(f"cannot train {model}: the training set has no interactions",
+        raise InputError(f"cannot train {model}: the training set has no interactions with a value > 0",
                          hint="check the input file and any filters applied by recli prep")
     if m.shape[1] < 2:
         raise InputError(f"cannot train {model}: it ranks items against each other and needs at least 2 items",
@@ -82,6 +93,7 @@ class PairwiseFactorModel(FactorModel):
     ``fit`` and ``_fold_in(history_csr)``."""
 
     diverged_hint: ClassVar[str] = "lower --learning-rate or raise --regularization"
+    accepts: ClassVar[str] = "binary"
 
     def __init__(self, config: Any = None, backend: Any = None):
         super().__init__(config, backend)
@@ -104,11 +116,9 @@ class PairwiseFactorModel(FactorModel):
         self.epoch_losses = []
 
     def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
-        """Fold in with the subclass's SGD kernel (``_fold_in``) on the stored cells that
-        are interactions (explicit zeros dropped, as in training)."""
-        from recli.data.matrix import as_csr
-
-        return self._fold_in(as_csr(history, drop_zeros=True))
+        """Fold in with the subclass's SGD kernel (``_fold_in``) on the history's positives
+        (cells with a value > 0, as in training)."""
+        return self._fold_in(positive_csr(history))
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         raise NotImplementedError

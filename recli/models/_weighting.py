@@ -49,7 +49,9 @@ def apply_weighting(rows: sp.csr_matrix, weighting: str, state: dict[str, np.nda
     length_norm = (1.0 - b) + b * lengths / avg if avg > 0 else np.ones_like(lengths)
     row_of = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
     x = out.data
-    out.data = x * (k1 + 1.0) / (k1 * length_norm[row_of] + x) * state["idf"][cols]
+    den = k1 * length_norm[row_of] + x
+    # 0/0 (a stored 0 with k1 = 0, or in an all-zero row with b = 1) weighs 0, like the 0 it is
+    out.data = np.divide(x * (k1 + 1.0), den, out=np.zeros_like(x), where=den != 0) * state["idf"][cols]
     return out
 
 

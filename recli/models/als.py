@@ -39,6 +39,8 @@ class ALS(FactorModel):
     summary: ClassVar[str] = "implicit-feedback ALS (Hu et al. 2008), CG or Cholesky solver"
     Config: ClassVar[type] = ALSConfig
     devices: ClassVar[tuple[str, ...]] = ("cpu", "gpu")
+    negative_values: ClassVar[str] = ("are read as dislikes: preference 0 with confidence 1 + alpha·|r|, as in "
+                                      "implicit (a value of 0 is the same as no interaction)")
     diverged_hint: ClassVar[str] = "raise --regularization or lower --alpha"
     can_explain: ClassVar[bool] = True
     test_params: ClassVar[dict] = {"factors": 4, "iterations": 6, "regularization": 2.0, "alpha": 4.0}

@@ -19,6 +19,11 @@ whose fields are declared with :func:`param` (default, bounds, one-line help), a
     ``history`` (a CSR of shape ``(len(uidx), n_items)``; rows of known users are empty).
     ``history`` is ``None`` when no row is ``-1``. Models that cannot fold users in set
     ``can_fold_in = False`` (``recommend --history`` then refuses before scoring).
+``accepts`` / ``accepted_values(config)``
+    the cell values the model can use, a key of :data:`VALUE_KINDS` (``accepts`` at the
+    default config; ``accepted_values`` for a given one, when a parameter changes it,
+    with ``accepts_note`` saying how for the docs). ``recli train`` checks the training
+    values against it before fitting (:func:`recli.stages.train.check_values`).
 ``devices``
     the devices the model has kernels for: ``("cpu",)`` by default; a model listing
     ``"gpu"`` reaches every kernel through ``self.backend.kernels`` (see
@@ -47,6 +52,18 @@ from typing import Any, Callable, ClassVar, Optional
 import numpy as np
 
 from recli.errors import ConfigError, InputError, ModelFitError
+
+
+# What the values of the training cells may be (a cell's value is its rating column, summed
+# over duplicate rows, or 1 per row without one). The train stage applies the rule before
+# the fit; the models apply it to fold-in histories too.
+VALUE_KINDS: dict[str, str] = {
+    "binary": "each cell with a value > 0 is one positive interaction, its size ignored; cells with a value <= 0 "
+              "are left out (a dislike is not a positive), with a warning that counts them",
+    "nonnegative": "weights >= 0 (counts, play counts, confidences) whose size matters; a negative value is refused",
+    "real": "any finite value, used with its sign (what a negative value means: the model's negative_values)",
+    "ratings": "explicit ratings of any sign; the input must have a rating column that is not constant",
+}
 
 
 def param(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -215,6 +232,11 @@ class Model:
     Config: ClassVar[type] = object
     # Devices with kernels for this model (see recli.backend); "gpu" also admits xp-numpy.
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    # The cell values the model can use at its default config (a key of VALUE_KINDS), how a
+    # parameter changes that (for the docs) and, for "real", what a negative value means.
+    accepts: ClassVar[str] = "real"
+    accepts_note: ClassVar[str] = ""
+    negative_values: ClassVar[str] = "used with their sign"
     # What to change when a fit diverges (the hint of ModelFitError).
     diverged_hint: ClassVar[str] = "lower the learning rate or alpha, or raise the regularization"
     can_fold_in: ClassVar[bool] = False
@@ -252,6 +274,12 @@ class Model:
         return ConfigError(f"model {cls.name!r} has no {device.upper()} kernels, so --device {device} cannot run it",
                            hint=f"use --device cpu, or a model with {device.upper()} kernels: "
                                 f"{', '.join(able) or '(none)'}")
+
+    @classmethod
+    def accepted_values(cls, config: Any) -> str:
+        """The key of :data:`VALUE_KINDS` that holds for ``config`` (``accepts`` unless a
+        parameter changes it; such models override this and set ``accepts_note``)."""
+        return cls.accepts
 
     # -- training ---------------------------------------------------------
     def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "Model":

@@ -105,6 +105,7 @@ class EASE(TrainMatrixModel):
     summary: ClassVar[str] = "EASE (Steck 2019): closed-form item–item linear model, dense items × items"
     Config: ClassVar[type] = EASEConfig
     can_explain: ClassVar[bool] = True
+    negative_values: ClassVar[str] = "enter XᵀX and the scores with their sign (a dislike lowers the items like it)"
     test_params: ClassVar[dict] = {"lambda_": 10.0}
 
     weights: np.ndarray

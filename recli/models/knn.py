@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from recli.errors import InputError
 from recli.models._weighting import MEASURES, WEIGHTINGS
 from recli.models.base import csr_from_prefix, csr_to_arrays, param
 from recli.models.train_matrix import TrainMatrixModel
@@ -35,11 +36,35 @@ class KNNConfig:
     bm25_b: float = param(0.75, "BM25 b: length normalisation", min=0.0, max=1.0)
 
 
-class ItemKNN(TrainMatrixModel):
-    name: ClassVar[str] = "itemknn"
-    summary: ClassVar[str] = "item-based k-nearest neighbours on a sparse top-K item–item similarity"
+# How to get past the refusal of negative values by tfidf/bm25 (KNNModel._refuse_negative).
+_TRAIN_HINT = "keep the positive values (recli prep --implicit --min-rating N), or use --param weighting=none"
+_HISTORY_HINT = "leave the negative rows out of the history, as in the training data"
+
+
+class KNNModel(TrainMatrixModel):
+    """What ``itemknn`` and ``userknn`` share: the value rule. ``tfidf`` (√x) and ``bm25``
+    (a saturating count) weight counts, so they need values >= 0; without a weighting any
+    real value enters the similarity and the scores with its sign."""
+
     Config: ClassVar[type] = KNNConfig
     can_explain: ClassVar[bool] = True
+    accepts_note: ClassVar[str] = "nonnegative with weighting=tfidf or bm25"
+    negative_values: ClassVar[str] = "enter the similarity and the scores with their sign"
+
+    @classmethod
+    def accepted_values(cls, config: Any) -> str:
+        return "real" if config.weighting == "none" else "nonnegative"
+
+    def _refuse_negative(self, rows: sp.csr_matrix, what: str, hint: str) -> None:
+        negative = int((rows.data < 0).sum())
+        if negative and self.accepted_values(self.config) == "nonnegative":
+            raise InputError(f"{what} has {negative} negative values, but {self.name} with "
+                             f"weighting={self.config.weighting} needs values >= 0", hint=hint)
+
+
+class ItemKNN(KNNModel):
+    name: ClassVar[str] = "itemknn"
+    summary: ClassVar[str] = "item-based k-nearest neighbours on a sparse top-K item–item similarity"
     test_params: ClassVar[dict] = {"neighbours": 20}
 
     similarity: sp.csr_matrix
@@ -49,6 +74,7 @@ class ItemKNN(TrainMatrixModel):
 
         start = time.perf_counter()
         self._keep_train(user_items)
+        self._refuse_negative(self.train, "the training data", _TRAIN_HINT)
         c = self.config
         # the similarity layer runs the kernel under backend.threads_context
         self.similarity = build_similarity(self.train.T.tocsr(), c.neighbours, c.similarity, c.weighting,
@@ -84,11 +110,9 @@ class ItemKNN(TrainMatrixModel):
         return model
 
 
-class UserKNN(TrainMatrixModel):
+class UserKNN(KNNModel):
     name: ClassVar[str] = "userknn"
     summary: ClassVar[str] = "user-based k-nearest neighbours on a sparse top-K user–user similarity"
-    Config: ClassVar[type] = KNNConfig
-    can_explain: ClassVar[bool] = True
     test_params: ClassVar[dict] = {"neighbours": 20}
 
     similarity: sp.csr_matrix
@@ -103,6 +127,7 @@ class UserKNN(TrainMatrixModel):
 
         start = time.perf_counter()
         self._keep_train(user_items)
+        self._refuse_negative(self.train, "the training data", _TRAIN_HINT)
         c = self.config
         self._prepared, self._state = prepare_rows(self.train, c.similarity, c.weighting, c.bm25_k1, c.bm25_b)
         self.similarity = similarity_topk(self._prepared, c.neighbours, c.similarity, c.shrink, c.alpha,
@@ -122,6 +147,7 @@ class UserKNN(TrainMatrixModel):
     def _query_neighbours(self, hist: sp.csr_matrix, chunk: int = 256) -> sp.csr_matrix:
         """Top-K training users of each history row, scored exactly as in training; rows are
         processed in chunks so the dense chunk × n_users block stays small."""
+        self._refuse_negative(hist, "the history", _HISTORY_HINT)
         parts = [self._query_chunk(hist[start:start + chunk]) for start in range(0, hist.shape[0], chunk)]
         return sp.vstack(parts).tocsr() if parts else sp.csr_matrix((0, self.n_users), dtype=np.float32)
 
@@ -185,6 +211,7 @@ class UserKNN(TrainMatrixModel):
         h_items = np.asarray(history_items, np.int64)
         hist = sp.csr_matrix((np.asarray(history_values, np.float32), h_items, [0, len(h_items)]),
                              shape=(1, self.n_items))
+        self._refuse_negative(hist, "the history", _HISTORY_HINT)
         nbrs = self._neighbours(np.array([uidx]), hist)
         v, s_v = nbrs.indices, nbrs.data.astype(np.float64)
         x_u = transform_rows(hist, c.similarity, c.weighting, self._state, c.bm25_k1, c.bm25_b)

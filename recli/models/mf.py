@@ -46,6 +46,14 @@ class MF(Model):
     can_fold_in: ClassVar[bool] = True
     predicts_ratings: ClassVar[bool] = True
     diverged_hint: ClassVar[str] = "lower --learning-rate"
+    accepts: ClassVar[str] = "ratings"
+    accepts_note: ClassVar[str] = "real with negatives > 0"
+    negative_values: ClassVar[str] = "are ratings like any other"
+
+    @classmethod
+    def accepted_values(cls, config: Any) -> str:
+        # with sampled negatives pushed toward 0, all-ones (implicit) data is meaningful
+        return "real" if config.negatives > 0 else "ratings"
     test_params: ClassVar[dict] = {"factors": 4, "iterations": 40, "learning_rate": 0.05, "negatives": 3,
                                    "regularization": 0.02}
 

@@ -57,6 +57,7 @@ class Popular(Model):
     can_fold_in: ClassVar[bool] = True
     personalized: ClassVar[bool] = False
     trains_in_epochs: ClassVar[bool] = False
+    negative_values: ClassVar[str] = "count as interactions with measure=users and lower the sum with measure=sum"
     test_params: ClassVar[dict] = {}
 
     def __init__(self, config: Any = None, backend: Any = None):

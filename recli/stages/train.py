@@ -88,6 +88,41 @@ def _fit_kwargs(cls: type[Model], data: Interactions) -> dict[str, Any]:
     return {"timestamps": data.timestamps} if "timestamps" in inspect.signature(cls.fit).parameters else {}
 
 
+_POSITIVES_HINT = "keep the positive interactions with 'recli prep --implicit --min-rating N'"
+
+
+def check_values(cls: type[Model], config: Any, data: Interactions) -> None:
+    """Apply the model's value rule (:data:`recli.models.base.VALUE_KINDS`, from
+    ``cls.accepted_values(config)``) to the training cells before the fit: refuse what the
+    model cannot use (:class:`InputError`, exit 2) and say in a log line what it does with
+    the rest. The model applies the same rule itself (``binary``: cells <= 0 left out)."""
+    kind = cls.accepted_values(config)
+    values = data.user_items.data
+    cells, negative = values.size, int((values < 0).sum())
+    if kind == "ratings" and (not data.has_ratings or (cells and values.min() == values.max())):
+        why = "the training data has no rating column" if not data.has_ratings else f"every rating is {values[0]:g}"
+        raise InputError(f"{cls.name} learns explicit ratings, but {why}",
+                         hint="train on user,item,rating rows whose ratings vary; for implicit data use "
+                              "--param negatives=3 or a ranking model such as als or bpr")
+    if kind == "binary":
+        left_out = int((values <= 0).sum())
+        if cells and left_out == cells:
+            raise InputError(f"{cls.name} learns from positive interactions, but no training value is > 0",
+                             hint="check the rating column: it needs values > 0 for the likes, plays or purchases")
+        if left_out:
+            log.warning(f"{cls.name} reads values > 0 as positive interactions: {left_out} of the {cells} "
+                        f"(user, item) cells have a value <= 0 and are left out of training")
+        if (values[values > 0] != 1).any():
+            log.info(f"{cls.name} ignores the size of the values: each cell with a value > 0 is one positive")
+    elif kind == "nonnegative" and negative:
+        raise InputError(f"{cls.name} needs values >= 0 ({cls.accepts_note or 'nonnegative'}), but {negative} of "
+                         f"the {cells} training cells are negative",
+                         hint=f"{_POSITIVES_HINT}, or pick parameters or a model that accept any value "
+                              f"(see docs/models.md#values)")
+    elif kind == "real" and negative:
+        log.info(f"{cls.name}: the {negative} negative values (of {cells} cells) {cls.negative_values}")
+
+
 def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "cpu", threads: int = 0,
           seed: int | None = None, valid: Interactions | None = None, early_stopping: int = 0,
           on_epoch: EpochCallback | None = None, valid_metric: str | None = None) -> TrainResult:
@@ -99,6 +134,7 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
 
     name, k, sign = _validation_metric(cls, valid, early_stopping, valid_metric)
     metric = metric_key(name, k)
+    check_values(cls, config, data)
     backend = get_backend(device, threads, model=cls)
     model = cls(config, backend)
     state: dict[str, Any] = {"best": -np.inf, "best_epoch": 0, "arrays": None, "scores": [], "epochs": 0}
@@ -189,7 +225,8 @@ def describe_model_list() -> list[dict[str, Any]]:
     from recli.models import registry
 
     return [{"name": name, "summary": cls.summary, "fold_in": cls.can_fold_in, "explain": cls.can_explain,
-             "devices": list(cls.devices), "parameters": [f for f in cls.Config.__dataclass_fields__]}
+             "devices": list(cls.devices), "values": cls.accepts, "values_note": cls.accepts_note,
+             "parameters": [f for f in cls.Config.__dataclass_fields__]}
             for name, cls in registry().items()]
 
 
