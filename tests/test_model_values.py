@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
-from recli.kernels.weighting import apply_weighting, fit_weighting
+from recli.models._weighting import apply_weighting, fit_weighting
 from recli.models import registry
 from recli.models.base import VALUE_KINDS
 from tests import contracts as C
@@ -187,7 +187,7 @@ _CASES = [(name, []) for name in MODELS] + [
     for w in ("tfidf", "bm25")]
 
 
-@pytest.mark.parametrize("name, params", _CASES, ids=[f"{n}-{'-'.join(p[1::2])}" for n, p in _CASES])
+@pytest.mark.parametrize("name, params", _CASES, ids=[f"{n}-{p[1] if p else 'default'}" for n, p in _CASES])
 @pytest.mark.parametrize("signed", [True, False], ids=["negative", "zero"])
 def test_fit_and_fold_in_raise_no_library_warning(cli, tmp_path, name, params, signed):
     m = C.block_matrix()[0].copy()

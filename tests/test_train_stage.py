@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from recli.data.matrix import Interactions, build_interactions
-from recli.errors import ConfigError
+from recli.errors import ConfigError, InputError
 from recli.models.base import Model, param
 from recli.stages.train import load_params_file, resolve_config, train
 from recli.stages.validation import validation_score
@@ -115,3 +115,47 @@ def test_config_file_shapes(tmp_path):
     assert cls.name == "popular" and config.measure == "sum"
     with pytest.raises(ConfigError, match="no model"):
         resolve_config(None)
+
+
+# -- the value rule is checked before the fit (issue 10 §6) ---------------------------------
+
+class RatingsOnly(Scripted):
+    """A model that needs explicit ratings and records whether it was fitted."""
+
+    name: ClassVar[str] = "ratings-only"
+    accepts: ClassVar[str] = "ratings"
+    fitted: ClassVar[list] = []
+
+    def fit(self, user_items, on_epoch=None):
+        self.fitted.append(True)
+        return super().fit(user_items, on_epoch)
+
+
+def test_build_interactions_records_whether_there_were_ratings(data):
+    assert data.has_ratings is False
+    rated = build_interactions(pl.DataFrame({"user": ["a", "b"], "item": ["x", "y"], "rating": [4.0, 2.0]}))
+    assert rated.has_ratings is True
+
+
+def test_a_ratings_model_is_refused_before_the_fit_without_a_rating_column(data):
+    with pytest.raises(InputError, match="no rating column") as exc:
+        train(data, RatingsOnly, ScriptConfig(epochs=1), threads=1)
+    assert "negatives=" in exc.value.hint and RatingsOnly.fitted == []
+    rated = build_interactions(pl.DataFrame({"user": ["a", "b"], "item": ["x", "y"], "rating": [4.0, 2.0]}))
+    train(rated, RatingsOnly, ScriptConfig(epochs=1), threads=1)
+    assert RatingsOnly.fitted == [True]
+
+
+def test_binary_models_are_told_what_is_left_out(capsys):
+    from recli import console
+
+    class Binary(Scripted):
+        name: ClassVar[str] = "binary"
+        accepts: ClassVar[str] = "binary"
+
+    console.reset()
+    df = pl.DataFrame({"user": ["a", "a", "b", "c"], "item": ["x", "y", "x", "z"], "rating": [5.0, -1.0, 0.0, 2.0]})
+    train(build_interactions(df), Binary, ScriptConfig(epochs=1), threads=1)
+    err = capsys.readouterr().err
+    assert "warning: binary reads values > 0 as positive interactions: 2 of the 4 (user, item) cells" in err
+    assert "ignores the size of the values" in err
