@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
-from recli.models._weighting import apply_weighting, fit_weighting
 from recli.models import registry
+from recli.models._weighting import apply_weighting, fit_weighting
 from recli.models.base import VALUE_KINDS
 from tests import contracts as C
 from tests.conftest import REPO_ROOT
@@ -225,6 +225,6 @@ def test_a_warning_that_escapes_becomes_one_log_line(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         console.configure()
-        warnings.warn("something odd", RuntimeWarning)
+        warnings.warn("something odd", RuntimeWarning, stacklevel=1)
     err = capsys.readouterr().err
     assert err == "warning: something odd (RuntimeWarning from tests)\n"

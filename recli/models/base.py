@@ -53,7 +53,6 @@ import numpy as np
 
 from recli.errors import ConfigError, InputError, ModelFitError
 
-
 # What the values of the training cells may be (a cell's value is its rating column, summed
 # over duplicate rows, or 1 per row without one). The train stage applies the rule before
 # the fit; the models apply it to fold-in histories too.
