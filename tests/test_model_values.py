@@ -153,7 +153,7 @@ def test_userknn_tfidf_refuses_a_negative_history():
     m = C.block_matrix()[0]
     model = C.fit(MODELS["userknn"], m, weighting="tfidf")
     hist = sp.csr_matrix(np.array([[1.0, -2.0] + [0.0] * (m.shape[1] - 2)], np.float32))
-    with pytest.raises(InputError, match="history has 1 negative values"):
+    with pytest.raises(InputError, match="history has 1 negative value, but userknn"):
         model.score(np.array([-1]), hist)
 
 

@@ -58,7 +58,7 @@ class KNNModel(TrainMatrixModel):
     def _refuse_negative(self, rows: sp.csr_matrix, what: str, hint: str) -> None:
         negative = int((rows.data < 0).sum())
         if negative and self.accepted_values(self.config) == "nonnegative":
-            raise InputError(f"{what} has {negative} negative values, but {self.name} with "
+            raise InputError(f"{what} has {negative} negative value{'s' * (negative != 1)}, but {self.name} with "
                              f"weighting={self.config.weighting} needs values >= 0", hint=hint)
 
 
