@@ -134,8 +134,8 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
 
     name, k, sign = _validation_metric(cls, valid, early_stopping, valid_metric)
     metric = metric_key(name, k)
-    check_values(cls, config, data)
     backend = get_backend(device, threads, model=cls)
+    check_values(cls, config, data)  # after the option checks: those do not depend on the data
     model = cls(config, backend)
     state: dict[str, Any] = {"best": -np.inf, "best_epoch": 0, "arrays": None, "scores": [], "epochs": 0}
 
