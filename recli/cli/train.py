@@ -95,8 +95,8 @@ def _listing(list_models: bool, model: str | None, fmt: str | None) -> None:
         rows = describe_model_list()
         if listing == "json":
             return emit_json(rows)
-        return emit(render_table(["model", "devices", "fold-in", "explain", "summary"],
-                                 [[r["name"], ",".join(r["devices"]), "yes" if r["fold_in"] else "no",
+        return emit(render_table(["model", "devices", "values", "fold-in", "explain", "summary"],
+                                 [[r["name"], ",".join(r["devices"]), r["values"], "yes" if r["fold_in"] else "no",
                                    "yes" if r["explain"] else "no", r["summary"]] for r in rows]))
     if not model:
         raise ConfigError("--show-params needs --model NAME", hint="e.g. recli train --model popular --show-params")

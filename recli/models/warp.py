@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from recli.errors import ConfigError
 from recli.backend import threads_context
+from recli.errors import ConfigError
 from recli.models._factors import PairwiseFactorModel, trainable_csr
 from recli.models.base import EpochCallback, param
 

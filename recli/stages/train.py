@@ -19,6 +19,7 @@ from recli.metrics.registry import METRICS, metric_key, parse_metric
 from recli.models import get_model_class, registry
 from recli.models.base import EpochCallback, EpochInfo, Model, build_config, config_to_dict, train_arrays
 
+
 @dataclass
 class TrainResult:
     model: Model
@@ -72,7 +73,7 @@ def resolve_config(model_name: str | None, *, common: dict[str, Any] | None = No
     for key, value in (common or {}).items():
         if value is not None:
             values[key] = value
-    fields = {f for f in cls.Config.__dataclass_fields__}
+    fields = set(cls.Config.__dataclass_fields__)
     if seed is not None and "seed" in fields:
         values["seed"] = seed
     return cls, build_config(cls.Config, values, cls.name)
@@ -226,7 +227,7 @@ def describe_model_list() -> list[dict[str, Any]]:
 
     return [{"name": name, "summary": cls.summary, "fold_in": cls.can_fold_in, "explain": cls.can_explain,
              "devices": list(cls.devices), "values": cls.accepts, "values_note": cls.accepts_note,
-             "parameters": [f for f in cls.Config.__dataclass_fields__]}
+             "parameters": list(cls.Config.__dataclass_fields__)}
             for name, cls in registry().items()]
 
 
