@@ -4,7 +4,8 @@
 file paths) in, an :class:`EvalReport` out, from RECS files (:func:`evaluate`) or a model
 directory (:func:`recli.stages.evaluate_model.evaluate_model`). Ids are mapped to
 integers once (:mod:`recli.stages.eval_inputs`); every metric is then computed by
-:class:`recli.metrics.Evaluator` over arrays, exactly as a model scored in batches would be. Nothing here prints or exits: notes for people come back in the report.
+:class:`recli.metrics.Evaluator` over arrays, exactly as a model scored in batches would be.
+Nothing here prints or exits: notes for people come back in the report.
 """
 
 from __future__ import annotations
