@@ -88,9 +88,9 @@ def trainable_csr(user_items: Any, model: str) -> sp.csr_matrix:
 
 
 class PairwiseFactorModel(FactorModel):
-    """Common state and inference of ``bpr`` and ``warp``: user factors ``U``, item
-    factors ``V`` and item biases ``b``; score ``U_u · V_i + b_i``; subclasses implement
-    ``fit`` and ``_fold_in(history_csr)``."""
+    """Common state, training loop and inference of ``bpr`` and ``warp``: user factors
+    ``U``, item factors ``V`` and item biases ``b``; score ``U_u · V_i + b_i``. Subclasses
+    implement ``_epoch_runner`` (their SGD kernel for one epoch) and ``_fold_in(history_csr)``."""
 
     diverged_hint: ClassVar[str] = "lower --learning-rate or raise --regularization"
     accepts: ClassVar[str] = "binary"
@@ -114,6 +114,31 @@ class PairwiseFactorModel(FactorModel):
         self.item_factors = init_factors(self.n_items, k, rng, item_counts(m.indices, self.n_items))
         self.item_bias = np.zeros(self.n_items, dtype=np.float32)
         self.epoch_losses = []
+
+    def fit(self, user_items: Any, on_epoch: Any = None) -> "PairwiseFactorModel":
+        """Train on a user x item CSR (cells > 0 are interactions): ``iterations`` Hogwild
+        epochs over users in row chunks balanced by non-zeros, one chunk per thread."""
+        import time
+
+        from recli.backend import threads_context
+        from recli.kernels.bpr import balanced_bounds
+
+        m = trainable_csr(user_items, self.name)
+        self._init_state(m)
+        with threads_context(self.backend.threads) as threads:
+            self.threads_used = threads
+            bounds = balanced_bounds(m.indptr, threads)
+            run = self._epoch_runner(m, np.arange(self.n_users, dtype=np.int64), bounds)
+            for epoch in range(self.config.iterations):  # 0-based: the kernels' random streams and schedules
+                start = time.perf_counter()
+                if self._report(on_epoch, epoch + 1, start, run(epoch)):
+                    break
+        self.check_finite(self.to_arrays())
+        return self
+
+    def _epoch_runner(self, m: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray):
+        """``run(epoch) -> loss``: one epoch of the subclass's SGD kernel on ``m``."""
+        raise NotImplementedError
 
     def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         """Fold in with the subclass's SGD kernel (``_fold_in``) on the history's positives

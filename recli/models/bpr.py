@@ -10,15 +10,13 @@ user vector each) and deterministic for a given seed and history, whatever the b
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from recli.backend import threads_context
-from recli.models._factors import PairwiseFactorModel, trainable_csr
-from recli.models.base import EpochCallback, param
+from recli.models._factors import PairwiseFactorModel
+from recli.models.base import param
 
 if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
     import scipy.sparse as sp
@@ -46,28 +44,22 @@ class BPR(PairwiseFactorModel):
     Config: ClassVar[type] = BPRConfig
     test_params: ClassVar[dict] = {"factors": 8, "iterations": 30, "learning_rate": 0.05, "seed": 1}
 
-    def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "BPR":
-        """Train on a user x item CSR (any stored positive value is an interaction)."""
-        from recli.kernels.bpr import balanced_bounds, bpr_epoch
+    def _epoch_runner(self, m: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray):
+        """One Hogwild BPR epoch (:func:`recli.kernels.bpr.bpr_epoch`); records the share
+        of sampled pairs ranked correctly."""
+        from recli.kernels.bpr import bpr_epoch
 
         cfg = self.config
-        m = trainable_csr(user_items, self.name)
-        self._init_state(m)
         self.epoch_auc: list[float] = []
-        with threads_context(self.backend.threads) as threads:
-            self.threads_used = threads
-            bounds = balanced_bounds(m.indptr, threads)
-            order = np.arange(self.n_users, dtype=np.int64)
-            for epoch in range(cfg.iterations):  # 0-based: the kernels' random streams and schedules
-                start = time.perf_counter()
-                loss, correct, _ = bpr_epoch(m.indptr, m.indices, order, bounds, self.user_factors,
-                                             self.item_factors, self.item_bias, cfg.learning_rate,
-                                             cfg.regularization, cfg.seed, epoch, cfg.negative_tries)
-                self.epoch_auc.append(correct)
-                if self._report(on_epoch, epoch + 1, start, loss):
-                    break
-        self.check_finite(self.to_arrays())
-        return self
+
+        def run(epoch: int) -> float:
+            loss, correct, _ = bpr_epoch(m.indptr, m.indices, order, bounds, self.user_factors, self.item_factors,
+                                         self.item_bias, cfg.learning_rate, cfg.regularization, cfg.seed, epoch,
+                                         cfg.negative_tries)
+            self.epoch_auc.append(correct)
+            return loss
+
+        return run
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         from recli.kernels.bpr import bpr_fold_in

@@ -14,16 +14,14 @@ and history.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from recli.backend import threads_context
 from recli.errors import ConfigError
-from recli.models._factors import PairwiseFactorModel, trainable_csr
-from recli.models.base import EpochCallback, param
+from recli.models._factors import PairwiseFactorModel
+from recli.models.base import param
 
 SCHEDULES = ("adagrad", "constant", "invscaling")
 
@@ -68,35 +66,27 @@ class WARP(PairwiseFactorModel):
         lr = self.config.learning_rate
         return lr / float(np.sqrt(1.0 + epoch)) if self.config.schedule == "invscaling" else lr
 
-    def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "WARP":
-        """Train on a user x item CSR (any stored positive value is an interaction)."""
-        from recli.kernels.bpr import balanced_bounds
+    def _epoch_runner(self, m: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray):
+        """One Hogwild WARP epoch (:func:`recli.kernels.warp.warp_epoch`) with this epoch's
+        learning rate; records the share of positives that found a violating negative."""
         from recli.kernels.warp import warp_epoch
 
         cfg = self.config
-        m = trainable_csr(user_items, self.name)
-        self._init_state(m)
         adagrad = cfg.schedule == "adagrad"
         # adagrad accumulators start at 1 (LightFM); 1x1 placeholders otherwise.
         GU = np.ones(self.user_factors.shape if adagrad else (1, 1), np.float32)
         GV = np.ones(self.item_factors.shape if adagrad else (1, 1), np.float32)
         Gb = np.ones(self.n_items if adagrad else 1, np.float32)
         self.epoch_update_rate: list[float] = []
-        with threads_context(self.backend.threads) as threads:
-            self.threads_used = threads
-            bounds = balanced_bounds(m.indptr, threads)
-            order = np.arange(self.n_users, dtype=np.int64)
-            for epoch in range(cfg.iterations):  # 0-based: the kernels' random streams and schedules
-                start = time.perf_counter()
-                loss, rate, _ = warp_epoch(m.indptr, m.indices, order, bounds, self.user_factors,
-                                           self.item_factors, self.item_bias, GU, GV, Gb,
-                                           self._epoch_lr(epoch), cfg.regularization, adagrad,
-                                           cfg.max_sampled, cfg.seed, epoch, cfg.kos_k, cfg.kos_n)
-                self.epoch_update_rate.append(rate)
-                if self._report(on_epoch, epoch + 1, start, loss):
-                    break
-        self.check_finite(self.to_arrays())
-        return self
+
+        def run(epoch: int) -> float:
+            loss, rate, _ = warp_epoch(m.indptr, m.indices, order, bounds, self.user_factors, self.item_factors,
+                                       self.item_bias, GU, GV, Gb, self._epoch_lr(epoch), cfg.regularization,
+                                       adagrad, cfg.max_sampled, cfg.seed, epoch, cfg.kos_k, cfg.kos_n)
+            self.epoch_update_rate.append(rate)
+            return loss
+
+        return run
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         from recli.kernels.warp import warp_fold_in
