@@ -45,6 +45,11 @@ class BPR(PairwiseFactorModel):
     summary: ClassVar[str] = "Bayesian personalised ranking, uniform negatives, Hogwild SGD (implicit feedback)"
     Config: ClassVar[type] = BPRConfig
     test_params: ClassVar[dict] = {"factors": 8, "iterations": 30, "learning_rate": 0.05, "seed": 1}
+    search_space: ClassVar[dict] = {
+        "factors": {"type": "int", "low": 16, "high": 256, "log": True},
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.3, "log": True},
+        "regularization": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
+    }
 
     def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "BPR":
         """Train on a user x item CSR (any stored positive value is an interaction)."""

@@ -106,6 +106,7 @@ class EASE(TrainMatrixModel):
     Config: ClassVar[type] = EASEConfig
     can_explain: ClassVar[bool] = True
     test_params: ClassVar[dict] = {"lambda_": 10.0}
+    search_space: ClassVar[dict] = {"lambda": {"type": "float", "low": 1.0, "high": 1e4, "log": True}}
 
     weights: np.ndarray
 

@@ -35,12 +35,19 @@ class KNNConfig:
     bm25_b: float = param(0.75, "BM25 b: length normalisation", min=0.0, max=1.0)
 
 
+
 class ItemKNN(TrainMatrixModel):
     name: ClassVar[str] = "itemknn"
     summary: ClassVar[str] = "item-based k-nearest neighbours on a sparse top-K item–item similarity"
     Config: ClassVar[type] = KNNConfig
     can_explain: ClassVar[bool] = True
     test_params: ClassVar[dict] = {"neighbours": 20}
+    search_space: ClassVar[dict] = {
+        "neighbours": {"type": "int", "low": 10, "high": 1000, "log": True},
+        "similarity": {"type": "choice", "values": ["cosine", "jaccard", "asymmetric_cosine", "pearson"]},
+        "weighting": {"type": "choice", "values": list(WEIGHTINGS)},
+        "shrink": {"type": "float", "low": 0.0, "high": 100.0},
+    }
 
     similarity: sp.csr_matrix
 
@@ -90,6 +97,7 @@ class UserKNN(TrainMatrixModel):
     Config: ClassVar[type] = KNNConfig
     can_explain: ClassVar[bool] = True
     test_params: ClassVar[dict] = {"neighbours": 20}
+    search_space: ClassVar[dict] = ItemKNN.search_space
 
     similarity: sp.csr_matrix
 

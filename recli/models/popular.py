@@ -58,6 +58,7 @@ class Popular(Model):
     personalized: ClassVar[bool] = False
     trains_in_epochs: ClassVar[bool] = False
     test_params: ClassVar[dict] = {}
+    search_space: ClassVar[dict] = {"measure": {"type": "choice", "values": ["users", "sum"]}}
 
     def __init__(self, config: Any = None, backend: Any = None):
         super().__init__(config, backend)
