@@ -115,6 +115,22 @@ def parse_objectives(texts: list[str], cls: type) -> list[Objective]:
     return out
 
 
+def pick_index(objectives: list[Objective], pick: str | None) -> int:
+    """Which objective ``--pick`` names (default: the first)."""
+    from recli.metrics.registry import metric_key, parse_metric
+
+    if pick is None:
+        return 0
+    if pick.strip().lower().replace("-", "_") in (FIT_TIME, "time"):
+        key = FIT_TIME
+    else:
+        key = metric_key(*parse_metric(pick, "--pick"))
+    keys = [o.key for o in objectives]
+    if key not in keys:
+        raise ConfigError(f"--pick {pick} is not one of the study's metrics", hint=f"use one of: {', '.join(keys)}")
+    return keys.index(key)
+
+
 def plan_study(opts: TuneOptions) -> Plan:
     """Check every option (no side effects): the errors of a bad command come from here."""
     from recli.stages.train import resolve_config
@@ -124,6 +140,7 @@ def plan_study(opts: TuneOptions) -> Plan:
     file_space = ts.load_space_file(opts.space_file) if opts.space_file else None
     space = ts.build_space(cls, base, file_space, opts.space_params)
     objectives = parse_objectives(opts.metrics, cls)
+    pick_index(objectives, opts.pick)
     multi = len(objectives) > 1
     sampler = (opts.sampler or ("nsga2" if multi else "tpe")).lower()
     if sampler not in SAMPLERS:
@@ -377,7 +394,6 @@ def open_study(opts: TuneOptions, plan: Plan, folds: list, worker: int = 0) -> S
     ``worker`` offsets the sampler seed so parallel workers do not draw the same points."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # recli reports trials itself
     storage = st.open_storage(opts.storage, opts.out)
     names = {s.study_name for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)}
     if opts.study_name in names:
@@ -402,7 +418,6 @@ def existing_study_check(opts: TuneOptions, plan: Plan) -> None:
     if plan.db_path is None and st.journal_path(opts.out).is_file():
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
         storage = st.open_storage(None, opts.out)
         if opts.study_name in {s.study_name for s in optuna.study.get_all_study_summaries(storage, False)}:
             st.check_resume(optuna.load_study(study_name=opts.study_name, storage=storage).user_attrs,

@@ -27,7 +27,7 @@ def write_plots(study: Any, plan: Any, out: Path) -> list[str]:
     import optuna
     from optuna.visualization import matplotlib as ovm
 
-    from recli.stages.tune_study import MIN_TRIALS_FOR_IMPORTANCE, complete_trials
+    from recli.stages.tune_study import MIN_TRIALS_FOR_IMPORTANCE, complete_trials, importance_target
 
     multi = len(plan.objectives) > 1
     key = plan.objectives[0].key
@@ -36,7 +36,8 @@ def write_plots(study: Any, plan: Any, out: Path) -> list[str]:
               "slice": lambda: ovm.plot_slice(study, target=target, target_name=key)}
     if len(complete_trials(study)) >= MIN_TRIALS_FOR_IMPORTANCE and len(plan.space) > 1:
         charts["importances"] = lambda: ovm.plot_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=target, target_name=key)
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=importance_target(plan),
+            target_name=key)
     if multi:
         charts["pareto"] = lambda: ovm.plot_pareto_front(study, target_names=[o.key for o in plan.objectives])
     written = []

@@ -189,7 +189,9 @@ def _check_value(cls: type, base: dict[str, Any], name: str, value: Any) -> None
     try:
         build_config(cls.Config, {**base, name: value}, cls.name)
     except ConfigError as exc:
-        raise ConfigError(f"search space of {name.rstrip('_')}: {exc.message}", hint=exc.hint) from None
+        raise ConfigError(f"search space of {name.rstrip('_')}: {exc.message}",
+                          hint=f"keep the space inside the parameter's range (recli train --model {cls.name} "
+                               "--show-params)") from None
 
 
 def grid_of(space: dict[str, Dim]) -> dict[str, list[Any]]:

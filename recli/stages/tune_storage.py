@@ -59,6 +59,7 @@ def open_storage(url: str | None, out_dir: str) -> Any:
     with heartbeats (a storage that cannot be opened is a :class:`ConfigError`)."""
     import optuna
 
+    quiet_optuna()
     if url is None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -66,10 +67,21 @@ def open_storage(url: str | None, out_dir: str) -> Any:
     try:
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3))
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
     except Exception as exc:  # sqlalchemy reports a bad file in many exception types
         raise ConfigError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}",
                           hint="give a writable SQLite database file, e.g. --storage sqlite:///study.db") from None
+
+
+def quiet_optuna() -> None:
+    """recli reports trials itself; Optuna's log lines and its experimental-feature
+    warnings (heartbeats, stale-trial handling, matplotlib charts) would only be noise."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 @contextlib.contextmanager
@@ -134,8 +146,16 @@ def check_resume(study_attrs: dict[str, Any], identity: dict[str, Any]) -> None:
     if old is None:
         raise ConfigError("the storage holds a study recli tune did not create",
                           hint="choose another --study-name, --storage or --out")
-    diffs = [f"{key}: {_short(old.get(key))} in the study, {_short(value)} now"
-             for key, value in identity.items() if old.get(key) != value]
+    diffs = []
+    for key, value in identity.items():
+        before = old.get(key)
+        if before == value:
+            continue
+        if isinstance(before, dict) and isinstance(value, dict):  # name the entries that differ
+            diffs += [f"{key} of {name.rstrip('_')}: {_short(before.get(name))} in the study, {_short(value.get(name))} now"
+                      for name in sorted(set(before) | set(value)) if before.get(name) != value.get(name)]
+        else:
+            diffs.append(f"{key}: {_short(before)} in the study, {_short(value)} now")
     if diffs:
         raise ConfigError(f"cannot resume the study: it was run with a different setup ({'; '.join(diffs)})",
                           hint="rerun with the study's settings, or start a new study with another --out "

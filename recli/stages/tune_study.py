@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -89,27 +90,13 @@ def front_numbers(study: Any, plan: tn.Plan) -> set[int]:
 
 def pick_best(study: Any, plan: tn.Plan, pick: str | None) -> Any:
     """The best trial; on a front, the member best on ``--pick`` (default: the first metric)."""
-    from recli.errors import ConfigError
-
     if not complete_trials(study):
         return None
     if len(plan.objectives) == 1:
         return study.best_trial
-    keys = [o.key for o in plan.objectives]
-    key = keys[0] if pick is None else _pick_key(pick)
-    if key not in keys:
-        raise ConfigError(f"--pick {pick} is not one of the study's metrics", hint=f"use one of: {', '.join(keys)}")
-    i = keys.index(key)
+    i = tn.pick_index(plan.objectives, pick)
     sign = 1.0 if plan.objectives[i].maximize else -1.0
     return max(study.best_trials, key=lambda t: (sign * t.values[i], -t.number))
-
-
-def _pick_key(text: str) -> str:
-    from recli.metrics.registry import metric_key, parse_metric
-
-    if text.strip().lower().replace("-", "_") in (tn.FIT_TIME, "time"):
-        return tn.FIT_TIME
-    return metric_key(*parse_metric(text, "--pick"))
 
 
 def best_config(plan: tn.Plan, trial: Any) -> dict[str, Any]:
@@ -183,16 +170,27 @@ def write_study_json(opts: tn.TuneOptions, plan: tn.Plan, data: Any, folds: list
     _write_text(Path(opts.out) / FILES["study"], json.dumps(doc, indent=2, default=str) + "\n")
 
 
+def importance_target(plan: tn.Plan) -> Any:
+    """The value PED-ANOVA reads: Optuna's own for one metric; with several, the first
+    metric, negated when maximised (PED-ANOVA rates how parameters reach low values)."""
+    if len(plan.objectives) == 1:
+        return None
+    sign = -1.0 if plan.objectives[0].maximize else 1.0
+    return lambda t: sign * t.values[0]
+
+
 def importances(study: Any, plan: tn.Plan) -> dict[str, float]:
     """PED-ANOVA parameter importances of the first metric, once enough trials are complete."""
     import optuna
 
     if len(complete_trials(study)) < MIN_TRIALS_FOR_IMPORTANCE or len(plan.space) < 2:
         return {}
-    target = None if len(plan.objectives) == 1 else (lambda t: t.values[0])
+    target = importance_target(plan)
     try:
-        values = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=target)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the sign note above, printed for any target
+            values = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=target)
     except (ValueError, RuntimeError) as exc:  # e.g. every trial scored the same
         log.debug(f"no parameter importances: {exc}")
         return {}
