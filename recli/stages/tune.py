@@ -271,13 +271,15 @@ def make_pruner(plan: Plan) -> Any:
 class TrialRunner:
     """The objective: suggest, fit on each fold, score; errors are recorded on the trial."""
 
-    def __init__(self, plan: Plan, folds: list, threads: int, device: str, turn: st.TurnLock):
+    def __init__(self, plan: Plan, folds: list, threads: int, device: str, turn: st.TurnLock, worker: int = 0):
         self.plan, self.folds, self.threads, self.device, self.turn = plan, folds, threads, device, turn
+        self.worker = worker
 
     def __call__(self, trial: Any) -> Any:
         import optuna
 
         self.turn.release()  # the trial is RUNNING: other workers may count it and start theirs
+        trial.set_user_attr("worker", self.worker)
         try:
             values = self._evaluate(trial)
         except optuna.TrialPruned:
@@ -409,7 +411,7 @@ def open_study(opts: TuneOptions, plan: Plan, folds: list, worker: int = 0) -> S
     if reclaimed:
         log.info(f"{reclaimed} trial(s) left running by a stopped process marked failed; they run again")
     threads = st.worker_threads(opts.threads, opts.workers)
-    runner = TrialRunner(plan, folds, threads, opts.device, st.TurnLock(plan.db_path))
+    runner = TrialRunner(plan, folds, threads, opts.device, st.TurnLock(plan.db_path), worker)
     return Study(study, plan, runner, finished_count(study)[0])
 
 

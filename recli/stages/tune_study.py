@@ -30,8 +30,8 @@ def tune(opts: tn.TuneOptions, final_train: bool = False, plot: bool = False) ->
     from recli.data.outdir import check_output_dir
 
     plan = tn.plan_study(opts)
-    data, folds = tn.load_folds(opts)
     check_output_dir(opts.out, "tune", option="--out")
+    data, folds = tn.load_folds(opts)
     tn.existing_study_check(opts, plan)
     Path(opts.out).mkdir(exist_ok=True)
     write_study_json(opts, plan, data, folds, None)
@@ -130,17 +130,17 @@ def _write_text(path: Path, text: str) -> None:
 
 def trial_rows(study: Any, plan: tn.Plan) -> tuple[list[str], list[list[Any]]]:
     """trials.csv: number, state, each parameter, each metric, fit time, epochs, pruned-at,
-    whether on the front (the best trial, with one metric), the error."""
+    whether on the front (the best trial, with one metric), the worker that ran it, the error."""
     front = front_numbers(study, plan)
     params = list(plan.space)
     header = ["number", "state", *params, *[o.key for o in plan.objectives], "fit_seconds", "epochs", "pruned_at",
-              "front", "error"]
+              "front", "worker", "error"]
     rows = []
     for t in study.get_trials(deepcopy=False):
         values = list(t.values) if t.values is not None else [None] * len(plan.objectives)
         a = t.user_attrs
         rows.append([t.number, t.state.name, *[t.params.get(p) for p in params], *values, a.get("fit_seconds"),
-                     a.get("epochs"), a.get("pruned_at"), t.number in front, a.get("error")])
+                     a.get("epochs"), a.get("pruned_at"), t.number in front, a.get("worker"), a.get("error")])
     return header, rows
 
 
