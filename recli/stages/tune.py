@@ -258,11 +258,22 @@ def make_sampler(plan: Plan, seed: int) -> Any:
             "nsga2": optuna.samplers.NSGAIISampler}[plan.sampler](seed=seed)
 
 
+def planned_epochs(plan: Plan) -> int:
+    """The fewest epochs a trial trains: ``iterations`` fixed, searched (its low end) or default."""
+    dim = plan.space.get("iterations")
+    if dim is not None:
+        return int(min(dim.values) if dim.values is not None else dim.low)
+    return int(plan.base.get("iterations", getattr(plan.cls.Config(), "iterations", 1)))
+
+
 def make_pruner(plan: Plan) -> Any:
+    """``median``: after 5 finished trials, stop a trial whose score is below the median of
+    earlier trials at the same epoch, but not in its first quarter of epochs (early scores
+    say little: a BPR run is near popularity for many epochs whatever its learning rate)."""
     import optuna
 
     if plan.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, planned_epochs(plan) // 4))
     if plan.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto")
     return optuna.pruners.NopPruner()
@@ -274,18 +285,19 @@ class TrialRunner:
     def __init__(self, plan: Plan, folds: list, threads: int, device: str, turn: st.TurnLock, worker: int = 0):
         self.plan, self.folds, self.threads, self.device, self.turn = plan, folds, threads, device, turn
         self.worker = worker
+        self.fit_total = 0.0  # seconds spent in fits by this process (the rest is overhead)
 
     def __call__(self, trial: Any) -> Any:
         import optuna
 
         self.turn.release()  # the trial is RUNNING: other workers may count it and start theirs
-        trial.set_user_attr("worker", self.worker)
         try:
             values = self._evaluate(trial)
         except optuna.TrialPruned:
             raise
         except Exception as exc:  # a diverged or crashing fit is a FAIL; the study goes on
             msg = exc.message if isinstance(exc, RecliError) else f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("run", {"worker": self.worker})
             trial.set_user_attr("error", msg)
             log.warning(f"trial {trial.number} failed: {msg}")
             raise
@@ -304,9 +316,8 @@ class TrialRunner:
             epochs = epochs or result.meta["epochs"]
             per_fold.append(self._scores(result, train_data, valid_data))
         values = [float(np.mean(v)) for v in zip(*per_fold)]
-        trial.set_user_attr("fit_seconds", round(fit_seconds, 4))
-        trial.set_user_attr("epochs", int(epochs))
-        trial.set_user_attr("metrics", {o.key: v for o, v in zip(plan.objectives, values)})
+        # one attribute, one storage write: each write is a transaction on SQLite
+        trial.set_user_attr("run", {"worker": self.worker, "fit_seconds": round(fit_seconds, 4), "epochs": int(epochs)})
         return values
 
     def _fit(self, trial: Any, config: Any, train_data: Interactions, valid_data: Interactions, prune: bool) -> Any:
@@ -328,9 +339,10 @@ class TrialRunner:
         result = train(train_data, self.plan.cls, config, device=self.device, threads=self.threads,
                        valid=valid_data if prune else None, on_epoch=report if prune else None,
                        valid_metric=obj.key if prune else None)
+        self.fit_total += result.meta["fit_seconds"]
         if pruned:
-            trial.set_user_attr("pruned_at", pruned[0])
-            trial.set_user_attr("fit_seconds", result.meta["fit_seconds"])
+            trial.set_user_attr("run", {"worker": self.worker, "fit_seconds": result.meta["fit_seconds"],
+                                        "epochs": pruned[0], "pruned_at": pruned[0]})
             raise optuna.TrialPruned(f"pruned at epoch {pruned[0]}")
         return result
 
@@ -360,7 +372,8 @@ def finished_count(study: Any) -> tuple[int, int]:
 
 def run_trials(study: Any, runner: TrialRunner, plan: Plan, timeout: float | None, on_trial: Any = None) -> int:
     """Run trials until ``plan.trials`` are finished (counting other workers'), or
-    ``timeout`` seconds have passed. Returns how many this process ran."""
+    ``timeout`` seconds have passed. ``on_trial(study, finished)`` follows each trial.
+    Returns how many this process ran."""
     import optuna
 
     start, ran = time.monotonic(), 0
@@ -377,7 +390,7 @@ def run_trials(study: Any, runner: TrialRunner, plan: Plan, timeout: float | Non
             runner.turn.release()
         ran += 1
         if on_trial is not None:
-            on_trial(study)
+            on_trial(study, done + 1)  # counted before this trial: no second read of the storage
     return ran
 
 
@@ -389,6 +402,8 @@ class Study:
     plan: Plan
     runner: TrialRunner
     resumed: int
+    ran: int = 0          # trials this process ran, in
+    wall: float = 0.0     # this many seconds
 
 
 def open_study(opts: TuneOptions, plan: Plan, folds: list, worker: int = 0) -> Study:

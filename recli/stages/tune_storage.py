@@ -65,12 +65,32 @@ def open_storage(url: str | None, out_dir: str) -> Any:
 
         return JournalStorage(JournalFileBackend(str(journal_path(out_dir))))
     try:
-        return optuna.storages.RDBStorage(
+        storage = optuna.storages.RDBStorage(
             url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+        _fast_sqlite(storage.engine)
+        return storage
     except Exception as exc:  # sqlalchemy reports a bad file in many exception types
         raise ConfigError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}",
                           hint="give a writable SQLite database file, e.g. --storage sqlite:///study.db") from None
+
+
+def _fast_sqlite(engine: Any) -> None:
+    """Write-ahead logging with ``synchronous=NORMAL`` on every connection: a commit no
+    longer waits for the disk (a trial makes about a dozen), and a killed process still
+    loses nothing (only a power cut can drop the last commits). Connections opened while
+    the tables were created are closed so that every later one gets the pragmas."""
+    from sqlalchemy import event
+
+    def pragmas(conn: Any, _record: Any) -> None:
+        cursor = conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")  # workers wait for each other's writes
+        cursor.close()
+
+    event.listen(engine, "connect", pragmas)
+    engine.dispose()
 
 
 def quiet_optuna() -> None:

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from recli.console import log, progress
+from recli.console import log, progress, show_progress
 from recli.stages import tune as tn
 from recli.stages import tune_storage as st
 
@@ -52,8 +52,9 @@ def _run_with_progress(s: tn.Study, opts: tn.TuneOptions) -> None:
     with progress() as bar:
         task = bar.add_task(f"tuning {plan.cls.name}", total=plan.trials, completed=s.resumed)
 
-        def on_trial(study: Any) -> None:
-            done, _ = tn.finished_count(study)
+        def on_trial(study: Any, done: int) -> None:
+            if not show_progress():  # the best value is a storage read: only for a visible bar
+                return
             ran = max(1, done - s.resumed)
             eta = (time.monotonic() - start) / ran * max(0, plan.trials - done)
             best = _best_text(study, plan)
@@ -61,7 +62,8 @@ def _run_with_progress(s: tn.Study, opts: tn.TuneOptions) -> None:
 
         if s.resumed:
             log.info(f"resuming the study: {s.resumed} of {plan.trials} trials already finished")
-        tn.run_trials(s.study, s.runner, plan, opts.timeout, on_trial)
+        s.ran = tn.run_trials(s.study, s.runner, plan, opts.timeout, on_trial)
+        s.wall = time.monotonic() - start
 
 
 def _best_text(study: Any, plan: tn.Plan) -> str:
@@ -138,9 +140,9 @@ def trial_rows(study: Any, plan: tn.Plan) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         values = list(t.values) if t.values is not None else [None] * len(plan.objectives)
-        a = t.user_attrs
+        a = t.user_attrs.get("run", {})
         rows.append([t.number, t.state.name, *[t.params.get(p) for p in params], *values, a.get("fit_seconds"),
-                     a.get("epochs"), a.get("pruned_at"), t.number in front, a.get("worker"), a.get("error")])
+                     a.get("epochs"), a.get("pruned_at"), t.number in front, a.get("worker"), t.user_attrs.get("error")])
     return header, rows
 
 
@@ -215,7 +217,7 @@ def write_outputs(s: tn.Study, opts: tn.TuneOptions, data: Any, folds: list, fin
               "values": {o.key: v for o, v in zip(plan.objectives, best.values)}, "params": params,
               "searched": {k: best.params[k] for k in plan.space}, "trials": done,
               "front": sorted(front_numbers(study, plan)) if len(plan.objectives) > 1 else None,
-              "importances": importances(study, plan), "out": str(out)}
+              "importances": importances(study, plan), "out": str(out), "timing": _timing(s)}
     write_study_json(opts, plan, data, folds, result)
     _summary(result)
     if plot:
@@ -227,6 +229,16 @@ def write_outputs(s: tn.Study, opts: tn.TuneOptions, data: Any, folds: list, fin
     return result
 
 
+def _timing(s: tn.Study) -> dict[str, Any] | None:
+    """This run's trials: wall time, time in fits, and the overhead per trial beyond the
+    fit (sampling, validation scoring, storage), in milliseconds."""
+    if not s.ran:
+        return None
+    fits = s.runner.fit_total
+    return {"trials_run": s.ran, "wall_seconds": round(s.wall, 3), "fit_seconds": round(fits, 3),
+            "overhead_ms_per_trial": round(1000 * (s.wall - fits) / s.ran, 2)}
+
+
 def _summary(result: dict[str, Any]) -> None:
     values = ", ".join(f"{k} {v:.4f}" for k, v in result["values"].items())
     log.info(f"best trial {result['best_trial']} of {result['trials']}: {values}")
@@ -234,6 +246,10 @@ def _summary(result: dict[str, Any]) -> None:
     if result["importances"]:
         log.info("parameter importances (PED-ANOVA): "
                  + ", ".join(f"{k} {v:.2f}" for k, v in result["importances"].items()))
+    if result["timing"]:
+        t = result["timing"]
+        log.info(f"{t['trials_run']} trials in {t['wall_seconds']:.1f}s, {t['fit_seconds']:.1f}s of it fitting "
+                 f"({t['overhead_ms_per_trial']:.1f} ms per trial besides the fit)")
     log.info(f"wrote {result['out']}/{FILES['trials']}, {FILES['best']} and {FILES['study']}")
 
 
