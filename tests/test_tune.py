@@ -330,6 +330,8 @@ BAD = {
     "storage cannot be opened": (["--storage", "sqlite:////no/such/dir/s.db"], "cannot open storage"),
     "storage not sqlite": (["--storage", "mysql://u@h/db"], "cannot open storage"),
     "pruner on a front": (["--metric", "ndcg@10", "--metric", "coverage@10", "--pruner", "median"], "multi-objective"),
+    "workers without a database": (["--workers", "2"], "--workers needs a database storage"),
+    "bad validation split": (["--valid-split", "sideways:0.2"], "STRATEGY:SIZE"),
     "pick outside the metrics": (["--metric", "ndcg@10", "--metric", "coverage@10", "--pick", "recall@10"], "--pick"),
 }
 

@@ -31,6 +31,15 @@ HEARTBEAT_S = 5
 GRACE_S = 20
 
 
+def require_optuna() -> None:
+    """``recli tune`` needs the optional extra; say how to get it."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise ConfigError("recli tune needs Optuna, which is not installed",
+                          hint="pip install 'recli[tune]' (optuna, matplotlib)") from None
+
+
 def journal_path(out_dir: str) -> Path:
     return Path(out_dir) / JOURNAL
 

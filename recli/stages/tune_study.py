@@ -29,14 +29,19 @@ def tune(opts: tn.TuneOptions, final_train: bool = False, plot: bool = False) ->
 
     from recli.data.outdir import check_output_dir
 
+    st.require_optuna()
     plan = tn.plan_study(opts)
     check_output_dir(opts.out, "tune", option="--out")
     data, folds = tn.load_folds(opts)
     tn.existing_study_check(opts, plan)
     Path(opts.out).mkdir(exist_ok=True)
-    write_study_json(opts, plan, data, folds, None)
+    marker = Path(opts.out) / FILES["study"]
+    if not marker.exists():  # first, so that a folder cut short is still known as a study
+        write_study_json(opts, plan, data, folds, None)
     lock = st.folder_lock(opts.out) if plan.db_path is None else contextlib.nullcontext()
     with lock:
+        _warn_if_data_changed(marker, data)
+        write_study_json(opts, plan, data, folds, None)
         s = tn.open_study(opts, plan, folds)
         procs = tn.start_workers(opts) if opts.workers > 1 else []
         try:
@@ -44,6 +49,17 @@ def tune(opts: tn.TuneOptions, final_train: bool = False, plot: bool = False) ->
         finally:
             tn.join_workers(procs)
         return write_outputs(s, opts, data, folds, final_train, plot)
+
+
+def _warn_if_data_changed(marker: Path, data: Any) -> None:
+    """A study continued on other TRAIN data mixes scores of two data sets: say so."""
+    try:
+        old = json.loads(marker.read_text(encoding="utf-8")).get("data", {}).get("train_fingerprint")
+    except (OSError, ValueError):
+        return
+    if old and old != data.fingerprint:
+        log.warning("TRAIN differs from the data this study was run on (its fingerprint changed); "
+                    "earlier trials were scored on the old data")
 
 
 def _run_with_progress(s: tn.Study, opts: tn.TuneOptions) -> None:
