@@ -372,3 +372,28 @@ def test_rerunning_a_finished_study_runs_no_trial(cli, study, small):
                "--pruner", "none"])
     assert res.exit_code == 0, res.stderr
     assert len(read_trials(out)) == 12 and json.loads(res.stdout)["best_trial"] == result["best_trial"]
+
+
+def test_validation_novelty_matches_a_plain_numpy_reference(small):
+    """tune --metric novelty@10: mean over users of the mean -log2(TRAIN users of i / TRAIN users)."""
+    import numpy as np
+
+    from recli.stages import tune as tn
+    from recli.stages.train import resolve_config, train
+    from recli.stages.validation import validation_score
+
+    opts = tn.TuneOptions(str(small), "als", "unused")
+    _, [(tr, va)] = tn.load_folds(opts)
+    cls, config = resolve_config("als", params=["factors=4", "iterations=3"])
+    model = train(tr, cls, config).model
+    got = validation_score(model, va.user_items, tr.user_items, "novelty", 10)
+    ui = tr.user_items
+    pop = np.maximum(np.diff(ui.tocsc().indptr), 1) / ui.shape[0]
+    users = np.flatnonzero(np.diff(va.user_items.indptr) > 0)
+    per_user = []
+    for u in users:
+        scores = model.score(np.array([u]), None)[0].astype(np.float64)
+        scores[ui.indices[ui.indptr[u]:ui.indptr[u + 1]]] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:10]
+        per_user.append(np.mean(-np.log2(pop[top])))
+    assert got == pytest.approx(float(np.mean(per_user)), rel=1e-6)
