@@ -380,9 +380,11 @@ def run_trials(study: Any, runner: TrialRunner, plan: Plan, timeout: float | Non
     while timeout is None or time.monotonic() - start < timeout:
         runner.turn.acquire()
         try:
-            if plan.db_path is not None:
-                optuna.storages.fail_stale_trials(study)
             done, running = finished_count(study)
+            if done + running >= plan.trials and running and plan.db_path is not None:
+                # a RUNNING trial may be a dead worker's: fail it (it is queued again) and recount
+                optuna.storages.fail_stale_trials(study)
+                done, running = finished_count(study)
             if done + running >= plan.trials:
                 break
             study.optimize(runner, n_trials=1, catch=(Exception,))
