@@ -397,3 +397,30 @@ def test_validation_novelty_matches_a_plain_numpy_reference(small):
         top = np.argsort(-scores, kind="stable")[:10]
         per_user.append(np.mean(-np.log2(pop[top])))
     assert got == pytest.approx(float(np.mean(per_user)), rel=1e-6)
+
+
+def test_a_silent_sqlite_trial_is_failed_and_retried(small, tmp_path, monkeypatch):
+    """A worker that died mid-trial stops beating; past the grace period the trial is
+    FAIL (not counted), its parameters run again, and the study still ends at N."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from recli.stages import tune as tn
+    from recli.stages import tune_storage as st
+
+    monkeypatch.setattr(st, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(st, "GRACE_S", 1)
+    opts = tn.TuneOptions(str(small), "ease", str(tmp_path / "out"), trials=3,
+                          storage=f"sqlite:///{tmp_path / 'study.db'}")
+    plan = tn.plan_study(opts)
+    _, folds = tn.load_folds(opts)
+    s = tn.open_study(opts, plan, folds)
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna expects optimize(); this is the dead worker
+        dead = s.study.ask({"lambda_": optuna.distributions.FloatDistribution(1.0, 1e4, log=True)})
+    s.study._storage.record_heartbeat(dead._trial_id)
+    time.sleep(2.5)
+    tn.run_trials(s.study, s.runner, plan, None)
+    trials = s.study.trials
+    assert trials[0].state == TrialState.FAIL and "error" not in trials[0].user_attrs
+    assert [t.state for t in trials[1:]] == [TrialState.COMPLETE] * 3
+    assert any(t.params == trials[0].params for t in trials[1:])
