@@ -92,16 +92,27 @@ class Plan:
         return json.loads(json.dumps(ident, default=str))
 
 
+def metric_of(text: str, option: str) -> tuple[str, int | None, str]:
+    """``ndcg@10`` → ``("ndcg", 10, "ndcg@10")``; ``fit_time`` (or ``fit-time``, ``time``) is
+    the fit's seconds."""
+    from recli.metrics.registry import metric_key, parse_metric
+
+    if text.strip().lower().replace("-", "_") in (FIT_TIME, "time"):
+        return FIT_TIME, None, FIT_TIME
+    name, k = parse_metric(text, option)
+    return name, k, metric_key(name, k)
+
+
 def parse_objectives(texts: list[str], cls: type) -> list[Objective]:
     """``--metric`` values → objectives; the metric registry gives each direction."""
-    from recli.metrics.registry import METRICS, metric_key, parse_metric
+    from recli.metrics.registry import METRICS
 
     out = []
     for text in texts or ["ndcg@10"]:
-        if text.strip().lower().replace("-", "_") in (FIT_TIME, "time"):
+        name, k, key = metric_of(text, "--metric")
+        if name == FIT_TIME:
             out.append(Objective(FIT_TIME, None, FIT_TIME, False))
             continue
-        name, k = parse_metric(text, "--metric")
         spec = METRICS[name]
         if spec.kind == "rating" and not cls.predicts_ratings:
             raise ConfigError(f"--metric {name} needs predicted ratings, and {cls.name!r} ranks items without them",
@@ -109,7 +120,7 @@ def parse_objectives(texts: list[str], cls: type) -> list[Objective]:
         if set(spec.needs) - {"train"}:
             raise ConfigError(f"--metric {name} needs {', '.join(spec.needs)}, which a validation set does not give",
                               hint="use ranking metrics (ndcg@10, recall@20), coverage@10, novelty@10 or fit_time")
-        out.append(Objective(name, k, metric_key(name, k), spec.higher_is_better))
+        out.append(Objective(name, k, key, spec.higher_is_better))
     if len({o.key for o in out}) != len(out):
         raise ConfigError("the same --metric is given twice", hint="give each metric once")
     return out
@@ -117,14 +128,9 @@ def parse_objectives(texts: list[str], cls: type) -> list[Objective]:
 
 def pick_index(objectives: list[Objective], pick: str | None) -> int:
     """Which objective ``--pick`` names (default: the first)."""
-    from recli.metrics.registry import metric_key, parse_metric
-
     if pick is None:
         return 0
-    if pick.strip().lower().replace("-", "_") in (FIT_TIME, "time"):
-        key = FIT_TIME
-    else:
-        key = metric_key(*parse_metric(pick, "--pick"))
+    key = metric_of(pick, "--pick")[2]
     keys = [o.key for o in objectives]
     if key not in keys:
         raise ConfigError(f"--pick {pick} is not one of the study's metrics", hint=f"use one of: {', '.join(keys)}")
@@ -159,6 +165,10 @@ def plan_study(opts: TuneOptions) -> Plan:
     if opts.cv < 1 or (opts.cv > 1 and opts.valid):
         raise ConfigError("--cv K needs K >= 1 and no --valid file (folds are carved from TRAIN)",
                           hint="drop --valid, or drop --cv")
+    strategy, _ = parse_valid_split(opts.valid_split)
+    if opts.cv > 1 and strategy in ("temporal", "leave-last"):
+        raise ConfigError(f"--cv {opts.cv} with --valid-split {strategy} would give {opts.cv} identical folds",
+                          hint="use a random strategy (leave-random, user-ratio, random) with --cv")
     grid = ts.grid_of(space) if sampler == "grid" else None
     trials = opts.trials or (ts.grid_size(grid) if grid else DEFAULT_TRIALS)
     if grid and trials > ts.grid_size(grid):
