@@ -366,6 +366,15 @@ def test_resuming_with_another_model_or_space_says_what_differs(cli, study, smal
     assert (out / "journal.log").read_bytes() == before
 
 
+def test_a_database_study_with_another_model_is_refused_before_out_is_made(cli, small, tmp_path):
+    db = f"sqlite:///{tmp_path / 'study.db'}"
+    res = cli(["tune", small, "--model", "ease", "--out", tmp_path / "a", "--trials", "1", "--storage", db])
+    assert res.exit_code == 0, res.stderr
+    res = cli(["tune", small, "--model", "itemknn", "--out", tmp_path / "b", "--storage", db])
+    assert res.exit_code == 2 and 'model: "ease" in the study, "itemknn" now' in res.stderr
+    assert not (tmp_path / "b").exists()
+
+
 def test_rerunning_a_finished_study_runs_no_trial(cli, study, small):
     out, result = study
     res = cli(["tune", small, *ALS_FAST, "--out", out, "--trials", "12", "--seed", "3", "--format", "json",

@@ -443,14 +443,16 @@ def open_study(opts: TuneOptions, plan: Plan, folds: list, worker: int = 0) -> S
 
 
 def existing_study_check(opts: TuneOptions, plan: Plan) -> None:
-    """Before DIR is touched: a journal study already in DIR must be this study."""
-    if plan.db_path is None and st.journal_path(opts.out).is_file():
-        import optuna
+    """Before DIR is touched: the storage opens, and a study already in it (the journal in
+    DIR, or the database) must be this study."""
+    if plan.db_path is None and not st.journal_path(opts.out).is_file():
+        return
+    import optuna
 
-        storage = st.open_storage(None, opts.out)
-        if opts.study_name in {s.study_name for s in optuna.study.get_all_study_summaries(storage, False)}:
-            st.check_resume(optuna.load_study(study_name=opts.study_name, storage=storage).user_attrs,
-                            plan.identity())
+    storage = st.open_storage(opts.storage, opts.out)
+    if opts.study_name in {s.study_name for s in optuna.study.get_all_study_summaries(storage, False)}:
+        st.check_resume(optuna.load_study(study_name=opts.study_name, storage=storage).user_attrs,
+                        plan.identity())
 
 
 def worker_main(opts: TuneOptions, worker: int) -> None:
