@@ -9,8 +9,9 @@ differs from what would be written, so CI catches a registry change without a do
 Blocks: ``models`` (one row per registered model: summary, devices, fold-in, explain and
 the values it accepts),
 ``model-params`` (each model's parameters: type, default, range, help, from
-:func:`recli.models.base.describe_params`) and ``metrics`` (every metric of
-:data:`recli.metrics.registry.METRICS`). The output depends only on the registries, so it is
+:func:`recli.models.base.describe_params`), ``metrics`` (every metric of
+:data:`recli.metrics.registry.METRICS`) and ``search-spaces`` (each model's default
+``recli tune`` space, its ``search_space``). The output depends only on the registries, so it is
 the same on every machine. Importing the registries loads no Numba kernels.
 """
 
@@ -26,6 +27,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "README.md": ("models",),
     "docs/models.md": ("models", "model-params"),
     "docs/eval.md": ("metrics",),
+    "docs/tune.md": ("search-spaces",),
 }
 
 _BLOCK = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)",
@@ -112,9 +114,24 @@ def metrics_table() -> str:
     return _table(["metric", "kind", "at k", "needs", "better", "formula", "edge cases"], rows)
 
 
+def search_spaces_table() -> str:
+    """One row per searched parameter of each model's default ``recli tune`` space."""
+    from recli.models import registry
+
+    rows = []
+    for name, cls in registry().items():
+        for param, d in cls.search_space.items():
+            values = d.get("values")
+            scale = "log" if d.get("log") else (f"step {d['step']}" if "step" in d else ("—" if values else "linear"))
+            where = ", ".join(f"`{v}`" for v in values) if values else f"[{d['low']}, {d['high']}]"
+            rows.append([f"`{name}`", f"`{param}`", d.get("type", "choice"), where, scale])
+    return _table(["model", "parameter", "type", "range or values", "scale"], rows)
+
+
 def generated_blocks() -> dict[str, str]:
     """``{block name: Markdown}`` for every generated block."""
-    return {"models": models_table(), "model-params": model_params_tables(), "metrics": metrics_table()}
+    return {"models": models_table(), "model-params": model_params_tables(), "metrics": metrics_table(),
+            "search-spaces": search_spaces_table()}
 
 
 def render(text: str, blocks: dict[str, str], wanted: tuple[str, ...], where: str = "") -> str:

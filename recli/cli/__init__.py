@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recommend": ("recli.cli.recommend", "Top-k recommendations (or similar items) from a model."),
     "info": ("recli.cli.info", "Show a model's metadata."),
     "eval": ("recli.cli.eval", "Score recommendations against a test set (ranking, beyond-accuracy, rating metrics)."),
+    "tune": ("recli.cli.tune", "Search a model's hyper-parameters (Optuna) with pruning, resume and parallel workers."),
     "bench": ("recli.cli.bench", "Measure speed, memory and quality of models on your data, side by side with peers."),
 }
 

@@ -30,12 +30,15 @@ if TYPE_CHECKING:
     import polars as pl
 
 # kind → (marker file, key, value): what identifies a folder recli wrote
-KINDS = {"prep": ("manifest.json", "command", "prep"), "model": ("meta.json", "format", "recli-model")}
-_DESCRIBE = {"prep": "a recli prep folder", "model": "a recli model"}
+# A tune study folder (``study.json``) is checked by the same rule but never swapped as a
+# whole: it is a resumable workspace whose files are each written atomically.
+KINDS = {"prep": ("manifest.json", "command", "prep"), "model": ("meta.json", "format", "recli-model"),
+         "tune": ("study.json", "command", "tune")}
+_DESCRIBE = {"prep": "a recli prep folder", "model": "a recli model", "tune": "a recli tune study folder"}
 
 
 def folder_kind(path: str | os.PathLike) -> str | None:
-    """The kind of recli output folder ``path`` is (``prep``/``model``), else ``None``."""
+    """The kind of recli output folder ``path`` is (``prep``/``model``/``tune``), else ``None``."""
     for kind, (marker, key, value) in KINDS.items():
         try:
             data = json.loads((Path(path) / marker).read_text(encoding="utf-8"))
@@ -59,7 +62,7 @@ def check_output_dir(out_dir: str | os.PathLike, kind: str, *, force: bool = Fal
     Parameters
     ----------
     out_dir : the folder to write; it may not exist yet.
-    kind : ``"prep"`` or ``"model"`` (see :data:`KINDS`).
+    kind : ``"prep"``, ``"model"`` or ``"tune"`` (see :data:`KINDS`).
     force : replace an existing folder that recli did not write as ``kind``.
     option : the option name used in messages (``--out``, ``-o``).
 

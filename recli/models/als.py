@@ -44,6 +44,11 @@ class ALS(FactorModel):
     diverged_hint: ClassVar[str] = "raise --regularization or lower --alpha"
     can_explain: ClassVar[bool] = True
     test_params: ClassVar[dict] = {"factors": 4, "iterations": 6, "regularization": 2.0, "alpha": 4.0}
+    search_space: ClassVar[dict] = {
+        "factors": {"type": "int", "low": 16, "high": 256, "log": True},
+        "regularization": {"type": "float", "low": 1e-3, "high": 100.0, "log": True},
+        "alpha": {"type": "float", "low": 0.1, "high": 50.0, "log": True},
+    }
 
     def __init__(self, config: Any = None, backend: Any = None):
         super().__init__(config, backend)

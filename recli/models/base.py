@@ -249,6 +249,9 @@ class Model:
     trains_in_epochs: ClassVar[bool] = True
     # Small, fast settings for the shared contract tests (merged over the defaults).
     test_params: ClassVar[dict] = {}
+    # The default space ``recli tune`` searches: {parameter: {type, low, high, log, step | values}}
+    # (recli.stages.tune_space). Parameters left out keep their configured value.
+    search_space: ClassVar[dict] = {}
 
     def __init__(self, config: Any = None, backend: Any = None):
         from recli.backend import get_backend

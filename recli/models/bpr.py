@@ -43,6 +43,11 @@ class BPR(PairwiseFactorModel):
     summary: ClassVar[str] = "Bayesian personalised ranking, uniform negatives, Hogwild SGD (implicit feedback)"
     Config: ClassVar[type] = BPRConfig
     test_params: ClassVar[dict] = {"factors": 8, "iterations": 30, "learning_rate": 0.05, "seed": 1}
+    search_space: ClassVar[dict] = {
+        "factors": {"type": "int", "low": 16, "high": 256, "log": True},
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.3, "log": True},
+        "regularization": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
+    }
 
     def _epoch_runner(self, m: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray):
         """One Hogwild BPR epoch (:func:`recli.kernels.bpr.bpr_epoch`); records the share

@@ -107,6 +107,7 @@ class EASE(TrainMatrixModel):
     can_explain: ClassVar[bool] = True
     negative_values: ClassVar[str] = "enter XᵀX and the scores with their sign (a dislike lowers the items like it)"
     test_params: ClassVar[dict] = {"lambda_": 10.0}
+    search_space: ClassVar[dict] = {"lambda": {"type": "float", "low": 1.0, "high": 1e4, "log": True}}
 
     weights: np.ndarray
 

@@ -66,6 +66,12 @@ class ItemKNN(KNNModel):
     name: ClassVar[str] = "itemknn"
     summary: ClassVar[str] = "item-based k-nearest neighbours on a sparse top-K item–item similarity"
     test_params: ClassVar[dict] = {"neighbours": 20}
+    search_space: ClassVar[dict] = {
+        "neighbours": {"type": "int", "low": 10, "high": 1000, "log": True},
+        "similarity": {"type": "choice", "values": ["cosine", "jaccard", "asymmetric_cosine", "pearson"]},
+        "weighting": {"type": "choice", "values": list(WEIGHTINGS)},
+        "shrink": {"type": "float", "low": 0.0, "high": 100.0},
+    }
 
     similarity: sp.csr_matrix
 
@@ -114,6 +120,7 @@ class UserKNN(KNNModel):
     name: ClassVar[str] = "userknn"
     summary: ClassVar[str] = "user-based k-nearest neighbours on a sparse top-K user–user similarity"
     test_params: ClassVar[dict] = {"neighbours": 20}
+    search_space: ClassVar[dict] = ItemKNN.search_space
 
     similarity: sp.csr_matrix
 

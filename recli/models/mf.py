@@ -56,6 +56,12 @@ class MF(Model):
         return "real" if config.negatives > 0 else "ratings"
     test_params: ClassVar[dict] = {"factors": 4, "iterations": 40, "learning_rate": 0.05, "negatives": 3,
                                    "regularization": 0.02}
+    search_space: ClassVar[dict] = {
+        "factors": {"type": "int", "low": 8, "high": 256, "log": True},
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
+        "regularization": {"type": "float", "low": 1e-3, "high": 0.5, "log": True},
+        "bias_regularization": {"type": "float", "low": 1e-3, "high": 0.5, "log": True},
+    }
 
     def __init__(self, config: Any = None, backend: Any = None):
         super().__init__(config, backend)

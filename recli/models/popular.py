@@ -59,6 +59,7 @@ class Popular(Model):
     trains_in_epochs: ClassVar[bool] = False
     negative_values: ClassVar[str] = "count as interactions with measure=users and lower the sum with measure=sum"
     test_params: ClassVar[dict] = {}
+    search_space: ClassVar[dict] = {"measure": {"type": "choice", "values": ["users", "sum"]}}
 
     def __init__(self, config: Any = None, backend: Any = None):
         super().__init__(config, backend)

@@ -55,6 +55,11 @@ class WARP(PairwiseFactorModel):
     summary: ClassVar[str] = "WARP ranking loss as in LightFM (adagrad, optional k-OS), implicit feedback"
     Config: ClassVar[type] = WARPConfig
     test_params: ClassVar[dict] = {"factors": 8, "iterations": 15, "learning_rate": 0.05, "seed": 1}
+    search_space: ClassVar[dict] = {
+        "factors": {"type": "int", "low": 16, "high": 256, "log": True},
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.3, "log": True},
+        "max_sampled": {"type": "int", "low": 5, "high": 100, "log": True},
+    }
 
     def __init__(self, config: Any = None, backend: Any = None):
         super().__init__(config, backend)

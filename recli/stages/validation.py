@@ -37,9 +37,9 @@ def validation_score(model: Any, valid: sp.csr_matrix, train: sp.csr_matrix, met
                      k: int | None = 10, batch_size: int = 1024) -> float:
     """The validation ``metric`` (at ``k``) of ``model``.
 
-    Ranking metrics: the mean over users with at least one validation item, binary
-    relevance (``recli eval --list-metrics``), items seen in ``train`` excluded from the
-    ranking; 0.0 when no user has validation items. Rating metrics (rmse, mae): over every
+    Ranking and beyond-accuracy metrics (coverage, novelty, …): the mean over users with
+    at least one validation item, binary relevance (``recli eval --list-metrics``), items
+    seen in ``train`` excluded from the ranking; 0.0 when no user has validation items. Rating metrics (rmse, mae): over every
     validation pair, predictions clipped to the training range as ``recommend --pairs`` does.
     """
     from recli.metrics import METRICS, Evaluator, rating_errors
@@ -56,7 +56,10 @@ def validation_score(model: Any, valid: sp.csr_matrix, train: sp.csr_matrix, met
     users = np.flatnonzero(np.diff(valid.indptr) > 0)
     if users.size == 0:
         return 0.0
+    # novelty and popularity read TRAIN item popularity (rows are the same users)
+    needs_train = "train" in METRICS[metric].needs
+    seen = {"train_indptr": t_indptr.astype(np.int64), "train_indices": t_indices} if needs_train else {}
     ev = Evaluator(valid.indptr.astype(np.int64), valid.indices.astype(np.int32), [k], [metric],
-                   n_items=valid.shape[1])
+                   n_items=valid.shape[1], **seen)
     add_model_lists(ev, model, users, users, k, (t_indptr, t_indices), batch_size)
     return float(ev.result().values[metric_key(metric, k)])
