@@ -6,8 +6,22 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from recli.cli._options import (Device, EncodingOpt, InputArg, InputFormatOpt, ItemColOpt, NoQuoteOpt, QuoteOpt, Quiet,
-                                RatingColOpt, SepOpt, Threads, TimeColOpt, UserColOpt, Verbose)
+from recli.cli._options import (
+    Device,
+    EncodingOpt,
+    InputArg,
+    InputFormatOpt,
+    ItemColOpt,
+    NoQuoteOpt,
+    Quiet,
+    QuoteOpt,
+    RatingColOpt,
+    SepOpt,
+    Threads,
+    TimeColOpt,
+    UserColOpt,
+    Verbose,
+)
 
 app = typer.Typer()
 
