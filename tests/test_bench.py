@@ -31,8 +31,10 @@ def run(tmp_path_factory):
     """One real run: two models, implicit as a peer, lightfm (not installed here) named
     too, a faked busy machine, JSON results and charts."""
     out = tmp_path_factory.mktemp("bench")
+    other = iter(range(0, 10**9, 10**6))  # other processes burn 10⁶ CPU seconds between reads
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(machine, "load_average", lambda: 99.0)
+        mp.setattr(machine, "busy_cpu_seconds", lambda: float(next(other)))
         result = _invoke(["bench", "--synthetic", TINY, "--models", "als,itemknn", "--threads", "1", "--factors", "8",
                           "--repeat", "1", "--param", "iterations=2", "--against", "implicit,lightfm",
                           "-o", out / "bench.json", "--plot", out / "charts"])
@@ -106,18 +108,30 @@ def test_markdown_has_the_environment_and_one_line_per_skipped_cell(run):
 
 
 def test_load_guard_is_quiet_below_half_the_cores_and_waits_with_wait_quiet(monkeypatch):
-    monkeypatch.setattr(machine, "load_average", lambda: 0.0)
+    monkeypatch.setattr(machine, "busy_cpu_seconds", lambda: 0.0)
     guard = machine.LoadGuard()
     pair, marks = guard.start()
     assert guard.end(pair, marks).noisy is False
 
-    seq = iter([99.0, 99.0, 99.0, 0.0, 0.0])  # at construction, then two busy polls, then quiet
+    # other processes burn 20 CPU seconds per 5 s poll twice (4 cores' worth), then nothing
+    readings = iter([0.0, 20.0, 20.0, 40.0, 40.0, 40.0, 40.0, 40.0, 40.0])
     slept = []
-    monkeypatch.setattr(machine, "load_average", lambda: next(seq))
+    monkeypatch.setattr(machine, "busy_cpu_seconds", lambda: next(readings))
     guard = machine.LoadGuard(wait_quiet=60, sleep=slept.append)
     pair, marks = guard.start()
-    assert slept == [5.0, 5.0] and pair.load_start == 0.0
+    assert slept == [5.0, 5.0, 5.0]
     assert guard.end(pair, marks).noisy is False
+
+
+def test_the_bench_own_load_does_not_make_pairs_noisy(monkeypatch):
+    """The load average counts the bench itself: pairs are judged by the CPU time of
+    other processes, none here, even at a load average of 2 on 2 cores."""
+    monkeypatch.setattr(machine, "load_average", lambda: 2.0)
+    monkeypatch.setattr(machine, "busy_cpu_seconds", lambda: 0.0)
+    guard = machine.LoadGuard()
+    for _ in range(2):
+        pair, marks = guard.start()
+        assert guard.end(pair, marks).noisy is False
 
 
 def test_quality_is_computed_the_same_way_for_peers_and_recli(tmp_path):

@@ -1,10 +1,14 @@
 """The machine a bench runs on: load, environment, and the roofs of ``--machine``.
 
-**Load guard.** The machine is *busy* when the 1-minute load average is above half the
-cores. Every pair of runs (recli and its peers for one repeat of one configuration)
-records the load average and the CPU seconds that other processes used (the whole
-machine's busy CPU time minus this run's children's) at its start and end; a pair that
-starts or ends busy marks its rows ``noisy``.
+**Load guard.** The machine is *busy* when other work keeps more than half the cores
+occupied. The load average cannot tell: it also counts the benchmark itself (two threads
+on two cores read as a load of 2, and so do the data generation and ``--machine`` before
+the first pair). So each pair (recli and its peers for one repeat of one configuration) is
+judged by the CPU seconds other processes used during it (the whole machine's busy CPU
+time minus this process's and its children's) divided by its wall time; a pair above half
+the cores marks its rows ``noisy``. ``--wait-quiet`` polls the same share over 5-second
+windows before a pair starts. The load averages at each pair's start and end are recorded
+too.
 
 **Roofs.** ``--machine`` measures, at each thread count, single-precision GEMM
 (``2·n³`` flops of an n×n ``float32`` matmul, best of 3) and memory copy bandwidth
@@ -49,9 +53,13 @@ def busy_cpu_seconds() -> float:
         return sum(fields) / os.sysconf("SC_CLK_TCK")
 
 
-def children_cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the bench's own work)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return total
 
 
 @dataclass
@@ -79,32 +87,36 @@ class LoadGuard:
     def busy(self, load: float) -> bool:
         return load > self.limit
 
-    def start(self) -> tuple[PairLoad, tuple[float, float]]:
-        load = load_average()
+    def start(self) -> tuple[PairLoad, tuple[float, float, float]]:
         waited = 0.0
-        while self.busy(load) and waited < self.wait_quiet:
+        while waited < self.wait_quiet:
             step = min(5.0, self.wait_quiet - waited)
+            marks = (busy_cpu_seconds(), own_cpu_seconds())
             self.sleep(step)
             waited += step
-            load = load_average()
-        if self.busy(load):
-            self._warn(load)
-        return PairLoad(load_start=load), (busy_cpu_seconds(), children_cpu_seconds())
+            if not self.busy(self._others(marks) / step):
+                break
+        return PairLoad(load_start=load_average()), (busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter())
 
-    def end(self, pair: PairLoad, marks: tuple[float, float]) -> PairLoad:
+    def end(self, pair: PairLoad, marks: tuple[float, float, float]) -> PairLoad:
         pair.load_end = self.last = load_average()
-        ours = children_cpu_seconds() - marks[1]
-        pair.other_cpu_s = max(0.0, busy_cpu_seconds() - marks[0] - ours)
-        pair.noisy = self.busy(pair.load_start) or self.busy(pair.load_end)
-        if pair.noisy:
-            self._warn(max(pair.load_start, pair.load_end))
+        pair.other_cpu_s = self._others(marks)
+        share = pair.other_cpu_s / max(time.perf_counter() - marks[2], 1e-9)
+        if self.busy(share):  # other processes' mean core use during the pair
+            pair.noisy = True
+            self._warn(share)
         return pair
 
-    def _warn(self, load: float) -> None:
+    @staticmethod
+    def _others(marks: tuple[float, ...]) -> float:
+        """CPU seconds other processes used since ``marks`` (machine total minus ours)."""
+        return max(0.0, busy_cpu_seconds() - marks[0] - (own_cpu_seconds() - marks[1]))
+
+    def _warn(self, share: float) -> None:
         if not self.warned:
             self.warned = True
-            log.warning(f"the machine is busy (load average {load:.1f} on {cores()} cores): rows measured now are "
-                        "marked noisy; --wait-quiet SECONDS waits for a quiet machine first")
+            log.warning(f"the machine is busy (other processes kept {share:.1f} of {cores()} cores busy): rows "
+                        "measured now are marked noisy; --wait-quiet SECONDS waits for a quiet machine first")
 
 
 def environment(threads: list[int], peers: dict[str, str | None], roofs: dict[int, dict] | None) -> dict[str, Any]:

@@ -46,7 +46,7 @@ COLUMNS: dict[str, tuple[Any, str]] = {
     "load_start": (pl.Float64, "1-minute load average at the start of the pair (max over repeats)"),
     "load_end": (pl.Float64, "1-minute load average at the end of the pair (max over repeats)"),
     "other_cpu_s": (pl.Float64, "CPU seconds other processes used during the pair (max)"),
-    "noisy": (pl.Boolean, "the machine was busy (load above half the cores)"),
+    "noisy": (pl.Boolean, "other processes kept more than half the cores busy during the pair"),
     "status": (pl.Utf8, "ok, skipped or failed"),
     "note": (pl.Utf8, "why a cell was skipped or failed"),
     "machine": (pl.Utf8, "CPU model and cores"),
