@@ -113,15 +113,15 @@ def _section_defaults(section: str, values: dict[str, Any], cmd: Any) -> dict[st
 
     options = configurable_options(cmd)
     public = {_key(public_name(p)): p.name for p in options}
-    legacy = {p.name: p.name for p in options if p.name not in public}
+    # parameter names that differ from the public one (fmt for --format): deprecated aliases
+    legacy = {p.name: public_name(p) for p in options if p.name not in public}
     out: dict[str, Any] = {}
     for key, value in values.items():
         k = _key(key)
         if k in public:
             out[public[k]] = value
         elif k in legacy:
-            name = next(public_name(p) for p in options if p.name == k)
-            log.warning(f"config key {key!r} in [{section}] is deprecated; use {name!r}")
+            log.warning(f"config key {key!r} in [{section}] is deprecated; use {legacy[k]!r}")
             out[k] = value
         else:
             valid = ", ".join(sorted(public_name(p) for p in options))

@@ -81,8 +81,7 @@ class LoadGuard:
         self.wait_quiet = wait_quiet
         self.sleep = sleep
         self.warned = False
-        self.first = load_average()
-        self.last = self.first
+        self.last = load_average()
 
     def busy(self, load: float) -> bool:
         return load > self.limit
