@@ -32,6 +32,14 @@ whose fields are declared with :func:`param` (default, bounds, one-line help), a
 ``on_epoch`` reports
     epochs are numbered from 1; ``elapsed`` is the seconds of that epoch alone. A fit that
     diverges raises :class:`~recli.errors.ModelFitError` (:meth:`Model.check_finite`).
+``uses_features``
+    a model that learns from side features sets it ``True`` and declares keywords
+    ``item_features`` and ``user_features`` in ``fit``: each a
+    :class:`recli.data.side.SideFeatures` over the model's item (user) vocabulary, or
+    ``None`` when none was given. Every id of a feature file is part of the catalogue,
+    so items without any interaction are columns of ``user_items`` with no entries (cold
+    items), and such a model scores them from their features. ``train --item-features``
+    given to a model without ``uses_features`` is refused.
 ``similar_items(iidx)``
     dense ``float32`` similarity of shape ``(len(iidx), n_items)``.
 ``to_arrays()`` / ``from_arrays(config, arrays)``
@@ -239,6 +247,8 @@ class Model:
     # What to change when a fit diverges (the hint of ModelFitError).
     diverged_hint: ClassVar[str] = "lower the learning rate or alpha, or raise the regularization"
     can_fold_in: ClassVar[bool] = False
+    # Learns from side features: fit takes item_features / user_features (SideFeatures).
+    uses_features: ClassVar[bool] = False
     can_explain: ClassVar[bool] = False
     # Scores are predicted ratings on the training data's scale, not only an order (mf):
     # pair scores are clipped to the training range, eval --model computes rmse/mae, and
