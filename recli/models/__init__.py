@@ -14,6 +14,7 @@ _MODEL_CLASSES: tuple[tuple[str, str], ...] = (
     ("recli.models.mf", "MF"),
     ("recli.models.bpr", "BPR"),
     ("recli.models.warp", "WARP"),
+    ("recli.models.hybrid", "Hybrid"),
     ("recli.models.knn", "ItemKNN"),
     ("recli.models.knn", "UserKNN"),
     ("recli.models.ease", "EASE"),
