@@ -54,7 +54,7 @@ from numba import njit, prange
 
 from recli.kernels import FASTMATH
 from recli.kernels.random_streams import chunk_users, draw_negative, next_below, user_start
-from recli.kernels.warp import _sgd, rank_weight
+from recli.kernels.warp import rank_weight
 
 LOSSES = ("warp", "bpr", "logistic")
 WARP, BPR, LOGISTIC = 0, 1, 2
@@ -84,28 +84,53 @@ def predict(ru, ri):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _adadelta(p, g, G, M, rho, eps):
-    """New ``(p, G, M)`` after one adadelta step."""
-    G = rho * G + (1.0 - rho) * g * g
-    step = math.sqrt(M + eps) / math.sqrt(G + eps) * g
-    return p - step, G, rho * M + (1.0 - rho) * step * step
+def score_row(F, E, row, ru):
+    """``x = predict(ru, r)`` for the representation ``r`` of ``row`` without building it:
+    ``ru[k] + Σ_p F.data[p] · (ru[:k] · E[f, :k] + E[f, k])``."""
+    indptr, indices, data = F
+    k = ru.shape[0] - 1
+    x = ru[k]
+    for p in range(indptr[row], indptr[row + 1]):
+        f = indices[p]
+        y = E[f, k]
+        for c in range(k):
+            y += ru[c] * E[f, c]
+        x += data[p] * y
+    return x
 
 
-@njit(cache=True, fastmath=FASTMATH)
+# error_model="numpy": no zero-division check in the column loops, so they vectorise
+# (with FASTMATH, lr / sqrt(G) becomes a vector reciprocal square root); G >= 1 (adagrad)
+# and ε > 0 (adadelta) keep every divisor positive.
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _update_row(F, P, row, grad, n_cols, alpha, lr, rho, eps, adadelta):
-    """Move every feature ``f`` of ``row`` along ``F_f · grad[c] + alpha · E[f, c]`` for
-    the first ``n_cols`` columns; ``P = (E, G, M)`` (``M`` unused by adagrad)."""
+    """Move every feature ``f`` of ``row`` along ``g = F_f · grad[c] + alpha · E[f, c]``
+    for the first ``n_cols`` columns by the schedule; ``P = (E, G, M)`` (``M`` unused by
+    adagrad)."""
     indptr, indices, data = F
     E, G, M = P
+    decay = np.float32(1.0) - rho
     for p in range(indptr[row], indptr[row + 1]):
         f = indices[p]
         w = data[p]
-        for c in range(n_cols):
-            g = w * grad[c] + alpha * E[f, c]
-            if adadelta:
-                E[f, c], G[f, c], M[f, c] = _adadelta(E[f, c], g, G[f, c], M[f, c], rho, eps)
-            else:
-                E[f, c], G[f, c] = _sgd(E[f, c], g, G[f, c], lr, True)
+        e = E[f]
+        acc = G[f]
+        # the schedule is chosen outside the column loop, which then vectorises
+        if adadelta:
+            mom = M[f]
+            for c in range(n_cols):
+                g = w * grad[c] + alpha * e[c]
+                a = rho * acc[c] + decay * g * g
+                step = math.sqrt(mom[c] + eps) / math.sqrt(a + eps) * g
+                acc[c] = a
+                mom[c] = rho * mom[c] + decay * step * step
+                e[c] -= step
+        else:
+            for c in range(n_cols):
+                g = w * grad[c] + alpha * e[c]
+                a = acc[c]
+                e[c] -= lr / math.sqrt(a) * g
+                acc[c] = a + g * g
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -188,9 +213,9 @@ def _violator(state, ru, IF, EI, indices, start, end, x_ui, max_sampled, rj):
         if j < 0:
             break
         n_sampled += 1
-        represent(IF, EI, j, rj)
-        x_uj = predict(ru, rj)
+        x_uj = score_row(IF, EI, j, ru)
         if x_uj > x_ui - 1.0:
+            represent(IF, EI, j, rj)
             return state, j, n_sampled, x_uj
         if n_sampled >= max_sampled:
             break
@@ -198,15 +223,14 @@ def _violator(state, ru, IF, EI, indices, start, end, x_ui, max_sampled, rj):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _kos_positive(state, ru, IF, EI, indices, start, nu, kos_k, kos_n, ids, vals, ri):
+def _kos_positive(state, ru, IF, EI, indices, start, nu, kos_k, kos_n, ids, vals):
     """k-OS: the ``k``-th highest scored of ``min(kos_n, nu)`` positives drawn with
     replacement (ties keep the earlier draw first); returns ``(state, item)``."""
     n = min(kos_n, nu)
     for t in range(n):
         state, r = next_below(state, nu)
         item = indices[start + r]
-        represent(IF, EI, item, ri)
-        v = predict(ru, ri)
+        v = score_row(IF, EI, item, ru)
         p = t
         while p > 0 and vals[p - 1] < v:
             vals[p] = vals[p - 1]
@@ -242,7 +266,7 @@ def _hybrid_epoch(indptr, indices, user_order, bounds, UF, IF, UP, IP, loss_code
             represent(UF, UP[0], u, ru)
             for s in range(nu):
                 if kos_k > 0:
-                    state, i = _kos_positive(state, ru, IF, IP[0], indices, start, nu, kos_k, kos_n, ids, vals, ri)
+                    state, i = _kos_positive(state, ru, IF, IP[0], indices, start, nu, kos_k, kos_n, ids, vals)
                 else:
                     i = indices[start + (off + s) % nu]
                 represent(IF, IP[0], i, ri)
