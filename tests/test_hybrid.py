@@ -219,3 +219,17 @@ def test_ml100k_quality_clearly_above_popularity(ml100k):
     model = fit({"factors": 32, "iterations": 10}, train, item_features=genre_features(ml100k))
     ndcg, prec = ndcg_precision_at_10(model.score(np.arange(train.shape[0]), None), train, test)
     assert ndcg >= max(0.37, 1.5 * pop_ndcg) and prec >= 0.31, (ndcg, prec, pop_ndcg)
+
+
+def test_new_items_are_scored_from_their_features_like_catalogue_items():
+    feats = block_features(44, [(40, 0), (41, 0), (42, 1), (43, 1)])
+    model = fit({"iterations": 10}, with_cold_items(), item_features=feats)
+    back = Hybrid.from_arrays(model.config, {k: v.copy() for k, v in model.to_arrays().items()})
+    np.testing.assert_array_equal(back.feature_names("item"), feats.names)
+    assert back.feature_names("user") is None
+    # two new items with only a block feature: scored exactly like cold catalogue items 40 and 42
+    new = SideFeatures(feats.matrix[[40, 42]].multiply(feats.matrix[[40, 42]] > 0).tocsr(), feats.names)
+    got = back.score_new_items(np.arange(60), None, new)
+    np.testing.assert_allclose(got, model.score(np.arange(60), None)[:, [40, 42]], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="without item features"):
+        fit({"iterations": 1}).score_new_items(np.arange(2), None, new)

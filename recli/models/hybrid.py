@@ -121,6 +121,8 @@ class Hybrid(PairwiseFactorModel):
         # During a fit only: the user and item feature CSRs, and the warm items' rows.
         self._features: tuple[Any, Any] = (None, None)
         self._train_items: Any = None
+        # The feature vocabularies (None for the identity), by side.
+        self._names: dict[str, np.ndarray | None] = {"user": None, "item": None}
 
     @classmethod
     def stored_bytes(cls, config: Any, n_users: int, n_items: int) -> int:
@@ -132,6 +134,8 @@ class Hybrid(PairwiseFactorModel):
         """Train on a user x item CSR (cells > 0 are interactions) with optional features:
         ``iterations`` Hogwild epochs over users, one chunk of users per thread."""
         m = trainable_csr(user_items, self.name)
+        self._names = {side: None if f is None else np.asarray(f.names, dtype=str)
+                       for side, f in (("user", user_features), ("item", item_features))}
         self._features = (feature_csr(user_features, m.shape[0], "user"),
                           feature_csr(item_features, m.shape[1], "item"))
         self._init_state(m)
@@ -211,11 +215,34 @@ class Hybrid(PairwiseFactorModel):
         return bpr_fold_in(history.indptr, history.indices, self.item_factors, self.item_bias,
                            cfg.fold_in_epochs, lr, reg, seed, 10 * cfg.max_sampled)
 
+    def feature_names(self, side: str) -> np.ndarray | None:
+        """The feature vocabulary of ``side`` the model was fitted with (``None``: identity)."""
+        return self._names[side]
+
+    def score_new_items(self, uidx: np.ndarray, history: Any, item_features: Any) -> np.ndarray:
+        """Scores ``r_u · r_new + b_new`` of items outside the catalogue, whose
+        representations are their features' embeddings summed (``item_features`` over the
+        columns ``feature_names("item")``)."""
+        from recli.data.matrix import as_csr
+
+        if self._names["item"] is None:
+            raise ConfigError("this hybrid model was trained without item features, so it cannot score new items",
+                              hint="train it with --item-features FILE")
+        F = as_csr(item_features.matrix)
+        if F.shape[1] != self.item_embeddings.shape[0]:
+            raise InputError(f"the new items have {F.shape[1]} feature columns but the model knows "
+                             f"{self.item_embeddings.shape[0]}", hint="map them onto feature_names('item')")
+        reps = np.asarray(F @ self.item_embeddings, dtype=np.float32)
+        k = self.config.factors
+        return self.backend.kernels.dot_scores(self.user_vectors(uidx, history), np.ascontiguousarray(reps[:, :k]),
+                                               np.ascontiguousarray(reps[:, k]))
+
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The representations (what scoring reads) and the feature embeddings with their
-        bias as the last column (what scores new ids from their features)."""
+        """The representations (what scoring reads), the feature embeddings with their bias
+        as the last column and the feature names (what scores new items from features)."""
+        names = {f"{side}_feature_names": v for side, v in self._names.items() if v is not None}
         return {**super().to_arrays(), "user_embeddings": self.user_embeddings,
-                "item_embeddings": self.item_embeddings}
+                "item_embeddings": self.item_embeddings, **names}
 
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> Hybrid:
@@ -231,4 +258,6 @@ class Hybrid(PairwiseFactorModel):
             raise ArtifactError(f"{cls.name} embeddings have inconsistent shapes (user {EU.shape}, "
                                 f"item {EI.shape}, factors={k})", hint="the file is corrupt; retrain the model")
         model.user_embeddings, model.item_embeddings = EU, EI
+        model._names = {side: (np.asarray(arrays[f"{side}_feature_names"], dtype=str)
+                               if f"{side}_feature_names" in arrays else None) for side in ("user", "item")}
         return model
