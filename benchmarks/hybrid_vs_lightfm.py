@@ -108,7 +108,7 @@ def run_recli(train, features, args, seed):
     from recli.models.hybrid import Hybrid
 
     params = {"factors": args.factors, "iterations": args.epochs, "loss": args.loss, "seed": seed,
-              "learning_rate": args.learning_rate, "max_sampled": args.max_sampled}
+              "learning_rate": args.learning_rate, "max_sampled": args.max_sampled, "sampling": args.sampling}
     model = Hybrid(build_config(Hybrid.Config, params, "hybrid"), get_backend("cpu", args.threads))
     times: list[float] = []
     side = SideFeatures(features, np.array([str(j) for j in range(features.shape[1])]))
@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--write-features", type=Path, help="write the default features as a long Parquet file")
     ap.add_argument("--split", action="append", choices=("warm", "cold"))
     ap.add_argument("--loss", default="warp", choices=("warp", "bpr"))
+    ap.add_argument("--sampling", default="uniform", choices=("uniform", "popular"),
+                    help="recli's negative sampling (LightFM's bpr samples popular, its warp uniform)")
     ap.add_argument("--factors", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--learning-rate", type=float, default=0.05)

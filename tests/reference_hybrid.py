@@ -83,12 +83,14 @@ class Stream:
         return int(r)
 
 
-def epoch_reference(st: State, indptr, indices, loss, hyper, max_sampled, seed, epoch, kos_k=0, kos_n=10):
+def epoch_reference(st: State, indptr, indices, loss, hyper, max_sampled, seed, epoch, kos_k=0, kos_n=10,
+                    popular=False):
     """One single-thread epoch: users in a Fisher–Yates order of ``0..n_users-1``; for each
     user with something to rank, a random offset, then one attempt per positive (cyclic
     from the offset, or the k-OS pick): negatives drawn uniformly, a draw among the user's
     positives redrawn; WARP counts negatives until one violates ``x_uj > x_ui - 1`` (at most
     ``max_sampled`` counted, ``10·max_sampled`` draws), the others take the first negative.
+    With ``popular`` a draw is the item of a uniformly drawn stored interaction.
     Returns the summed loss and the number of steps."""
     n_users, n_items = len(indptr) - 1, st.FI.shape[0]
     rs = Stream(seed, epoch)
@@ -109,18 +111,20 @@ def epoch_reference(st: State, indptr, indices, loss, hyper, max_sampled, seed, 
                 i = ranked[min(kos_k, len(drawn)) - 1]
             else:
                 i = row[(off + s) % len(row)]
-            j, n_sampled = _negative(st, rs, u, i, row, n_items, loss, max_sampled)
+            pool = [int(x) for x in indices] if popular else list(range(n_items))
+            j, n_sampled = _negative(st, rs, u, i, row, pool, loss, max_sampled)
             if j is not None:
                 total += st.step(u, i, j, loss, n_sampled, *hyper)
                 steps += 1
     return total, steps
 
 
-def _negative(st, rs, u, i, row, n_items, loss, max_sampled):
-    """``(j, N)``: the negative of one attempt and its WARP count, or ``(None, N)``."""
+def _negative(st, rs, u, i, row, pool, loss, max_sampled):
+    """``(j, N)``: the negative of one attempt (a uniform draw from ``pool``) and its WARP
+    count, or ``(None, N)``."""
     x_ui, n_sampled = st.score(u, i), 0
     for _ in range(10 * max_sampled):
-        j = rs.below(n_items)
+        j = pool[rs.below(len(pool))]
         if j in row:
             continue
         n_sampled += 1

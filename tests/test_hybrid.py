@@ -77,20 +77,21 @@ def tiny_interactions(n_users=5, n_items=8, seed=0):
     return sp.csr_matrix(dense.astype(np.float32))
 
 
-@pytest.mark.parametrize("loss, kos", [("warp", 0), ("warp", 2), ("bpr", 0), ("logistic", 0)])
+@pytest.mark.parametrize("loss, kos, popular", [("warp", 0, False), ("warp", 2, False), ("bpr", 0, False),
+                                                 ("logistic", 0, False), ("warp", 0, True), ("bpr", 0, True)])
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=["adagrad", "adadelta"])
-def test_one_thread_epoch_matches_reference(loss, kos, schedule):
+def test_one_thread_epoch_matches_reference(loss, kos, popular, schedule):
     FU, FI, UP, IP = tiny_state(7, adadelta=schedule[3])
     ref = State(FU, FI, UP, IP)
     m = tiny_interactions()
     hyper = (*schedule, 0.01, 0.0)
     total, steps = 0.0, 0
     for epoch in range(2):
-        t, s = epoch_reference(ref, m.indptr, m.indices, loss, hyper, 3, 11, epoch, kos, 3)
+        t, s = epoch_reference(ref, m.indptr, m.indices, loss, hyper, 3, 11, epoch, kos, 3, popular)
         total, steps = total + t, steps + s
         got_loss, rate, n = hybrid_epoch(m.indptr.astype(np.int64), m.indices, np.arange(5, dtype=np.int64),
                                          np.array([0, 5], np.int64), csr_tuple(FU), csr_tuple(FI), UP, IP, loss,
-                                         make_hyper(*hyper), 3, 11, epoch, kos, 3)
+                                         make_hyper(*hyper), 3, 11, epoch, kos, 3, popular)
         assert n == m.nnz - 8  # user 0 holds every item
         np.testing.assert_allclose(got_loss * n, t, rtol=1e-4)
         assert rate * n == pytest.approx(s)
@@ -101,7 +102,8 @@ def test_one_thread_epoch_matches_reference(loss, kos, schedule):
 
 
 @pytest.mark.parametrize("params", [{}, {"loss": "bpr"}, {"loss": "logistic"}, {"schedule": "adadelta"},
-                                    {"kos_k": 2, "kos_n": 5}, {"item_alpha": 0.001, "user_alpha": 0.001}])
+                                    {"kos_k": 2, "kos_n": 5}, {"item_alpha": 0.001, "user_alpha": 0.001},
+                                    {"loss": "bpr", "sampling": "popular"}])
 def test_losses_and_schedules_learn_the_blocks(params):
     model = fit(params)
     assert model.epoch_losses[-1] < model.epoch_losses[0]

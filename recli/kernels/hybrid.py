@@ -11,12 +11,16 @@ weighted sums of their features' rows, and the score is their dot product plus b
 A step for a user ``u``, a positive ``i`` and a negative ``j`` has gradients ``g_i =
 ∂loss/∂x_ui`` and ``g_j = ∂loss/∂x_uj``, by loss:
 
+Negatives are drawn uniformly over the items, or (``popular``) as the item of a uniformly
+drawn stored interaction, i.e. in proportion to the item's interaction count (how
+LightFM's BPR samples); a draw that is one of ``u``'s positives is redrawn.
+
 * ``warp`` (Weston et al. 2011): ``j`` is the ``N``-th counted negative that violates the
   margin (as in :mod:`recli.kernels.warp`); ``loss = L_N·(1 - x_ui + x_uj)``,
   ``g_i = -L_N``, ``g_j = L_N``;
-* ``bpr`` (Rendle et al. 2009): ``j`` uniform; ``loss = -ln σ(x_ui - x_uj)``,
+* ``bpr`` (Rendle et al. 2009): one negative ``j``; ``loss = -ln σ(x_ui - x_uj)``,
   ``g_i = -σ(x_uj - x_ui)``, ``g_j = -g_i``;
-* ``logistic``: ``i`` labelled 1 and ``j`` (uniform) labelled 0;
+* ``logistic``: ``i`` labelled 1 and one negative ``j`` labelled 0;
   ``loss = -ln σ(x_ui) - ln σ(-x_uj)``, ``g_i = σ(x_ui) - 1``, ``g_j = σ(x_uj)``.
 
 By the chain rule, with every right-hand side taken before the step::
@@ -53,6 +57,7 @@ import numpy as np
 from numba import njit, prange
 
 from recli.kernels import FASTMATH
+from recli.kernels._search import slice_contains
 from recli.kernels.random_streams import chunk_users, draw_negative, next_below, user_start
 from recli.kernels.warp import rank_weight
 
@@ -199,8 +204,25 @@ def hybrid_apply(UF, IF, UP, IP, users, pos, neg, n_sampled, loss_code, hyper):
     return out
 
 
+@njit(cache=True, inline="always")
+def _negative(state, indices, start, end, n_items, popular, max_draws):
+    """A negative for the row ``indices[start:end]``: uniform over the items
+    (:func:`recli.kernels.random_streams.draw_negative`), or, with ``popular``, the item of
+    a uniformly drawn stored interaction (probability proportional to its interaction
+    count, as LightFM's BPR samples), redrawn while it is a positive of the row. Returns
+    ``(state, item, draws)``; ``item`` is -1 after ``max_draws`` positives."""
+    if not popular:
+        return draw_negative(state, indices, start, end, n_items, max_draws)
+    for t in range(max_draws):
+        state, r = next_below(state, len(indices))
+        cand = np.int64(indices[r])
+        if not slice_contains(indices, start, end, cand):
+            return state, cand, t + 1
+    return state, np.int64(-1), max_draws
+
+
 @njit(cache=True, fastmath=FASTMATH)
-def _violator(state, ru, IF, EI, indices, start, end, x_ui, max_sampled, rj):
+def _violator(state, ru, IF, EI, indices, start, end, x_ui, max_sampled, popular, rj):
     """WARP's negative search (see :func:`recli.kernels.warp._violator`) over item
     representations: ``(state, j, N, x_uj)`` with ``rj`` holding ``j``'s representation;
     ``j`` is -1 when none of the counted draws violated the margin."""
@@ -208,7 +230,7 @@ def _violator(state, ru, IF, EI, indices, start, end, x_ui, max_sampled, rj):
     n_sampled = 0
     left = 10 * max_sampled
     while left > 0:
-        state, j, used = draw_negative(state, indices, start, end, n_items, left)
+        state, j, used = _negative(state, indices, start, end, n_items, popular, left)
         left -= used
         if j < 0:
             break
@@ -243,7 +265,7 @@ def _kos_positive(state, ru, IF, EI, indices, start, nu, kos_k, kos_n, ids, vals
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _hybrid_epoch(indptr, indices, user_order, bounds, UF, IF, UP, IP, loss_code, hyper, max_sampled,
-                  kos_k, kos_n, seed, epoch, out_loss, out_updates, out_count):
+                  popular, kos_k, kos_n, seed, epoch, out_loss, out_updates, out_count):
     n_items = len(IF[0]) - 1
     kp1 = UP[0].shape[1]
     for c in prange(len(bounds) - 1):
@@ -274,9 +296,9 @@ def _hybrid_epoch(indptr, indices, user_order, bounds, UF, IF, UP, IP, loss_code
                 count += 1
                 if loss_code == WARP:
                     state, j, n_sampled, x_uj = _violator(state, ru, IF, IP[0], indices, start, end, x_ui,
-                                                          max_sampled, rj)
+                                                          max_sampled, popular, rj)
                 else:
-                    state, j, n_sampled = draw_negative(state, indices, start, end, n_items, 10 * max_sampled)
+                    state, j, n_sampled = _negative(state, indices, start, end, n_items, popular, 10 * max_sampled)
                     x_uj = np.float32(0.0)
                     if j >= 0:
                         represent(IF, IP[0], j, rj)
@@ -294,7 +316,7 @@ def _hybrid_epoch(indptr, indices, user_order, bounds, UF, IF, UP, IP, loss_code
 
 
 def hybrid_epoch(indptr, indices, user_order, bounds, UF, IF, UP, IP, loss, hyper, max_sampled, seed, epoch,
-                 kos_k=0, kos_n=10):
+                 kos_k=0, kos_n=10, popular=False):
     """Run one epoch in place over a CSR ``user_items`` (sorted indices).
 
     Parameters
@@ -310,6 +332,8 @@ def hybrid_epoch(indptr, indices, user_order, bounds, UF, IF, UP, IP, loss, hype
         draw budget of a negative for every loss.
     seed, epoch : random stream of chunk ``c`` seeded by ``(seed, epoch, c)``.
     kos_k, kos_n : k-OS variant when ``kos_k > 0``.
+    popular : draw negatives in proportion to their interaction counts (else uniformly);
+        needs ``nnz < 2**32``.
 
     Returns
     -------
@@ -320,7 +344,7 @@ def hybrid_epoch(indptr, indices, user_order, bounds, UF, IF, UP, IP, loss, hype
     out_updates = np.zeros(n_chunks, dtype=np.int64)
     out_count = np.zeros(n_chunks, dtype=np.int64)
     _hybrid_epoch(indptr, indices, user_order, bounds, UF, IF, UP, IP, LOSSES.index(loss), hyper,
-                  int(max_sampled), int(kos_k), int(kos_n), np.uint64(seed), np.uint64(epoch),
+                  int(max_sampled), bool(popular), int(kos_k), int(kos_n), np.uint64(seed), np.uint64(epoch),
                   out_loss, out_updates, out_count)
     n = int(out_count.sum())
     if n == 0:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model ne
     from recli.data.side import SideFeatures
 
 SCHEDULES = ("adagrad", "adadelta")
+SAMPLINGS = ("uniform", "popular")
 
 
 @dataclass
@@ -55,6 +56,8 @@ class HybridConfig:
     epsilon: float = param(1e-6, "adadelta conditioning constant", min=0.0, exclusive_min=True, max=1.0)
     item_alpha: float = param(0.0, "L2 penalty on the item feature parameters each step touches", min=0.0, max=100.0)
     user_alpha: float = param(0.0, "L2 penalty on the user feature parameters each step touches", min=0.0, max=100.0)
+    sampling: str = param("uniform", "how negatives are drawn: uniform over the items, or popular (in proportion to "
+                          "their interaction counts, as LightFM's bpr)", choices=SAMPLINGS)
     max_sampled: int = param(10, "most negatives sampled per positive while looking for a WARP margin violation",
                              min=1, max=100_000)
     kos_k: int = param(0, "k-OS (warp): train on the k-th highest scored of kos_n sampled positives (0 = plain)",
@@ -194,7 +197,8 @@ class Hybrid(PairwiseFactorModel):
 
         def run(epoch: int) -> float:
             loss, rate, _ = hybrid_epoch(m.indptr, m.indices, order, bounds, uf, itf, UP, IP, cfg.loss, hyper,
-                                         cfg.max_sampled, cfg.seed, epoch, cfg.kos_k, cfg.kos_n)
+                                         cfg.max_sampled, cfg.seed, epoch, cfg.kos_k, cfg.kos_n,
+                                         cfg.sampling == "popular")
             self.epoch_update_rate.append(rate)
             self._represent()
             return loss
