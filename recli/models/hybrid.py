@@ -104,6 +104,7 @@ class Hybrid(PairwiseFactorModel):
                               "cold start from features")
     Config: ClassVar[type] = HybridConfig
     uses_features: ClassVar[bool] = True
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)  # Numba kernels only, for now
     diverged_hint: ClassVar[str] = "lower --learning-rate, or raise item_alpha / user_alpha"
     test_params: ClassVar[dict] = {"factors": 8, "iterations": 15, "seed": 1}
     search_space: ClassVar[dict] = {
