@@ -137,6 +137,8 @@ class Hybrid(PairwiseFactorModel):
             user_features: SideFeatures | None = None) -> Hybrid:
         """Train on a user x item CSR (cells > 0 are interactions) with optional features:
         ``iterations`` Hogwild epochs over users, one chunk of users per thread."""
+        from recli.data.matrix import as_csr
+
         m = trainable_csr(user_items, self.name)
         self._names = {side: None if f is None else np.asarray(f.names, dtype=str)
                        for side, f in (("user", user_features), ("item", item_features))}
@@ -147,8 +149,9 @@ class Hybrid(PairwiseFactorModel):
         if warm.shape[0] < m.shape[1]:
             # Train on the warm items only (a column subset: rows stay sorted): negatives are
             # then drawn among them, so a cold item never takes a step.
-            m = m[:, warm]
-            self._train_items = self._features[1][warm]
+            # as_csr: slicing may narrow indptr to int32, which would compile the kernel again
+            m = as_csr(m[:, warm])
+            self._train_items = as_csr(self._features[1][warm])
         self._train(m, on_epoch)
         self._features = (None, None)
         self._train_items = None
