@@ -19,7 +19,8 @@ Time per epoch is the median over epochs of one ``fit_partial(epochs=1)`` call (
 and of recli's ``on_epoch`` ``elapsed`` (the kernel plus the representations); the first
 epoch of each library is left out (compilation, caches). NDCG@10 is binary relevance
 (every held-out row relevant), ideal DCG over ``min(|truth|, 10)``, averaged over users.
-The output is one CSV row per (split, library, repeat) on stdout, then medians on stderr.
+The libraries run interleaved, alternating who goes first. The output is one CSV row per
+(split, library, repeat) on stdout, then medians and the time ratio on stderr.
 """
 
 from __future__ import annotations
@@ -157,17 +158,22 @@ def main(argv: list[str] | None = None) -> None:
     summary = []
     for kind in args.split or ["warm", "cold"]:
         train, test, candidates = split(users, items, n_users, n_items, kind, args.seed)
-        for library, runner in (("recli", run_recli), ("lightfm", run_lightfm)):
-            rows = []
-            for r in range(args.repeat):
+        rows: dict[str, list[tuple[float, float]]] = {"recli": [], "lightfm": []}
+        for r in range(args.repeat):
+            # interleaved, alternating who goes first, so a change of load hits both alike
+            pair = [("recli", run_recli), ("lightfm", run_lightfm)]
+            for library, runner in pair if r % 2 == 0 else pair[::-1]:
                 scores, times = runner(train, features, args, args.seed + r)
                 ndcg, per_epoch = ndcg_at_10(scores, train, test, candidates), float(np.median(times[1:] or times))
-                rows.append((ndcg, per_epoch))
+                rows[library].append((ndcg, per_epoch))
                 print(f"{kind},{library},{r},{ndcg:.4f},{per_epoch:.4f},{args.epochs},{args.threads},"
                       f"{args.factors},{args.loss}", flush=True)
-            summary.append((kind, library, *np.median(np.array(rows), axis=0)))
+        summary += [(kind, lib, *np.median(np.array(v), axis=0)) for lib, v in rows.items()]
     for kind, library, ndcg, per_epoch in summary:
         print(f"{kind:5} {library:8} NDCG@10 {ndcg:.4f}  {per_epoch:.4f} s/epoch", file=sys.stderr)
+    for (kind, _, ndcg, t), (_, _, peer_ndcg, peer_t) in zip(summary[::2], summary[1::2]):
+        print(f"{kind:5} recli/lightfm: NDCG@10 {ndcg - peer_ndcg:+.4f}, time per epoch x{t / peer_t:.2f}",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -87,10 +87,12 @@ def epoch_reference(st: State, indptr, indices, loss, hyper, max_sampled, seed, 
                     popular=False):
     """One single-thread epoch: users in a Fisher–Yates order of ``0..n_users-1``; for each
     user with something to rank, a random offset, then one attempt per positive (cyclic
-    from the offset, or the k-OS pick): negatives drawn uniformly, a draw among the user's
-    positives redrawn; WARP counts negatives until one violates ``x_uj > x_ui - 1`` (at most
-    ``max_sampled`` counted, ``10·max_sampled`` draws), the others take the first negative.
-    With ``popular`` a draw is the item of a uniformly drawn stored interaction.
+    from the offset, or the k-OS pick), at most ``10·max_sampled`` draws of a negative,
+    uniform (or, with ``popular``, the item of a uniformly drawn stored interaction). BPR
+    and logistic take the first draw that is not a positive. WARP takes the first draw
+    inside the margin ``x_uj > x_ui - 1`` that is not a positive (a positive there is
+    skipped, uncounted); a draw outside the margin counts, and after ``max_sampled``
+    counted there is no step. ``N`` = the counted draws plus the violator.
     Returns the summed loss and the number of steps."""
     n_users, n_items = len(indptr) - 1, st.FI.shape[0]
     rs = Stream(seed, epoch)
@@ -125,11 +127,15 @@ def _negative(st, rs, u, i, row, pool, loss, max_sampled):
     x_ui, n_sampled = st.score(u, i), 0
     for _ in range(10 * max_sampled):
         j = pool[rs.below(len(pool))]
-        if j in row:
+        if loss != "warp":
+            if j not in row:
+                return j, 1
             continue
-        n_sampled += 1
-        if loss != "warp" or st.score(u, j) > x_ui - 1.0:
-            return j, n_sampled
+        if st.score(u, j) > x_ui - 1.0:  # WARP: inside the margin, a violator unless a positive
+            if j in row:
+                continue
+            return j, n_sampled + 1
+        n_sampled += 1  # outside the margin: counted, whether a positive or not
         if n_sampled >= max_sampled:
             break
     return None, n_sampled

@@ -13,10 +13,15 @@ A step for a user ``u``, a positive ``i`` and a negative ``j`` has gradients ``g
 
 Negatives are drawn uniformly over the items, or (``popular``) as the item of a uniformly
 drawn stored interaction, i.e. in proportion to the item's interaction count (how
-LightFM's BPR samples); a draw that is one of ``u``'s positives is redrawn.
+LightFM's BPR samples); for ``bpr`` and ``logistic`` a draw that is one of ``u``'s
+positives is redrawn.
 
-* ``warp`` (Weston et al. 2011): ``j`` is the ``N``-th counted negative that violates the
-  margin (as in :mod:`recli.kernels.warp`); ``loss = L_N·(1 - x_ui + x_uj)``,
+* ``warp`` (Weston et al. 2011): draws are scored until one lies inside the margin,
+  ``x_uj > x_ui - 1``, and is not one of ``u``'s positives (a positive there is skipped
+  and not counted); draws outside the margin count, and after ``max_sampled`` of them
+  the positive is skipped. As in LightFM, only a violating draw is looked up in ``u``'s
+  row. With ``j`` the ``N``-th counted draw, ``L_N = min(ln(floor((n_items - 1) / N)), 10)``
+  (:func:`recli.kernels.warp.rank_weight`), ``loss = L_N·(1 - x_ui + x_uj)``,
   ``g_i = -L_N``, ``g_j = L_N``;
 * ``bpr`` (Rendle et al. 2009): one negative ``j``; ``loss = -ln σ(x_ui - x_uj)``,
   ``g_i = -σ(x_uj - x_ui)``, ``g_j = -g_i``;
@@ -58,7 +63,7 @@ from numba import njit, prange
 
 from recli.kernels import FASTMATH
 from recli.kernels._search import slice_contains
-from recli.kernels.random_streams import chunk_users, draw_negative, next_below, user_start
+from recli.kernels.random_streams import chunk_users, next_below, user_start
 from recli.kernels.warp import rank_weight
 
 LOSSES = ("warp", "bpr", "logistic")
@@ -205,17 +210,24 @@ def hybrid_apply(UF, IF, UP, IP, users, pos, neg, n_sampled, loss_code, hyper):
 
 
 @njit(cache=True, inline="always")
-def _negative(state, indices, start, end, n_items, popular, max_draws):
-    """A negative for the row ``indices[start:end]``: uniform over the items
-    (:func:`recli.kernels.random_streams.draw_negative`), or, with ``popular``, the item of
-    a uniformly drawn stored interaction (probability proportional to its interaction
-    count, as LightFM's BPR samples), redrawn while it is a positive of the row. Returns
-    ``(state, item, draws)``; ``item`` is -1 after ``max_draws`` positives."""
-    if not popular:
-        return draw_negative(state, indices, start, end, n_items, max_draws)
-    for t in range(max_draws):
+def _draw(state, indices, n_items, popular):
+    """One candidate negative: uniform over ``[0, n_items)``, or, with ``popular``, the
+    item of a uniformly drawn stored interaction (probability proportional to its
+    interaction count, as LightFM's BPR samples); ``(state, item)``."""
+    if popular:
         state, r = next_below(state, len(indices))
-        cand = np.int64(indices[r])
+        return state, np.int64(indices[r])
+    return next_below(state, n_items)
+
+
+@njit(cache=True, inline="always")
+def _negative(state, indices, start, end, n_items, popular, max_draws):
+    """:func:`_draw` until a draw is not in the row ``indices[start:end]`` (a positive is
+    redrawn), at most ``max_draws`` times; ``(state, item, draws)``, ``item`` -1 when
+    every draw was a positive (:func:`recli.kernels.random_streams.draw_negative` with
+    the popular option)."""
+    for t in range(max_draws):
+        state, cand = _draw(state, indices, n_items, popular)
         if not slice_contains(indices, start, end, cand):
             return state, cand, t + 1
     return state, np.int64(-1), max_draws
@@ -223,22 +235,24 @@ def _negative(state, indices, start, end, n_items, popular, max_draws):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _violator(state, ru, IF, EI, indices, start, end, x_ui, max_sampled, popular, rj):
-    """WARP's negative search (see :func:`recli.kernels.warp._violator`) over item
-    representations: ``(state, j, N, x_uj)`` with ``rj`` holding ``j``'s representation;
-    ``j`` is -1 when none of the counted draws violated the margin."""
+    """WARP's negative search over item representations, in LightFM's order: draw (at
+    most ``10 · max_sampled`` times) and score; a draw inside the margin,
+    ``x_uj > x_ui - 1``, is the violator unless it is one of the user's positives (then
+    it is redrawn and not counted); a draw outside counts, until ``max_sampled`` have.
+    Only violating draws are looked up in the user's row, which is what makes a draw
+    cheap. Returns ``(state, j, N, x_uj)``, ``N`` counting ``j``, with ``rj`` holding
+    ``j``'s representation; ``j`` is -1 when no counted draw violated."""
     n_items = len(IF[0]) - 1
     n_sampled = 0
-    left = 10 * max_sampled
-    while left > 0:
-        state, j, used = _negative(state, indices, start, end, n_items, popular, left)
-        left -= used
-        if j < 0:
-            break
-        n_sampled += 1
+    for _ in range(10 * max_sampled):
+        state, j = _draw(state, indices, n_items, popular)
         x_uj = score_row(IF, EI, j, ru)
         if x_uj > x_ui - 1.0:
+            if slice_contains(indices, start, end, j):
+                continue
             represent(IF, EI, j, rj)
-            return state, j, n_sampled, x_uj
+            return state, j, n_sampled + 1, x_uj
+        n_sampled += 1
         if n_sampled >= max_sampled:
             break
     return state, np.int64(-1), n_sampled, np.float32(0.0)
