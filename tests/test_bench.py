@@ -291,3 +291,21 @@ def test_a_model_without_gpu_kernels_is_a_skipped_cell_on_gpu(monkeypatch):
     assert result.exit_code == 0, result.stderr
     rows = [r for r in json.loads(result.stdout)["rows"] if r["model"] == "bpr"]
     assert len(rows) == 8 and all(r["status"] == "skipped" and "no GPU kernels" in r["note"] for r in rows)
+
+
+def test_hybrid_maps_onto_lightfm_with_its_loss_schedule_and_alphas():
+    """recli bench --models hybrid --against lightfm (issue #13): the same loss (k-OS as
+    warp-kos), schedule and alphas; logistic is skipped (LightFM's needs negative cells)."""
+    pytest.importorskip("lightfm")
+    from recli.models.base import build_config
+    from recli.models.hybrid import Hybrid
+    from recli.stages.bench import peers
+
+    config = build_config(Hybrid.Config, {"factors": 8, "kos_k": 3, "schedule": "adadelta", "item_alpha": 1e-4,
+                                          "rho": 0.9, "seed": 3}, "hybrid")
+    model = peers.build("lightfm", "hybrid", config, 1)
+    assert (model.loss, model.k, model.n, model.learning_schedule, model.rho) == ("warp-kos", 3, 10, "adadelta", 0.9)
+    assert model.item_alpha == 1e-4 and model.user_alpha == 0.0 and model.no_components == 8
+    assert peers.skip_reason("lightfm", "hybrid", config, "cpu") is None
+    logistic = build_config(Hybrid.Config, {"loss": "logistic"}, "hybrid")
+    assert "negative cells" in peers.skip_reason("lightfm", "hybrid", logistic, "cpu")

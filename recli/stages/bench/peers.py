@@ -16,7 +16,9 @@ Boundaries (documented in docs/benchmarks.md):
 Model mapping: implicit ``AlternatingLeastSquares`` (CG solver, alpha + 1: implicit's
 confidence is ``alpha·r``, recli's ``1 + alpha·r``, equal on binary data),
 ``BayesianPersonalizedRanking``, ``CosineRecommender`` / ``BM25Recommender`` with K =
-neighbours + 1 (implicit's K counts the item itself); LightFM ``warp`` and ``bpr`` losses.
+neighbours + 1 (implicit's K counts the item itself); LightFM ``warp`` and ``bpr`` losses, and
+for ``hybrid`` (identity features: bench data has no side features) its loss (k-OS as
+``warp-kos``), schedule and alphas.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 
 from recli.stages.bench.spec import PEER_INSTALL
 
-PEER_MODELS = {"implicit": ("als", "bpr", "itemknn"), "lightfm": ("warp", "bpr")}
+PEER_MODELS = {"implicit": ("als", "bpr", "itemknn"), "lightfm": ("warp", "bpr", "hybrid")}
 
 
 def installed(library: str) -> str | None:
@@ -57,12 +59,28 @@ def skip_reason(library: str, model: str, config: Any, device: str) -> str | Non
         return f"{library} has no {model} model"
     if device != "cpu":
         return f"peers run on the CPU only in recli bench ({library} on --device {device} is not measured)"
+    if library == "lightfm" and model == "hybrid" and config.loss == "logistic":
+        return "LightFM's logistic loss learns from explicit negative cells (-1), which bench data has none of"
     if library == "implicit" and model == "itemknn" and _knn_class(config) is None:
         return (f"implicit has no itemknn with similarity={config.similarity} weighting={config.weighting} "
                 "(it has cosine with no weighting, and bm25 weighting with dot)")
     if library == "implicit" and model == "als" and getattr(config, "solver", "cg") != "cg":
         return "implicit is benched with its CG solver only (use --param solver=cg)"
     return None
+
+
+def _lightfm_params(model: str, config: Any) -> dict:
+    """LightFM's parameters for recli's ``warp``/``bpr`` (one ``regularization`` for both
+    alphas) or ``hybrid`` (its loss, k-OS as ``warp-kos``, schedule, alphas: the same names)."""
+    if model != "hybrid":
+        return {"no_components": config.factors, "loss": model, "learning_rate": config.learning_rate,
+                "item_alpha": config.regularization, "user_alpha": config.regularization,
+                "max_sampled": getattr(config, "max_sampled", 10)}
+    kos = config.loss == "warp" and config.kos_k > 0
+    return {"no_components": config.factors, "loss": "warp-kos" if kos else config.loss,
+            "k": max(config.kos_k, 1), "n": config.kos_n, "learning_schedule": config.schedule,
+            "learning_rate": config.learning_rate, "rho": config.rho, "epsilon": config.epsilon,
+            "item_alpha": config.item_alpha, "user_alpha": config.user_alpha, "max_sampled": config.max_sampled}
 
 
 def _knn_class(config: Any) -> str | None:
@@ -78,9 +96,7 @@ def build(library: str, model: str, config: Any, threads: int) -> Any:
     if library == "lightfm":
         from lightfm import LightFM
 
-        return LightFM(no_components=config.factors, loss=model, learning_rate=config.learning_rate,
-                       item_alpha=config.regularization, user_alpha=config.regularization,
-                       max_sampled=getattr(config, "max_sampled", 10), random_state=config.seed)
+        return LightFM(**_lightfm_params(model, config), random_state=config.seed)
     if model == "als":
         from implicit.cpu.als import AlternatingLeastSquares
 
