@@ -17,9 +17,9 @@ on warm items. Features that occur only in rows without interactions start at ze
 stay there (a cold item's identity feature adds nothing).
 
 New users with a history (``recommend --history``) are folded in like ``warp`` / ``bpr``:
-a free user vector trained by adagrad steps of the model's loss (BPR steps for
-``logistic``) against the fixed item representations; any user features are not used
-for them.
+a free user vector trained against the fixed item representations by WARP steps
+(adagrad) for ``warp`` and BPR SGD steps for ``bpr`` and ``logistic``; any user features
+are not used for them.
 """
 
 from __future__ import annotations
@@ -140,6 +140,9 @@ class Hybrid(PairwiseFactorModel):
         from recli.data.matrix import as_csr
 
         m = trainable_csr(user_items, self.name)
+        if self.config.sampling == "popular" and m.nnz >= 2**32:
+            raise ConfigError(f"sampling=popular draws among the interactions, at most 2^32 of them (got {m.nnz})",
+                              hint="use sampling=uniform on data this large")
         self._names = {side: None if f is None else np.asarray(f.names, dtype=str)
                        for side, f in (("user", user_features), ("item", item_features))}
         self._features = (feature_csr(user_features, m.shape[0], "user"),
@@ -210,8 +213,9 @@ class Hybrid(PairwiseFactorModel):
         return run
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
-        """New users' vectors against the fixed item representations: WARP steps
-        (:func:`recli.kernels.warp.warp_fold_in`) for ``warp``, BPR steps otherwise; adagrad."""
+        """New users' vectors against the fixed item representations: adagrad WARP steps
+        (:func:`recli.kernels.warp.warp_fold_in`) for ``warp``, BPR SGD steps
+        (:func:`recli.kernels.bpr.bpr_fold_in`) otherwise."""
         from recli.kernels.bpr import bpr_fold_in
         from recli.kernels.warp import warp_fold_in
 
