@@ -294,18 +294,21 @@ def test_a_model_without_gpu_kernels_is_a_skipped_cell_on_gpu(monkeypatch):
 
 
 def test_hybrid_maps_onto_lightfm_with_its_loss_schedule_and_alphas():
-    """recli bench --models hybrid --against lightfm (issue #13): the same loss (k-OS as
-    warp-kos), schedule and alphas; logistic is skipped (LightFM's needs negative cells)."""
+    """recli bench --models hybrid --against lightfm (issue #13): the same loss, schedule
+    and alphas; logistic (LightFM's needs negative cells) and k-OS (LightFM steps once per
+    user) are skipped."""
     pytest.importorskip("lightfm")
     from recli.models.base import build_config
     from recli.models.hybrid import Hybrid
     from recli.stages.bench import peers
 
-    config = build_config(Hybrid.Config, {"factors": 8, "kos_k": 3, "schedule": "adadelta", "item_alpha": 1e-4,
+    config = build_config(Hybrid.Config, {"factors": 8, "loss": "bpr", "schedule": "adadelta", "item_alpha": 1e-4,
                                           "rho": 0.9, "seed": 3}, "hybrid")
     model = peers.build("lightfm", "hybrid", config, 1)
-    assert (model.loss, model.k, model.n, model.learning_schedule, model.rho) == ("warp-kos", 3, 10, "adadelta", 0.9)
+    assert (model.loss, model.learning_schedule, model.rho, model.epsilon) == ("bpr", "adadelta", 0.9, 1e-6)
     assert model.item_alpha == 1e-4 and model.user_alpha == 0.0 and model.no_components == 8
     assert peers.skip_reason("lightfm", "hybrid", config, "cpu") is None
     logistic = build_config(Hybrid.Config, {"loss": "logistic"}, "hybrid")
     assert "negative cells" in peers.skip_reason("lightfm", "hybrid", logistic, "cpu")
+    kos = build_config(Hybrid.Config, {"kos_k": 2}, "hybrid")
+    assert "one step per user" in peers.skip_reason("lightfm", "hybrid", kos, "cpu")

@@ -17,8 +17,8 @@ Model mapping: implicit ``AlternatingLeastSquares`` (CG solver, alpha + 1: impli
 confidence is ``alpha·r``, recli's ``1 + alpha·r``, equal on binary data),
 ``BayesianPersonalizedRanking``, ``CosineRecommender`` / ``BM25Recommender`` with K =
 neighbours + 1 (implicit's K counts the item itself); LightFM ``warp`` and ``bpr`` losses, and
-for ``hybrid`` (identity features: bench data has no side features) its loss (k-OS as
-``warp-kos``), schedule and alphas.
+for ``hybrid`` (identity features: bench data has no side features) its loss, schedule and
+alphas (k-OS and ``logistic`` are skipped: not the same algorithm in LightFM).
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ def skip_reason(library: str, model: str, config: Any, device: str) -> str | Non
         return f"peers run on the CPU only in recli bench ({library} on --device {device} is not measured)"
     if library == "lightfm" and model == "hybrid" and config.loss == "logistic":
         return "LightFM's logistic loss learns from explicit negative cells (-1), which bench data has none of"
+    if library == "lightfm" and model == "hybrid" and config.kos_k > 0:
+        return ("LightFM's warp-kos makes one step per user and epoch, recli's k-OS one per interaction: "
+                "not the same work")
     if library == "implicit" and model == "itemknn" and _knn_class(config) is None:
         return (f"implicit has no itemknn with similarity={config.similarity} weighting={config.weighting} "
                 "(it has cosine with no weighting, and bm25 weighting with dot)")
@@ -71,14 +74,12 @@ def skip_reason(library: str, model: str, config: Any, device: str) -> str | Non
 
 def _lightfm_params(model: str, config: Any) -> dict:
     """LightFM's parameters for recli's ``warp``/``bpr`` (one ``regularization`` for both
-    alphas) or ``hybrid`` (its loss, k-OS as ``warp-kos``, schedule, alphas: the same names)."""
+    alphas) or ``hybrid`` (its loss, schedule and alphas: the same names)."""
     if model != "hybrid":
         return {"no_components": config.factors, "loss": model, "learning_rate": config.learning_rate,
                 "item_alpha": config.regularization, "user_alpha": config.regularization,
                 "max_sampled": getattr(config, "max_sampled", 10)}
-    kos = config.loss == "warp" and config.kos_k > 0
-    return {"no_components": config.factors, "loss": "warp-kos" if kos else config.loss,
-            "k": max(config.kos_k, 1), "n": config.kos_n, "learning_schedule": config.schedule,
+    return {"no_components": config.factors, "loss": config.loss, "learning_schedule": config.schedule,
             "learning_rate": config.learning_rate, "rho": config.rho, "epsilon": config.epsilon,
             "item_alpha": config.item_alpha, "user_alpha": config.user_alpha, "max_sampled": config.max_sampled}
 
