@@ -193,7 +193,7 @@ def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndar
                                     batch_size=req.batch_size)
         if req.explain:
             frames = (explain_frame(mf, plan, *b, top=req.explain_top, nested=nested) for b in batches)
-            rows = _write_frames(frames, req, explain_schema(nested))
+            rows = _write_frames(frames, req, explain_schema(nested, mf.model.explains_features))
         elif _plain_csv(req):
             rows = write_csv_lines(RECS_COLUMNS, csv_rows(plan.ids, mf.items, batches), req.output)
         else:
@@ -355,39 +355,77 @@ def explain_frame(mf: ModelFile, plan: UserPlan, pos: np.ndarray, items: np.ndar
     ``model.explain`` gives ``C[j, h]``, the part of item ``j``'s score due to history
     item ``h`` (rows sum to the score). Flat output repeats the recommendation once per
     explaining item (``because_item, contribution``; nulls when the user has no history);
-    ``nested=True`` puts them in one ``because`` list column (for JSON lines).
+    ``nested=True`` puts them in one ``because`` list column (for JSON lines). A model
+    that names features (``explains_features``: content) adds its ``top`` matching
+    features, by ``model.explain_features``: a ``features`` list column when nested, else
+    ``because_feature, feature_contribution`` (row ``n`` of a recommendation holds its
+    ``n``-th item and its ``n``-th feature; nulls pad the shorter list).
     """
-    recs = {"user": [], "item": [], "score": [], "rank": [], "because": []}
+    with_features = mf.model.explains_features
+    recs: dict[str, list] = {"user": [], "item": [], "score": [], "rank": [], "because": [], "features": []}
     for b, p in enumerate(pos):
         rec = items[b][items[b] >= 0]
         hist_items, hist_values = _history_of(mf, plan, p)
-        contrib = (np.asarray(mf.model.explain(int(plan.uidx[p]), hist_items, hist_values, rec), dtype=np.float64)
+        args = (int(plan.uidx[p]), hist_items, hist_values, rec)
+        contrib = (np.asarray(mf.model.explain(*args), dtype=np.float64)
                    if hist_items.shape[0] and rec.shape[0] else np.zeros((rec.shape[0], 0)))
+        matched = _top_features(mf, args, top) if with_features else [[] for _ in rec]
         for j, item in enumerate(rec):
             order = np.lexsort((hist_items, -contrib[j]))[:top] if contrib.shape[1] else []
             recs["because"].append([{"item": mf.items.ids[int(hist_items[h])], "contribution": float(contrib[j, h])}
                                     for h in order])
+            recs["features"].append(matched[j])
             recs["user"].append(plan.ids[p])
             recs["item"].append(mf.items.ids[int(item)])
             recs["score"].append(float(values[b, j]))
             recs["rank"].append(j + 1)
+    return _explain_table(recs, nested, with_features)
+
+
+def _top_features(mf: ModelFile, args: tuple, top: int) -> list[list[dict[str, Any]]]:
+    """Per recommended item, its ``top`` features of positive contribution (ties by name)."""
+    names = mf.model.feature_names("item")
+    contrib = (np.asarray(mf.model.explain_features(*args), dtype=np.float64) if args[1].shape[0] and args[3].shape[0]
+               else np.zeros((args[3].shape[0], 0)))
+    out = []
+    for row in contrib:
+        order = [f for f in np.lexsort((names, -row))[:top] if row[f] > 0] if row.shape[0] else []
+        out.append([{"feature": str(names[f]), "contribution": float(row[f])} for f in order])
+    return out
+
+
+def _explain_table(recs: dict[str, list], nested: bool, with_features: bool) -> pl.DataFrame:
     import polars as pl
 
-    df = pl.DataFrame(recs, schema=explain_schema(nested=True))
+    if not with_features:
+        del recs["features"]
+    elif not nested:  # the two lists side by side: pad the shorter with nulls
+        for j, (because, features) in enumerate(zip(recs["because"], recs["features"])):
+            n = max(len(because), len(features), 1)
+            recs["because"][j] = because + [None] * (n - len(because))
+            recs["features"][j] = features + [None] * (n - len(features))
+    df = pl.DataFrame(recs, schema=explain_schema(nested=True, features=with_features))
     if nested:
         return df
-    return (df.explode("because").with_columns(pl.col("because").struct.field("item").alias("because_item"),
-                                               pl.col("because").struct.field("contribution").alias("contribution"))
-            .drop("because"))
+    lists = ["because", "features"] if with_features else ["because"]
+    flat = df.explode(lists).with_columns(pl.col("because").struct.field("item").alias("because_item"),
+                                          pl.col("because").struct.field("contribution").alias("contribution"))
+    if with_features:
+        flat = flat.with_columns(pl.col("features").struct.field("feature").alias("because_feature"),
+                                 pl.col("features").struct.field("contribution").alias("feature_contribution"))
+    return flat.drop(lists)
 
 
-def explain_schema(nested: bool) -> dict[str, Any]:
-    """Polars dtypes of :func:`explain_frame`'s table, flat or ``nested``."""
+def explain_schema(nested: bool, features: bool = False) -> dict[str, Any]:
+    """Polars dtypes of :func:`explain_frame`'s table, flat or ``nested``, with or without
+    the matching ``features`` of a model that names them."""
     import polars as pl
 
     if nested:
-        return {**_schema(), "because": pl.List(pl.Struct({"item": pl.Utf8, "contribution": pl.Float64}))}
-    return {**_schema(), "because_item": pl.Utf8, "contribution": pl.Float64}
+        named = {"features": pl.List(pl.Struct({"feature": pl.Utf8, "contribution": pl.Float64}))} if features else {}
+        return {**_schema(), "because": pl.List(pl.Struct({"item": pl.Utf8, "contribution": pl.Float64})), **named}
+    named = {"because_feature": pl.Utf8, "feature_contribution": pl.Float64} if features else {}
+    return {**_schema(), "because_item": pl.Utf8, "contribution": pl.Float64, **named}
 
 
 def plan_items(mf: ModelFile, ids: list[str], strict: bool = False) -> tuple[list[str], np.ndarray]:
