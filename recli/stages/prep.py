@@ -84,6 +84,8 @@ def validate(opts: PrepOptions, has_output_dir: bool) -> None:
          "add --out DIR to write train/test files, or drop --split to print the cleaned data"),
         (opts.split is None and (opts.valid_size is not None or opts.cut_date is not None or opts.drop_cold),
          "--valid-size, --cut-date and --drop-cold need --split", "add e.g. --split random"),
+        (opts.drop_cold and opts.split in sp.COLD, f"--drop-cold would remove every test row of --split {opts.split}",
+         "drop --drop-cold: a cold split holds out items (users) unseen in training on purpose"),
         (opts.cut_date is not None and opts.split != "temporal", "--cut-date only applies to --split temporal",
          "use --split temporal --cut-date DATE, or --test-size for other splits"),
         (c.implicit and opts.normalize != "none", "--normalize applies to explicit ratings, not --implicit",
@@ -201,7 +203,7 @@ def _split(df: pl.DataFrame, opts: PrepOptions, tally: cl.Tally) -> tuple[dict[s
     ts = df[TIMESTAMP].to_numpy() if TIMESTAMP in df.columns else None
     cut = cl.parse_time_value(opts.cut_date) if opts.cut_date else None
     test_mask, info = sp.split_mask(opts.split, sp.parse_size(opts.test_size), users, ts,
-                                    np.random.default_rng(opts.seed), cut=cut)
+                                    np.random.default_rng(opts.seed), cut=cut, items=df[cl.ICODE].to_numpy())
     parts = {"train": df.filter(pl.Series(~test_mask)), "test": df.filter(pl.Series(test_mask))}
     if not parts["test"].height:
         raise InputError(f"--split {opts.split} --test-size {opts.test_size} leaves the test set empty",
@@ -213,7 +215,8 @@ def _split(df: pl.DataFrame, opts: PrepOptions, tally: cl.Tally) -> tuple[dict[s
         v_users = train[cl.UCODE].to_numpy()
         v_ts = train[TIMESTAMP].to_numpy() if ts is not None else None
         v_mask, v_info = sp.split_mask(opts.split, sp.parse_size(opts.valid_size, "--valid-size"), v_users, v_ts,
-                                       np.random.default_rng([opts.seed, 1]), what="validation")
+                                       np.random.default_rng([opts.seed, 1]), what="validation",
+                                       items=train[cl.ICODE].to_numpy())
         parts["train"], parts["valid"] = train.filter(pl.Series(~v_mask)), train.filter(pl.Series(v_mask))
         if not parts["valid"].height:
             raise InputError(f"--split {opts.split} --valid-size {opts.valid_size} leaves the validation set empty",
