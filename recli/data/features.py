@@ -336,8 +336,10 @@ def _fit_numeric(ids: pl.Series, values: pl.Series, fitted: dict) -> dict:
         fitted["edges"] = edges.tolist()
         fitted["vocabulary"] = [f"{fitted['column']}=bin{k}" for k in range(edges.size + 1)]
     else:
-        std = float(x.std())
-        fitted.update(mean=float(x.mean()), std=std if std > 0 else 1.0, vocabulary=[fitted["column"]])
+        if fitted["options"]["scale"] == "standard":
+            std = float(x.std())
+            fitted.update(mean=float(x.mean()), std=std if std > 0 else 1.0)
+        fitted["vocabulary"] = [fitted["column"]]
     fitted["dropped"] = 0
     return fitted
 

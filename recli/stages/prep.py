@@ -26,8 +26,9 @@ from recli.data.filter import core_mask
 from recli.data.io import QUOTE_AUTO, read_table, resolve_separator
 from recli.data.schema import RATING, TIMESTAMP, USER, conform
 from recli.errors import ConfigError, InputError
+from recli.stages import prep_features as pf
 
-STAGES = ("read", "clean", "filter", "split", "normalise")
+STAGES = ("read", "clean", "filter", "split", "normalise", "features")
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 
 
@@ -52,15 +53,23 @@ class PrepOptions:
     cut_date: str | None = None
     drop_cold: bool = False
     seed: int = 0
+    item_side: pf.SideTableOptions = field(default_factory=pf.SideTableOptions)
+    user_side: pf.SideTableOptions = field(default_factory=pf.SideTableOptions)
+
+    def sides(self) -> list[tuple[str, pf.SideTableOptions]]:
+        """``(role, options)`` of each side table given."""
+        return [(role, side) for role, side in (("item", self.item_side), ("user", self.user_side)) if side.given]
 
 
 @dataclass
 class PrepResult:
-    """Frames by name (``data``, or ``train``/``test``/``valid``), the report, user means."""
+    """Frames by name (``data``, or ``train``/``test``/``valid``), the report, user means and
+    the side features by role (long frame, fitted transform, report entry)."""
 
     frames: dict[str, pl.DataFrame]
     report: dict
     user_means: pl.DataFrame | None = None
+    features: dict[str, tuple] = field(default_factory=dict)
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> None:
@@ -106,6 +115,8 @@ def validate(opts: PrepOptions, has_output_dir: bool) -> None:
             sp.parse_size(opts.valid_size, "--valid-size")
     if opts.cut_date is not None:
         cl.parse_time_value(opts.cut_date)
+    for role, side in opts.sides():
+        pf.validate_side(side, role, has_output_dir)
 
 
 def input_info(source: str) -> dict:
@@ -169,6 +180,12 @@ def prep(source: str, opts: PrepOptions, on_stage: Callable[[str], None] | None 
                                    columns=opts.columns, on_raw=hash_raw(info), quote=opts.quote,
                                    encoding=opts.encoding), opts, step)
     result.report["input"] = info
+    step("features")
+    for role, side in opts.sides():
+        fitted, entry = pf.extract(side, role, result.frames)
+        result.features[role] = (fitted.frame, pf.manifest_entry(fitted, role, side, entry))
+    if result.features:
+        result.report["features"] = {role: entry["counts"] for role, (_, entry) in result.features.items()}
     return result
 
 
@@ -291,8 +308,10 @@ def _report(rows_read: int, tally: cl.Tally, df: pl.DataFrame, frames: dict[str,
     }
 
 
-def manifest(opts: PrepOptions, report: dict, files: dict[str, str], output_format: str, out: str | None = None) -> dict:
-    """Everything needed to reproduce or audit a ``prep`` run, as JSON-ready data."""
+def manifest(opts: PrepOptions, report: dict, files: dict[str, str], output_format: str, out: str | None = None,
+             features: dict[str, dict] | None = None) -> dict:
+    """Everything needed to reproduce or audit a ``prep`` run, as JSON-ready data; ``features``
+    (role → :func:`recli.stages.prep_features.manifest_entry`) becomes the ``features`` key."""
     options = asdict(opts)
     options["output_format"] = output_format
     options["out"] = os.path.abspath(out) if out else None
@@ -306,4 +325,5 @@ def manifest(opts: PrepOptions, report: dict, files: dict[str, str], output_form
         "rows": {"read": report["rows_read"], "dropped": report["dropped"], "written": report["rows_written"]},
         "normalization": report["normalization"],
         "report": {k: v for k, v in report.items() if k != "input"},
+        **({"features": features} if features else {}),
     }
