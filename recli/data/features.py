@@ -104,8 +104,9 @@ def _spec_error(text: str, flag: str, why: str) -> ConfigError:
 
 
 def parse_spec(text: str, flag: str = "--item-feature") -> FeatureSpec:
-    """Parse ``COL:KIND[:OPTIONS]``; OPTIONS are ``key=value`` pairs separated by commas, or for
-    ``multi`` a bare separator (``|``, ``;``, ``comma``...)."""
+    """Parse ``COL:KIND[:OPTIONS]``; OPTIONS are ``key=value`` pairs separated by commas; for
+    ``multi`` the first may be the bare separator (``|``, ``;``, ``comma``...). COL may list
+    columns separated by commas, or a range ``FIRST..LAST`` in table order."""
     parts = text.split(":", 2)
     if len(parts) < 2 or not parts[0].strip():
         raise _spec_error(text, flag, "is not COL:KIND[:OPTIONS]")
@@ -117,13 +118,16 @@ def parse_spec(text: str, flag: str = "--item-feature") -> FeatureSpec:
         raise _spec_error(text, flag, "has an empty column name")
     raw = parts[2] if len(parts) == 3 else ""
     if kind == "multi" and raw and "=" not in raw:
-        raw = f"sep={raw}"
-    return FeatureSpec(columns, kind, _options(raw, DEFAULTS[kind], text, flag))
+        pairs = [f"sep={raw}"]                # a bare separator, which may be a comma
+    else:
+        pairs = [p for p in raw.split(",") if p.strip()]
+        if kind == "multi" and pairs and "=" not in pairs[0]:
+            pairs[0] = f"sep={pairs[0]}"      # |,min_count=2
+    return FeatureSpec(columns, kind, _options(pairs, DEFAULTS[kind], text, flag))
 
 
-def _options(raw: str, defaults: dict, text: str, flag: str) -> dict:
+def _options(pairs: list[str], defaults: dict, text: str, flag: str) -> dict:
     options = dict(defaults)
-    pairs = [raw] if raw.startswith("sep=") else [p for p in raw.split(",") if p.strip()]
     for pair in pairs:
         key, eq, value = pair.partition("=")
         key = key.strip().replace("-", "_")
