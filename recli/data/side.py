@@ -87,8 +87,10 @@ class FeatureTable:
     id_column: str | None = None
 
 
-def read_feature_table(source: str, side: str, read: ReadOptions | None = None) -> FeatureTable:
+def read_feature_table(source: str, side: str, read: ReadOptions | None = None,
+                       what: str | None = None) -> FeatureTable:
     """Read a feature file for ``side`` (``item`` or ``user``); see the module docstring.
+    ``what`` names it in messages (default ``--SIDE-features SOURCE``).
 
     Raises :class:`InputError` for a file without the id column or without a ``feature``
     column, and for values that are not finite numbers.
@@ -98,7 +100,7 @@ def read_feature_table(source: str, side: str, read: ReadOptions | None = None) 
     from recli.data.io import read_table
     from recli.data.schema import ColumnNames, resolve_columns
 
-    what = f"--{side}-features {source}"
+    what = what or f"--{side}-features {source}"
     opts = read
     df = read_table(source, None, sep=opts.sep if opts else None, quote=opts.quote if opts else "auto",
                     encoding=opts.encoding if opts else None)

@@ -25,6 +25,7 @@ from recli.data.ids import read_ids
 from recli.data.io import output_format
 from recli.data.plain_text import csv_rows, write_csv_lines
 from recli.errors import ConfigError, InputError
+from recli.stages.new_items import NewItems, load_new_items
 from recli.stages.user_plan import FALLBACK, History, UserPlan, plan_users, read_history  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # Polars and SciPy load lazily: one user's top-k as CSV needs neither
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # Polars and SciPy load lazily: one user's top-k as CSV needs
 
     from recli.artifacts import ModelFile
     from recli.data.io import ReadOptions
+    from recli.data.side import SideFeatures
     from recli.data.vocab import Vocab
 
 RECS_COLUMNS = ("user", "item", "score", "rank")
@@ -83,6 +85,7 @@ class RecommendRequest:
     fmt: str | None = None
     threads: int = 0
     pairs: str | None = None  # a file of user,item pairs to score ('-' = stdin)
+    item_table: str | None = None  # new items scored from their features (recli.stages.new_items)
     clip: bool = True
     read: ReadOptions | None = None  # how --pairs / --history tables are parsed
     started: float = field(default_factory=time.perf_counter)
@@ -113,6 +116,9 @@ class RecommendRequest:
         if self.similar and (self.explain or self.history):
             raise ConfigError("--explain and --history apply to user recommendations, not --similar-items",
                               hint="drop them, or ask for users")
+        if self.item_table and (self.similar or self.explain or self.fallback):
+            raise ConfigError("--item-table cannot be combined with --similar-items/--items-file, --explain or "
+                              "--fallback", hint="score new items for users without them")
 
 
     def _check_pairs(self) -> None:
@@ -120,7 +126,8 @@ class RecommendRequest:
             ("--users", self.users), ("--user", self.user), ("--all-users", self.all_users),
             ("--similar-items", self.similar_items), ("--items-file", self.items_file), ("--history", self.history),
             ("--explain", self.explain), ("--fallback", self.fallback), ("--exclude-items", self.exclude_items),
-            ("--only-items", self.only_items), ("--include-seen", self.include_seen)) if given]
+            ("--only-items", self.only_items), ("--include-seen", self.include_seen),
+            ("--item-table", self.item_table)) if given]
         if others:
             raise ConfigError(f"--pairs cannot be combined with {', '.join(others)}",
                               hint="--pairs scores exactly the given user,item pairs; run recli recommend "
@@ -137,12 +144,14 @@ def recommend(mf: ModelFile, request: RecommendRequest) -> int:
     if request.explain and not mf.model.can_explain:
         raise ConfigError(f"model {mf.model.name!r} cannot explain its recommendations",
                           hint="use --explain with a model that can (recli train --list-models shows 'explain')")
-    banned = item_ban_mask(mf.items, _read_ids(request.exclude_items, mf.items, "item", "--exclude-items"),
-                           _read_ids(request.only_items, mf.items, "item", "--only-items"))
+    new = load_new_items(mf, request.item_table, request.read) if request.item_table else None
+    catalogue = new.catalogue if new is not None else mf.items
+    banned = item_ban_mask(catalogue, _read_ids(request.exclude_items, catalogue, "item", "--exclude-items"),
+                           _read_ids(request.only_items, catalogue, "item", "--only-items"))
     if request.similar:
         rows, n = _write_similar(mf, request, banned)
     else:
-        rows, n = _write_recommendations(mf, request, banned)
+        rows, n = _write_recommendations(mf, request, banned, new)
     log.debug(f"{rows} rows for {n} {'items' if request.similar else 'users'} "
               f"in {time.perf_counter() - request.started:.2f}s")
     return rows
@@ -179,9 +188,11 @@ def _write_similar(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | No
     return rows, len(names)
 
 
-def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | None) -> tuple[int, int]:
+def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | None,
+                           new: NewItems | None = None) -> tuple[int, int]:
     """``user,item,score,rank`` rows (``--explain``: with ``because`` columns); returns
-    (rows, users). Plain CSV for ``--user`` ids goes through the stdlib writer, no Polars."""
+    (rows, users). Plain CSV for ``--user`` ids goes through the stdlib writer, no Polars.
+    ``new``: items outside the catalogue, scored alongside it (``--item-table``)."""
     history = read_history(req.history, mf, req.read) if req.history else None
     ids = None if req.all_users or not (req.users or req.user) else \
         list(dict.fromkeys((_read_ids(req.users, mf.users, "user", "--users") or []) + list(req.user or [])))
@@ -190,14 +201,15 @@ def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndar
     nested = req.explain and ((req.fmt or "").lower() == "jsonl" or req.output.lower().endswith((".jsonl", ".ndjson")))
     with threads_context(req.threads, numba=needs_numba(len(plan.ids), len(mf.items), req.batch_size)):
         batches = recommend_batches(mf, plan, req.k, include_seen=req.include_seen, banned=banned,
-                                    batch_size=req.batch_size)
+                                    batch_size=req.batch_size, new_items=new.features if new else None)
+        items = new.catalogue if new is not None else mf.items
         if req.explain:
             frames = (explain_frame(mf, plan, *b, top=req.explain_top, nested=nested) for b in batches)
             rows = _write_frames(frames, req, explain_schema(nested, mf.model.explains_features))
         elif _plain_csv(req):
-            rows = write_csv_lines(RECS_COLUMNS, csv_rows(plan.ids, mf.items, batches), req.output)
+            rows = write_csv_lines(RECS_COLUMNS, csv_rows(plan.ids, items, batches), req.output)
         else:
-            rows = _write_frames((to_frame(plan.ids, mf.items, *b) for b in batches), req, _schema())
+            rows = _write_frames((to_frame(plan.ids, items, *b) for b in batches), req, _schema())
     return rows, len(plan.ids)
 
 
@@ -303,9 +315,12 @@ def needs_numba(n_rows: int, n_items: int, batch_size: int = 1024) -> bool:
 
 
 def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bool = False,
-                      banned: np.ndarray | None = None, batch_size: int = 1024) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                      banned: np.ndarray | None = None, batch_size: int = 1024,
+                      new_items: SideFeatures | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield ``(batch positions, items (B, k) int32, scores (B, k) float32)`` per batch;
-    item ``-1`` pads rows with fewer than ``k`` eligible items."""
+    item ``-1`` pads rows with fewer than ``k`` eligible items. ``new_items``: features of
+    items outside the catalogue, scored by ``model.score_new_items`` as items
+    ``n_items + j`` (never seen by anyone)."""
     _check_k(k)
     popular = popularity_scores(mf) if (plan.uidx == FALLBACK).any() else None
     kernels = model_kernels(mf.model)
@@ -314,6 +329,9 @@ def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bo
         uidx = plan.uidx[pos]
         history = plan.history[pos] if plan.history is not None else None
         scores = score_batch(mf, uidx, history, popular)
+        if new_items is not None:
+            fresh = mf.model.score_new_items(uidx, history if (uidx == -1).any() else None, new_items)
+            scores = np.hstack([scores, fresh]).astype(np.float32, copy=False)
         if include_seen:
             items, values = kernels.topk(scores, k, banned=banned)
         else:
