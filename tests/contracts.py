@@ -74,6 +74,15 @@ def block_features(side: str, n: int) -> SideFeatures:
     return SideFeatures(m, names)
 
 
+def features_frame(side: str, n: int) -> pl.DataFrame:
+    """:func:`block_features` in the long form ``side, feature, value`` of a feature file,
+    with the ids of :func:`model_file` (``u000``…, ``i000``…)."""
+    feats = block_features(side, n)
+    coo = feats.matrix.tocoo()
+    return pl.DataFrame({side: [f"{side[0]}{i:03d}" for i in coo.row], "feature": feats.names[coo.col].tolist(),
+                         "value": coo.data})
+
+
 def fit_kwargs(cls: type[Model], matrix: sp.csr_matrix) -> dict[str, Any]:
     """What ``fit`` is given besides the matrix: the block features of each side a model
     with ``uses_features`` reads (nothing for other models)."""

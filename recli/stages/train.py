@@ -292,6 +292,7 @@ def describe_model_list() -> list[dict[str, Any]]:
 
     return [{"name": name, "summary": cls.summary, "fold_in": cls.can_fold_in, "explain": cls.can_explain,
              "devices": list(cls.devices), "values": cls.accepts, "values_note": cls.accepts_note,
+             "features": list(cls.feature_sides) if cls.uses_features else [],
              "parameters": list(cls.Config.__dataclass_fields__)}
             for name, cls in registry().items()]
 
