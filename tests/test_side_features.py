@@ -179,6 +179,7 @@ def test_item_table_of_raw_attributes_goes_through_the_prep_transform(cli, files
                tmp_path / "prep" / "item_features.parquet", "-o", tmp_path / "m"])
     assert res.exit_code == 0, res.stderr
     assert load_model(tmp_path / "m").meta["features"]["item"]["transform"]["role"] == "item"
+    assert "(with prep's transform)" in cli(["info", tmp_path / "m"]).stdout
     raw = _write(tmp_path / "raw.csv", "item,genres\nfresh,horror\n")
     recs = _recs(cli(["recommend", tmp_path / "m", "--user", "u20", "-k", "20", "--item-table", raw]))
     fresh = recs.filter(pl.col("item") == "fresh")
