@@ -184,3 +184,30 @@ def test_item_table_of_raw_attributes_goes_through_the_prep_transform(cli, files
     recs = _recs(cli(["recommend", tmp_path / "m", "--user", "u20", "-k", "20", "--item-table", raw]))
     fresh = recs.filter(pl.col("item") == "fresh")
     assert fresh.height == 1 and fresh["score"][0] > 0
+
+
+def test_both_feature_files_reach_fit_aligned_with_the_extended_vocabularies(files, tmp_path):
+    """What a model reading item and user features (hybrid, fm) is given by the train stage."""
+    from recli.models.popular import Popular
+    from recli.stages import train as stage
+
+    class Recorder(Popular):
+        uses_features = True
+
+        def fit(self, user_items, on_epoch=None, *, item_features=None, user_features=None):
+            self.given = (user_items.shape, item_features, user_features)
+            return super().fit(user_items, on_epoch)
+
+    train, feats = files
+    users = _write(tmp_path / "users.csv", "user_id,feature,value\nu00,age=young,1\nnewcomer,age=old,2\n")
+    tables = stage.load_features(None, item=str(feats), user=users)
+    data = stage.load_interactions(str(train), features=tables)
+    model = stage.train(data, Recorder, Recorder.Config(), features=tables).model
+    shape, items, people = model.given
+    assert shape == (13, 13) and len(data.users) == 13 and len(data.items) == 13
+    assert items.matrix.shape == (13, 3) and people.matrix.shape == (13, 2)
+    newcomer = int(data.users.index(["newcomer"])[0])
+    assert model.given[0] == data.user_items.shape and data.user_items[newcomer].nnz == 0
+    np.testing.assert_array_equal(people.matrix[newcomer].toarray(), [[2, 0]])  # age=old, age=young
+    cold = int(data.items.index(["cold"])[0])
+    assert items.names[items.matrix[cold].indices].tolist() == ["genre=comedy"]
