@@ -103,6 +103,9 @@ def test_feature_files_refused_for_models_that_ignore_them(cli, files, tmp_path)
                  "item features only", written=out)
     _clean_error(cli(["train", train, "-m", "content", "-o", out]), "needs item features", "--item-features",
                  written=out)
+    res = cli(["train", train, "-m", "content", "--item-features", feats, "-p", "half_life_days=30", "-o", out])
+    assert res.exit_code == 2 and "\nerror: content with half_life_days needs timestamps" in res.stderr
+    assert "hint: " in res.stderr and "Traceback" not in res.stderr and not out.exists()
 
 
 def test_feature_files_with_wrong_ids_or_no_id_column(cli, files, tmp_path):

@@ -101,10 +101,9 @@ def read_feature_table(source: str, side: str, read: ReadOptions | None = None,
     from recli.data.schema import ColumnNames, resolve_columns
 
     what = what or f"--{side}-features {source}"
-    opts = read
-    df = read_table(source, None, sep=opts.sep if opts else None, quote=opts.quote if opts else "auto",
-                    encoding=opts.encoding if opts else None)
-    given = opts.columns.given(side) if opts is not None and opts.columns is not None else None
+    df = read_table(source, None, sep=read.sep if read else None, quote=read.quote if read else "auto",
+                    encoding=read.encoding if read else None)
+    given = read.columns.given(side) if read is not None and read.columns is not None else None
     names = ColumnNames(**{side: given if given in df.columns else None})
     id_col = resolve_columns(df.columns, names, roles=(side,), required=(side,), what=what)[side]
     lowered = {c.lower(): c for c in df.columns}
