@@ -144,6 +144,9 @@ def _side_features(data: Interactions, tables: list[FeatureTable]) -> tuple[dict
                             "without_features": int((np.diff(matrix.indptr) == 0).sum())}
         if table.transform is not None:
             meta[table.side].update(transform=table.transform, id_column=table.id_column)
+        if meta[table.side]["without_features"]:
+            log.info(f"--{table.side}-features: {meta[table.side]['without_features']} {table.side}s of the training "
+                     f"data have no feature in {table.source}")
     return out, meta
 
 
