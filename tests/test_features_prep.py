@@ -260,3 +260,19 @@ def test_movielens_genres_from_u_item(cli, ml100k, tmp_path):
     test_items = set(pl.read_csv(out / "test.csv", infer_schema=False)["item"])
     train_items = set(pl.read_csv(out / "train.csv", infer_schema=False)["item"])
     assert test_items and not test_items & train_items
+
+
+def test_cli_tags_without_a_table(cli, tmp_path):
+    tags = tmp_path / "tags.csv"
+    tags.write_text("userId,movieId,tag,timestamp\n1,a,Funny,5\n2,a,dark,6\n1,b,dark,7\n1,q,odd,8\n")
+    out = tmp_path / "out"
+    res = cli(["prep", _log(tmp_path), "--split", "random", "--test-size", "1", "--out", out,
+               "--item-tags", tags, "--no-identity-features"])
+    assert res.exit_code == 0, res.stderr
+    rows = _rows(pl.read_parquet(out / "item_features.parquet"))
+    funny, dark = _tfidf(3, 1), _tfidf(3, 2)                     # a, b, q tagged: N = 3
+    assert rows.keys() == {("a", "tag=funny"), ("a", "tag=dark"), ("b", "tag=dark"), ("q", "tag=odd")}
+    assert rows[("a", "tag=funny")] == pytest.approx(funny / math.hypot(funny, dark))
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["features"]["item"]["counts"]["per_kind"] == {"tags": 3}
+    assert man["features"]["item"]["transform"]["identity"] is False
