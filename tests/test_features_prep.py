@@ -177,6 +177,11 @@ def test_bad_tables_are_refused(table, spec, match):
         _fit(table, [spec])
 
 
+def test_the_same_feature_twice_is_refused():
+    with pytest.raises(InputError, match="two specs make the same feature 'studio=s1'"):
+        _fit(ITEMS, ["studio:categorical", "studio:multi:|"])
+
+
 # ---- through the CLI --------------------------------------------------------------------------------------
 
 def _log(tmp_path, items=("a", "b", "c")):
