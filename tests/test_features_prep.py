@@ -262,6 +262,8 @@ def test_movielens_genres_from_u_item(cli, ml100k, tmp_path):
     assert genre_rows["feature"].n_unique() == 19 and (genre_rows["value"] == 1.0).all()
     man = json.loads((out / "manifest.json").read_text())
     assert man["features"]["item"]["counts"]["matched"] == 1682
+    read = man["features"]["item"]["transform"]["read"]
+    assert read["encoding"] == "latin-1" and read["columns"][:2] == ["item", "title"]
     test_items = set(pl.read_csv(out / "test.csv", infer_schema=False)["item"])
     train_items = set(pl.read_csv(out / "train.csv", infer_schema=False)["item"])
     assert test_items and not test_items & train_items
