@@ -22,7 +22,9 @@ import polars as pl
 from recli.errors import InputError
 from recli.stages import eval_inputs as ei
 
-SEGMENTS = ("cold items", "warm items", "cold users", "warm users")
+# (segment, role, whether the segment holds the cold ids of the role)
+SEGMENTS = (("cold items", "item", True), ("warm items", "item", False), ("cold users", "user", True),
+            ("warm users", "user", False))
 
 
 def _ids(df: pl.DataFrame, names: tuple[str, ...], what: str, role: str) -> pl.Expr:
@@ -55,11 +57,10 @@ def cold_report(recs: list[tuple[str, pl.DataFrame]], test: pl.DataFrame, train:
     metrics = list(dict.fromkeys(ranked["metric"]))
     options = dict(options, metrics=metrics, ks=sorted(set(ranked["k"])), bootstrap=0, per_user=False, gates=())
     frames = []
-    for segment in SEGMENTS:
-        role = segment.split()[1][:-1]
+    for segment, role, is_cold in SEGMENTS:
         if not cold[role].len():
             continue
-        keep = _is_cold(role, cold[role], segment.startswith("cold"))
+        keep = _is_cold(role, cold[role], is_cold)
         seg_test = test.filter(keep(test, "TEST"))
         seg_recs = [(label, df.filter(keep(df, f"RECS {label!r}")) if role == "item" else df) for label, df in recs]
         try:
