@@ -177,6 +177,11 @@ def test_bad_tables_are_refused(table, spec, match):
         _fit(table, [spec])
 
 
+def test_the_same_feature_twice_is_refused():
+    with pytest.raises(InputError, match="two specs make the same feature 'studio=s1'"):
+        _fit(ITEMS, ["studio:categorical", "studio:multi:|"])
+
+
 # ---- through the CLI --------------------------------------------------------------------------------------
 
 def _log(tmp_path, items=("a", "b", "c")):
@@ -257,6 +262,24 @@ def test_movielens_genres_from_u_item(cli, ml100k, tmp_path):
     assert genre_rows["feature"].n_unique() == 19 and (genre_rows["value"] == 1.0).all()
     man = json.loads((out / "manifest.json").read_text())
     assert man["features"]["item"]["counts"]["matched"] == 1682
+    read = man["features"]["item"]["transform"]["read"]
+    assert read["encoding"] == "latin-1" and read["columns"][:2] == ["item", "title"]
     test_items = set(pl.read_csv(out / "test.csv", infer_schema=False)["item"])
     train_items = set(pl.read_csv(out / "train.csv", infer_schema=False)["item"])
     assert test_items and not test_items & train_items
+
+
+def test_cli_tags_without_a_table(cli, tmp_path):
+    tags = tmp_path / "tags.csv"
+    tags.write_text("userId,movieId,tag,timestamp\n1,a,Funny,5\n2,a,dark,6\n1,b,dark,7\n1,q,odd,8\n")
+    out = tmp_path / "out"
+    res = cli(["prep", _log(tmp_path), "--split", "random", "--test-size", "1", "--out", out,
+               "--item-tags", tags, "--no-identity-features"])
+    assert res.exit_code == 0, res.stderr
+    rows = _rows(pl.read_parquet(out / "item_features.parquet"))
+    funny, dark = _tfidf(3, 1), _tfidf(3, 2)                     # a, b, q tagged: N = 3
+    assert rows.keys() == {("a", "tag=funny"), ("a", "tag=dark"), ("b", "tag=dark"), ("q", "tag=odd")}
+    assert rows[("a", "tag=funny")] == pytest.approx(funny / math.hypot(funny, dark))
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["features"]["item"]["counts"]["per_kind"] == {"tags": 3}
+    assert man["features"]["item"]["transform"]["identity"] is False

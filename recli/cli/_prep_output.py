@@ -78,10 +78,9 @@ def _show_report(report: dict, out: str | None) -> None:
         kinds = ", ".join(f"{kind} {n:,}" for kind, n in counts["per_kind"].items())
         rows.append((f"{role} features", f"{counts['features']:,} ({kinds}) over {counts['ids']:,} {role}s"))
         rows.append((f"{role}s without features", f"{counts['ids_without_features']:,}"))
-        dropped = {**counts["dropped_min_count"]}
-        if dropped or counts["dropped_vocabulary_cap"]:
+        if counts["dropped_min_count"] or counts["dropped_vocabulary_cap"]:
             rows.append((f"{role} features dropped", ", ".join(
-                [f"{col} {n:,} under min_count" for col, n in dropped.items()]
+                [f"{col} {n:,} under min_count" for col, n in counts["dropped_min_count"].items()]
                 + [f"{col} {n:,} over the vocabulary cap" for col, n in counts["dropped_vocabulary_cap"].items()])))
     norm = report["normalization"]
     if norm["method"] != "none":

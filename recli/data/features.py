@@ -412,6 +412,12 @@ def fit_transform(table: pl.DataFrame, specs: Sequence[FeatureSpec], *, role: st
     transform = {"version": TRANSFORM_VERSION, "role": role, "table_id_column": source, "identity": identity,
                  "columns": columns, "tags": tag_fit}
     frame = apply_transform(table, transform, tags=tags)
+    clash = frame.select(role, FEATURE).is_duplicated()
+    if clash.any():
+        name = frame.filter(clash)[FEATURE][0]
+        raise InputError(f"{what}: two specs make the same feature {name!r}",
+                         hint=f"give each column once per kind in {flag} (a column may be both standardised and "
+                              "binned, but not listed twice the same way)")
     all_ids = ids if tags is None else pl.concat([ids, frame[role]]).unique()
     return Fitted(frame, transform, _counts(frame, transform, all_ids))
 

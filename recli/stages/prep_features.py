@@ -84,6 +84,8 @@ def extract(side: SideTableOptions, role: str, frames: dict[str, pl.DataFrame]) 
     fitted = ft.fit_transform(table, specs, role=role, id_col=side.id_col, tags=tags, identity=side.identity,
                               what=f"--{role}-table {side.table}", flag=f"--{role}-feature",
                               id_flag=f"--{role}-id-col", tags_what=f"--{role}-tags {side.tags}")
+    # how the table was read, so that a later table of new ids can be read the same way
+    fitted.transform["read"] = {"sep": side.sep, "encoding": side.encoding, "columns": side.columns}
     known = pl.concat([f[role] for f in frames.values()]).unique()
     ids = fitted.frame[role].unique()
     matched = int(ids.is_in(known.implode()).sum())
