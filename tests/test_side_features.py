@@ -173,17 +173,17 @@ def test_item_table_refused_for_a_model_without_features(cli, files, tmp_path):
 
 def test_item_table_of_raw_attributes_goes_through_the_prep_transform(cli, files, tmp_path):
     train, _ = files
-    items = tmp_path / "items.csv"
-    pl.DataFrame({"item": [f"i{b}{k}" for b in range(3) for k in range(4)],
-                  "genres": [GENRES[b] for b in range(3) for _ in range(4)]}).write_csv(items)
-    res = cli(["prep", train, "--out", tmp_path / "prep", "--item-table", items, "--item-feature", "genres:multi:|"])
+    items = tmp_path / "items.txt"  # like MovieLens u.item: no header, ';'-separated
+    items.write_text("".join(f"i{b}{k};{GENRES[b]}\n" for b in range(3) for k in range(4)))
+    res = cli(["prep", train, "--out", tmp_path / "prep", "--item-table", items, "--item-table-sep", "semicolon",
+               "--item-table-columns", "item,genres", "--item-feature", "genres:multi:|"])
     assert res.exit_code == 0, res.stderr
     res = cli(["train", train, "-m", "content", "--item-features",
                tmp_path / "prep" / "item_features.parquet", "-o", tmp_path / "m"])
     assert res.exit_code == 0, res.stderr
     assert load_model(tmp_path / "m").meta["features"]["item"]["transform"]["role"] == "item"
     assert "(with prep's transform)" in cli(["info", tmp_path / "m"]).stdout
-    raw = _write(tmp_path / "raw.csv", "item,genres\nfresh,horror\n")
+    raw = _write(tmp_path / "raw.txt", "fresh;horror\n")  # read as prep read the attribute table
     recs = _recs(cli(["recommend", tmp_path / "m", "--user", "u20", "-k", "20", "--item-table", raw]))
     fresh = recs.filter(pl.col("item") == "fresh")
     assert fresh.height == 1 and fresh["score"][0] > 0

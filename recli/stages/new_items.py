@@ -73,14 +73,20 @@ def load_new_items(mf: ModelFile, source: str, read: ReadOptions | None = None) 
 
 
 def _transformed(source: str, transform: dict, read: ReadOptions | None):
-    """The raw attribute table through the fitted transform, as ``id, feature, value``."""
+    """The raw attribute table through the fitted transform, as ``id, feature, value``.
+    It is read as prep read the attribute table (``transform["read"]``: separator,
+    encoding, the column names of a table without a header); ``--sep``/``--encoding``
+    given to ``recommend`` win."""
     import polars as pl
 
     from recli.data.features import apply_transform
     from recli.data.io import read_table
 
-    raw = read_table(source, None, sep=read.sep if read else None, quote=read.quote if read else "auto",
-                     encoding=read.encoding if read else None)
+    how = transform.get("read") or {}
+    columns = how.get("columns")
+    raw = read_table(source, None, sep=(read.sep if read else None) or how.get("sep"),
+                     quote=read.quote if read else "auto", encoding=(read.encoding if read else None) or how.get("encoding"),
+                     has_header=columns is None, columns=columns)
     long = apply_transform(raw, transform)
     return long.select(pl.col(transform["role"]).cast(pl.Utf8).alias("id"), pl.col("feature").cast(pl.Utf8),
                        pl.col("value").cast(pl.Float32))
