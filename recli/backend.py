@@ -144,6 +144,23 @@ def resolve_threads(threads: int) -> int:
         return os.cpu_count() or 1
 
 
+_CONTROLLER: dict[str, Any] = {}
+
+
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries, built once per set of imported
+    modules. Why: building it scans every shared library of the process (about 3 ms),
+    and ``recli tune`` enters :func:`threads_context` several times per trial; a BLAS is
+    only loaded by an import, so the view is rebuilt when the module count changes."""
+    import sys
+
+    from threadpoolctl import ThreadpoolController
+
+    if _CONTROLLER.get("modules") != len(sys.modules):
+        _CONTROLLER.update(controller=ThreadpoolController(), modules=len(sys.modules))
+    return _CONTROLLER["controller"]
+
+
 @contextlib.contextmanager
 def threads_context(threads: int = 0, numba: bool = True) -> Iterator[int]:
     """Run a block with ``threads`` Numba threads and at most ``threads`` BLAS threads.
@@ -155,8 +172,6 @@ def threads_context(threads: int = 0, numba: bool = True) -> Iterator[int]:
     ``numba=False`` leaves Numba unimported (work too small for any kernel: serving one
     user must not pay Numba's import time).
     """
-    from threadpoolctl import threadpool_limits
-
     n = max(1, resolve_threads(threads))
     previous = None
     if numba:
@@ -166,7 +181,7 @@ def threads_context(threads: int = 0, numba: bool = True) -> Iterator[int]:
         previous = nb.get_num_threads()
         nb.set_num_threads(n)
     try:
-        with threadpool_limits(limits=n, user_api="blas"):
+        with _blas_controller().limit(limits=n, user_api="blas"):
             yield n
     finally:
         if previous is not None:
