@@ -22,6 +22,8 @@ from tests import contracts as C
 from tests import reference_als as ref_als
 from tests.reference_topk import topk_reference
 
+pytestmark = pytest.mark.gpu_sim
+
 FAKE_CUPY = Path(__file__).parent / "fake_cupy"
 GPU_MODELS = sorted(name for name, cls in registry().items() if "gpu" in cls.devices)
 CPU_ONLY = ("bpr", "warp", "mf", "itemknn")
@@ -134,6 +136,13 @@ def test_every_model_declares_its_devices_and_als_has_gpu_kernels():
 
 def test_the_stand_in_cupy_reports_a_device(fake_cupy):
     assert gpu_available()
+    import cupy
+    import cupyx.scipy.sparse as cusparse
+
+    free, total = cupy.cuda.runtime.memGetInfo()
+    assert cupy.cuda.Device().mem_info == (free, total) and 0 < free <= total
+    assert cupy.asnumpy(cupy.asarray([1, 2])).tolist() == [1, 2]
+    assert cusparse.csr_matrix is sp.csr_matrix
     backend = get_backend("gpu")
     assert backend.name == "gpu" and backend.xp is not np and backend.xp.__name__ == "cupy"
 
@@ -246,3 +255,15 @@ def test_eval_model_ranks_on_the_model_backend(monkeypatch):
     calls = _spy_xp_topk(monkeypatch)
     report = evaluate_model(mf, test, label="als", ks=(3,), metrics=["recall"])
     assert calls and report.results["value"][0] > 0.9
+
+
+@pytest.mark.gpu
+def test_a_real_gpu_runs_the_xp_kernels_like_the_cpu():
+    """Only with a real CUDA GPU (skipped otherwise): the CuPy kernels give the CPU's top-k."""
+    backend = get_backend("gpu")
+    assert backend.xp.__name__ == "cupy" and "fake_cupy" not in backend.xp.__file__
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((5, 40)).astype(np.float32)
+    got = backend.kernels.topk(scores, 7)
+    want = topk_reference(scores, 7)
+    np.testing.assert_array_equal(got[0], want[0])
