@@ -75,6 +75,22 @@ def recli_proc():
 # simulator; runs everywhere, CI included. ``gpu``: needs a real CUDA GPU with CuPy, and
 # skips with a message without one.
 _REAL_GPU: list[str] = []
+FAKE_CUPY = Path(__file__).parent / "fake_cupy"
+
+
+def forget_cupy() -> None:
+    """Drop every imported ``cupy``/``cupyx`` module, so the next import finds it again."""
+    for name in [m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    """``import cupy`` gives the NumPy-backed stand-in (tests/fake_cupy), reporting one device."""
+    forget_cupy()
+    monkeypatch.syspath_prepend(str(FAKE_CUPY))
+    yield
+    forget_cupy()
 
 
 def _real_gpu_missing() -> str:
@@ -86,7 +102,7 @@ def _real_gpu_missing() -> str:
             spec = importlib.util.find_spec("cupy")
         except ValueError:  # a test put a placeholder in sys.modules
             spec = None
-        fake = str(Path(__file__).parent / "fake_cupy")
+        fake = str(FAKE_CUPY)
         if spec is None or str(spec.origin or "").startswith(fake):
             _REAL_GPU.append("CuPy is not installed")
         else:

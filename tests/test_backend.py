@@ -7,7 +7,6 @@ from __future__ import annotations
 import inspect
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,27 +19,13 @@ from recli.errors import ConfigError, DeviceUnavailable
 from recli.models import registry
 from tests import contracts as C
 from tests import reference_als as ref_als
+from tests.conftest import FAKE_CUPY, forget_cupy
 from tests.reference_topk import topk_reference
 
 pytestmark = pytest.mark.gpu_sim
 
-FAKE_CUPY = Path(__file__).parent / "fake_cupy"
 GPU_MODELS = sorted(name for name, cls in registry().items() if "gpu" in cls.devices)
 CPU_ONLY = ("bpr", "warp", "mf", "itemknn")
-
-
-def _forget_cupy() -> None:
-    for name in [m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx")]:
-        del sys.modules[name]
-
-
-@pytest.fixture
-def fake_cupy(monkeypatch):
-    """``import cupy`` gives the NumPy-backed stand-in, reporting one device."""
-    _forget_cupy()
-    monkeypatch.syspath_prepend(str(FAKE_CUPY))
-    yield
-    _forget_cupy()
 
 
 @pytest.fixture
@@ -198,7 +183,7 @@ def test_recommend_on_gpu_refuses_a_cpu_only_model_file(cli, fake_cupy, train_cs
                                                 ("als", True, "gpu"), ("als", False, "cpu")])
 def test_auto_uses_the_gpu_only_when_usable_and_supported(cli, monkeypatch, train_csv, tmp_path, name, cupy, device):
     if cupy:
-        _forget_cupy()
+        forget_cupy()
         monkeypatch.syspath_prepend(str(FAKE_CUPY))
     else:
         monkeypatch.setitem(sys.modules, "cupy", None)
@@ -208,7 +193,7 @@ def test_auto_uses_the_gpu_only_when_usable_and_supported(cli, monkeypatch, trai
                   if name != "itemknn" else ["train", train_csv, "--model", name, "-o", out, "--device", "auto"])
     finally:
         if cupy:
-            _forget_cupy()
+            forget_cupy()
     assert res.exit_code == 0, res.stderr
     assert json.loads((out / "meta.json").read_text())["device"] == device
     assert "device auto: " in res.stderr and (device == "gpu" or "cpu" in res.stderr)

@@ -101,13 +101,29 @@ def xp_cg_rows(xp, batch: _Batch, A0, x, cg_steps: int):
     return x
 
 
+def xp_cholesky_solve(xp, A, b):
+    """Solve ``A[r] z[r] = b[r]`` for a batch of symmetric positive-definite ``A`` (``(B, k, k)``,
+    ``b``: ``(B, k)``): the batched Cholesky factor ``A = L Lᵀ`` (``xp.linalg.cholesky``,
+    cuSOLVER's batched potrf on CuPy), then ``L y = b`` and ``Lᵀ z = y`` by substitution,
+    one column at a time over the whole batch (``k`` steps each way, as in
+    :func:`recli.kernels.als._cholesky_solve` per row). Float64 throughout."""
+    L = xp.linalg.cholesky(A)
+    k = A.shape[-1]
+    z = b.copy()
+    for i in range(k):  # forward: L y = b
+        z[:, i] = (z[:, i] - (L[:, i, :i] * z[:, :i]).sum(axis=1)) / L[:, i, i]
+    for i in range(k - 1, -1, -1):  # backward: Lᵀ z = y
+        z[:, i] = (z[:, i] - (L[:, i + 1:, i] * z[:, i + 1:]).sum(axis=1)) / L[:, i, i]
+    return z
+
+
 def xp_exact_rows(xp, batch: _Batch, A0):
-    """Exact solve: forms each row's k×k matrix (batched) and solves it."""
+    """Exact solve: forms each row's k×k matrix ``A0 + Yᵀ(Cᵤ − I)Y`` (batched) and solves it
+    by batched Cholesky (:func:`xp_cholesky_solve`)."""
     outer = (batch.c1[:, None, None] * batch.Yg[:, :, None] * batch.Yg[:, None, :])
     k = A0.shape[0]
     A = A0[None] + batch.rowsum(outer.reshape(outer.shape[0], k * k)).reshape(-1, k, k)
-    x = xp.linalg.solve(A.astype(xp.float64), batch.b().astype(xp.float64)[:, :, None])[:, :, 0]
-    x = x.astype(xp.float32)
+    x = xp_cholesky_solve(xp, A.astype(xp.float64), batch.b().astype(xp.float64)).astype(xp.float32)
     x[batch.empty] = 0
     return x
 
