@@ -25,7 +25,7 @@ from tests.reference_topk import topk_reference
 pytestmark = pytest.mark.gpu_sim
 
 GPU_MODELS = sorted(name for name, cls in registry().items() if "gpu" in cls.devices)
-CPU_ONLY = ("bpr", "warp", "mf", "itemknn")
+CPU_ONLY = ("bpr", "warp", "mf", "popular")
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_als_sweep_and_loss_of_every_namespace_match_the_reference(device):
 def test_every_model_declares_its_devices_and_als_has_gpu_kernels():
     for name, cls in registry().items():
         assert set(cls.devices) <= {"cpu", "gpu"} and "cpu" in cls.devices, name
-    assert "als" in GPU_MODELS
+    assert {"als", "itemknn", "userknn", "ease"} <= set(GPU_MODELS)
     assert not set(CPU_ONLY) & set(GPU_MODELS)
 
 
@@ -179,7 +179,7 @@ def test_recommend_on_gpu_refuses_a_cpu_only_model_file(cli, fake_cupy, train_cs
     assert res.exit_code == 2 and "no GPU kernels" in res.stderr and res.stdout == ""
 
 
-@pytest.mark.parametrize("name, cupy, device", [("bpr", True, "cpu"), ("itemknn", True, "cpu"),
+@pytest.mark.parametrize("name, cupy, device", [("bpr", True, "cpu"), ("itemknn", True, "gpu"),
                                                 ("als", True, "gpu"), ("als", False, "cpu")])
 def test_auto_uses_the_gpu_only_when_usable_and_supported(cli, monkeypatch, train_csv, tmp_path, name, cupy, device):
     if cupy:

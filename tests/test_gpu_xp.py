@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from recli.backend import get_backend
 from recli.models import registry
+from recli.models._weighting import MEASURES
 from tests import contracts as C
+from tests.reference_similarity import similarity_dense, topk_dense
+from tests.test_similarity import as_rows, assert_same_topk, random_matrix
 
 pytestmark = pytest.mark.gpu_sim
 
@@ -40,3 +44,105 @@ def test_als_on_the_stand_in_gpu_matches_the_cpu_from_the_same_start(fake_cupy, 
     np.testing.assert_allclose(gpu.user_factors, cpu.user_factors, rtol=1e-2, atol=1e-3)
     np.testing.assert_allclose(gpu.item_factors, cpu.item_factors, rtol=1e-2, atol=1e-3)
     np.testing.assert_allclose(gpu.epoch_losses, cpu.epoch_losses, rtol=1e-4)
+
+
+# -- item/user similarity: blocked, top-K pruned per block --------------------------------
+
+@pytest.mark.parametrize("measure", MEASURES)
+@pytest.mark.parametrize("k", [4, 30])
+def test_blocked_xp_similarity_matches_the_dense_reference(measure, k):
+    """Blocks of 3 rows (a budget of 3 × n cells) must give the reference's top-k."""
+    from recli.kernels.similarity import Csr
+    from recli.kernels.similarity_xp import BYTES_PER_CELL, similarity_topk_xp
+    from recli.models._weighting import prepare_rows
+
+    raw = random_matrix(seed=200 + len(measure), n_rows=30, n_cols=20, density=0.3)
+    shrink = 0.0 if measure == "dot" else 0.5
+    want = topk_dense(similarity_dense(raw.toarray(), measure, shrink=shrink, alpha=0.3), k=k)
+    x = sp.csr_matrix(prepare_rows(raw, measure, "none")[0], dtype=np.float32)  # centred for pearson & co
+    x.sort_indices()
+    xt = x.T.tocsr()
+    e = Csr(x.indptr.astype(np.int64), x.indices, x.data)
+    f = Csr(xt.indptr.astype(np.int64), xt.indices, xt.data)
+    out = similarity_topk_xp(e, f, k, measure, shrink, 0.3, np, batch_bytes=3 * 30 * BYTES_PER_CELL)
+    got = as_rows(sp.csr_matrix((out.data, out.indices, out.indptr), shape=(30, 30)))
+    assert_same_topk(got, want)
+
+
+def test_similarity_blocks_are_bounded_by_the_budget():
+    from recli.kernels.similarity_xp import BYTES_PER_CELL, block_rows
+
+    assert block_rows(1000, 10 * 1000 * BYTES_PER_CELL) == 10
+    assert block_rows(1000, 1) == 1  # a block holds at least one row
+
+
+@pytest.mark.parametrize("name", ["itemknn", "userknn"])
+def test_knn_on_the_xp_path_builds_the_cpu_similarity(name):
+    cls = registry()[name]
+    m, _, _ = C.block_matrix()
+    cpu = C.fit(cls, m)
+    xp = cls(C.config_for(cls), get_backend("xp-numpy", 1)).fit(m)
+    np.testing.assert_array_equal(xp.similarity.indptr, cpu.similarity.indptr)
+    np.testing.assert_array_equal(xp.similarity.indices, cpu.similarity.indices)
+    np.testing.assert_allclose(xp.similarity.data, cpu.similarity.data, rtol=1e-6)
+
+
+# -- ease: the dense solve ---------------------------------------------------------------
+
+def test_xp_ease_weights_match_the_closed_form_and_the_cpu_kernel():
+    from recli.kernels.cpu import ease_weights
+    from recli.kernels.ease_xp import ease_weights_xp
+
+    x = random_matrix(seed=5, n_rows=25, n_cols=12)
+    args = (x.indptr, x.indices, x.data, 12, 3.0)
+    d = x.toarray().astype(np.float64)
+    P = np.linalg.inv(d.T @ d + 3.0 * np.eye(12))
+    want = np.eye(12) - P / np.diag(P)[None, :]
+    got = ease_weights_xp(*args, xp=np)
+    assert got.dtype == np.float32 and np.all(np.diag(got) == 0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, ease_weights(*args), rtol=1e-5, atol=1e-6)
+
+
+def test_xp_ease_refuses_a_matrix_that_is_not_positive_definite():
+    from recli.kernels.ease_xp import ease_weights_xp
+
+    x = random_matrix(seed=5, n_rows=25, n_cols=12)
+    with pytest.raises(np.linalg.LinAlgError):
+        ease_weights_xp(x.indptr, x.indices, -x.data * x.data, 12, -1e6, xp=np)
+
+
+# -- the contract of every GPU-capable model, trained on the stand-in GPU ----------------
+
+GPU_MODELS = [pytest.param(cls, id=name) for name, cls in registry().items() if "gpu" in cls.devices]
+
+
+@pytest.mark.parametrize("cls", GPU_MODELS)
+def test_gpu_model_contract_on_the_stand_in(fake_cupy, cls, tmp_path):
+    """Trained with ``--device gpu`` (stand-in): the known answer on blocks, seen items
+    masked, host NumPy state; saved, it serves the same top-k on a CPU-only backend and
+    on the GPU, and a CPU-trained file serves on the GPU as on the CPU."""
+    from recli.artifacts import load_model, save_model
+    from recli.models.base import config_to_dict
+
+    matrix, blocks, held = C.block_matrix()
+    model = cls(C.config_for(cls), get_backend("gpu", 1)).fit(matrix)
+    assert model.backend.name == "gpu"
+    assert all(type(a) is np.ndarray for a in model.to_arrays().values())  # results return to the host
+    items, scores = C.recommend_all(C.model_file(model, matrix), k=3)
+    assert (items[:, 0] == held).mean() >= 0.8 and (C.item_block(items[:, 0]) == blocks).mean() >= 0.8
+    assert (np.diff(scores, axis=1) <= 0).all()
+    for u in range(matrix.shape[0]):
+        assert not set(matrix.indices[matrix.indptr[u]:matrix.indptr[u + 1]].tolist()) & set(items[u].tolist())
+    served = {}
+    for trained_on, fitted in (("gpu", model), ("cpu", C.fit(cls, matrix))):
+        mf = C.model_file(fitted, matrix)
+        save_model(tmp_path / trained_on, fitted, mf.users, mf.items, matrix,
+                   {"config": config_to_dict(fitted.config), "seed": C.SEED, "device": trained_on})
+        for device in ("cpu", "gpu"):
+            loaded = load_model(tmp_path / trained_on, get_backend(device, 1))
+            assert loaded.model.backend.name == device
+            served[trained_on, device] = C.recommend_all(loaded, k=5)
+    for trained_on in ("gpu", "cpu"):
+        np.testing.assert_array_equal(served[trained_on, "gpu"][0], served[trained_on, "cpu"][0])
+        np.testing.assert_allclose(served[trained_on, "gpu"][1], served[trained_on, "cpu"][1], rtol=1e-6)

@@ -135,6 +135,19 @@ def _observed(xp, batch: _Batch, x) -> float:
     return float(((1.0 + batch.c1) * (pref - s) ** 2 - s * s).sum())
 
 
+def nnz_bytes(k: int, solver: str) -> int:
+    """Device bytes per non-zero of a batch: the gathered ``Yg`` and two ``(nnz, k)``
+    temporaries of a CG matrix product, or for ``cholesky`` the ``(nnz, k, k)`` outer
+    products plus ``Yg`` (all float32); per-row terms are covered by the per-non-zero ones
+    (a row has at least one non-zero or costs only its ``k``-vector)."""
+    return 4 * (3 * k + 8) if solver == "cg" else 4 * (k * k + 3 * k + 8)
+
+
+def batch_nnz(batch_bytes: int, k: int, solver: str) -> int:
+    """Non-zeros per batch that fit ``batch_bytes`` (at least 1: a batch holds one row)."""
+    return max(1, int(batch_bytes) // nnz_bytes(k, solver))
+
+
 def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver="cg", cg_steps=3,
                  nnz_budget=1 << 20) -> float:
     """Recompute every row of ``X`` (an ``xp`` float32 array, in place) against ``Y``.
@@ -144,12 +157,9 @@ def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver=
     :func:`recli.kernels.als.als_sweep`.
     """
     indptr = np.asarray(indptr)
-    k = X.shape[1]
     A0 = xp_gram(xp, Y, regularization)
-    # The exact solver gathers (nnz, k, k): keep that under ~64 MiB of float32.
-    budget = nnz_budget if solver == "cg" else max(1, (1 << 24) // (k * k))
     observed = 0.0
-    for lo, hi in _batches(indptr, budget):
+    for lo, hi in _batches(indptr, nnz_budget):
         batch = _Batch(xp, indptr, indices, data, Y, xp.float32(alpha), lo, hi)
         if solver == "cg":
             X[lo:hi] = xp_cg_rows(xp, batch, A0, X[lo:hi].copy(), cg_steps)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 
 from recli.errors import ConfigError
 from recli.models.base import param
@@ -83,27 +82,11 @@ def check_memory(n_items: int, max_memory: str) -> None:
                  "or raise --param max_memory")
 
 
-def ease_weights(user_items: sp.csr_matrix, lam: float) -> np.ndarray:
-    """The EASE weight matrix ``B`` (float32, zero diagonal) via a Cholesky inverse."""
-    from scipy.linalg import lapack
-
-    g = np.asarray((user_items.T @ user_items).toarray(), dtype=np.float64)
-    g[np.diag_indices_from(g)] += lam
-    chol, info = lapack.dpotrf(g, lower=0, overwrite_a=1, clean=0)
-    if info != 0:
-        raise ConfigError("the regularised Gram matrix is not positive definite", hint="increase lambda_")
-    p, info = lapack.dpotri(chol, lower=0, overwrite_c=1)
-    del chol, g
-    p = np.triu(p) + np.triu(p, 1).T  # dpotri fills the upper triangle only
-    b = p / (-np.diag(p))[None, :]
-    b[np.diag_indices_from(b)] = 0.0
-    return b.astype(np.float32)
-
-
 class EASE(TrainMatrixModel):
     name: ClassVar[str] = "ease"
     summary: ClassVar[str] = "EASE (Steck 2019): closed-form item–item linear model, dense items × items"
     Config: ClassVar[type] = EASEConfig
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "gpu")  # the dense solve runs on the backend's kernels
     can_explain: ClassVar[bool] = True
     negative_values: ClassVar[str] = "enter XᵀX and the scores with their sign (a dislike lowers the items like it)"
     test_params: ClassVar[dict] = {"lambda_": 10.0}
@@ -117,8 +100,14 @@ class EASE(TrainMatrixModel):
         start = time.perf_counter()
         self._keep_train(user_items)
         check_memory(self.n_items, self.config.max_memory)
+        t = self.train
         with threads_context(self.backend.threads, numba=False):
-            self.weights = ease_weights(self.train, float(self.config.lambda_))
+            try:
+                self.weights = self.backend.kernels.ease_weights(t.indptr, t.indices, t.data, self.n_items,
+                                                                 float(self.config.lambda_))
+            except np.linalg.LinAlgError:
+                raise ConfigError("the regularised Gram matrix is not positive definite",
+                                  hint="increase lambda_") from None
         self._report(on_epoch, 1, start, None)
         return self
 
