@@ -172,3 +172,94 @@ def test_ml100k_top10_overlap_with_the_cpu(ml100k, name, params):
         tops.append(items)
     overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(*tops)])
     assert overlap >= 0.95, overlap
+
+
+# -- memory planning and the GPU's bad input ---------------------------------------------
+
+@pytest.fixture
+def train_csv(tmp_path):
+    matrix, _, _ = C.block_matrix()
+    coo = matrix.tocoo()
+    path = tmp_path / "train.csv"
+    path.write_text("user,item\n" + "".join(f"u{u:03d},i{i:03d}\n" for u, i in zip(coo.row, coo.col)))
+    return path
+
+
+def test_the_plan_sizes_batches_to_the_budget_and_refuses_with_the_estimate(fake_cupy):
+    from recli.device_memory import MAX_BATCH_BYTES, MIN_MARGIN, MemoryEstimate, plan_device_memory
+    from recli.errors import ConfigError
+
+    backend = get_backend("gpu")
+    est = MemoryEstimate({"factors": 1000, "data": 500}, per_unit=10, min_units=7, unit="non-zero")
+    assert plan_device_memory(backend, est, "als", "10KB") == 10 * 1024 - 1500
+    assert backend.kernels.batch_bytes == 10 * 1024 - 1500
+    import cupy
+
+    free, total = cupy.cuda.runtime.memGetInfo()
+    assert plan_device_memory(backend, est, "als") == min(free - max(MIN_MARGIN, total // 10) - 1500, MAX_BATCH_BYTES)
+    with pytest.raises(ConfigError) as err:
+        plan_device_memory(backend, est, "als", "1500B")  # resident fits, the smallest batch (70 B) does not
+    assert "about 1.5 KB" in err.value.message and "factors 1000 B + data 500 B" in err.value.message
+    assert "smallest batch 70 B" in err.value.message and "--max-gpu-memory=1500B" in err.value.message
+    assert plan_device_memory(get_backend("xp-numpy"), est, "als", "1B") is None  # no device memory to plan
+    assert plan_device_memory(get_backend("cpu"), est, "als", "1B") is None
+
+
+@pytest.mark.parametrize("name", ["als", "itemknn", "ease"])
+def test_max_gpu_memory_too_small_is_refused_with_the_estimate(cli, fake_cupy, train_csv, tmp_path, name):
+    out = tmp_path / name
+    res = cli(["train", train_csv, "--model", name, "-o", out, "--device", "gpu", "--max-gpu-memory", "1KB"])
+    assert res.exit_code == 2 and not out.exists()
+    assert res.stderr.startswith(f"error: {name} on the GPU needs about ") and "--max-gpu-memory=1KB" in res.stderr
+    assert "hint: raise --max-gpu-memory" in res.stderr
+
+
+def test_the_default_budget_is_the_free_memory_less_a_margin(cli, fake_cupy, train_csv, tmp_path, monkeypatch):
+    monkeypatch.setenv("RECLI_FAKE_GPU_MEMORY", f"{600 << 20},{1 << 30}")  # 600 MiB free: 88 MiB past the margin
+    res = cli(["train", train_csv, "--model", "ease", "-o", tmp_path / "m", "--device", "gpu"])
+    assert res.exit_code == 0, res.stderr
+    monkeypatch.setenv("RECLI_FAKE_GPU_MEMORY", f"{500 << 20},{1 << 30}")  # less than the 512 MiB margin
+    res = cli(["train", train_csv, "--model", "ease", "-o", tmp_path / "n", "--device", "gpu"])
+    assert res.exit_code == 2 and "the free GPU memory less a 512.0 MB margin" in res.stderr
+
+
+def test_a_tight_budget_gives_small_batches_and_the_same_model(fake_cupy):
+    from recli.device_memory import plan_device_memory
+
+    cls = registry()["als"]
+    m, _, _ = C.block_matrix()
+    config = C.config_for(cls, solver="cholesky")
+    est = cls.gpu_memory(config, m)
+    roomy, tight = get_backend("gpu", 1), get_backend("gpu", 1)
+    plan_device_memory(tight, est, "als", f"{est.smallest}B")  # the smallest batch: one longest row
+    assert tight.kernels.batch_bytes == est.per_unit * est.min_units
+    a, b = cls(config, roomy).fit(m), cls(config, tight).fit(m)
+    np.testing.assert_allclose(a.item_factors, b.item_factors, rtol=1e-5, atol=1e-7)
+
+
+def test_bad_max_gpu_memory_is_a_usage_error(cli, train_csv, tmp_path):
+    res = cli(["train", train_csv, "--model", "als", "-o", tmp_path / "m", "--max-gpu-memory", "lots"])
+    assert res.exit_code == 2 and res.stderr.startswith("error: --max-gpu-memory='lots' is not a size")
+
+
+@pytest.mark.parametrize("count, reason", [(None, "CuPy is not installed"), (0, "CuPy sees no CUDA device")])
+def test_gpu_without_cupy_or_without_a_device_gives_the_install_hint(cli, monkeypatch, train_csv, tmp_path,
+                                                                    count, reason):
+    import sys
+
+    from tests.conftest import FAKE_CUPY, forget_cupy
+
+    forget_cupy()
+    if count is None:
+        monkeypatch.setitem(sys.modules, "cupy", None)
+    else:
+        monkeypatch.syspath_prepend(str(FAKE_CUPY))
+        import cupy
+
+        monkeypatch.setattr(cupy.cuda.runtime, "getDeviceCount", lambda: count)
+    try:
+        res = cli(["train", train_csv, "--model", "als", "-o", tmp_path / "m", "--device", "gpu"])
+    finally:
+        forget_cupy()
+    assert res.exit_code == 2 and res.stderr.startswith("error: --device gpu needs CuPy") and reason in res.stderr
+    assert 'pip install "recli[cuda12]"' in res.stderr and '"recli[cuda13]"' in res.stderr

@@ -136,11 +136,12 @@ def _observed(xp, batch: _Batch, x) -> float:
 
 
 def nnz_bytes(k: int, solver: str) -> int:
-    """Device bytes per non-zero of a batch: the gathered ``Yg`` and two ``(nnz, k)``
-    temporaries of a CG matrix product, or for ``cholesky`` the ``(nnz, k, k)`` outer
-    products plus ``Yg`` (all float32); per-row terms are covered by the per-non-zero ones
-    (a row has at least one non-zero or costs only its ``k``-vector)."""
-    return 4 * (3 * k + 8) if solver == "cg" else 4 * (k * k + 3 * k + 8)
+    """Device bytes per non-zero of a batch: 32 for its CSR slice, confidences and row
+    map, plus the gathered ``Yg`` and two ``(nnz, k)`` float32 temporaries of a CG matrix
+    product (``4·3k``); for ``cholesky`` also the ``(nnz, k, k)`` float32 outer products
+    and, since a row may hold a single non-zero, its ``k×k`` system in float32 and
+    float64 and the float64 factor (``4k² + 20k²``)."""
+    return 4 * (3 * k + 8) if solver == "cg" else 4 * (3 * k + 8) + 24 * k * k
 
 
 def batch_nnz(batch_bytes: int, k: int, solver: str) -> int:

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-# Device bytes per (row, entity) cell of a block: D and the denominator in float64, the
+# Device bytes per (row, entity) cell of a block: the sparse product (float64 value and
+# int32 index per stored pair, at most one per cell), D and the denominator in float64, the
 # float32 scores, and the top-k's float32 copy and int64 partition indices.
-BYTES_PER_CELL = 32
+BYTES_PER_CELL = 44
 
 
 def block_rows(n: int, batch_bytes: int) -> int:

@@ -58,6 +58,19 @@ class KNNModel(TrainMatrixModel):
     def accepted_values(cls, config: Any) -> str:
         return "real" if config.weighting == "none" else "nonnegative"
 
+    @classmethod
+    def gpu_memory(cls, config: Any, user_items: Any) -> Any:
+        """The similarity input and its transpose as float64 CSR (``2·(12·nnz)``) stay on
+        the device; a block costs :data:`recli.kernels.similarity_xp.BYTES_PER_CELL` per
+        (row, entity) cell, at least one row."""
+        from recli.device_memory import MemoryEstimate
+        from recli.kernels.similarity_xp import BYTES_PER_CELL
+
+        n_users, n_items = user_items.shape
+        entities = n_items if cls.name == "itemknn" else n_users
+        return MemoryEstimate({"training matrix": 24 * int(user_items.nnz) + 4 * (n_users + n_items + 2)},
+                              BYTES_PER_CELL * entities, 1, "row")
+
     def _refuse_negative(self, rows: sp.csr_matrix, what: str, hint: str) -> None:
         negative = int((rows.data < 0).sum())
         if negative and self.accepted_values(self.config) == "nonnegative":
