@@ -263,3 +263,50 @@ def test_gpu_without_cupy_or_without_a_device_gives_the_install_hint(cli, monkey
         forget_cupy()
     assert res.exit_code == 2 and res.stderr.startswith("error: --device gpu needs CuPy") and reason in res.stderr
     assert 'pip install "recli[cuda12]"' in res.stderr and '"recli[cuda13]"' in res.stderr
+
+
+def test_bench_parity_covers_every_gpu_model_on_the_xp_path(monkeypatch):
+    """``recli bench --check parity`` compares each GPU-capable model's xp path (and the
+    real GPU when one is usable) with the CPU; the xp kernels really run."""
+    import json
+
+    from recli.kernels.xp import XPKernels
+    from tests.test_bench import _invoke
+
+    calls: list[str] = []
+    for name in ("similarity_topk", "ease_weights", "als_sweep"):
+        real = getattr(XPKernels, name)
+        monkeypatch.setattr(XPKernels, name, lambda self, *a, _n=name, _r=real, **kw: calls.append(_n) or _r(self, *a, **kw))
+    result = _invoke(["bench", "--synthetic", "200x80x2000", "--models", "als,itemknn,userknn,ease", "--factors", "8",
+                      "--threads", "1", "--check", "parity", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert {(r["model"], r["backend"], r["status"]) for r in rows} >= {
+        ("als", "xp-numpy", "ok"), ("itemknn", "xp-numpy", "ok"), ("userknn", "xp-numpy", "ok"), ("ease", "xp-numpy", "ok")}
+    assert set(calls) == {"similarity_topk", "ease_weights", "als_sweep"}
+
+
+@pytest.mark.parametrize("name", [n for n, cls in registry().items() if "gpu" in cls.devices])
+def test_train_recommend_and_eval_on_the_stand_in_gpu_through_the_cli(cli, fake_cupy, train_csv, tmp_path, name):
+    """The real CLI end to end on ``--device gpu``: the same recommendations as the CPU."""
+    import json
+
+    outs = {}
+    for device in ("gpu", "cpu"):
+        out = tmp_path / f"{name}-{device}"
+        res = cli(["train", train_csv, "--model", name, "-o", out, "--device", device])
+        assert res.exit_code == 0, res.stderr
+        assert json.loads((out / "meta.json").read_text())["device"] == device
+        recs = cli(["recommend", out, "--all-users", "-k", "3", "--device", device])
+        assert recs.exit_code == 0, recs.stderr
+        # user, item and rank (ALS's float32 scores differ in the last digits: docs/gpu.md)
+        outs[device] = [line.split(",")[:2] + line.split(",")[3:] for line in recs.stdout.splitlines()]
+    assert outs["gpu"] == outs["cpu"] and len(outs["gpu"]) == 1 + 3 * C.block_matrix()[0].shape[0]
+    test_csv = tmp_path / "test.csv"
+    _, _, held = C.block_matrix()
+    test_csv.write_text("user,item\n" + "".join(f"u{u:03d},i{i:03d}\n" for u, i in enumerate(held)))
+    res = cli(["eval", "--model", tmp_path / f"{name}-gpu", "--test", test_csv, "-k", "3", "--device", "gpu",
+               "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    recall = [r["value"] for r in json.loads(res.stdout) if r["metric"] == "recall"]
+    assert recall and recall[0] >= 0.8  # the held-out item is in the GPU's top 3
