@@ -151,6 +151,18 @@ def model_kernels(model: Any) -> Any:
     return (backend if backend is not None else get_backend("cpu")).kernels
 
 
+def device_batch_rows(kernels: Any, batch_size: int, n_items: int) -> int:
+    """``batch_size``, or fewer rows on a device whose kernels have a memory budget
+    (``batch_bytes``, see :mod:`recli.device_memory`): a batch's top-k over ``n_items``
+    must fit it. Rankings do not depend on the batch size."""
+    budget = getattr(kernels, "batch_bytes", None)
+    if budget is None:
+        return batch_size
+    from recli.kernels.topk_xp import rows_within
+
+    return min(batch_size, rows_within(budget, n_items))
+
+
 def resolve_threads(threads: int) -> int:
     """0 means every core this process may use."""
     if threads and threads > 0:

@@ -310,3 +310,24 @@ def test_train_recommend_and_eval_on_the_stand_in_gpu_through_the_cli(cli, fake_
     assert res.exit_code == 0, res.stderr
     recall = [r["value"] for r in json.loads(res.stdout) if r["metric"] == "recall"]
     assert recall and recall[0] >= 0.8  # the held-out item is in the GPU's top 3
+
+
+def test_recommend_batches_on_a_device_fit_its_budget_with_the_same_result(monkeypatch):
+    from recli.kernels.topk_xp import BYTES_PER_CELL
+    from recli.kernels.xp import XPKernels
+    from recli.models.base import train_arrays
+
+    cls = registry()["ease"]
+    m, _, _ = C.block_matrix()
+    cpu = C.fit(cls, m)
+    model = cls.from_arrays(cpu.config, {**cpu.to_arrays(), **train_arrays(m)},
+                            get_backend("xp-numpy"))
+    model.backend.kernels.batch_bytes = 5 * m.shape[1] * BYTES_PER_CELL  # 5 users per batch
+    sizes: list[int] = []
+    real = XPKernels.topk
+    monkeypatch.setattr(XPKernels, "topk", lambda self, scores, *a, **kw: sizes.append(len(scores)) or real(self, scores, *a, **kw))
+    got = C.recommend_all(C.model_file(model, m), k=4)
+    want = C.recommend_all(C.model_file(cpu, m), k=4)
+    assert max(sizes) == 5 and sum(sizes) == m.shape[0]
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
