@@ -8,7 +8,7 @@ then picks the batch size:
 
     budget     = --max-gpu-memory, or the free device memory − max(512 MiB, 10% of the total)
     batch      = min(budget − resident, MAX_BATCH_BYTES)
-    refused if   resident + per_unit · min_units > budget   (the error gives the estimate)
+    refused if   resident + per_unit · min_units + per_row > budget   (the error gives the estimate)
 
 and hands ``batch`` to the backend's kernels (``kernels.batch_bytes``), which size their
 row batches and blocks by it. The margin leaves room for the CUDA context, CuPy's memory
@@ -50,12 +50,14 @@ def format_bytes(n: float) -> str:
 @dataclass
 class MemoryEstimate:
     """Device bytes of a run: ``parts`` (name → bytes) stay allocated throughout; a batch
-    costs ``per_unit`` bytes per ``unit`` and holds at least ``min_units`` of them."""
+    costs ``per_unit`` bytes per ``unit`` and holds at least ``min_units`` of them, plus
+    ``per_row`` for its one row at least (a model that batches by non-zeros)."""
 
     parts: dict[str, int] = field(default_factory=dict)
     per_unit: int = 0
     min_units: int = 0
     unit: str = "row"
+    per_row: int = 0
 
     @property
     def resident(self) -> int:
@@ -64,7 +66,11 @@ class MemoryEstimate:
     @property
     def smallest(self) -> int:
         """Bytes of the whole run with the smallest batch."""
-        return self.resident + self.per_unit * self.min_units
+        return self.resident + self.smallest_batch
+
+    @property
+    def smallest_batch(self) -> int:
+        return self.per_unit * self.min_units + self.per_row
 
 
 def device_budget(xp: Any, max_gpu_memory: str = "") -> tuple[int, str]:
@@ -89,7 +95,7 @@ def plan_device_memory(backend: Any, estimate: MemoryEstimate, model: str, max_g
     budget, what = device_budget(backend.xp, max_gpu_memory)
     if estimate.smallest > budget:
         parts = " + ".join(f"{name} {format_bytes(b)}" for name, b in estimate.parts.items())
-        batch = estimate.per_unit * estimate.min_units
+        batch = estimate.smallest_batch
         raise ConfigError(
             f"{model} on the GPU needs about {format_bytes(estimate.smallest)} of device memory "
             f"({parts} + the smallest batch {format_bytes(batch)}), more than {what}",

@@ -232,7 +232,7 @@ def test_a_tight_budget_gives_small_batches_and_the_same_model(fake_cupy):
     est = cls.gpu_memory(config, m)
     roomy, tight = get_backend("gpu", 1), get_backend("gpu", 1)
     plan_device_memory(tight, est, "als", f"{est.smallest}B")  # the smallest batch: one longest row
-    assert tight.kernels.batch_bytes == est.per_unit * est.min_units
+    assert tight.kernels.batch_bytes == est.smallest_batch
     a, b = cls(config, roomy).fit(m), cls(config, tight).fit(m)
     np.testing.assert_allclose(a.item_factors, b.item_factors, rtol=1e-5, atol=1e-7)
 
@@ -331,3 +331,20 @@ def test_recommend_batches_on_a_device_fit_its_budget_with_the_same_result(monke
     assert max(sizes) == 5 and sum(sizes) == m.shape[0]
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_als_batches_honour_both_limits_with_the_same_solution():
+    from recli.data.matrix import csr_arrays
+    from recli.kernels.als_xp import _batches, batch_limits, nnz_bytes, row_bytes, xp_als_sweep
+    from tests import reference_als as ref_als
+
+    indptr = np.array([0, 3, 3, 4, 9, 10, 12])
+    got = list(_batches(indptr, 4, max_rows=2))
+    assert got == [(0, 2), (2, 3), (3, 4), (4, 6)]  # row 3 alone exceeds 4 non-zeros: a batch of its own
+    assert batch_limits(2 * 1000 * nnz_bytes(8, "cg"), 8, "cg")[0] == 1000
+    assert batch_limits(2 * 10 * row_bytes(8, "cholesky"), 8, "cholesky")[1] == 10
+    m, _, _ = C.block_matrix()
+    Y = np.random.default_rng(0).random((m.shape[1], 4), dtype=np.float32)
+    X = np.zeros((m.shape[0], 4), np.float32)
+    xp_als_sweep(np, *csr_arrays(m), X, Y, 0.1, 2.0, "cholesky", nnz_budget=7, max_rows=3)
+    np.testing.assert_allclose(X, ref_als.exact_sweep(m, Y, 0.1, 2.0), rtol=1e-4, atol=1e-5)

@@ -26,13 +26,14 @@ def _sparse_module(xp: Any) -> Any:
     return sparse
 
 
-def _batches(indptr_host: np.ndarray, budget: int) -> Iterator[tuple[int, int]]:
-    """Contiguous row ranges holding at most ``budget`` non-zeros (at least one row)."""
+def _batches(indptr_host: np.ndarray, budget: int, max_rows: int | None = None) -> Iterator[tuple[int, int]]:
+    """Contiguous row ranges holding at most ``budget`` non-zeros and ``max_rows`` rows
+    (at least one row)."""
     n = indptr_host.shape[0] - 1
     lo = 0
     while lo < n:
         hi = int(np.searchsorted(indptr_host, indptr_host[lo] + budget, side="right")) - 1
-        hi = min(max(hi, lo + 1), n)
+        hi = min(max(hi, lo + 1), n, lo + max_rows if max_rows else n)
         yield lo, hi
         lo = hi
 
@@ -137,20 +138,27 @@ def _observed(xp, batch: _Batch, x) -> float:
 
 def nnz_bytes(k: int, solver: str) -> int:
     """Device bytes per non-zero of a batch: 32 for its CSR slice, confidences and row
-    map, plus the gathered ``Yg`` and two ``(nnz, k)`` float32 temporaries of a CG matrix
-    product (``4·3k``); for ``cholesky`` also the ``(nnz, k, k)`` float32 outer products
-    and, since a row may hold a single non-zero, its ``k×k`` system in float32 and
-    float64 and the float64 factor (``4k² + 20k²``)."""
-    return 4 * (3 * k + 8) if solver == "cg" else 4 * (3 * k + 8) + 24 * k * k
+    map, the gathered ``Yg`` and two ``(nnz, k)`` float32 temporaries of a CG matrix
+    product (``4·3k``), and for ``cholesky`` the ``(nnz, k, k)`` float32 outer products (``4k²``)."""
+    return 4 * (3 * k + 8) + (4 * k * k if solver == "cholesky" else 0)
 
 
-def batch_nnz(batch_bytes: int, k: int, solver: str) -> int:
-    """Non-zeros per batch that fit ``batch_bytes`` (at least 1: a batch holds one row)."""
-    return max(1, int(batch_bytes) // nnz_bytes(k, solver))
+def row_bytes(k: int, solver: str) -> int:
+    """Device bytes per row of a batch: CG's half a dozen float32 ``k``-vectors (``x``, ``r``,
+    ``p``, ``A·p``, ``b``, a product), or for ``cholesky`` the ``k×k`` system in float32
+    and float64, its float64 factor and a float64 temporary (``4k² + 3·8k²``)."""
+    return 4 * 6 * k if solver == "cg" else 28 * k * k + 16 * k
+
+
+def batch_limits(batch_bytes: int, k: int, solver: str) -> tuple[int, int]:
+    """``(non-zeros, rows)`` per batch: half of ``batch_bytes`` for each kind of term, so
+    a batch within both limits fits ``batch_bytes`` (a batch still holds one whole row)."""
+    half = max(1, int(batch_bytes) // 2)
+    return max(1, half // nnz_bytes(k, solver)), max(1, half // row_bytes(k, solver))
 
 
 def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver="cg", cg_steps=3,
-                 nnz_budget=1 << 20) -> float:
+                 nnz_budget=1 << 20, max_rows=None) -> float:
     """Recompute every row of ``X`` (an ``xp`` float32 array, in place) against ``Y``.
 
     ``indptr``/``indices``/``data`` are host CSR arrays; only one batch is moved to the
@@ -160,7 +168,7 @@ def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver=
     indptr = np.asarray(indptr)
     A0 = xp_gram(xp, Y, regularization)
     observed = 0.0
-    for lo, hi in _batches(indptr, nnz_budget):
+    for lo, hi in _batches(indptr, nnz_budget, max_rows):
         batch = _Batch(xp, indptr, indices, data, Y, xp.float32(alpha), lo, hi)
         if solver == "cg":
             X[lo:hi] = xp_cg_rows(xp, batch, A0, X[lo:hi].copy(), cg_steps)

@@ -60,10 +60,10 @@ class XPKernels:
     def als_sweep(self, indptr: Any, indices: Any, data: Any, X: Any, Y: Any, regularization: float,
                   alpha: float, solver: str = "cg", cg_steps: int = 3) -> float:
         """One ALS half-epoch on row batches (:func:`recli.kernels.als_xp.xp_als_sweep`)."""
-        from recli.kernels.als_xp import batch_nnz, xp_als_sweep
+        from recli.kernels.als_xp import batch_limits, xp_als_sweep
 
         return xp_als_sweep(self.xp, indptr, indices, data, X, Y, regularization, alpha, solver, cg_steps,
-                            batch_nnz(self.batch_bytes, X.shape[1], solver))
+                            *batch_limits(self.batch_bytes, X.shape[1], solver))
 
     def als_loss_from_observed(self, observed: float, X: Any, Y: Any, data: Any, regularization: float,
                                alpha: float) -> float:
