@@ -7,7 +7,7 @@ at least ``min_units`` units: a batch holds one whole row). :func:`plan_device_m
 then picks the batch size:
 
     budget     = --max-gpu-memory, or the free device memory − max(512 MiB, 10% of the total)
-    batch      = min(budget − resident, MAX_BATCH_BYTES)
+    batch      = min(budget − resident, max(MAX_BATCH_BYTES, smallest batch))
     refused if   resident + per_unit · min_units + per_row > budget   (the error gives the estimate)
 
 and hands ``batch`` to the backend's kernels (``kernels.batch_bytes``), which size their
@@ -100,6 +100,6 @@ def plan_device_memory(backend: Any, estimate: MemoryEstimate, model: str, max_g
             f"{model} on the GPU needs about {format_bytes(estimate.smallest)} of device memory "
             f"({parts} + the smallest batch {format_bytes(batch)}), more than {what}",
             hint="raise --max-gpu-memory, lower --param factors or the catalogue size, or use --device cpu")
-    batch_bytes = int(min(budget - estimate.resident, MAX_BATCH_BYTES))
+    batch_bytes = int(min(budget - estimate.resident, max(MAX_BATCH_BYTES, estimate.smallest_batch)))
     backend.kernels.batch_bytes = batch_bytes
     return batch_bytes
