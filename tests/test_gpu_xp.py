@@ -4,6 +4,8 @@ real CLI. Each xp kernel is compared with a slow reference; the models with the 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -140,9 +142,12 @@ def test_gpu_model_contract_on_the_stand_in(fake_cupy, cls, tmp_path):
         save_model(tmp_path / trained_on, fitted, mf.users, mf.items, matrix,
                    {"config": config_to_dict(fitted.config), "seed": C.SEED, "device": trained_on})
         for device in ("cpu", "gpu"):
-            loaded = load_model(tmp_path / trained_on, get_backend(device, 1))
-            assert loaded.model.backend.name == device
-            served[trained_on, device] = C.recommend_all(loaded, k=5)
+            with pytest.MonkeyPatch.context() as mp:
+                if device == "cpu":  # a CPU-only machine: no CuPy at all
+                    mp.setitem(sys.modules, "cupy", None)
+                loaded = load_model(tmp_path / trained_on, get_backend(device, 1))
+                assert loaded.model.backend.name == device
+                served[trained_on, device] = C.recommend_all(loaded, k=5)
     for trained_on in ("gpu", "cpu"):
         np.testing.assert_array_equal(served[trained_on, "gpu"][0], served[trained_on, "cpu"][0])
         np.testing.assert_allclose(served[trained_on, "gpu"][1], served[trained_on, "cpu"][1], rtol=1e-6)
@@ -245,8 +250,6 @@ def test_bad_max_gpu_memory_is_a_usage_error(cli, train_csv, tmp_path):
 @pytest.mark.parametrize("count, reason", [(None, "CuPy is not installed"), (0, "CuPy sees no CUDA device")])
 def test_gpu_without_cupy_or_without_a_device_gives_the_install_hint(cli, monkeypatch, train_csv, tmp_path,
                                                                     count, reason):
-    import sys
-
     from tests.conftest import FAKE_CUPY, forget_cupy
 
     forget_cupy()
@@ -348,3 +351,26 @@ def test_als_batches_honour_both_limits_with_the_same_solution():
     X = np.zeros((m.shape[0], 4), np.float32)
     xp_als_sweep(np, *csr_arrays(m), X, Y, 0.1, 2.0, "cholesky", nnz_budget=7, max_rows=3)
     np.testing.assert_allclose(X, ref_als.exact_sweep(m, Y, 0.1, 2.0), rtol=1e-4, atol=1e-5)
+
+
+def test_the_worked_example_in_the_docs_is_what_the_planner_computes():
+    """docs/gpu.md: ALS (cg) on 1M users × 100k items × 64 factors, the longest row 250k."""
+    from types import SimpleNamespace
+
+    from recli.device_memory import format_bytes
+    from recli.kernels.als_xp import batch_limits
+
+    cls = registry()["als"]
+    users, items = 1_000_000, 100_000
+    indptr = np.zeros(users + 1, np.int64)
+    indptr[1:] = 100  # 100 per user, and one item seen by 250k users
+    stub = SimpleNamespace(shape=(users, items), nnz=100_000_000, indptr=indptr, indices=np.zeros(250_000, np.int32))
+    est = cls.gpu_memory(C.config_for(cls, factors=64, solver="cg"), stub)
+    from tests.conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "docs" / "gpu.md").read_text(encoding="utf-8")
+    for number in (format_bytes(est.resident), format_bytes(est.smallest_batch), f"{est.smallest / 2**20:,.0f} MiB"):
+        assert number.replace(" MB", " MiB") in text, number
+    assert "{:,}".format(batch_limits(4 << 30, 64, "cg")[0]) in text
+    chol = cls.gpu_memory(C.config_for(cls, factors=64, solver="cholesky"), stub)
+    assert f"{chol.smallest / 2**30:.1f} GiB" in text and format_bytes(chol.smallest_batch).replace(" GB", " GiB") in text
