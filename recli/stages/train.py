@@ -144,7 +144,8 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     backend = get_backend(device, threads, model=cls)
     check_values(cls, config, data)  # after the option checks: those do not depend on the data
     model = cls(config, backend)
-    plan_device_memory(model.backend, cls.gpu_memory(config, data.user_items), cls.name, max_gpu_memory)
+    if model.backend.device == "gpu":  # the estimate costs a pass over the data: only where it is used
+        plan_device_memory(model.backend, cls.gpu_memory(config, data.user_items), cls.name, max_gpu_memory)
     state: dict[str, Any] = {"best": -np.inf, "best_epoch": 0, "arrays": None, "scores": [], "epochs": 0}
 
     def callback(info: EpochInfo) -> bool | None:
