@@ -70,9 +70,9 @@ class Backend:
 
     def to_host(self, array: Any) -> np.ndarray:
         """Device arrays never escape a model: convert to NumPy."""
-        if self.xp is np:
-            return np.asarray(array)
-        return self.xp.asnumpy(array)
+        from recli.kernels.als_xp import to_host
+
+        return to_host(self.xp, array)
 
     def for_model(self, model_cls: type) -> "Backend":
         """This backend if ``model_cls`` supports its device; the CPU backend when the

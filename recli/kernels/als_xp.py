@@ -18,12 +18,19 @@ import numpy as np
 from recli.kernels import CG_EPS
 
 
-def _sparse_module(xp: Any) -> Any:
+def sparse_module(xp: Any) -> Any:
+    """SciPy's sparse module for NumPy, ``cupyx.scipy.sparse`` for CuPy (the other ``*_xp``
+    kernels use it too)."""
     if xp is np:
         import scipy.sparse as sparse
-    else:  # pragma: no cover - needs a GPU
+    else:
         import cupyx.scipy.sparse as sparse
     return sparse
+
+
+def to_host(xp: Any, array: Any) -> np.ndarray:
+    """``array`` as a host NumPy array (a no-op for NumPy)."""
+    return np.asarray(array) if xp is np else xp.asnumpy(array)
 
 
 def _batches(indptr_host: np.ndarray, budget: int, max_rows: int | None = None) -> Iterator[tuple[int, int]]:
@@ -43,7 +50,7 @@ class _Batch:
     indicator matrix that sums per-non-zero values into per-row values."""
 
     def __init__(self, xp, indptr, indices, data, Y, alpha, lo, hi):
-        sparse = _sparse_module(xp)
+        sparse = sparse_module(xp)
         start, end = int(indptr[lo]), int(indptr[hi])
         # Batches hold far fewer than 2³¹ non-zeros, so int32 offsets (all CuPy accepts).
         local = (np.asarray(indptr[lo:hi + 1]) - start).astype(np.int32)

@@ -19,9 +19,9 @@ BYTES_PER_CELL = 3 * 8 + 4
 def ease_weights_xp(indptr, indices, data, n_items: int, lam: float, xp: Any = np) -> Any:
     """``B`` (float32 ``xp`` array, zero diagonal); raises ``np.linalg.LinAlgError`` when
     ``XᵀX + λI`` is not positive definite (CuPy reports that as a non-finite factor)."""
-    from recli.kernels.similarity_xp import _sparse_module
+    from recli.kernels.als_xp import sparse_module
 
-    sparse = _sparse_module(xp)
+    sparse = sparse_module(xp)
     n_users = len(indptr) - 1
     x = sparse.csr_matrix((xp.asarray(np.asarray(data, np.float64)), xp.asarray(np.asarray(indices, np.int32)),
                            xp.asarray(np.asarray(indptr, np.int32))), shape=(n_users, n_items))

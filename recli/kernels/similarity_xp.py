@@ -29,19 +29,12 @@ def block_rows(n: int, batch_bytes: int) -> int:
     return max(1, int(batch_bytes) // (BYTES_PER_CELL * max(int(n), 1)))
 
 
-def _sparse_module(xp: Any) -> Any:
-    if xp is np:
-        import scipy.sparse as sparse
-    else:
-        import cupyx.scipy.sparse as sparse
-    return sparse
-
-
 def similarity_topk_xp(e: Any, f: Any, k: int, measure: str = "cosine", shrink: float = 0.0,
                        alpha: float = 0.5, xp: Any = np, batch_bytes: int = 1 << 28) -> Any:
     """Top-``k`` similarity of the rows of ``e`` (a :class:`~recli.kernels.similarity.Csr`
     of host arrays; ``f`` = ``e.T``, used for its shape), in row blocks sized by
     ``batch_bytes``; returns a host :class:`~recli.kernels.similarity.Csr` (rank order)."""
+    from recli.kernels.als_xp import sparse_module, to_host
     from recli.kernels.similarity import Csr, measure_factors
     from recli.kernels.topk_xp import topk_xp
 
@@ -53,7 +46,7 @@ def similarity_topk_xp(e: Any, f: Any, k: int, measure: str = "cosine", shrink: 
     p_row, p_nbr, shrink, jaccard = (xp.asarray(v) if isinstance(v, np.ndarray) else v
                                      for v in measure_factors(sq, measure, alpha, n_features, shrink))
     k = int(min(k, max(n - 1, 1)))
-    sparse = _sparse_module(xp)
+    sparse = sparse_module(xp)
     # CuPy's sparse matrices take int32 offsets: an E with 2³¹ non-zeros would not fit a GPU anyway.
     E = sparse.csr_matrix((xp.asarray(data64), xp.asarray(np.asarray(e.indices, np.int32)),
                            xp.asarray(np.asarray(e.indptr, np.int32))), shape=(n, n_features))
@@ -73,8 +66,8 @@ def similarity_topk_xp(e: Any, f: Any, k: int, measure: str = "cosine", shrink: 
         s[xp.arange(hi - lo), xp.arange(lo, hi)] = -xp.inf  # never its own neighbour
         del d, den
         blk_items, blk_values = topk_xp(s, k, xp=xp)
-        items.append(np.asarray(blk_items) if xp is np else xp.asnumpy(blk_items))
-        values.append(np.asarray(blk_values) if xp is np else xp.asnumpy(blk_values))
+        items.append(to_host(xp, blk_items))  # the block's top-k leaves the device before the next block
+        values.append(to_host(xp, blk_values))
     idx = np.concatenate(items) if items else np.zeros((0, k), np.int32)
     val = np.concatenate(values) if values else np.zeros((0, k), np.float32)
     keep = idx >= 0  # rank order: the valid entries of a row come first

@@ -31,7 +31,9 @@ class XPKernels:
         self.batch_bytes = int(batch_bytes)
 
     def _host(self, array: Any) -> np.ndarray:
-        return np.asarray(array) if self.xp is np else self.xp.asnumpy(array)
+        from recli.kernels.als_xp import to_host
+
+        return to_host(self.xp, array)
 
     def topk(self, scores: Any, k: int, rows: Any = None, indptr: Any = None, indices: Any = None,
              banned: Any = None) -> tuple[np.ndarray, np.ndarray]:

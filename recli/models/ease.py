@@ -5,7 +5,8 @@
 and ``score(u) = x_u · B``. ``B`` is a dense items × items matrix, so the fit needs about
 three items² float64 matrices (Gram, inverse, float32 copy and BLAS workspace): the memory
 is estimated first and the fit refused with the estimate when it exceeds the available
-memory or ``max_memory``.
+memory or ``max_memory``. On a GPU the solve runs on the device
+(:mod:`recli.kernels.ease_xp`) and the device memory plan (``gpu_memory``) checks it instead.
 """
 
 from __future__ import annotations
