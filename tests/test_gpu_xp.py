@@ -374,3 +374,16 @@ def test_the_worked_example_in_the_docs_is_what_the_planner_computes():
     assert "{:,}".format(batch_limits(4 << 30, 64, "cg")[0]) in text
     chol = cls.gpu_memory(C.config_for(cls, factors=64, solver="cholesky"), stub)
     assert f"{chol.smallest / 2**30:.1f} GiB" in text and format_bytes(chol.smallest_batch).replace(" GB", " GiB") in text
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", [n for n, cls in registry().items() if "gpu" in cls.devices])
+def test_a_real_gpu_trains_and_ranks_like_the_cpu(name):
+    """Only with a real CUDA GPU (skipped otherwise): CuPy fit and serve, same top-3 as the CPU."""
+    cls = registry()[name]
+    m, _, _ = C.block_matrix()
+    backend = get_backend("gpu", 1)
+    assert "fake_cupy" not in str(getattr(backend.xp, "__file__", ""))
+    gpu = cls(C.config_for(cls), backend).fit(m)
+    want = C.recommend_all(C.model_file(C.fit(cls, m), m), k=3)[0]
+    np.testing.assert_array_equal(C.recommend_all(C.model_file(gpu, m), k=3)[0], want)
