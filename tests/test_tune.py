@@ -257,7 +257,7 @@ def test_resume_after_sigkill_continues_without_repeating(small, tmp_path):
 
     out = tmp_path / "killed"
     args = [sys.executable, "-m", "recli", "tune", str(small), "--model", "als", "--param", "factors=4",
-            "--param", "iterations=200", "--space-param", "factors=int:2:8", "--pruner", "none",
+            "--param", "iterations=1000", "--space-param", "factors=int:2:8", "--pruner", "none",
             "--out", str(out), "--trials", "6", "--threads", "1"]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
