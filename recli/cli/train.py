@@ -47,6 +47,7 @@ def train(
     seed: Annotated[Optional[int], Opt("--seed", help="Random seed; same seed and --threads give the same model.")] = None,
     threads: Threads = 0,
     device: Device = "cpu",
+    max_gpu_memory: Annotated[str, Opt("--max-gpu-memory", help="Device memory a GPU run may use, e.g. 8GB (default: the free memory less a margin); batches are sized to fit.")] = "",
     valid: Annotated[Optional[str], Opt("--valid", help="Validation interactions: --valid-metric is computed after each epoch.")] = None,
     valid_metric: Annotated[Optional[str], Opt("--valid-metric", help="Metric for --valid, e.g. ndcg@10, recall@20, rmse (default: rmse for rating models such as mf, else ndcg@10).")] = None,
     early_stopping: Annotated[int, Opt("--early-stopping", min=0, help="Stop after N epochs without validation improvement; keep the best epoch.")] = 0,
@@ -83,7 +84,7 @@ def train(
                                          "learning_rate": learning_rate, "alpha": alpha},
          param or [], config_file, seed, threads, device, (valid, valid_metric, early_stopping), input_format,
          read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force,
-         {"item": item_features, "user": user_features})
+         max_gpu_memory, {"item": item_features, "user": user_features})
 
 
 def _listing(list_models: bool, model: str | None, fmt: str | None) -> None:
@@ -123,7 +124,7 @@ def _range(row: dict) -> str:
 
 
 def _run(train_file, model, output, common, params, config_file, seed, threads, device, validation,
-         input_format, read=None, force=False, feature_files=None) -> None:
+         input_format, read=None, force=False, max_gpu_memory="", feature_files=None) -> None:
     from recli.artifacts import check_destination, check_model_space, save_model
     from recli.console import log, progress
     from recli.stages import train as stage
@@ -147,7 +148,7 @@ def _run(train_file, model, output, common, params, config_file, seed, threads, 
 
         result = stage.train(data, cls, config, device=device, threads=threads, seed=seed, valid=valid_data,
                              early_stopping=early_stopping, on_epoch=on_epoch, valid_metric=valid_metric,
-                             features=features)
+                             max_gpu_memory=max_gpu_memory, features=features)
     result.meta["train_source"] = train_file
     save_model(output, result.model, data.users, data.items, data.user_items, result.meta, force=force)
     log.info(stage.summary_line(result, output))

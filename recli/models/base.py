@@ -371,6 +371,22 @@ class Model:
             return 4 * (n_users + n_items) * (int(factors) + 1)
         return 4 * n_items
 
+    @classmethod
+    def gpu_memory(cls, config: Any, user_items: Any) -> Any:
+        """The device memory a GPU fit of ``config`` on ``user_items`` (CSR) needs, a
+        :class:`recli.device_memory.MemoryEstimate` (see that module for the plan). This
+        default counts the training CSR (float32 values, int32 indices) and float32
+        factors plus a bias per user and item for models with ``factors``; models whose
+        kernels batch override it with their per-batch cost."""
+        from recli.device_memory import MemoryEstimate
+
+        n_users, n_items = user_items.shape
+        parts = {"training matrix": 8 * int(user_items.nnz) + 4 * (n_users + 1)}
+        factors = getattr(config, "factors", None)
+        if factors:
+            parts["factors"] = 4 * (n_users + n_items) * (int(factors) + 1)
+        return MemoryEstimate(parts)
+
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:
         raise ConfigError(f"model {self.name!r} cannot compute similar items",
                           hint="use a factor or neighbourhood model (e.g. als, itemknn)")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from recli.backend import model_kernels, threads_context
+from recli.backend import device_batch_rows, model_kernels, threads_context
 from recli.console import log
 from recli.data.csr import item_counts
 from recli.data.ids import read_ids
@@ -324,6 +324,7 @@ def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bo
     _check_k(k)
     popular = popularity_scores(mf) if (plan.uidx == FALLBACK).any() else None
     kernels = model_kernels(mf.model)
+    batch_size = device_batch_rows(kernels, batch_size, len(mf.items))
     for start in range(0, len(plan.ids), batch_size):
         pos = np.arange(start, min(start + batch_size, len(plan.ids)))
         uidx = plan.uidx[pos]

@@ -188,15 +188,21 @@ def check_values(cls: type[Model], config: Any, data: Interactions) -> None:
 def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "cpu", threads: int = 0,
           seed: int | None = None, valid: Interactions | None = None, early_stopping: int = 0,
           on_epoch: EpochCallback | None = None, valid_metric: str | None = None,
-          features: list[FeatureTable] | None = None) -> TrainResult:
+          max_gpu_memory: str = "", features: list[FeatureTable] | None = None) -> TrainResult:
     """Fit ``cls(config)`` on ``data``; with ``valid``, ``valid_metric`` (default: rmse for
     models that predict ratings, else ndcg@10) is computed after every epoch
     (``EpochInfo.metrics``) and, with ``early_stopping=N``, training stops after N epochs
-    without improvement and the best epoch's state is restored. ``features``: the
-    feature tables (:func:`load_features`) of a model with ``uses_features``, given to
-    its ``fit`` over ``data``'s vocabularies (which :func:`load_interactions` extended)."""
+    without improvement and the best epoch's state is restored. On a GPU the device
+    memory is planned first (:func:`recli.device_memory.plan_device_memory`, within
+    ``max_gpu_memory``, e.g. ``"8GB"``; empty = the free memory less a margin).
+    ``features``: the feature tables (:func:`load_features`) of a model with
+    ``uses_features``, given to its ``fit`` over ``data``'s vocabularies (which
+    :func:`load_interactions` extended)."""
+    from recli.device_memory import parse_bytes, plan_device_memory
     from recli.stages.validation import validation_score
 
+    if max_gpu_memory:
+        parse_bytes(max_gpu_memory, "--max-gpu-memory")  # a bad size is refused on any device
     name, k, sign = _validation_metric(cls, valid, early_stopping, valid_metric)
     metric = metric_key(name, k)
     backend = get_backend(device, threads, model=cls)
@@ -204,6 +210,8 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     check_feature_options(cls, **{t.side: t.source for t in features or []})
     side, side_meta = _side_features(data, features or [])
     model = cls(config, backend)
+    if model.backend.device == "gpu":  # the estimate costs a pass over the data: only where it is used
+        plan_device_memory(model.backend, cls.gpu_memory(config, data.user_items), cls.name, max_gpu_memory)
     state: dict[str, Any] = {"best": -np.inf, "best_epoch": 0, "arrays": None, "scores": [], "epochs": 0}
 
     def callback(info: EpochInfo) -> bool | None:
