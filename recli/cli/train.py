@@ -47,9 +47,12 @@ def train(
     seed: Annotated[Optional[int], Opt("--seed", help="Random seed; same seed and --threads give the same model.")] = None,
     threads: Threads = 0,
     device: Device = "cpu",
+    max_gpu_memory: Annotated[str, Opt("--max-gpu-memory", help="Device memory a GPU run may use, e.g. 8GB (default: the free memory less a margin); batches are sized to fit.")] = "",
     valid: Annotated[Optional[str], Opt("--valid", help="Validation interactions: --valid-metric is computed after each epoch.")] = None,
     valid_metric: Annotated[Optional[str], Opt("--valid-metric", help="Metric for --valid, e.g. ndcg@10, recall@20, rmse (default: rmse for rating models such as mf, else ndcg@10).")] = None,
     early_stopping: Annotated[int, Opt("--early-stopping", min=0, help="Stop after N epochs without validation improvement; keep the best epoch.")] = 0,
+    item_features: Annotated[Optional[str], Opt("--item-features", help="Item features in long form item,feature,value (e.g. the item_features.parquet of recli prep); every item in it joins the catalogue. Models that learn from features only.")] = None,
+    user_features: Annotated[Optional[str], Opt("--user-features", help="User features in long form user,feature,value; every user in it joins the vocabulary. Models that learn from features only.")] = None,
     input_format: InputFormatOpt = None,
     sep: SepOpt = None,
     quote: QuoteOpt = None,
@@ -80,7 +83,8 @@ def train(
     _run(train_file, model, output, {"factors": factors, "iterations": iterations, "regularization": regularization,
                                          "learning_rate": learning_rate, "alpha": alpha},
          param or [], config_file, seed, threads, device, (valid, valid_metric, early_stopping), input_format,
-         read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force)
+         read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force,
+         max_gpu_memory, {"item": item_features, "user": user_features})
 
 
 def _listing(list_models: bool, model: str | None, fmt: str | None) -> None:
@@ -120,15 +124,17 @@ def _range(row: dict) -> str:
 
 
 def _run(train_file, model, output, common, params, config_file, seed, threads, device, validation,
-         input_format, read=None, force=False) -> None:
+         input_format, read=None, force=False, max_gpu_memory="", feature_files=None) -> None:
     from recli.artifacts import check_destination, check_model_space, save_model
     from recli.console import log, progress
     from recli.stages import train as stage
 
     valid, valid_metric, early_stopping = validation
     cls, config = stage.resolve_config(model, common=common, params=params, config_file=config_file, seed=seed)
+    stage.check_feature_options(cls, **(feature_files or {}))
     check_destination(output, force)
-    data = stage.load_interactions(train_file, input_format, read)
+    features = stage.load_features(read, **(feature_files or {}))
+    data = stage.load_interactions(train_file, input_format, read, features)
     valid_data = stage.load_validation(valid, data, read=read) if valid else None
     check_model_space(output, cls, config, *data.user_items.shape, data.user_items.nnz)
     with progress() as bar:
@@ -141,7 +147,8 @@ def _run(train_file, model, output, common, params, config_file, seed, threads, 
             bar.advance(task)
 
         result = stage.train(data, cls, config, device=device, threads=threads, seed=seed, valid=valid_data,
-                             early_stopping=early_stopping, on_epoch=on_epoch, valid_metric=valid_metric)
+                             early_stopping=early_stopping, on_epoch=on_epoch, valid_metric=valid_metric,
+                             max_gpu_memory=max_gpu_memory, features=features)
     result.meta["train_source"] = train_file
     save_model(output, result.model, data.users, data.items, data.user_items, result.meta, force=force)
     log.info(stage.summary_line(result, output))
