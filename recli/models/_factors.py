@@ -118,18 +118,13 @@ class PairwiseFactorModel(FactorModel):
     def fit(self, user_items: Any, on_epoch: Any = None) -> "PairwiseFactorModel":
         """Train on a user x item CSR (cells > 0 are interactions): ``iterations`` Hogwild
         epochs over users in row chunks balanced by non-zeros, one chunk per thread."""
-        m = trainable_csr(user_items, self.name)
-        self._init_state(m)
-        self._train(m, on_epoch)
-        return self
-
-    def _train(self, m: sp.csr_matrix, on_epoch: Any) -> None:
-        """The epoch loop of :meth:`fit` on the state ``_init_state`` set up for ``m``."""
         import time
 
         from recli.backend import threads_context
         from recli.kernels.bpr import balanced_bounds
 
+        m = trainable_csr(user_items, self.name)
+        self._init_state(m)
         with threads_context(self.backend.threads) as threads:
             self.threads_used = threads
             bounds = balanced_bounds(m.indptr, threads)
@@ -139,6 +134,7 @@ class PairwiseFactorModel(FactorModel):
                 if self._report(on_epoch, epoch + 1, start, run(epoch)):
                     break
         self.check_finite(self.to_arrays())
+        return self
 
     def _epoch_runner(self, m: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray):
         """``run(epoch) -> loss``: one epoch of the subclass's SGD kernel on ``m``."""

@@ -160,6 +160,24 @@ class Hybrid(PairwiseFactorModel):
         self._train_items = None
         return self
 
+    def _train(self, m: sp.csr_matrix, on_epoch: Any) -> None:
+        """``iterations`` Hogwild epochs on ``m``, users in row chunks balanced by
+        non-zeros, one chunk per thread (its own loop: the factor models' loop moves
+        ``(U, V, b)``, this model its feature embeddings)."""
+        import time
+
+        from recli.backend import threads_context
+        from recli.kernels._chunks import balanced_bounds
+
+        with threads_context(self.backend.threads) as threads:
+            self.threads_used = threads
+            run = self._runner(m, np.arange(m.shape[0], dtype=np.int64), balanced_bounds(m.indptr, threads))
+            for epoch in range(self.config.iterations):  # 0-based: the kernel's random streams
+                start = time.perf_counter()
+                if self._report(on_epoch, epoch + 1, start, run(epoch)):
+                    break
+        self.check_finite(self.to_arrays())
+
     def _init_state(self, m: sp.csr_matrix) -> None:
         """Deterministic initialisation from ``config.seed`` (user features, then items)."""
         self.n_users, self.n_items = m.shape
@@ -180,7 +198,7 @@ class Hybrid(PairwiseFactorModel):
         self.item_factors = np.ascontiguousarray(items[:, :k])
         self.item_bias = np.ascontiguousarray(items[:, k])
 
-    def _epoch_runner(self, m: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray):
+    def _runner(self, m: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray):
         """One Hogwild epoch (:func:`recli.kernels.hybrid.hybrid_epoch`) on ``m`` (warm
         items only), then the representations; records the share of positives that made
         a step."""
