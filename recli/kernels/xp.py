@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 # The kernel names; tests/test_backend.py checks both namespaces offer them alike.
-KERNELS = ("topk", "dot_scores", "gram", "als_sweep", "als_loss_from_observed")
+KERNELS = ("topk", "dot_scores", "gram", "als_sweep", "als_loss_from_observed",
+           "sgd_plan", "bpr_epoch", "warp_epoch", "mf_epoch")
 
 
 class XPKernels:
@@ -63,3 +64,36 @@ class XPKernels:
         from recli.kernels.als_xp import xp_loss_from_observed
 
         return xp_loss_from_observed(self.xp, observed, X, Y, data, regularization, alpha)
+
+    def sgd_plan(self, indptr: Any, indices: Any, values: Any = None, threads: int = 1, batch: int = 0) -> Any:
+        """The :class:`~recli.kernels._plan.SGDPlan` of a CSR (sorted rows) on this device, for
+        mini-batches of ``batch`` samples (0: :func:`recli.kernels.sgd_xp.auto_batch`;
+        ``threads`` is unused)."""
+        from recli.kernels.sgd_xp import make_plan
+
+        return make_plan(self.xp, indptr, indices, values, batch)
+
+    def bpr_epoch(self, plan: Any, U: Any, V: Any, b: Any, lr: float, reg: float, seed: int, epoch: int,
+                  max_tries: int = 32) -> tuple[float, float, int]:
+        """One mini-batch BPR epoch on ``xp`` arrays in place (:func:`recli.kernels.sgd_xp.bpr_epoch`)."""
+        from recli.kernels.sgd_xp import bpr_epoch
+
+        return bpr_epoch(self.xp, plan, U, V, b, lr, reg, seed, epoch, max_tries)
+
+    def warp_epoch(self, plan: Any, U: Any, V: Any, b: Any, GU: Any, GV: Any, Gb: Any, lr: float, reg: float,
+                   adagrad: bool, max_sampled: int, seed: int, epoch: int, kos_k: int = 0,
+                   kos_n: int = 10) -> tuple[float, float, int]:
+        """One mini-batch WARP epoch on ``xp`` arrays in place (:func:`recli.kernels.sgd_xp.warp_epoch`);
+        plain WARP only (``kos_k == 0``)."""
+        from recli.kernels.sgd_xp import warp_epoch
+
+        if kos_k:
+            raise ValueError("k-OS WARP has no array-module kernel")
+        return warp_epoch(self.xp, plan, U, V, b, GU, GV, Gb, lr, reg, adagrad, max_sampled, seed, epoch)
+
+    def mf_epoch(self, plan: Any, mu: float, P: Any, Q: Any, bu: Any, bi: Any, lr: float, reg: float,
+                 reg_bias: float, negatives: int, seed: int, epoch: int) -> float:
+        """One mini-batch biased-MF epoch on ``xp`` arrays in place (:func:`recli.kernels.sgd_xp.mf_epoch`)."""
+        from recli.kernels.sgd_xp import mf_epoch
+
+        return mf_epoch(self.xp, plan, mu, P, Q, bu, bi, lr, reg, reg_bias, negatives, seed, epoch)
