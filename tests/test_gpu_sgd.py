@@ -19,7 +19,7 @@ import pytest
 import scipy.sparse as sp
 
 from recli.kernels import sgd_xp
-from recli.kernels.counter_random import DRAWS, below, counter_bits, epoch_key
+from recli.kernels.counter_random import DRAWS, POSITIVES, below, counter_bits, epoch_key
 from tests import contracts as C
 from tests.reference_bpr import bpr_step_reference
 from tests.reference_mf import sgd_step
@@ -139,6 +139,20 @@ def test_warp_violator_search_follows_the_cpu_rules(toy):
         assert (j, n) == (want, counted)
 
 
+def test_k_os_picks_the_kth_best_of_the_drawn_positives(toy):
+    m, plan, U, V, b = toy
+    users, _, _, samples = _cells(plan)
+    key = epoch_key(1, 0, POSITIVES)
+    got = sgd_xp.kos_positives(np, plan, U, V, b, users, samples, key, 2, 5)
+    for u, s, i in zip(users, samples, got):
+        row = m.indices[m.indptr[u]:m.indptr[u + 1]]
+        with np.errstate(over="ignore"):
+            drawn = [int(row[below(counter_bits(key, np.uint64(s), np.uint64(q)), np.uint64(len(row)))])
+                     for q in range(min(5, len(row)))]
+        ranked = sorted(range(len(drawn)), key=lambda q: (-float(U[u] @ V[drawn[q]] + b[drawn[q]]), q))
+        assert i == drawn[ranked[min(2, len(drawn)) - 1]]
+
+
 def test_mf_batch_is_the_sum_of_reference_steps_from_the_batch_start(toy):
     _, plan, U, V, _ = toy
     users, items, ratings, _ = _cells(plan)
@@ -255,6 +269,30 @@ def test_cuda_warp_batch_draws_and_steps_as_the_numpy_batch(toy, cuda_sgd, adagr
 
 
 @pytest.mark.cudasim
+def test_cuda_k_os_warp_batch_picks_and_steps_as_the_numpy_batch(toy, cuda_sgd):
+    _, plan, U, V, b = toy
+    users, pos, _, samples = _cells(plan, n=30)
+    key, kos_key = epoch_key(4, 3, DRAWS), epoch_key(4, 3, POSITIVES)
+    G = [np.ones_like(a) for a in (U, V, b)]
+    want_pos = sgd_xp.kos_positives(np, plan, U, V, b, users, samples, kos_key, 2, 4)
+    assert (want_pos != pos).any()
+    want_neg, want_n, _, _ = sgd_xp.warp_violators(np, plan, U, V, b, users, want_pos, samples, key, 3)
+    want = [a.copy() for a in (U, V, b, *G)]
+    sgd_xp.warp_numpy_batch(*want, users, want_pos, want_neg, want_n, 0.1, 0.0, True)
+    got = [a.copy() for a in (U, V, b, *G)]
+    deltas = [np.zeros_like(a) for a in got]
+    neg, n_sampled, loss = np.empty(len(users), np.int64), np.empty(len(users), np.int64), np.zeros(len(users))
+    cuda_sgd.warp_batch(plan.indptr, plan.indices, users, pos, 5, *got, *deltas, 0.1, 0.0, True, 3, key, neg,
+                        n_sampled, loss, 2, 4, kos_key)
+    np.testing.assert_array_equal(pos, want_pos)  # the pick is written back
+    np.testing.assert_array_equal(neg, want_neg)
+    items = np.r_[pos, neg]
+    _apply(got, deltas, (users, items, items) * 2)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.cudasim
 def test_cuda_mf_batch_draws_and_steps_as_the_numpy_batch(toy, cuda_sgd):
     _, plan, P, Q, _ = toy
     users, items, ratings, samples = _cells(plan, n=40, lo=3)
@@ -295,7 +333,8 @@ def gpu_cli(cli, monkeypatch, tmp_path, cuda_sgd):
 
 
 @pytest.mark.cudasim
-@pytest.mark.parametrize("name, params", [("bpr", []), ("warp", []), ("mf", ["-p", "negatives=1"])])
+@pytest.mark.parametrize("name, params", [("bpr", []), ("warp", []), ("warp", ["-p", "kos_k=2", "-p", "kos_n=3"]),
+                                          ("mf", ["-p", "negatives=1"])])
 def test_train_and_recommend_on_the_gpu_through_the_cli(gpu_cli, tmp_path, name, params):
     cli, train_csv = gpu_cli
     out = tmp_path / name
@@ -310,11 +349,24 @@ def test_train_and_recommend_on_the_gpu_through_the_cli(gpu_cli, tmp_path, name,
     assert on_cpu.stdout == recs.stdout  # a GPU-trained model serves alike on the CPU
 
 
-def test_k_os_warp_is_refused_on_the_gpu():
+@pytest.mark.slow
+@pytest.mark.parametrize("name, params", [("bpr", {"factors": 32, "iterations": 40}),
+                                          ("warp", {"factors": 32, "iterations": 10}),
+                                          ("mf", {"factors": 32, "iterations": 20, "negatives": 3,
+                                                  "learning_rate": 0.02})])
+def test_ml100k_ndcg_of_the_mini_batch_path_is_within_2_percent_of_the_cpu(ml100k, name, params):
+    """Mean NDCG@10 over two seeds: the array-module path on NumPy against the CPU."""
     from recli.backend import get_backend
-    from recli.errors import ConfigError
     from recli.models import registry
+    from recli.models.base import build_config
+    from tests.test_pairwise_ml100k import ndcg_precision_at_10, split
 
-    cls = registry()["warp"]
-    with pytest.raises(ConfigError, match="k-OS"):
-        cls(C.config_for(cls, kos_k=2), get_backend("xp-numpy"))
+    train, test = split(ml100k)
+    cls = registry()[name]
+
+    def ndcg(device, seed):
+        model = cls(build_config(cls.Config, dict(params, seed=seed), name), get_backend(device, 1)).fit(train)
+        return ndcg_precision_at_10(model.score(np.arange(train.shape[0]), None), train, test)[0]
+
+    cpu, mini = (np.mean([ndcg(device, seed) for seed in (0, 1)]) for device in ("cpu", "xp-numpy"))
+    assert mini >= 0.98 * cpu, (mini, cpu)

@@ -23,8 +23,8 @@ from recli.kernels.random_streams import splitmix64
 
 SAMPLE_KEY = np.uint64(0x8CB92BA72F3D8DD7)
 DRAW_KEY = np.uint64(0xD1B54A32D192ED03)
-# epoch_key purposes: the epoch's visiting order, and the per-sample draws
-ORDER, DRAWS = 1, 2
+# epoch_key purposes: the epoch's visiting order, the per-sample item draws, k-OS positives
+ORDER, DRAWS, POSITIVES = 1, 2, 3
 
 
 def counter_bits_with(mix):

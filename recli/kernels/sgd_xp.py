@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from recli.kernels._plan import SGDPlan
-from recli.kernels.counter_random import DRAWS, ORDER, below, counter_bits, epoch_key
+from recli.kernels.counter_random import DRAWS, ORDER, POSITIVES, below, counter_bits, epoch_key
 
 # A mini-batch holds about this many samples of its busiest row (user or item) at most:
 # that row then moves by the sum of a few steps taken from the same start, which SGD
@@ -222,6 +222,23 @@ def warp_violators(xp: Any, plan: SGDPlan, U, V, b, users, pos, samples, key, ma
     return neg, counted, x_ui, x_uj
 
 
+def kos_positives(xp: Any, plan: SGDPlan, U, V, b, users, samples, key, kos_k: int, kos_n: int) -> Any:
+    """k-OS (:func:`recli.kernels.warp._kos_positive`): per sample, ``n = min(kos_n, |u|)``
+    positives drawn with replacement (draw ``q``: entry ``below(bits(key, s, q), |u|)`` of
+    the user's row) and the ``min(kos_k, n)``-th highest scored of them (equal scores: the
+    earlier draw ranks higher)."""
+    start = plan.indptr[users]
+    nu = plan.indptr[users + 1] - start
+    bits = counter_bits(key, samples[:, None], xp.arange(kos_n, dtype=xp.uint64)[None, :])
+    items = plan.indices[start[:, None] + below(bits, nu.astype(xp.uint64)[:, None]).astype(xp.int64)]
+    items = items.astype(xp.int64)
+    n = xp.minimum(kos_n, nu)
+    x = xp.einsum("nf,nqf->nq", U[users], V[items]) + b[items]
+    x = xp.where(xp.arange(kos_n)[None, :] < n[:, None], x, -xp.inf)
+    rows = xp.arange(users.shape[0])
+    return items[rows, xp.argsort(-x, axis=1, kind="stable")[rows, xp.minimum(kos_k, n) - 1]]
+
+
 def warp_numpy_batch(U, V, b, GU, GV, Gb, users, pos, neg, n_sampled, lr, reg, adagrad):
     """One mini-batch of WARP steps (``neg == -1``: no step), all from the parameters and
     accumulators before the batch, summed in (NumPy). Returns the rank weights used."""
@@ -242,9 +259,10 @@ def warp_numpy_batch(U, V, b, GU, GV, Gb, users, pos, neg, n_sampled, lr, reg, a
 
 
 def warp_epoch(xp: Any, plan: SGDPlan, U, V, b, GU, GV, Gb, lr: float, reg: float, adagrad: bool,
-               max_sampled: int, seed: int, epoch: int) -> tuple[float, float, int]:
-    """One mini-batch WARP epoch in place; returns ``(mean loss, share updated, n)``."""
-    key = epoch_key(seed, epoch, DRAWS)
+               max_sampled: int, seed: int, epoch: int, kos_k: int = 0, kos_n: int = 10) -> tuple[float, float, int]:
+    """One mini-batch WARP epoch in place (k-OS positives when ``kos_k > 0``); returns
+    ``(mean loss, share updated, n)``."""
+    key, kos_key = epoch_key(seed, epoch, DRAWS), epoch_key(seed, epoch, POSITIVES)
     totals = xp.zeros(3, dtype=xp.float64)
     if xp is not np:
         from recli.kernels.cuda import sgd as cuda_sgd
@@ -254,6 +272,8 @@ def warp_epoch(xp: Any, plan: SGDPlan, U, V, b, GU, GV, Gb, lr: float, reg: floa
         users, pos = plan.rows[cells], plan.indices[cells].astype(xp.int64)
         n = len(cells)
         if xp is np:
+            if kos_k:
+                pos = kos_positives(xp, plan, U, V, b, users, _samples(xp, lo, n), kos_key, kos_k, kos_n)
             neg, n_sampled, x_ui, x_uj = warp_violators(xp, plan, U, V, b, users, pos, _samples(xp, lo, n), key,
                                                         max_sampled)
             L = warp_numpy_batch(U, V, b, GU, GV, Gb, users, pos, neg, n_sampled, lr, reg, adagrad)
@@ -263,7 +283,7 @@ def warp_epoch(xp: Any, plan: SGDPlan, U, V, b, GU, GV, Gb, lr: float, reg: floa
         neg, n_sampled = xp.empty(n, dtype=xp.int64), xp.empty(n, dtype=xp.int64)
         loss = xp.zeros(n, dtype=xp.float64)
         cuda_sgd.warp_batch(plan.indptr, plan.indices, users, pos, lo, U, V, b, GU, GV, Gb, *deltas, lr, reg,
-                            adagrad, max_sampled, key, neg, n_sampled, loss)
+                            adagrad, max_sampled, key, neg, n_sampled, loss, kos_k, kos_n, kos_key)
         items = xp.concatenate([pos, neg])
         params = (U, V, b, GU, GV, Gb) if adagrad else (U, V, b)  # constant: no accumulators
         for param, delta, rows in zip(params, deltas, (users, items, items) * 2):

@@ -83,13 +83,11 @@ class XPKernels:
     def warp_epoch(self, plan: Any, U: Any, V: Any, b: Any, GU: Any, GV: Any, Gb: Any, lr: float, reg: float,
                    adagrad: bool, max_sampled: int, seed: int, epoch: int, kos_k: int = 0,
                    kos_n: int = 10) -> tuple[float, float, int]:
-        """One mini-batch WARP epoch on ``xp`` arrays in place (:func:`recli.kernels.sgd_xp.warp_epoch`);
-        plain WARP only (``kos_k == 0``)."""
+        """One mini-batch WARP epoch on ``xp`` arrays in place (:func:`recli.kernels.sgd_xp.warp_epoch`)."""
         from recli.kernels.sgd_xp import warp_epoch
 
-        if kos_k:
-            raise ValueError("k-OS WARP has no array-module kernel")
-        return warp_epoch(self.xp, plan, U, V, b, GU, GV, Gb, lr, reg, adagrad, max_sampled, seed, epoch)
+        return warp_epoch(self.xp, plan, U, V, b, GU, GV, Gb, lr, reg, adagrad, max_sampled, seed, epoch, kos_k,
+                          kos_n)
 
     def mf_epoch(self, plan: Any, mu: float, P: Any, Q: Any, bu: Any, bi: Any, lr: float, reg: float,
                  reg_bias: float, negatives: int, seed: int, epoch: int) -> float:

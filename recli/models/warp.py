@@ -1,8 +1,8 @@
 """``warp``: WARP ranking loss (Weston et al. 2011) as in LightFM, optional k-OS variant.
 
 Kernels: :mod:`recli.kernels.warp` on the CPU (Hogwild), mini-batch SGD with atomic
-updates on the GPU (:mod:`recli.kernels.sgd_xp`; plain WARP, no k-OS). Score: ``U_u · V_i + b_i``. Defaults follow LightFM
-where they carry over (adagrad schedule, learning rate 0.05, ``max_sampled`` 10, no
+updates on the GPU (:mod:`recli.kernels.sgd_xp`). Score: ``U_u · V_i + b_i``. Defaults
+follow LightFM where they carry over (adagrad schedule, learning rate 0.05, ``max_sampled`` 10, no
 regularisation, k-OS ``n`` 10); ``factors`` is 64 as for the other recli models.
 
 Schedules: ``adagrad`` (per-parameter step ``lr / sqrt(1 + Σ g²)``, LightFM's default),
@@ -68,9 +68,6 @@ class WARP(PairwiseFactorModel):
         if self.config.kos_k > self.config.kos_n:
             raise ConfigError(f"kos_k={self.config.kos_k} is larger than kos_n={self.config.kos_n}",
                               hint="pick kos_k <= kos_n (the k-th highest of n sampled positives)")
-        if self.config.kos_k and self.backend.device == "gpu":
-            raise ConfigError("k-OS WARP (kos_k > 0) has no GPU kernel",
-                              hint="use --device cpu, or kos_k=0 (plain WARP) on the GPU")
 
     def _epoch_lr(self, epoch: int) -> float:
         lr = self.config.learning_rate

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from recli.kernels.cuda.device import draw_item, find, first_negative
+from recli.kernels.cuda.device import counter_bits, draw_item, find, first_negative, uniform_below
 
 THREADS = 128  # threads per block
 
@@ -101,17 +101,47 @@ def _push(delta, dG, G, at, g, lr, adagrad):
         cuda.atomic.add(delta, at, -lr * g)
 
 
+@cuda.jit(device=True)
+def _drawn_positive(indices, start, nu, key, sample, q):
+    """Positive draw ``q`` of a sample (k-OS): a uniform entry of the user's row."""
+    at = uniform_below(counter_bits(key, np.uint64(sample), np.uint64(q)), np.uint64(nu))
+    return np.int64(indices[start + np.int64(at)])
+
+
+@cuda.jit(device=True)
+def _kos_positive(U, u, V, b, indices, start, nu, kos_k, kos_n, key, sample):
+    """k-OS: the ``min(kos_k, n)``-th highest scored of the ``n = min(kos_n, nu)`` positive
+    draws (equal scores: the earlier draw ranks higher), found by counting each draw's
+    rank (no per-thread array: ``n`` is small)."""
+    n = min(kos_n, nu)
+    want = min(kos_k, n) - 1
+    for q in range(n):
+        iq = _drawn_positive(indices, start, nu, key, sample, q)
+        vq = _score(U, u, V, b, iq)
+        rank = 0
+        for r in range(n):
+            vr = _score(U, u, V, b, _drawn_positive(indices, start, nu, key, sample, r))
+            if vr > vq or (vr == vq and r < q):
+                rank += 1
+        if rank == want:
+            return iq
+    return _drawn_positive(indices, start, nu, key, sample, 0)  # not reached: ranks are 0 .. n-1
+
+
 @cuda.jit
 def _warp_kernel(indptr, indices, users, pos, base, U, V, b, GU, GV, Gb, dU, dV, db, dGU, dGV, dGb, lr, reg,
-                 adagrad, max_sampled, key, neg, n_sampled, loss):
+                 adagrad, max_sampled, key, neg, n_sampled, loss, kos_k, kos_n, kos_key):
     t = cuda.grid(1)
     if t >= users.shape[0]:
         return
     u = users[t]
-    i = pos[t]
     n_items = V.shape[0]
     start = indptr[u]
     end = indptr[u + 1]
+    i = pos[t]
+    if kos_k > 0:
+        i = _kos_positive(U, u, V, b, indices, start, end - start, kos_k, kos_n, kos_key, base + t)
+        pos[t] = i
     x_ui = _score(U, u, V, b, i)
     j = np.int64(-1)
     x_uj = x_ui
@@ -147,13 +177,15 @@ def _warp_kernel(indptr, indices, users, pos, base, U, V, b, GU, GV, Gb, dU, dV,
 
 
 def warp_batch(indptr, indices, users, pos, base, U, V, b, GU, GV, Gb, dU, dV, db, dGU, dGV, dGb, lr, reg, adagrad,
-               max_sampled, key, neg, n_sampled, loss):
-    """WARP steps of samples ``base ..`` (users and positives given) added into the deltas
-    (``dG*``: accumulator deltas, adagrad only); the violating negative (or -1), the number
-    of negatives counted and the loss ``L_N · (1 - x_ui + x_uj)`` out per sample."""
+               max_sampled, key, neg, n_sampled, loss, kos_k=0, kos_n=10, kos_key=0):
+    """WARP steps of samples ``base ..`` added into the deltas (``dG*``: accumulator deltas,
+    adagrad only); the positive is the given one, or with ``kos_k > 0`` the k-OS pick of
+    draws keyed by ``kos_key`` (written back into ``pos``). Out per sample: the violating negative (or -1), the number
+    of negatives counted and the loss ``L_N · (1 - x_ui + x_uj)``."""
     _warp_kernel[_grid(len(users))](indptr, indices, users, pos, np.int64(base), U, V, b, GU, GV, Gb, dU, dV, db, dGU,
                                     dGV, dGb, np.float32(lr), np.float32(reg), bool(adagrad), np.int64(max_sampled),
-                                    np.uint64(key), neg, n_sampled, loss)
+                                    np.uint64(key), neg, n_sampled, loss, np.int64(kos_k), np.int64(kos_n),
+                                    np.uint64(kos_key))
 
 
 # -- MF -------------------------------------------------------------------------------
