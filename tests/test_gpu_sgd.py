@@ -208,6 +208,16 @@ def test_the_batch_size_bounds_the_samples_of_the_busiest_row():
     assert batch(10, 10**5) == sgd_xp.SGD_BATCH_MAX
 
 
+def test_the_device_memory_estimate_covers_what_a_fit_holds(toy):
+    m, _, U, V, b = toy
+    plan = sgd_xp.make_plan(np, m.indptr, m.indices, m.data)
+    held = sum(a.nbytes for a in (plan.indptr, plan.indices, plan.values, plan.rows, plan.keys))
+    held += 2 * plan.nnz * 8  # an epoch's order and its sort keys
+    held += 2 * 2 * sum(a.nbytes for a in (U, V, b))  # parameters, deltas, accumulators and theirs
+    est = sgd_xp.device_bytes(N_USERS, N_ITEMS, plan.nnz, K, plan.batch, accumulators=True)
+    assert held <= est <= held + 64 * plan.batch * (1 + K)
+
+
 # -- the CUDA kernels on the simulator --------------------------------------------------
 
 @pytest.fixture

@@ -69,6 +69,21 @@ def make_plan(xp: Any, indptr: Any, indices: Any, values: Any = None, batch: int
                    put(rows), keys=put(keys), batch=int(batch) or auto_batch(indptr, indices))
 
 
+def device_bytes(n_users: int, n_items: int, nnz: int, factors: int, batch: int, accumulators: bool = False,
+                 user_bias: bool = False) -> int:
+    """Device memory of a GPU SGD fit, in bytes (an upper estimate)::
+
+        40·nnz + 8·(n_users + 1)              the plan (indptr, indices, rows, keys, values)
+                                              and an epoch's order with its sort keys
+      + 4·P·(2 + 2·accumulators)              float32 parameters and their deltas (WARP's
+                                              adagrad: accumulators and theirs too)
+      + 64·batch·(1 + factors)                one batch's samples, draws and outputs
+
+    with ``P = (n_users + n_items)·factors + n_items (+ n_users with user_bias)``."""
+    params = (n_users + n_items) * factors + n_items + (n_users if user_bias else 0)
+    return 40 * nnz + 8 * (n_users + 1) + 4 * params * (2 + 2 * accumulators) + 64 * batch * (1 + factors)
+
+
 def epoch_order(xp: Any, n: int, seed: int, epoch: int) -> Any:
     """The epoch's visiting order of ``n`` samples: a permutation from counter bits."""
     return xp.argsort(counter_bits(epoch_key(seed, epoch, ORDER), xp.arange(n, dtype=xp.uint64), np.uint64(0)))
