@@ -359,6 +359,21 @@ def test_train_and_recommend_on_the_gpu_through_the_cli(gpu_cli, tmp_path, name,
     assert on_cpu.stdout == recs.stdout  # a GPU-trained model serves alike on the CPU
 
 
+@pytest.mark.parametrize("name, params", [("bpr", {}), ("warp", {}), ("warp", {"kos_k": 2}), ("mf", {})])
+def test_known_answer_on_blocks_on_the_array_module_path(name, params):
+    """The contract's known answer (tests/test_contracts.py) with the mini-batch epochs."""
+    from recli.backend import get_backend
+    from recli.models import registry
+
+    matrix, blocks, held = C.block_matrix()
+    cls = registry()[name]
+    model = cls(C.config_for(cls, **params), get_backend("xp-numpy"))
+    model.fit(matrix)
+    items, _ = C.recommend_all(C.model_file(model, matrix), k=3)
+    assert (items[:, 0] == held).mean() >= 0.8
+    assert (C.item_block(items[:, 0]) == blocks).mean() >= 0.8
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, params", [("bpr", {"factors": 32, "iterations": 40}),
                                           ("warp", {"factors": 32, "iterations": 10}),

@@ -31,7 +31,8 @@ def counter_bits_with(mix):
     """``bits(key, s, d)`` built on the 64-bit mixer ``mix`` (host or device)."""
 
     def counter_bits(key, sample, draw):
-        return mix(mix(key ^ (sample * SAMPLE_KEY)) ^ (draw * DRAW_KEY))
+        # arrays on the left: a NumPy scalar key must not try to convert a CuPy array
+        return mix(mix((sample * SAMPLE_KEY) ^ key) ^ (draw * DRAW_KEY))
 
     return counter_bits
 
