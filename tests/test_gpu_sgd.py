@@ -191,6 +191,26 @@ def test_a_batch_of_one_is_the_cpu_kernels_step(toy):
         np.testing.assert_allclose(g, c, rtol=1e-6, atol=1e-7)
 
 
+def test_fold_in_and_pair_predictions_agree_on_every_namespace(toy):
+    from recli.backend import get_backend
+    from tests.reference_bpr import bpr_fold_in_reference
+
+    m, _, U, V, b = toy
+    cpu, xp = get_backend("cpu").kernels, get_backend("xp-numpy").kernels
+    args = (m.indptr, m.indices, V, b, 3, 0.05, 0.01, 7)
+    want = bpr_fold_in_reference(*args, 32)
+    for ns in (cpu, xp):
+        np.testing.assert_allclose(ns.bpr_fold_in(*args, 32), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(xp.warp_fold_in(*args[:7], True, 5, 7), cpu.warp_fold_in(*args[:7], True, 5, 7))
+    users, items = np.array([0, 3, 3, 11]), np.array([5, 0, 29, 7])
+    bu = np.linspace(-1, 1, N_USERS).astype(np.float32)
+    want = np.array([3.0 + bu[u] + b[i] + U[u].astype(np.float64) @ V[i] for u, i in zip(users, items)])
+    for ns in (cpu, xp):
+        got = ns.mf_predict(users, items, 3.0, U, V, bu, b)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
 def test_an_epoch_visits_every_interaction_once_in_a_seeded_order():
     a, b2, c = (sgd_xp.epoch_order(np, 500, seed, epoch) for seed, epoch in ((1, 0), (1, 0), (1, 1)))
     np.testing.assert_array_equal(np.sort(a), np.arange(500))

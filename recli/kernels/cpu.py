@@ -20,7 +20,7 @@ SMALL_BATCH_CELLS = 1 << 18
 
 # The kernel names; tests/test_backend.py checks both namespaces offer them alike.
 KERNELS = ("topk", "dot_scores", "gram", "als_sweep", "als_loss_from_observed",
-           "sgd_plan", "bpr_epoch", "warp_epoch", "mf_epoch")
+           "sgd_plan", "bpr_epoch", "warp_epoch", "mf_epoch", "bpr_fold_in", "warp_fold_in", "mf_predict")
 
 
 def topk(scores: Any, k: int, rows: Any = None, indptr: Any = None, indices: Any = None,
@@ -114,3 +114,33 @@ def mf_epoch(plan: Any, mu: float, P: Any, Q: Any, bu: Any, bi: Any, lr: float, 
 
     return kernel(plan.indptr, plan.indices, plan.rows, plan.indices, plan.values, mu, P, Q, bu, bi, lr, reg,
                   reg_bias, negatives, seed, epoch, plan.threads)
+
+
+def bpr_fold_in(indptr: Any, indices: Any, V: Any, b: Any, epochs: int, lr: float, reg: float, seed: int,
+                max_tries: int) -> np.ndarray:
+    """New users' vectors by BPR SGD against fixed items (:func:`recli.kernels.bpr.bpr_fold_in`)."""
+    from recli.kernels.bpr import bpr_fold_in as kernel
+
+    return kernel(indptr, indices, V, b, int(epochs), np.float32(lr), np.float32(reg), np.uint64(seed),
+                  int(max_tries))
+
+
+def warp_fold_in(indptr: Any, indices: Any, V: Any, b: Any, epochs: int, lr: float, reg: float, adagrad: bool,
+                 max_sampled: int, seed: int) -> np.ndarray:
+    """New users' vectors by WARP steps against fixed items (:func:`recli.kernels.warp.warp_fold_in`)."""
+    from recli.kernels.warp import warp_fold_in as kernel
+
+    return kernel(indptr, indices, V, b, int(epochs), np.float32(lr), np.float32(reg), bool(adagrad),
+                  int(max_sampled), np.uint64(seed))
+
+
+def mf_predict(users: Any, items: Any, mu: float, P: Any, Q: Any, bu: Any, bi: Any) -> np.ndarray:
+    """``μ + b_u + b_i + p_u·q_i`` per ``(users[j], items[j])`` pair, float32
+    (:func:`recli.kernels.mf.predict_pairs`)."""
+    from recli.kernels.mf import predict_pairs
+
+    users = np.ascontiguousarray(users, dtype=np.int64)
+    items = np.ascontiguousarray(items, dtype=np.int64)
+    out = np.empty(users.shape[0], np.float32)
+    predict_pairs(users, items, np.float32(mu), P, Q, bu, bi, out)
+    return out

@@ -15,7 +15,7 @@ import numpy as np
 
 # The kernel names; tests/test_backend.py checks both namespaces offer them alike.
 KERNELS = ("topk", "dot_scores", "gram", "als_sweep", "als_loss_from_observed",
-           "sgd_plan", "bpr_epoch", "warp_epoch", "mf_epoch")
+           "sgd_plan", "bpr_epoch", "warp_epoch", "mf_epoch", "bpr_fold_in", "warp_fold_in", "mf_predict")
 
 
 class XPKernels:
@@ -95,3 +95,29 @@ class XPKernels:
         from recli.kernels.sgd_xp import mf_epoch
 
         return mf_epoch(self.xp, plan, mu, P, Q, bu, bi, lr, reg, reg_bias, negatives, seed, epoch)
+
+    # Folding in a new user is a short sequential SGD on one vector: it runs the host's
+    # Numba kernel on every device, so a new user gets the same bits wherever the model
+    # was trained or is served (its inputs are the model's host arrays).
+    def bpr_fold_in(self, indptr: Any, indices: Any, V: Any, b: Any, epochs: int, lr: float, reg: float, seed: int,
+                    max_tries: int) -> np.ndarray:
+        """New users' vectors by BPR SGD against fixed items, on the host (:func:`recli.kernels.cpu.bpr_fold_in`)."""
+        from recli.kernels import cpu
+
+        return cpu.bpr_fold_in(indptr, indices, self._host(V), self._host(b), epochs, lr, reg, seed, max_tries)
+
+    def warp_fold_in(self, indptr: Any, indices: Any, V: Any, b: Any, epochs: int, lr: float, reg: float,
+                     adagrad: bool, max_sampled: int, seed: int) -> np.ndarray:
+        """New users' vectors by WARP steps against fixed items, on the host (:func:`recli.kernels.cpu.warp_fold_in`)."""
+        from recli.kernels import cpu
+
+        return cpu.warp_fold_in(indptr, indices, self._host(V), self._host(b), epochs, lr, reg, adagrad, max_sampled,
+                                seed)
+
+    def mf_predict(self, users: Any, items: Any, mu: float, P: Any, Q: Any, bu: Any, bi: Any) -> np.ndarray:
+        """``μ + b_u + b_i + p_u·q_i`` per ``(users[j], items[j])`` pair, float32 (host result)."""
+        xp = self.xp
+        u, i = xp.asarray(users, dtype=xp.int64), xp.asarray(items, dtype=xp.int64)
+        P, Q, bu, bi = (xp.asarray(a) for a in (P, Q, bu, bi))
+        dot = xp.einsum("nf,nf->n", P[u], Q[i])
+        return self._host((xp.float32(mu) + bu[u] + bi[i] + dot).astype(xp.float32))

@@ -68,9 +68,7 @@ class BPR(PairwiseFactorModel):
         return run
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
-        from recli.kernels.bpr import bpr_fold_in
-
         cfg = self.config
-        return bpr_fold_in(history.indptr, history.indices, self.item_factors, self.item_bias,
-                           cfg.fold_in_epochs, np.float32(cfg.learning_rate), np.float32(cfg.regularization),
-                           np.uint64(cfg.seed), cfg.negative_tries)
+        return self.backend.kernels.bpr_fold_in(history.indptr, history.indices, self.item_factors, self.item_bias,
+                                                cfg.fold_in_epochs, cfg.learning_rate, cfg.regularization, cfg.seed,
+                                                cfg.negative_tries)

@@ -178,14 +178,8 @@ class MF(Model):
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs of training indices."""
-        from recli.kernels.mf import predict_pairs
-
-        users = np.ascontiguousarray(users, dtype=np.int64)
-        items = np.ascontiguousarray(items, dtype=np.int64)
-        out = np.empty(users.shape[0], np.float32)
-        predict_pairs(users, items, np.float32(self.global_mean), self.user_factors, self.item_factors,
-                      self.user_bias, self.item_bias, out)
-        return out
+        return self.backend.kernels.mf_predict(users, items, self.global_mean, self.user_factors, self.item_factors,
+                                               self.user_bias, self.item_bias)
 
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:
         return cosine_rows(self.item_factors, np.asarray(iidx, dtype=np.int64))

@@ -96,9 +96,7 @@ class WARP(PairwiseFactorModel):
         return run
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
-        from recli.kernels.warp import warp_fold_in
-
         cfg = self.config
-        return warp_fold_in(history.indptr, history.indices, self.item_factors, self.item_bias,
-                            cfg.fold_in_epochs, np.float32(cfg.learning_rate), np.float32(cfg.regularization),
-                            cfg.schedule == "adagrad", cfg.max_sampled, np.uint64(cfg.seed))
+        return self.backend.kernels.warp_fold_in(history.indptr, history.indices, self.item_factors, self.item_bias,
+                                                 cfg.fold_in_epochs, cfg.learning_rate, cfg.regularization,
+                                                 cfg.schedule == "adagrad", cfg.max_sampled, cfg.seed)
