@@ -394,6 +394,17 @@ def test_known_answer_on_blocks_on_the_array_module_path(name, params):
     assert (C.item_block(items[:, 0]) == blocks).mean() >= 0.8
 
 
+@pytest.mark.cudasim
+def test_bench_parity_compares_the_gpu_with_the_mini_batch_path(gpu_cli):
+    cli, _ = gpu_cli
+    res = cli(["bench", "--synthetic", "40x30x300", "--models", "bpr,warp,mf", "--factors", "4", "--threads", "1",
+               "--param", "iterations=2", "--check", "parity", "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    rows = json.loads(res.stdout)["rows"]
+    assert [(r["model"], r["backend"], r["status"]) for r in rows] == [(m, "gpu", "ok") for m in ("bpr", "warp", "mf")]
+    assert all(r["factors_max_rel_diff"] < 1e-5 and r["top10_overlap"] == 1 for r in rows)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, params", [("bpr", {"factors": 32, "iterations": 40}),
                                           ("warp", {"factors": 32, "iterations": 10}),

@@ -94,6 +94,8 @@ class PairwiseFactorModel(FactorModel):
 
     diverged_hint: ClassVar[str] = "lower --learning-rate or raise --regularization"
     accepts: ClassVar[str] = "binary"
+    # mini-batch SGD on the GPU, Hogwild on the CPU: the GPU reproduces the NumPy mini-batch
+    gpu_reference: ClassVar[str] = "xp-numpy"
 
     def __init__(self, config: Any = None, backend: Any = None):
         super().__init__(config, backend)

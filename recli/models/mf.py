@@ -45,6 +45,8 @@ class MF(Model):
     summary: ClassVar[str] = "explicit biased matrix factorisation (SGD) for ratings"
     Config: ClassVar[type] = MFConfig
     devices: ClassVar[tuple[str, ...]] = ("cpu", "gpu")
+    # mini-batch SGD on the GPU, Hogwild on the CPU: the GPU reproduces the NumPy mini-batch
+    gpu_reference: ClassVar[str] = "xp-numpy"
     can_fold_in: ClassVar[bool] = True
     predicts_ratings: ClassVar[bool] = True
     diverged_hint: ClassVar[str] = "lower --learning-rate"
