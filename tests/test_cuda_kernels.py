@@ -60,3 +60,57 @@ def test_cuda_cg_sweep_matches_the_reference(steps):
     cg_sweep(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data, X, Y, gram(Y, 0.1), 2.0, steps, scratch)
     np.testing.assert_allclose(X, want, rtol=1e-4, atol=1e-5)
     assert not X[3].any()
+
+
+_LOWER = """
+import sys
+from numba import types as T
+try:
+    from numba.cuda.compiler import compile_cuda
+    import numba.cuda.dispatcher as dispatcher
+except ImportError as exc:
+    sys.exit(f"SKIP {exc}")
+
+class _Device:  # device functions ask the current device its compute capability
+    compute_capability = (8, 0)
+
+dispatcher.get_current_device = lambda: _Device()
+from recli.kernels.cuda import cg, sgd, topk
+
+i64, i32, f32, f64, u64 = T.int64, T.int32, T.float32, T.float64, T.uint64
+def A(dt, nd=1):
+    return T.Array(dt, nd, "C")
+csr = (A(i64), A(i32))
+cases = [
+    (sgd._bpr_kernel, csr + (A(i64), A(i64), i64, A(f32, 2), A(f32, 2), A(f32), A(f32, 2), A(f32, 2), A(f32), f32, f32,
+                             u64, i64, A(i64), A(f64), A(i32))),
+    (sgd._warp_kernel, csr + (A(i64), A(i64), i64) + (A(f32, 2), A(f32, 2), A(f32)) * 4
+     + (f32, f32, T.boolean, i64, u64, A(i64), A(i64), A(f64), i64, i64, u64)),
+    (sgd._mf_kernel, csr + (A(i64), A(i64), A(f32), i64, f32) + (A(f32, 2), A(f32, 2), A(f32), A(f32)) * 2
+     + (f32, f32, f32, i64, i64, u64, A(i64, 2), A(f64))),
+    (topk._topk_kernel, (A(f32, 2), A(i64), A(i64), A(i32), A(T.uint8), A(i32, 2), A(f32, 2))),
+    (cg._cg_kernel, csr + (A(f32), A(f32, 2), A(f32, 2), A(f32, 2), f32, i64, f32, A(f32, 2), A(f32, 2), A(f32, 2))),
+]
+for kernel, args in cases:
+    compile_cuda(kernel.py_func, T.void, args, cc=(8, 0))
+print("lowered", len(cases))
+"""
+
+
+def test_the_kernels_type_and_lower_for_a_real_gpu():
+    """The simulator runs kernels as Python: only Numba's CUDA compiler checks their types.
+    Each kernel is typed and lowered to NVVM IR for compute capability 8.0 (no GPU, no
+    driver needed), in a process without the simulator, with the argument types recli
+    launches it with."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0",
+               PYTHONPATH=str(Path(__file__).resolve().parent.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run([sys.executable, "-c", _LOWER], capture_output=True, text=True, env=env, timeout=600)
+    if res.returncode and res.stderr.strip().startswith("SKIP"):
+        pytest.skip(f"this numba-cuda lacks the compiler entry point used here: {res.stderr.strip()}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip() == "lowered 5"
