@@ -1,0 +1,382 @@
+"""``fm``: a factorisation machine (Rendle 2010) over users, items, their side features
+and optional per-row context.
+
+A training row is the feature vector ``x = [one-hot user | one-hot item | user
+features | item features | context]`` and the model is
+
+    ŷ(x) = w0 + Σⱼ wⱼ xⱼ + Σ_{j<l} ⟨vⱼ, vₗ⟩ xⱼ xₗ,
+
+computed in O(k·n) (see :mod:`recli.kernels.fm`, which states the reformulation, the
+gradients and both solvers). Tasks: ``regression`` fits the ratings (squared error; the
+scores are predicted ratings), ``ranking`` fits implicit feedback with the BPR loss
+against a negative item drawn, per positive, among the items with interactions.
+Solvers: ``sgd`` (AdaGrad) for both tasks, ``als`` (exact coordinate descent with cached
+residuals, Rendle et al. 2011) for regression; ``auto`` picks ``als`` for regression.
+
+Scoring every item for a user uses ``ŷ(u, i) = w0 + c(U) + c(I) + s(U)·s(I)``: the item
+terms are computed once per model state, a user's scores are one dot product per item.
+An item (or user) without interactions has zero one-hot parameters and is scored from
+its features alone (cold start).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from recli.errors import ArtifactError, ConfigError, InputError
+from recli.models._factors import cosine_rows
+from recli.models.base import EpochCallback, Model, csr_from_prefix, csr_to_arrays, param, split_batch
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+    from recli.data.side import SideFeatures
+
+_SIDES = ("user_features", "item_features", "context")
+
+
+@dataclass
+class FMConfig:
+    task: str = param("regression", "regression (ratings, squared error) or ranking (implicit feedback, BPR loss)",
+                      choices=("regression", "ranking"))
+    solver: str = param("auto", "sgd (AdaGrad), als (coordinate descent; regression only) or auto "
+                        "(als for regression, sgd for ranking)", choices=("auto", "sgd", "als"))
+    factors: int = param(16, "latent factors per feature (the rank k)", min=1, max=4096)
+    iterations: int = param(30, "epochs (sgd: a pass over the rows; als: a sweep over every parameter)", min=1)
+    learning_rate: float = param(0.05, "AdaGrad step size (solver sgd)", min=0.0, exclusive_min=True, max=10.0)
+    reg_linear: float = param(0.1, "L2 penalty on the linear weights, per row the weight occurs in", min=0.0)
+    reg_factors: float = param(0.15, "L2 penalty on the factor vectors, per row the feature occurs in", min=0.0)
+    init_std: float = param(0.1, "standard deviation of the normal factor initialisation", min=0.0)
+    negative_tries: int = param(8, "negative draws per positive (task ranking) before skipping it", min=1,
+                                max=10_000)
+    seed: int = param(42, "random seed (initialisation, row order, negatives)", min=0)
+
+
+class FM(Model):
+    """Factorisation machine; serial solvers, so bit-for-bit deterministic."""
+
+    name: ClassVar[str] = "fm"
+    summary: ClassVar[str] = "factorisation machine over users, items, side features and context (ratings or BPR)"
+    Config: ClassVar[type] = FMConfig
+    uses_features: ClassVar[bool] = True
+    predicts_ratings: ClassVar[bool] = True  # task=regression; an instance with task=ranking sets it False
+    accepts: ClassVar[str] = "ratings"
+    accepts_note: ClassVar[str] = "binary with task=ranking"
+    negative_values: ClassVar[str] = "are ratings like any other (task=regression)"
+    diverged_hint: ClassVar[str] = "lower --param learning_rate, or raise reg_linear / reg_factors"
+    test_params: ClassVar[dict] = {"task": "ranking", "factors": 8, "iterations": 40, "learning_rate": 0.1,
+                                   "reg_linear": 0.001, "reg_factors": 0.001}
+    search_space: ClassVar[dict] = {
+        "factors": {"type": "int", "low": 4, "high": 128, "log": True},
+        "reg_linear": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+        "reg_factors": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.5, "log": True},
+    }
+
+    @classmethod
+    def accepted_values(cls, config: Any) -> str:
+        return "ratings" if config.task == "regression" else "binary"
+
+    def __init__(self, config: Any = None, backend: Any = None):
+        super().__init__(config, backend)
+        if self.config.task == "ranking" and self.config.solver == "als":
+            raise ConfigError("fm: solver=als fits the squared error only (task=regression)",
+                              hint="use --param solver=sgd (or auto) with task=ranking")
+        self.predicts_ratings = self.config.task == "regression"
+        k = self.config.factors
+        self.w0 = 0.0
+        self.w = np.zeros(0, np.float32)
+        self.V = np.zeros((0, k), np.float32)
+        # side matrices over their own vocabularies ((n_ids, n_features) CSR) and names
+        self.sides: dict[str, Any] = dict.fromkeys(_SIDES)
+        self.names: dict[str, np.ndarray] = {name: np.zeros(0, "<U1") for name in _SIDES}
+        self.context_row: sp.csr_matrix | None = None  # the context of recommend requests
+        self._item_terms: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def solver(self) -> str:
+        c = self.config
+        return ("als" if c.task == "regression" else "sgd") if c.solver == "auto" else c.solver
+
+    # -- the feature space ------------------------------------------------------
+    def _width(self, name: str) -> int:
+        return int(self.names[name].shape[0])
+
+    def _offsets(self) -> dict[str, int]:
+        """First column of each block: users, items, user features, item features, context."""
+        out, at = {}, 0
+        for block, size in (("users", self.n_users), ("items", self.n_items),
+                            *((name, self._width(name)) for name in _SIDES)):
+            out[block] = at
+            at += size
+        out["end"] = at
+        return out
+
+    def _part(self, ids: str, side: str) -> sp.csr_matrix:
+        """``(n_ids, p)`` CSR: each id's one-hot column and its features, over the feature space."""
+        import scipy.sparse as sp
+
+        off = self._offsets()
+        n = self.n_users if ids == "users" else self.n_items
+        onehot = sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), off[ids] + np.arange(n))),
+                               shape=(n, off["end"]))
+        feats = self.sides[side]
+        if feats is None:
+            return onehot
+        extra = _shifted(feats, off[side], off["end"])
+        out = (onehot + extra).tocsr()
+        out.sort_indices()
+        return out
+
+    def _context_part(self, ctx: sp.csr_matrix | None, n_rows: int) -> sp.csr_matrix:
+        import scipy.sparse as sp
+
+        off = self._offsets()
+        if ctx is None:
+            return sp.csr_matrix((n_rows, off["end"]), dtype=np.float32)
+        return _shifted(ctx, off["context"], off["end"])
+
+    def _take_sides(self, user_items: Any, sides: dict[str, SideFeatures | None]) -> None:
+        from recli.data.matrix import as_csr
+
+        for name, feats in sides.items():
+            if feats is None:
+                self.sides[name], self.names[name] = None, np.zeros(0, "<U1")
+                continue
+            rows = {"user_features": user_items.shape[0], "item_features": user_items.shape[1],
+                    "context": user_items.nnz}[name]
+            if feats.matrix.shape[0] != rows:
+                raise InputError(f"fm: {name} has {feats.matrix.shape[0]} rows, expected {rows}",
+                                 hint="build the side features over the model's vocabulary (row i = id i)")
+            self.sides[name] = as_csr(feats.matrix, what=name)
+            self.names[name] = np.asarray(feats.names, dtype=str)
+
+    # -- training ---------------------------------------------------------------
+    def fit(self, user_items: Any, on_epoch: EpochCallback | None = None, *, item_features: SideFeatures | None = None,
+            user_features: SideFeatures | None = None, context: SideFeatures | None = None) -> "FM":
+        """Fit on ``user_items`` (ratings for regression; cells > 0 are positives for
+        ranking). ``context``: per-cell context features, row ``c`` for the ``c``-th
+        stored cell of ``user_items`` in canonical CSR order."""
+        from recli.data.matrix import as_csr
+
+        c = self.config
+        ui = as_csr(user_items)
+        self.n_users, self.n_items = ui.shape
+        self._take_sides(ui, {"user_features": user_features, "item_features": item_features, "context": context})
+        ctx = self._context_part(self.sides["context"], ui.nnz)
+        if c.task == "ranking":  # the binary rule: cells <= 0 are not positives
+            keep = ui.data > 0
+            ctx, ui = ctx[keep], ui.copy()
+            ui.data = keep.astype(np.float32)
+            ui = as_csr(ui, drop_zeros=True)
+        if ui.nnz == 0:
+            raise InputError("the training matrix has no interactions", hint="check the training file is not empty")
+        rows = np.repeat(np.arange(self.n_users), np.diff(ui.indptr))
+        up, ip = self._part("users", "user_features"), self._part("items", "item_features")
+        counts = np.asarray((up[rows] + ip[ui.indices] + ctx).getnnz(axis=0)).ravel()
+        rng = np.random.default_rng(c.seed)
+        p = self._offsets()["end"]
+        self.V = (rng.standard_normal((p, c.factors)) * c.init_std).astype(np.float32)
+        self.V[counts == 0] = 0.0  # features no row has stay 0: cold ids score from their features
+        self.w = np.zeros(p, np.float32)
+        self.epoch_losses = []
+        if c.task == "ranking":
+            self.w0 = 0.0
+            self._fit_bpr(ui, rows, up, ip, ctx, rng, on_epoch)
+        else:
+            design = (up[rows] + ip[ui.indices] + ctx).tocsr()
+            design.sort_indices()
+            y = ui.data.astype(np.float64)
+            self.w0 = float(y.mean())
+            (self._fit_als if self.solver == "als" else self._fit_sgd)(design, y, rng, on_epoch)
+        return self
+
+    def _epoch_done(self, on_epoch: EpochCallback | None, epoch: int, start: float, loss: float) -> bool:
+        self.check_finite({"the training loss": loss, "the factors": self.V}, epoch)
+        self._item_terms = None  # the model changed: item terms are recomputed on the next score
+        return self._report(on_epoch, epoch, start, loss)
+
+    def _fit_sgd(self, design: sp.csr_matrix, y: np.ndarray, rng: np.random.Generator,
+                 on_epoch: EpochCallback | None) -> None:
+        from recli.kernels.fm import sgd_regression_epoch
+
+        c = self.config
+        w0 = np.array([self.w0])
+        G0, Gw, GV = np.zeros(1), np.zeros(self.w.shape[0]), np.zeros(self.V.shape)
+        indptr, indices = design.indptr.astype(np.int64), design.indices.astype(np.int32)
+        for epoch in range(1, c.iterations + 1):
+            start = time.perf_counter()
+            sse = sgd_regression_epoch(indptr, indices, design.data, y, rng.permutation(y.shape[0]), w0, self.w,
+                                       self.V, G0, Gw, GV, c.learning_rate, c.reg_linear, c.reg_factors)
+            self.w0 = float(w0[0])
+            # loss: training RMSE, each row's error taken just before its step
+            if self._epoch_done(on_epoch, epoch, start, float(np.sqrt(sse / y.shape[0]))):
+                break
+
+    def _fit_als(self, design: sp.csr_matrix, y: np.ndarray, rng: np.random.Generator,
+                 on_epoch: EpochCallback | None) -> None:
+        from recli.kernels.fm import cd_epoch, residuals
+
+        c = self.config
+        w0 = np.array([self.w0])
+        e, q = np.empty(y.shape[0]), np.empty((y.shape[0], c.factors))
+        residuals(design.indptr.astype(np.int64), design.indices.astype(np.int32), design.data, y, self.w0, self.w,
+                  self.V, e, q)
+        csc = design.tocsc()
+        csc.sort_indices()
+        cptr, crows = csc.indptr.astype(np.int64), csc.indices.astype(np.int32)
+        for epoch in range(1, c.iterations + 1):
+            start = time.perf_counter()
+            mse = cd_epoch(cptr, crows, csc.data, e, q, w0, self.w, self.V, c.reg_linear, c.reg_factors)
+            self.w0 = float(w0[0])
+            if self._epoch_done(on_epoch, epoch, start, float(np.sqrt(mse))):  # loss: training RMSE after the sweep
+                break
+
+    def _fit_bpr(self, ui: sp.csr_matrix, rows: np.ndarray, up: sp.csr_matrix, ip: sp.csr_matrix,
+                 ctx: sp.csr_matrix, rng: np.random.Generator, on_epoch: EpochCallback | None) -> None:
+        from recli.kernels.fm import bpr_epoch
+
+        c = self.config
+        warm = np.flatnonzero(np.bincount(ui.indices, minlength=self.n_items) > 0).astype(np.int32)
+        Gw, GV = np.zeros(self.w.shape[0]), np.zeros(self.V.shape)
+        arrays = [a for m in (up, ip, ctx) for a in (m.indptr.astype(np.int64), m.indices.astype(np.int32),
+                                                      m.data.astype(np.float32))]
+        for epoch in range(1, c.iterations + 1):
+            start = time.perf_counter()
+            # negatives among warm items only: a cold item is never pushed down, its features score it
+            candidates = warm[rng.integers(0, warm.shape[0], size=(ui.nnz, c.negative_tries))]
+            total, steps = bpr_epoch(ui.indptr.astype(np.int64), ui.indices.astype(np.int32),
+                                     rows.astype(np.int32), rng.permutation(ui.nnz), candidates, *arrays, self.w,
+                                     self.V, Gw, GV, c.learning_rate, c.reg_linear, c.reg_factors)
+            # loss: mean BPR loss −ln σ(ŷ⁺ − ŷ⁻) over the epoch's pairs, before their steps
+            if self._epoch_done(on_epoch, epoch, start, float(-total / max(steps, 1))):
+                break
+
+    # -- inference --------------------------------------------------------------
+    def _terms(self, part: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """``(c(P), s(P))`` per row of a part matrix (:func:`recli.kernels.fm.part_sums`)."""
+        from recli.kernels.fm import part_sums
+
+        c_out = np.empty(part.shape[0], np.float64)
+        s_out = np.empty((part.shape[0], self.config.factors), np.float64)
+        part_sums(part.indptr.astype(np.int64), part.indices.astype(np.int32), part.data.astype(np.float32), self.w,
+                  self.V, c_out, s_out)
+        return c_out, s_out
+
+    def item_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(c(I), s(I))`` of every item, computed once per model state."""
+        if self._item_terms is None:
+            self._item_terms = self._terms(self._part("items", "item_features"))
+        return self._item_terms
+
+    def user_terms(self, uidx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(w0 + c(U), s(U))`` of known users (with the recommend context, if set); an
+        index -1 gets the context alone (an unknown user)."""
+        import scipy.sparse as sp
+
+        uidx = np.asarray(uidx, dtype=np.int64)
+        part = self._part("users", "user_features")[np.maximum(uidx, 0)]
+        part = part.multiply((uidx >= 0).astype(np.float32)[:, None]).tocsr()
+        if self.context_row is not None:
+            part = part + self._context_part(sp.csr_matrix(np.repeat(self.context_row.toarray(), uidx.shape[0], 0)),
+                                             uidx.shape[0])
+        part = sp.csr_matrix(part, dtype=np.float32)
+        part.eliminate_zeros()
+        part.sort_indices()
+        c_u, s_u = self._terms(part)
+        return c_u + self.w0, s_u
+
+    def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
+        """``ŷ(u, i) = w0 + c(U) + c(I) + s(U)·s(I)`` for every item (the module docstring)."""
+        uidx, new, _ = split_batch(uidx, history, self.n_users, self.n_items)
+        if new.size:
+            raise InputError("fm cannot fold in new users", hint="retrain with the new users' interactions")
+        c_u, s_u = self.user_terms(uidx)
+        c_i, s_i = self.item_terms()
+        scores = self.backend.kernels.dot_scores(s_u.astype(np.float32), s_i.astype(np.float32))
+        scores += c_i.astype(np.float32)[None, :]
+        scores += c_u.astype(np.float32)[:, None]
+        return np.ascontiguousarray(scores, dtype=np.float32)
+
+    def score_pairs(self, uidx: np.ndarray, iidx: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """``ŷ(u, i)`` per pair without scoring every item."""
+        uidx, iidx = np.asarray(uidx, np.int64), np.asarray(iidx, np.int64)
+        users, inverse = np.unique(uidx, return_inverse=True)
+        c_u, s_u = self.user_terms(users)
+        c_i, s_i = self.item_terms()
+        out = c_u[inverse] + c_i[iidx] + np.einsum("pf,pf->p", s_u[inverse], s_i[iidx])
+        return out.astype(np.float32)
+
+    def fallback_pairs(self, uidx: np.ndarray, iidx: np.ndarray) -> np.ndarray:
+        """Regression: the FM prediction with the unknown side's features absent: an
+        unknown user gets ``w0 + c(I)``, an unknown item ``w0 + c(U)``, both ``w0``."""
+        if not self.predicts_ratings:
+            return super().fallback_pairs(uidx, iidx)
+        uidx, iidx = np.asarray(uidx, np.int64), np.asarray(iidx, np.int64)
+        c_u, _ = self.user_terms(np.where(uidx >= 0, uidx, -1))
+        c_i, _ = self.item_terms()
+        return (c_u + np.where(iidx >= 0, c_i[np.maximum(iidx, 0)], 0.0)).astype(np.float32)
+
+    def similar_items(self, iidx: np.ndarray) -> np.ndarray:
+        """Cosine of the items' factor sums ``s(I)`` (one-hot and features)."""
+        return cosine_rows(self.item_terms()[1].astype(np.float32), np.asarray(iidx, dtype=np.int64))
+
+    def set_context(self, values: dict[str, str]) -> None:
+        """The context of the next scores: ``{column: value}`` selects the one-hot context
+        features named ``column=value`` (the names training gave them)."""
+        import scipy.sparse as sp
+
+        names = self.names["context"]
+        if names.shape[0] == 0:
+            raise InputError("this fm model was trained without context columns",
+                             hint="drop --context, or retrain with --context-col")
+        cols = []
+        for col, value in values.items():
+            hit = np.flatnonzero(names == f"{col}={value}")
+            if hit.size == 0:
+                known = sorted({n.split("=", 1)[0] for n in names.tolist()})
+                raise InputError(f"context {col}={value} was not seen in training",
+                                 hint=f"context columns of this model: {', '.join(known)}")
+            cols.append(int(hit[0]))
+        self.context_row = sp.csr_matrix((np.ones(len(cols), np.float32), (np.zeros(len(cols)), cols)),
+                                         shape=(1, names.shape[0]))
+
+    # -- persistence ------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        out = {"w0": np.array([self.w0], np.float64), "w": self.w, "V": self.V,
+               "shape": np.array([self.n_users, self.n_items], np.int64)}
+        for name in _SIDES:
+            out[f"{name}_names"] = self.names[name]
+            if self.sides[name] is not None and name != "context":  # per-cell context is training data only
+                out.update(csr_to_arrays(name, self.sides[name]))
+        return out
+
+    @classmethod
+    def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "FM":
+        model = cls(config, backend)
+        try:
+            model.w0 = float(np.asarray(arrays["w0"]).ravel()[0])
+            model.w = np.ascontiguousarray(arrays["w"], dtype=np.float32)
+            model.V = np.ascontiguousarray(arrays["V"], dtype=np.float32)
+            model.n_users, model.n_items = (int(x) for x in arrays["shape"])
+            for name in _SIDES:
+                model.names[name] = np.asarray(arrays[f"{name}_names"], dtype=str)
+                if f"{name}_indptr" in arrays:
+                    model.sides[name] = csr_from_prefix(name, arrays)
+        except KeyError as exc:
+            raise ArtifactError(f"the model file lacks the array {exc}", hint="retrain the model") from None
+        if model.V.shape != (model._offsets()["end"], config.factors) or model.w.shape[0] != model.V.shape[0]:
+            raise ArtifactError("stored fm parameters do not match the stored feature space", hint="retrain the model")
+        return model
+
+
+def _shifted(m: sp.csr_matrix, offset: int, width: int) -> sp.csr_matrix:
+    """``m`` with its columns moved to ``offset…`` of a ``width``-column feature space."""
+    import scipy.sparse as sp
+
+    return sp.csr_matrix((np.asarray(m.data, np.float32), np.asarray(m.indices, np.int64) + offset,
+                          np.asarray(m.indptr, np.int64)), shape=(m.shape[0], width))
