@@ -298,3 +298,51 @@ def test_ml100k_rmse_with_genres(ml100k):
     rmse = float(np.sqrt(np.mean((pred - ratings[test, 2]) ** 2)))
     assert rmse < 0.93, rmse
     assert model.epoch_losses[-1] < model.epoch_losses[0]
+
+
+def test_context_columns_through_train_and_recommend(cli, tmp_path):
+    """``train --context-col`` one-hots the column per cell (the latest row's value:
+    here the duplicate row of u0,i0 comes later and says evening), ``recommend
+    --context`` selects it; both refused where they do not apply."""
+    rng = np.random.default_rng(3)
+    rows = [(f"u{u}", f"i{i}", rng.random() < 0.5) for u in range(12) for i in range(6) if rng.random() < 0.8]
+    rows.append(("u0", "i0", True))
+    frame = pl.DataFrame({"user": [r[0] for r in rows], "item": [r[1] for r in rows],
+                          "rating": [5.0 if r[2] else 1.0 for r in rows],
+                          "daypart": ["evening" if r[2] else "morning" for r in rows],
+                          "timestamp": list(range(len(rows)))})
+    frame.write_csv(tmp_path / "train.csv")
+    out = tmp_path / "m"
+    res = cli(["train", tmp_path / "train.csv", "--model", "fm", "--context-col", "daypart", "-o", out,
+               "-p", "factors=2", "-p", "iterations=20", "-p", "reg_linear=0.001", "-p", "reg_factors=0.001"])
+    assert res.exit_code == 0, res.stderr
+    model = load_model(out).model
+    np.testing.assert_array_equal(model.names["context"], ["daypart=evening", "daypart=morning"])
+    scores = {}
+    for part in ("evening", "morning"):
+        pairs = tmp_path / "pairs.csv"
+        pairs.write_text("user,item\nu1,i1\nu2,i3\n")
+        res = cli(["recommend", out, "--pairs", pairs, "--context", f"daypart={part}", "-o", tmp_path / f"{part}.csv"])
+        assert res.exit_code == 0, res.stderr
+        scores[part] = pl.read_csv(tmp_path / f"{part}.csv")["score"].to_numpy()
+    assert (scores["evening"] > scores["morning"] + 2).all()
+    res = cli(["recommend", out, "--user", "u1", "--context", "daypart=night"])
+    assert res.exit_code == 2 and "daypart=night was not seen in training" in res.stderr
+    res = cli(["train", tmp_path / "train.csv", "--model", "als", "--context-col", "daypart", "-o", tmp_path / "a"])
+    assert res.exit_code == 2 and "does not use context columns" in res.stderr and not (tmp_path / "a").exists()
+    res = cli(["train", tmp_path / "train.csv", "--model", "fm", "--context-col", "hour", "-o", tmp_path / "b"])
+    assert res.exit_code == 2 and "no context column hour" in res.stderr and not (tmp_path / "b").exists()
+
+
+def test_context_features_take_the_latest_row_of_each_cell():
+    from recli.data.context import context_features
+    from recli.data.matrix import build_interactions
+
+    df = pl.DataFrame({"user": ["a", "a", "b", "a"], "item": ["x", "y", "x", "x"], "rating": [1.0, 2.0, 3.0, 4.0],
+                       "timestamp": [20, 5, 7, 10], "hour": ["day", "night", None, "night"]})
+    data = build_interactions(df)
+    feats = context_features(df, ["hour"], data.users, data.items)
+    np.testing.assert_array_equal(feats.names, ["hour=day", "hour=night"])
+    # cells in CSR order: (a,x) latest at t=20 -> day; (a,y) night; (b,x) missing -> no feature
+    np.testing.assert_array_equal(feats.matrix.toarray(), [[1, 0], [0, 1], [0, 0]])
+    assert data.user_items.nnz == 3

@@ -50,6 +50,7 @@ def train(
     valid: Annotated[Optional[str], Opt("--valid", help="Validation interactions: --valid-metric is computed after each epoch.")] = None,
     valid_metric: Annotated[Optional[str], Opt("--valid-metric", help="Metric for --valid, e.g. ndcg@10, recall@20, rmse (default: rmse for rating models such as mf, else ndcg@10).")] = None,
     early_stopping: Annotated[int, Opt("--early-stopping", min=0, help="Stop after N epochs without validation improvement; keep the best epoch.")] = 0,
+    context_col: Annotated[Optional[List[str]], Opt("--context-col", help="A categorical per-row context column (repeatable; fm): one-hot, a cell takes its latest row's value.")] = None,
     input_format: InputFormatOpt = None,
     sep: SepOpt = None,
     quote: QuoteOpt = None,
@@ -80,7 +81,8 @@ def train(
     _run(train_file, model, output, {"factors": factors, "iterations": iterations, "regularization": regularization,
                                          "learning_rate": learning_rate, "alpha": alpha},
          param or [], config_file, seed, threads, device, (valid, valid_metric, early_stopping), input_format,
-         read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force)
+         read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force,
+         context_col or [])
 
 
 def _listing(list_models: bool, model: str | None, fmt: str | None) -> None:
@@ -120,7 +122,7 @@ def _range(row: dict) -> str:
 
 
 def _run(train_file, model, output, common, params, config_file, seed, threads, device, validation,
-         input_format, read=None, force=False) -> None:
+         input_format, read=None, force=False, context_cols=()) -> None:
     from recli.artifacts import check_destination, check_model_space, save_model
     from recli.console import log, progress
     from recli.stages import train as stage
@@ -128,7 +130,7 @@ def _run(train_file, model, output, common, params, config_file, seed, threads, 
     valid, valid_metric, early_stopping = validation
     cls, config = stage.resolve_config(model, common=common, params=params, config_file=config_file, seed=seed)
     check_destination(output, force)
-    data = stage.load_interactions(train_file, input_format, read)
+    data, context = _load(train_file, input_format, read, cls, list(context_cols))
     valid_data = stage.load_validation(valid, data, read=read) if valid else None
     check_model_space(output, cls, config, *data.user_items.shape, data.user_items.nnz)
     with progress() as bar:
@@ -141,7 +143,19 @@ def _run(train_file, model, output, common, params, config_file, seed, threads, 
             bar.advance(task)
 
         result = stage.train(data, cls, config, device=device, threads=threads, seed=seed, valid=valid_data,
-                             early_stopping=early_stopping, on_epoch=on_epoch, valid_metric=valid_metric)
+                             early_stopping=early_stopping, on_epoch=on_epoch, valid_metric=valid_metric,
+                             context=context)
     result.meta["train_source"] = train_file
     save_model(output, result.model, data.users, data.items, data.user_items, result.meta, force=force)
     log.info(stage.summary_line(result, output))
+
+
+def _load(train_file, input_format, read, cls, context_cols: list[str]):
+    """``(interactions, per-cell context or None)``: one read of the training file."""
+    from recli.stages import context as ctx
+    from recli.stages import train as stage
+
+    if not context_cols:
+        return stage.load_interactions(train_file, input_format, read), None
+    ctx.check_context_model(cls)
+    return ctx.load_with_context(train_file, input_format, read, context_cols)

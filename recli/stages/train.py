@@ -126,11 +126,13 @@ def check_values(cls: type[Model], config: Any, data: Interactions) -> None:
 
 def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "cpu", threads: int = 0,
           seed: int | None = None, valid: Interactions | None = None, early_stopping: int = 0,
-          on_epoch: EpochCallback | None = None, valid_metric: str | None = None) -> TrainResult:
+          on_epoch: EpochCallback | None = None, valid_metric: str | None = None,
+          context: Any = None) -> TrainResult:
     """Fit ``cls(config)`` on ``data``; with ``valid``, ``valid_metric`` (default: rmse for
     models that predict ratings, else ndcg@10) is computed after every epoch
     (``EpochInfo.metrics``) and, with ``early_stopping=N``, training stops after N epochs
-    without improvement and the best epoch's state is restored."""
+    without improvement and the best epoch's state is restored. ``context``: per-cell
+    context features (:mod:`recli.stages.context`) for a model whose ``fit`` takes them."""
     from recli.stages.validation import validation_score
 
     name, k, sign = _validation_metric(cls, valid, early_stopping, valid_metric)
@@ -158,7 +160,8 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
 
     start = time.perf_counter()
     with threads_context(threads) as n_threads:
-        model.fit(data.user_items, on_epoch=callback, **_fit_kwargs(cls, data))
+        extra = {} if context is None else {"context": context}
+        model.fit(data.user_items, on_epoch=callback, **_fit_kwargs(cls, data), **extra)
     fit_seconds = time.perf_counter() - start
     epochs_run = state["epochs"]
     if state["arrays"] is not None and state["best_epoch"] < epochs_run:
