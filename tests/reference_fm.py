@@ -66,11 +66,12 @@ def loss(X, y, w0, w, V):
     return sum((predict(X[r], w0, w, V) - y[r]) ** 2 for r in range(X.shape[0]))
 
 
-def cd_minimiser(X, y, w0, w, V, j, f, reg):
-    """The value of wⱼ (``f is None``) or v_jf minimising Σ_r (ŷ_r − y_r)² + λ·n_j·θ²
-    (n_j: rows with xⱼ ≠ 0), the other parameters fixed. ŷ is linear in that one
-    parameter, so the objective is a parabola: fitted through three evaluations."""
-    n_j = int((X[:, j] != 0).sum())
+def conditional(X, y, w0, w, V, j, f, alpha, lam, mu):
+    """``(mean, precision)`` of wⱼ (``f is None``) or v_jf under the density
+    ∝ exp(−½[α·Σ_r (ŷ_r − y_r)² + λ(θ − μ)²]), the other parameters fixed: the exact
+    minimiser of the bracket (coordinate descent with α = 1, μ = 0) and the Gibbs
+    conditional. ŷ is linear in that one parameter, so the bracket is a parabola
+    P·(θ − mean)² + c: fitted through three evaluations."""
 
     def objective(theta):
         w2, V2 = w.copy(), V.copy()
@@ -78,8 +79,8 @@ def cd_minimiser(X, y, w0, w, V, j, f, reg):
             w2[j] = theta
         else:
             V2[j, f] = theta
-        return loss(X, y, w0, w2, V2) + reg * n_j * theta ** 2
+        return alpha * loss(X, y, w0, w2, V2) + lam * (theta - mu) ** 2
 
     a, b, c = objective(-1.0), objective(0.0), objective(1.0)
-    # p(θ) = αθ² + βθ + b with α = (a + c)/2 − b, β = (c − a)/2
-    return -((c - a) / 2) / (2 * ((a + c) / 2 - b))
+    quad, lin = (a + c) / 2 - b, (c - a) / 2
+    return -lin / (2 * quad), quad

@@ -68,6 +68,19 @@ def test_gradient_formula_equals_the_double_sum_and_finite_differences():
         assert numeric == pytest.approx(R.pairwise_grad(x, V)[j, f], rel=1e-5, abs=1e-8)
 
 
+def test_stacked_samples_predict_the_mean_of_the_samples():
+    """The mcmc predictor: an FM with V = [V¹ | V²] / √2 and the mean linear weights
+    predicts the mean of the two samples' predictions."""
+    rng = np.random.default_rng(8)
+    (w1, V1), (w2, V2) = _params(seed=1), _params(seed=2)
+    idx, val, x = _row(10, 5, rng)
+    stacked = (np.hstack([V1, V2]) / np.sqrt(2)).astype(np.float64)
+    want = (R.predict(x, 0.5, w1.astype(np.float64), V1.astype(np.float64))
+            + R.predict(x, 1.5, w2.astype(np.float64), V2.astype(np.float64))) / 2
+    got = K.predict_row(idx, val, 1.0, (w1.astype(np.float64) + w2) / 2, stacked, np.zeros(8))
+    assert got == pytest.approx(want, rel=1e-6)
+
+
 def test_sgd_adagrad_steps_equal_reference():
     rng = np.random.default_rng(3)
     w, V = _params()
@@ -120,7 +133,10 @@ def _design(seed=4, n=30, p=8):
 
 
 @pytest.mark.parametrize("factor", [None, 0, 2])
-def test_coordinate_update_is_the_exact_minimiser(factor):
+@pytest.mark.parametrize("mode", ["cd", "gibbs"])
+def test_coordinate_update_is_the_exact_conditional(factor, mode):
+    """Coordinate descent: θ is the exact minimiser of the loss plus λ·n_j·θ² in θ alone;
+    Gibbs: θ = conditional mean + z/√precision, with noise precision α and prior N(μ, 1/λ)."""
     X, y = _design()
     w, V = _params(p=X.shape[1], k=3, seed=5)
     w0 = 3.0
@@ -128,19 +144,26 @@ def test_coordinate_update_is_the_exact_minimiser(factor):
     csc = csr.tocsc()
     e, q = np.empty(X.shape[0]), np.empty((X.shape[0], V.shape[1]))
     K.residuals(csr.indptr.astype(np.int64), csr.indices, csr.data, y, w0, w, V, e, q)
-    reg = 0.3
+    reg, alpha, lam, mu, z = 0.3, 2.0, 0.7, 0.2, 0.5
+    cptr = csc.indptr.astype(np.int64)
     for j in range(X.shape[1]):
         empty = j == X.shape[1] - 1
-        want = None if empty else R.cd_minimiser(X, y, w0, w.astype(np.float64), V.astype(np.float64), j, factor,
-                                                 reg)
+        n_j = int((X[:, j] != 0).sum())
+        if mode == "cd":
+            args, ref = (1.0, 0.0, reg, 0.0, 0.0), (1.0, reg * n_j, 0.0)
+        else:
+            args, ref = (alpha, lam, 0.0, mu, z), (alpha, lam, mu)
+        if not empty:
+            mean, prec = R.conditional(X, y, w0, w.astype(np.float64), V.astype(np.float64), j, factor, *ref)
+            want = mean + (z / np.sqrt(prec) if mode == "gibbs" else 0.0)
         if factor is None:
-            K.cd_update_w(j, csc.indptr.astype(np.int64), csc.indices, csc.data, e, w, reg)
+            K.update_w(j, cptr, csc.indices, csc.data, e, w, *args)
             got = w[j]
         else:
-            K.cd_update_v(j, factor, csc.indptr.astype(np.int64), csc.indices, csc.data, e, q, V, reg)
+            K.update_v(j, factor, cptr, csc.indices, csc.data, e, q, V, *args)
             got = V[j, factor]
         if empty:
-            assert got == 0.0  # no data: the minimiser of the penalty alone
+            assert got == 0.0  # a feature in no row stays 0
         else:
             assert got == pytest.approx(want, rel=1e-4, abs=1e-5)
         # the caches follow the update exactly
@@ -194,7 +217,7 @@ def _genre_data(n_users=24, n_genres=3, items_per_genre=5, cold=1):
     return m, feats, item_genre, user_genre, np.flatnonzero(~warm)
 
 
-@pytest.mark.parametrize("params", [{"solver": "als"}, {"solver": "sgd", "learning_rate": 0.1},
+@pytest.mark.parametrize("params", [{"solver": "als"}, {"solver": "sgd", "learning_rate": 0.1}, {"solver": "mcmc"},
                                     {"task": "ranking", "learning_rate": 0.1}])
 def test_cold_items_are_scored_from_their_features(params):
     m, feats, item_genre, user_genre, cold = _genre_data()
@@ -256,8 +279,10 @@ def test_context_changes_scores_and_unknown_context_is_refused():
 
 
 def test_model_file_round_trip_keeps_features_and_scores(tmp_path):
+    """With mcmc, whose predictor stacks the kept factor samples."""
     m, feats, *_ = _genre_data()
-    model = _model(factors=3, iterations=5).fit(m, item_features=feats)
+    model = _model(factors=3, iterations=8, solver="mcmc", burn_in=3).fit(m, item_features=feats)
+    assert model.V.shape[1] == 3 * 5, "mcmc: the 5 kept samples side by side"
     users = Vocab(pl.Series([f"u{i:03d}" for i in range(m.shape[0])]))
     items = Vocab(pl.Series([f"i{i:03d}" for i in range(m.shape[1])]))
     save_model(tmp_path / "m", model, users, items, m, {"config": config_to_dict(model.config)})
@@ -268,8 +293,9 @@ def test_model_file_round_trip_keeps_features_and_scores(tmp_path):
 
 
 def test_bad_settings_are_refused():
-    with pytest.raises(ConfigError, match="solver=als"):
-        _model(task="ranking", solver="als")
+    for solver in ("als", "mcmc"):
+        with pytest.raises(ConfigError, match=f"solver={solver}"):
+            _model(task="ranking", solver=solver)
     m, feats, *_ = _genre_data()
     wrong = SideFeatures(feats.matrix[:5], feats.names)
     with pytest.raises(InputError, match="item_features has 5 rows"):

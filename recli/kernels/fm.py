@@ -28,6 +28,11 @@ Solvers (serial, so bit-for-bit deterministic):
       θ* = (θ·Σ_r h_r² − Σ_r e_r h_r) / (Σ_r h_r² + λ·n_θ),
 
   after which ``e_r += (θ* − θ)·h_r`` (and ``q_rf += (θ* − θ)·x_rj`` for v_jf).
+- Gibbs sampling (MCMC, Bayesian FM as in libFM and myfm) uses the same caches: with
+  noise precision α and a prior ``N(μ, 1/λ)`` on θ, the conditional of θ is normal with
+  precision ``P = α·Σh² + λ`` and mean ``(α(θ·Σh² − Σeh) + λμ)/P``; a draw is
+  ``mean + z/√P`` with ``z ~ N(0, 1)``. Coordinate descent is the same update with
+  ``α = 1``, ``λ = λ·n_θ``, ``μ = 0`` and ``z = 0``.
 
 Scoring all items for a user splits a row into a user part ``U`` (user one-hot, user
 features, context) and an item part ``I`` (item one-hot, item features), disjoint sets of
@@ -214,11 +219,19 @@ def residuals(indptr, indices, data, y, w0, w, V, e, q):
 
 
 @njit(cache=True)
-def cd_update_w(j, cptr, crows, cvals, e, w, reg):
-    """Set ``wⱼ`` to its exact minimiser (module docstring, ``h_r = x_rj``) given the
-    column ``j`` of the design matrix (CSC) and the residuals ``e``, updated in place."""
+def _posterior(old, hh, eh, alpha, lam, mu, z):
+    """``(α(θ·Σh² − Σeh) + λμ) / (αΣh² + λ) + z/√(αΣh² + λ)`` (module docstring)."""
+    prec = alpha * hh + lam
+    return (alpha * (old * hh - eh) + lam * mu) / prec + z / np.sqrt(prec)
+
+
+@njit(cache=True)
+def update_w(j, cptr, crows, cvals, e, w, alpha, lam, lam_row, mu, z):
+    """Set ``wⱼ`` from its conditional (``h_r = x_rj``, prior precision ``λ + λ_row·n_j``
+    with ``n_j`` the rows of column ``j`` of the design matrix, CSC); ``e`` updated in
+    place. A feature in no row is set to 0."""
     a, b = cptr[j], cptr[j + 1]
-    if a == b:  # a feature in no row: the penalty alone sets it to 0
+    if a == b:
         w[j] = 0.0
         return
     hh = 0.0
@@ -228,17 +241,16 @@ def cd_update_w(j, cptr, crows, cvals, e, w, reg):
         hh += h * h
         eh += e[crows[t]] * h
     old = np.float64(w[j])
-    new = (old * hh - eh) / (hh + reg * (b - a))
-    w[j] = new
+    w[j] = _posterior(old, hh, eh, alpha, lam + lam_row * (b - a), mu, z)
     delta = np.float64(w[j]) - old  # what was stored (float32), so e stays exact
     for t in range(a, b):
         e[crows[t]] += delta * cvals[t]
 
 
 @njit(cache=True)
-def cd_update_v(j, f, cptr, crows, cvals, e, q, V, reg):
-    """Set ``v_jf`` to its exact minimiser (module docstring, ``h_r = x_rj (q_rf − v_jf
-    x_rj)``), updating ``e`` and ``q[:, f]`` in place."""
+def update_v(j, f, cptr, crows, cvals, e, q, V, alpha, lam, lam_row, mu, z):
+    """Set ``v_jf`` from its conditional (``h_r = x_rj (q_rf − v_jf x_rj)``), updating
+    ``e`` and ``q[:, f]`` in place; as :func:`update_w` otherwise."""
     a, b = cptr[j], cptr[j + 1]
     if a == b:
         V[j, f] = 0.0
@@ -251,7 +263,7 @@ def cd_update_v(j, f, cptr, crows, cvals, e, q, V, reg):
         h = x * (q[crows[t], f] - old * x)
         hh += h * h
         eh += e[crows[t]] * h
-    V[j, f] = (old * hh - eh) / (hh + reg * (b - a))
+    V[j, f] = _posterior(old, hh, eh, alpha, lam + lam_row * (b - a), mu, z)
     delta = np.float64(V[j, f]) - old
     for t in range(a, b):
         r = crows[t]
@@ -261,17 +273,41 @@ def cd_update_v(j, f, cptr, crows, cvals, e, q, V, reg):
 
 
 @njit(cache=True)
-def cd_epoch(cptr, crows, cvals, e, q, w0, w, V, reg_w, reg_v):
-    """One coordinate-descent sweep: w0 (unregularised: ``w0 −= mean(e)``), then every
-    wⱼ, then for each factor f every v_jf. Returns the mean squared residual after it."""
+def _shift_w0(e, w0, alpha, z):
+    """w0 from its conditional under a flat prior: mean ``w0 − mean(e)``, precision ``α·n``."""
     n = e.shape[0]
-    shift = -e.sum() / n
+    shift = -e.sum() / n + z / np.sqrt(alpha * n)
     w0[0] += shift
     for r in range(n):
         e[r] += shift
+
+
+@njit(cache=True)
+def cd_epoch(cptr, crows, cvals, e, q, w0, w, V, reg_w, reg_v):
+    """One coordinate-descent sweep (``α = 1``, ``λ = 0``, ``λ_row`` = the penalty,
+    ``μ = z = 0``: the exact minimiser): w0, then every wⱼ, then for each factor f every
+    v_jf. Returns the mean squared residual after it."""
+    _shift_w0(e, w0, 1.0, 0.0)
     for j in range(w.shape[0]):
-        cd_update_w(j, cptr, crows, cvals, e, w, reg_w)
+        update_w(j, cptr, crows, cvals, e, w, 1.0, 0.0, reg_w, 0.0, 0.0)
     for f in range(V.shape[1]):
         for j in range(V.shape[0]):
-            cd_update_v(j, f, cptr, crows, cvals, e, q, V, reg_v)
-    return (e * e).sum() / n
+            update_v(j, f, cptr, crows, cvals, e, q, V, 1.0, 0.0, reg_v, 0.0, 0.0)
+    return (e * e).sum() / e.shape[0]
+
+
+@njit(cache=True)
+def gibbs_sweep(cptr, crows, cvals, e, q, w0, w, V, alpha, group, mu_w, lam_w, mu_v, lam_v, z0, zw, zv):
+    """One Gibbs sweep of Bayesian FM (Freudenthaler, Schmidt-Thieme & Rendle 2011): each
+    parameter drawn from its conditional given the others, noise precision ``α`` and the
+    prior ``N(μ_g, 1/λ_g)`` of its group ``g = group[j]`` (per factor for v), with the
+    standard normal draws ``z0``, ``zw[j]``, ``zv[j, f]`` given. Same order and caches as
+    :func:`cd_epoch`."""
+    _shift_w0(e, w0, alpha, z0)
+    for j in range(w.shape[0]):
+        update_w(j, cptr, crows, cvals, e, w, alpha, lam_w[group[j]], 0.0, mu_w[group[j]], zw[j])
+    for f in range(V.shape[1]):
+        for j in range(V.shape[0]):
+            g = group[j]
+            update_v(j, f, cptr, crows, cvals, e, q, V, alpha, lam_v[g, f], 0.0, mu_v[g, f], zv[j, f])
+    return (e * e).sum() / e.shape[0]

@@ -10,8 +10,10 @@ computed in O(k·n) (see :mod:`recli.kernels.fm`, which states the reformulation
 gradients and both solvers). Tasks: ``regression`` fits the ratings (squared error; the
 scores are predicted ratings), ``ranking`` fits implicit feedback with the BPR loss
 against a negative item drawn, per positive, among the items with interactions.
-Solvers: ``sgd`` (AdaGrad) for both tasks, ``als`` (exact coordinate descent with cached
-residuals, Rendle et al. 2011) for regression; ``auto`` picks ``als`` for regression.
+Solvers: ``sgd`` (AdaGrad) for both tasks; for regression ``als`` (exact coordinate
+descent with cached residuals, Rendle et al. 2011) and ``mcmc`` (Gibbs sampling of
+Bayesian FM on the same caches, whose predictor averages the samples); ``auto`` picks
+``als`` for regression.
 
 Scoring every item for a user uses ``ŷ(u, i) = w0 + c(U) + c(I) + s(U)·s(I)``: the item
 terms are computed once per model state, a user's scores are one dot product per item.
@@ -37,20 +39,23 @@ if TYPE_CHECKING:
     from recli.data.side import SideFeatures
 
 _SIDES = ("user_features", "item_features", "context")
+_BLOCKS = ("users", "items", *_SIDES)  # the blocks of the feature space, in column order (mcmc: prior groups)
 
 
 @dataclass
 class FMConfig:
     task: str = param("regression", "regression (ratings, squared error) or ranking (implicit feedback, BPR loss)",
                       choices=("regression", "ranking"))
-    solver: str = param("auto", "sgd (AdaGrad), als (coordinate descent; regression only) or auto "
-                        "(als for regression, sgd for ranking)", choices=("auto", "sgd", "als"))
+    solver: str = param("auto", "sgd (AdaGrad), als (coordinate descent), mcmc (Gibbs sampling, Bayesian FM; "
+                        "als and mcmc: regression only) or auto (als for regression, sgd for ranking)",
+                        choices=("auto", "sgd", "als", "mcmc"))
     factors: int = param(16, "latent factors per feature (the rank k)", min=1, max=4096)
     iterations: int = param(30, "epochs (sgd: a pass over the rows; als: a sweep over every parameter)", min=1)
     learning_rate: float = param(0.05, "AdaGrad step size (solver sgd)", min=0.0, exclusive_min=True, max=10.0)
     reg_linear: float = param(0.1, "L2 penalty on the linear weights, per row the weight occurs in", min=0.0)
     reg_factors: float = param(0.15, "L2 penalty on the factor vectors, per row the feature occurs in", min=0.0)
     init_std: float = param(0.1, "standard deviation of the normal factor initialisation", min=0.0)
+    burn_in: int = param(5, "mcmc: sweeps drawn before the samples the predictor averages", min=0)
     negative_tries: int = param(8, "negative draws per positive (task ranking) before skipping it", min=1,
                                 max=10_000)
     seed: int = param(42, "random seed (initialisation, row order, negatives)", min=0)
@@ -83,8 +88,8 @@ class FM(Model):
 
     def __init__(self, config: Any = None, backend: Any = None):
         super().__init__(config, backend)
-        if self.config.task == "ranking" and self.config.solver == "als":
-            raise ConfigError("fm: solver=als fits the squared error only (task=regression)",
+        if self.config.task == "ranking" and self.config.solver in ("als", "mcmc"):
+            raise ConfigError(f"fm: solver={self.config.solver} fits the squared error only (task=regression)",
                               hint="use --param solver=sgd (or auto) with task=ranking")
         self.predicts_ratings = self.config.task == "regression"
         k = self.config.factors
@@ -106,13 +111,15 @@ class FM(Model):
     def _width(self, name: str) -> int:
         return int(self.names[name].shape[0])
 
+    def _block_size(self, block: str) -> int:
+        return {"users": self.n_users, "items": self.n_items}.get(block) or self._width(block)
+
     def _offsets(self) -> dict[str, int]:
         """First column of each block: users, items, user features, item features, context."""
         out, at = {}, 0
-        for block, size in (("users", self.n_users), ("items", self.n_items),
-                            *((name, self._width(name)) for name in _SIDES)):
+        for block in _BLOCKS:
             out[block] = at
-            at += size
+            at += self._block_size(block)
         out["end"] = at
         return out
 
@@ -192,7 +199,8 @@ class FM(Model):
             design.sort_indices()
             y = ui.data.astype(np.float64)
             self.w0 = float(y.mean())
-            (self._fit_als if self.solver == "als" else self._fit_sgd)(design, y, rng, on_epoch)
+            fit = {"als": self._fit_als, "sgd": self._fit_sgd, "mcmc": self._fit_mcmc}[self.solver]
+            fit(design, y, rng, on_epoch)
         return self
 
     def _epoch_done(self, on_epoch: EpochCallback | None, epoch: int, start: float, loss: float) -> bool:
@@ -236,6 +244,43 @@ class FM(Model):
             if self._epoch_done(on_epoch, epoch, start, float(np.sqrt(mse))):  # loss: training RMSE after the sweep
                 break
 
+    def _fit_mcmc(self, design: sp.csr_matrix, y: np.ndarray, rng: np.random.Generator,
+                  on_epoch: EpochCallback | None) -> None:
+        """Gibbs sampling (:func:`recli.kernels.fm.gibbs_sweep`). The predictor is the
+        posterior mean of ŷ over the samples after ``burn_in``: linear weights averaged,
+        and the T factor samples side by side, ``V = [V¹ | … | Vᵀ] / √T``, so that the
+        pairwise term of the stacked FM is the mean of the samples' pairwise terms."""
+        from recli.kernels.fm import gibbs_sweep, residuals
+
+        c = self.config
+        w0, w, V = np.array([self.w0]), self.w.copy(), self.V.copy()  # the chain's current sample
+        e, q = np.empty(y.shape[0]), np.empty((y.shape[0], c.factors))
+        residuals(design.indptr.astype(np.int64), design.indices.astype(np.int32), design.data, y, w0[0], w, V, e, q)
+        csc = design.tocsc()
+        csc.sort_indices()
+        cptr, crows = csc.indptr.astype(np.int64), csc.indices.astype(np.int32)
+        group = np.repeat(np.arange(len(_BLOCKS)), [self._block_size(b) for b in _BLOCKS]).astype(np.int32)
+        hyper = _Hyper(len(_BLOCKS), c.factors, group, np.diff(cptr) > 0)
+        kept: list[np.ndarray] = []
+        w_sum, w0_sum = np.zeros(w.shape[0]), 0.0
+        for epoch in range(1, c.iterations + 1):
+            start = time.perf_counter()
+            alpha = hyper.draw(rng, e, w, V)
+            mse = gibbs_sweep(cptr, crows, csc.data, e, q, w0, w, V, alpha, group, hyper.mu_w, hyper.lam_w,
+                              hyper.mu_v, hyper.lam_v, rng.standard_normal(), rng.standard_normal(w.shape[0]),
+                              rng.standard_normal(V.shape))
+            if epoch > c.burn_in:
+                kept.append(V.copy())
+                w_sum += w
+                w0_sum += w0[0]
+                self.w0, self.w = w0_sum / len(kept), (w_sum / len(kept)).astype(np.float32)
+                self.V = np.ascontiguousarray(np.hstack(kept) / np.float32(np.sqrt(len(kept))), dtype=np.float32)
+            else:
+                self.w0, self.w, self.V = float(w0[0]), w.copy(), V.copy()
+            # loss: training RMSE of the chain's current sample
+            if self._epoch_done(on_epoch, epoch, start, float(np.sqrt(mse))):
+                break
+
     def _fit_bpr(self, ui: sp.csr_matrix, rows: np.ndarray, up: sp.csr_matrix, ip: sp.csr_matrix,
                  ctx: sp.csr_matrix, rng: np.random.Generator, on_epoch: EpochCallback | None) -> None:
         from recli.kernels.fm import bpr_epoch
@@ -262,7 +307,7 @@ class FM(Model):
         from recli.kernels.fm import part_sums
 
         c_out = np.empty(part.shape[0], np.float64)
-        s_out = np.empty((part.shape[0], self.config.factors), np.float64)
+        s_out = np.empty((part.shape[0], self.V.shape[1]), np.float64)  # mcmc: the stacked samples
         part_sums(part.indptr.astype(np.int64), part.indices.astype(np.int32), part.data.astype(np.float32), self.w,
                   self.V, c_out, s_out)
         return c_out, s_out
@@ -369,7 +414,8 @@ class FM(Model):
                     model.sides[name] = csr_from_prefix(name, arrays)
         except KeyError as exc:
             raise ArtifactError(f"the model file lacks the array {exc}", hint="retrain the model") from None
-        if model.V.shape != (model._offsets()["end"], config.factors) or model.w.shape[0] != model.V.shape[0]:
+        if (model.V.shape[0] != model._offsets()["end"] or model.V.shape[1] % config.factors
+                or model.w.shape[0] != model.V.shape[0]):
             raise ArtifactError("stored fm parameters do not match the stored feature space", hint="retrain the model")
         return model
 
@@ -380,3 +426,29 @@ def _shifted(m: sp.csr_matrix, offset: int, width: int) -> sp.csr_matrix:
 
     return sp.csr_matrix((np.asarray(m.data, np.float32), np.asarray(m.indices, np.int64) + offset,
                           np.asarray(m.indptr, np.int64)), shape=(m.shape[0], width))
+
+
+class _Hyper:
+    """The hyper-parameters of Bayesian FM (libFM's priors): noise precision α ~ Γ(1, 1);
+    per group g a prior N(μ_g, 1/λ_g) on its linear weights and, per factor f, on its
+    v_·f, with λ ~ Γ(1, 1) and μ | λ ~ N(0, 1/λ). Features in no row are left out (they
+    stay 0)."""
+
+    def __init__(self, n_groups: int, factors: int, group: np.ndarray, live: np.ndarray):
+        self.group, self.live, self.n_groups = group, live, n_groups
+        self.mu_w, self.lam_w = np.zeros(n_groups), np.ones(n_groups)
+        self.mu_v, self.lam_v = np.zeros((n_groups, factors)), np.ones((n_groups, factors))
+
+    def draw(self, rng: np.random.Generator, e: np.ndarray, w: np.ndarray, V: np.ndarray) -> float:
+        """Draw every hyper-parameter given the current sample; returns α."""
+        alpha = rng.gamma((1.0 + e.shape[0]) / 2, 2.0 / (1.0 + float(e @ e)))
+        for g in range(self.n_groups):
+            cols = self.live & (self.group == g)
+            n = int(cols.sum())
+            for theta, mu, lam in ((w[cols].astype(np.float64)[:, None], self.mu_w[g:g + 1], self.lam_w[g:g + 1]),
+                                   (V[cols].astype(np.float64), self.mu_v[g], self.lam_v[g])):
+                # μ | λ, θ ~ N(Σθ / (n + 1), 1 / ((n + 1) λ)); then λ | μ, θ ~ Γ((n + 2)/2, rate (1 + Σ(θ−μ)² + μ²)/2)
+                mu[:] = theta.sum(axis=0) / (n + 1) + rng.standard_normal(mu.shape) / np.sqrt((n + 1) * lam)
+                rate = (1.0 + ((theta - mu) ** 2).sum(axis=0) + mu ** 2) / 2
+                lam[:] = rng.gamma((n + 2) / 2, 1.0 / rate)
+        return float(alpha)
