@@ -372,3 +372,20 @@ def test_context_features_take_the_latest_row_of_each_cell():
     # cells in CSR order: (a,x) latest at t=20 -> day; (a,y) night; (b,x) missing -> no feature
     np.testing.assert_array_equal(feats.matrix.toarray(), [[1, 0], [0, 1], [0, 0]])
     assert data.user_items.nnz == 3
+
+
+def test_cold_user_is_scored_from_user_features():
+    m, feats, item_genre, user_genre, cold = _genre_data(n_users=25)
+    m = sp.csr_matrix(m)
+    m.data[m.indptr[24]:] = 0.0  # user 24 (genre 0) has no interactions
+    m.eliminate_zeros()
+    user_feats = SideFeatures(sp.csr_matrix((np.ones(25, np.float32), (np.arange(25), user_genre)), shape=(25, 3)),
+                              np.array(["likes0", "likes1", "likes2"]))
+    model = _model(factors=4, iterations=40, reg_linear=0.01, reg_factors=0.01, seed=1)
+    model.fit(m, item_features=feats, user_features=user_feats)
+    scores = model.score(np.array([24]), None)[0]
+    warm = np.ones(m.shape[1], bool)
+    warm[cold] = False
+    mine = warm & (item_genre == user_genre[24])
+    assert scores[mine].min() > scores[warm & ~mine].max()
+    np.testing.assert_allclose(model.score_pairs(np.array([24, 24]), np.array([0, 7])), scores[[0, 7]], rtol=1e-5)

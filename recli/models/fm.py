@@ -123,19 +123,20 @@ class FM(Model):
         out["end"] = at
         return out
 
-    def _part(self, ids: str, side: str) -> sp.csr_matrix:
-        """``(n_ids, p)`` CSR: each id's one-hot column and its features, over the feature space."""
+    def _part(self, ids: str, side: str, idx: np.ndarray | None = None) -> sp.csr_matrix:
+        """``(len(idx), p)`` CSR over the feature space: the one-hot column and the features
+        of each id of ``idx`` (all ids when ``None``; an index -1 gives an empty row)."""
         import scipy.sparse as sp
 
         off = self._offsets()
-        n = self.n_users if ids == "users" else self.n_items
-        onehot = sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), off[ids] + np.arange(n))),
-                               shape=(n, off["end"]))
+        idx = np.arange(self._block_size(ids)) if idx is None else np.asarray(idx, np.int64)
+        known = np.flatnonzero(idx >= 0)
+        out = sp.csr_matrix((np.ones(known.size, np.float32), (known, off[ids] + idx[known])),
+                            shape=(idx.shape[0], off["end"]))
         feats = self.sides[side]
-        if feats is None:
-            return onehot
-        extra = _shifted(feats, off[side], off["end"])
-        out = (onehot + extra).tocsr()
+        if feats is not None:
+            rows = sp.diags((idx >= 0).astype(np.float32)) @ feats[np.maximum(idx, 0)]
+            out = (out + _shifted(sp.csr_matrix(rows), off[side], off["end"])).tocsr()
         out.sort_indices()
         return out
 
@@ -324,8 +325,7 @@ class FM(Model):
         import scipy.sparse as sp
 
         uidx = np.asarray(uidx, dtype=np.int64)
-        part = self._part("users", "user_features")[np.maximum(uidx, 0)]
-        part = part.multiply((uidx >= 0).astype(np.float32)[:, None]).tocsr()
+        part = self._part("users", "user_features", uidx)
         if self.context_row is not None:
             part = part + self._context_part(sp.csr_matrix(np.repeat(self.context_row.toarray(), uidx.shape[0], 0)),
                                              uidx.shape[0])
