@@ -232,6 +232,11 @@ def test_cold_items_are_scored_from_their_features(params):
     for u in range(m.shape[0]):
         mine, other = cold[item_genre[cold] == user_genre[u]], cold[item_genre[cold] != user_genre[u]]
         assert scores[u, mine].min() > scores[u, other].max()
+    # the same items as new items (outside the catalogue, features only) score the same
+    again = model.score_new_items(np.arange(m.shape[0]), None, SideFeatures(feats.matrix[cold], feats.names))
+    np.testing.assert_allclose(again, scores[:, cold], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(model.feature_names("item"), feats.names)
+    assert model.feature_names("user") is None
     if model.predicts_ratings:  # the item one-hots took part of the genre effect: a clear gap, not 5 vs 1
         hit = scores[np.arange(m.shape[0])[:, None], cold[None, :]]
         own = item_genre[cold][None, :] == user_genre[:, None]

@@ -347,6 +347,28 @@ class FM(Model):
         scores += c_u.astype(np.float32)[:, None]
         return np.ascontiguousarray(scores, dtype=np.float32)
 
+    def feature_names(self, side: str) -> np.ndarray | None:
+        """The ``item`` or ``user`` feature vocabulary of the fit, or ``None`` without one."""
+        names = self.names[f"{side}_features"]
+        return names if names.shape[0] else None
+
+    def score_new_items(self, uidx: np.ndarray, history: Any, item_features: SideFeatures) -> np.ndarray:
+        """Items outside the catalogue from their features alone: ``ŷ = w0 + c(U) + c(I) +
+        s(U)·s(I)`` with the item part I holding only the features (no one-hot)."""
+        n = self._width("item_features")
+        if n == 0 or item_features.matrix.shape[1] != n:
+            raise InputError(f"fm: new items need the {n} item features of the fit, got "
+                             f"{item_features.matrix.shape[1]}", hint="train fm with --item-features")
+        uidx, new, _ = split_batch(uidx, history, self.n_users, self.n_items)
+        if new.size:
+            raise InputError("fm cannot fold in new users", hint="retrain with the new users' interactions")
+        off = self._offsets()
+        part = _shifted(item_features.matrix, off["item_features"], off["end"])
+        part.sort_indices()
+        c_i, s_i = self._terms(part)
+        c_u, s_u = self.user_terms(uidx)
+        return (c_u[:, None] + c_i[None, :] + s_u @ s_i.T).astype(np.float32)
+
     def score_pairs(self, uidx: np.ndarray, iidx: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """``ŷ(u, i)`` per pair without scoring every item."""
         uidx, iidx = np.asarray(uidx, np.int64), np.asarray(iidx, np.int64)
