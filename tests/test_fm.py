@@ -394,3 +394,30 @@ def test_cold_user_is_scored_from_user_features():
     mine = warm & (item_genre == user_genre[24])
     assert scores[mine].min() > scores[warm & ~mine].max()
     np.testing.assert_allclose(model.score_pairs(np.array([24, 24]), np.array([0, 7])), scores[[0, 7]], rtol=1e-5)
+
+
+def test_regression_fold_in_is_the_ridge_optimum():
+    """A new user's (w_u, v_u) zero the gradient of Σ (r − ŷ)² + n(λ_w w_u² + λ_v‖v_u‖²),
+    ŷ computed by the reference FM with the user as a new one-hot feature; the score of a
+    folded-in user is that ŷ."""
+    m, feats, *_ = _genre_data()
+    model = _model(factors=3, iterations=10, reg_linear=0.05, reg_factors=0.1).fit(m, item_features=feats)
+    hist = sp.csr_matrix(m[5])
+    scores = model.score(np.array([-1]), hist)[0]
+    bias, vec = (a[0] for a in model.fold_in(hist))
+    p = model.w.shape[0]
+    w = np.r_[model.w.astype(np.float64), bias]
+    V = np.vstack([model.V.astype(np.float64), vec])
+    grad_b, grad_v = 0.0, np.zeros(vec.shape[0])
+    items, ratings = hist.indices, hist.data
+    for item, r in zip(items, ratings):
+        x = np.zeros(p + 1)
+        x[m.shape[0] + item], x[p] = 1.0, 1.0
+        x[m.shape[0] + m.shape[1]:p] = feats.matrix[item].toarray().ravel()
+        e = R.predict(x, model.w0, w, V) - r
+        assert scores[item] == pytest.approx(e + r, rel=1e-4)
+        grad_b += e
+        grad_v += e * R.pairwise_grad(x, V)[p]
+    n = items.size
+    assert abs(grad_b + n * 0.05 * bias) < 1e-3
+    np.testing.assert_allclose(grad_v + n * 0.1 * vec, 0.0, atol=1e-3)

@@ -31,6 +31,7 @@ import numpy as np
 
 from recli.errors import ArtifactError, ConfigError, InputError
 from recli.models._factors import cosine_rows
+from recli.models._fm_solve import Hyper, bpr_fold_in
 from recli.models.base import EpochCallback, Model, csr_from_prefix, csr_to_arrays, param, split_batch
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class FM(Model):
     summary: ClassVar[str] = "factorisation machine over users, items, side features and context (ratings or BPR)"
     Config: ClassVar[type] = FMConfig
     uses_features: ClassVar[bool] = True
+    can_fold_in: ClassVar[bool] = True
     predicts_ratings: ClassVar[bool] = True  # task=regression; an instance with task=ranking sets it False
     accepts: ClassVar[str] = "ratings"
     accepts_note: ClassVar[str] = "binary with task=ranking"
@@ -261,7 +263,7 @@ class FM(Model):
         csc.sort_indices()
         cptr, crows = csc.indptr.astype(np.int64), csc.indices.astype(np.int32)
         group = np.repeat(np.arange(len(_BLOCKS)), [self._block_size(b) for b in _BLOCKS]).astype(np.int32)
-        hyper = _Hyper(len(_BLOCKS), c.factors, group, np.diff(cptr) > 0)
+        hyper = Hyper(len(_BLOCKS), c.factors, group, np.diff(cptr) > 0)
         kept: list[np.ndarray] = []
         w_sum, w0_sum = np.zeros(w.shape[0]), 0.0
         for epoch in range(1, c.iterations + 1):
@@ -335,12 +337,56 @@ class FM(Model):
         c_u, s_u = self._terms(part)
         return c_u + self.w0, s_u
 
+    def fold_in(self, history: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The one-hot weight ``w_u`` and vector ``v_u`` of new users from their history
+        rows (CSR over the catalogue), everything else fixed; a user's row is then
+        ``ŷ(u, i) = w0 + w_u + c(I) + v_u·s(I)``, linear in ``(w_u, v_u)``.
+
+        - regression: the ridge regression ``min Σᵢ (rᵢ − w0 − c(Iᵢ) − w_u − v_u·s(Iᵢ))² +
+          n(λ_w w_u² + λ_v‖v_u‖²)`` over the user's n ratings, solved exactly (where SGD
+          on them settles, as for ``mf``).
+        - ranking: the BPR loss of the positives against ``negative_tries`` warm items each
+          (drawn from a stream seeded by the seed and the history, so a user's result does
+          not depend on the batch), ``w_u`` cancelling: a logistic regression in ``v_u``
+          with penalty ``λ_v·n_pairs‖v_u‖²``, solved by Newton's method.
+        """
+        from recli.data.matrix import as_csr
+
+        h = as_csr(history, n_cols=self.n_items, what="history")
+        c_i, s_i = self.item_terms()
+        bias, vecs = np.zeros(h.shape[0]), np.zeros((h.shape[0], s_i.shape[1]))
+        for row in range(h.shape[0]):
+            items, vals = h.indices[h.indptr[row]:h.indptr[row + 1]], h.data[h.indptr[row]:h.indptr[row + 1]]
+            if self.predicts_ratings and items.size:
+                F = np.hstack([np.ones((items.size, 1)), s_i[items]])
+                penalty = items.size * np.r_[self.config.reg_linear, np.full(s_i.shape[1], self.config.reg_factors)]
+                # a tiny ridge keeps the system solvable when both penalties are 0
+                sol = np.linalg.solve(F.T @ F + np.diag(penalty + 1e-9), F.T @ (vals - self.w0 - c_i[items]))
+                bias[row], vecs[row] = sol[0], sol[1:]
+            elif not self.predicts_ratings and (vals > 0).any():
+                vecs[row] = bpr_fold_in(self.config, items[vals > 0], c_i, s_i, self._warm_items())
+        return bias, vecs
+
+    def _warm_items(self) -> np.ndarray:
+        """Items with trained one-hot parameters (the negatives BPR drew from)."""
+        off = self._offsets()["items"]
+        return np.flatnonzero((self.w[off:off + self.n_items] != 0) | self.V[off:off + self.n_items].any(axis=1))
+
+    def _user_side(self, uidx: np.ndarray, history: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(w0 + c(U), s(U))`` of a scoring batch: known users from their terms, new users
+        (index -1 with a history row) folded in: ``c = c(ctx) + w_u + v_u·s(ctx)``,
+        ``s = s(ctx) + v_u``, ctx the recommend context (empty without one)."""
+        uidx, new, hist = split_batch(uidx, history, self.n_users, self.n_items)
+        c_u, s_u = self.user_terms(uidx)
+        if hist is not None:
+            bias, vecs = self.fold_in(hist)
+            c_u[new] += bias + np.einsum("nf,nf->n", vecs, s_u[new])
+            s_u[new] += vecs
+        return c_u, s_u
+
     def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
         """``ŷ(u, i) = w0 + c(U) + c(I) + s(U)·s(I)`` for every item (the module docstring)."""
-        uidx, new, _ = split_batch(uidx, history, self.n_users, self.n_items)
-        if new.size:
-            raise InputError("fm cannot fold in new users", hint="retrain with the new users' interactions")
-        c_u, s_u = self.user_terms(uidx)
+        c_u, s_u = self._user_side(uidx, history)
         c_i, s_i = self.item_terms()
         scores = self.backend.kernels.dot_scores(s_u.astype(np.float32), s_i.astype(np.float32))
         scores += c_i.astype(np.float32)[None, :]
@@ -359,14 +405,11 @@ class FM(Model):
         if n == 0 or item_features.matrix.shape[1] != n:
             raise InputError(f"fm: new items need the {n} item features of the fit, got "
                              f"{item_features.matrix.shape[1]}", hint="train fm with --item-features")
-        uidx, new, _ = split_batch(uidx, history, self.n_users, self.n_items)
-        if new.size:
-            raise InputError("fm cannot fold in new users", hint="retrain with the new users' interactions")
         off = self._offsets()
         part = _shifted(item_features.matrix, off["item_features"], off["end"])
         part.sort_indices()
         c_i, s_i = self._terms(part)
-        c_u, s_u = self.user_terms(uidx)
+        c_u, s_u = self._user_side(uidx, history)
         return (c_u[:, None] + c_i[None, :] + s_u @ s_i.T).astype(np.float32)
 
     def score_pairs(self, uidx: np.ndarray, iidx: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -449,28 +492,3 @@ def _shifted(m: sp.csr_matrix, offset: int, width: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.asarray(m.data, np.float32), np.asarray(m.indices, np.int64) + offset,
                           np.asarray(m.indptr, np.int64)), shape=(m.shape[0], width))
 
-
-class _Hyper:
-    """The hyper-parameters of Bayesian FM (libFM's priors): noise precision α ~ Γ(1, 1);
-    per group g a prior N(μ_g, 1/λ_g) on its linear weights and, per factor f, on its
-    v_·f, with λ ~ Γ(1, 1) and μ | λ ~ N(0, 1/λ). Features in no row are left out (they
-    stay 0)."""
-
-    def __init__(self, n_groups: int, factors: int, group: np.ndarray, live: np.ndarray):
-        self.group, self.live, self.n_groups = group, live, n_groups
-        self.mu_w, self.lam_w = np.zeros(n_groups), np.ones(n_groups)
-        self.mu_v, self.lam_v = np.zeros((n_groups, factors)), np.ones((n_groups, factors))
-
-    def draw(self, rng: np.random.Generator, e: np.ndarray, w: np.ndarray, V: np.ndarray) -> float:
-        """Draw every hyper-parameter given the current sample; returns α."""
-        alpha = rng.gamma((1.0 + e.shape[0]) / 2, 2.0 / (1.0 + float(e @ e)))
-        for g in range(self.n_groups):
-            cols = self.live & (self.group == g)
-            n = int(cols.sum())
-            for theta, mu, lam in ((w[cols].astype(np.float64)[:, None], self.mu_w[g:g + 1], self.lam_w[g:g + 1]),
-                                   (V[cols].astype(np.float64), self.mu_v[g], self.lam_v[g])):
-                # μ | λ, θ ~ N(Σθ / (n + 1), 1 / ((n + 1) λ)); then λ | μ, θ ~ Γ((n + 2)/2, rate (1 + Σ(θ−μ)² + μ²)/2)
-                mu[:] = theta.sum(axis=0) / (n + 1) + rng.standard_normal(mu.shape) / np.sqrt((n + 1) * lam)
-                rate = (1.0 + ((theta - mu) ** 2).sum(axis=0) + mu ** 2) / 2
-                lam[:] = rng.gamma((n + 2) / 2, 1.0 / rate)
-        return float(alpha)
