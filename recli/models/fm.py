@@ -104,6 +104,13 @@ class FM(Model):
         self.context_row: sp.csr_matrix | None = None  # the context of recommend requests
         self._item_terms: tuple[np.ndarray, np.ndarray] | None = None
 
+    @classmethod
+    def stored_bytes(cls, config: Any, n_users: int, n_items: int) -> int:
+        """float32 weights and factors of the user and item one-hots (features come on
+        top); mcmc keeps ``iterations − burn_in`` factor samples side by side."""
+        samples = max(1, config.iterations - config.burn_in) if config.solver == "mcmc" else 1
+        return 4 * (n_users + n_items) * (config.factors * samples + 1)
+
     @property
     def solver(self) -> str:
         c = self.config
