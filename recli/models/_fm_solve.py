@@ -34,9 +34,9 @@ class Hyper:
         return float(alpha)
 
 
-def bpr_fold_in(c: Any, positives: np.ndarray, c_i: np.ndarray, s_i: np.ndarray, warm: np.ndarray) -> np.ndarray:
+def bpr_fold_in(c: Any, reg: float, positives: np.ndarray, c_i: np.ndarray, s_i: np.ndarray, warm: np.ndarray) -> np.ndarray:
     """``v_u`` of a new user with these positives (:meth:`recli.models.fm.FM.fold_in`):
-    maximise ``Σ ln σ(c(I⁺) − c(I⁻) + v·(s(I⁺) − s(I⁻))) − λ_v·n_pairs‖v‖²/2`` over
+    maximise ``Σ ln σ(c(I⁺) − c(I⁻) + v·(s(I⁺) − s(I⁻))) − reg·n_pairs‖v‖²/2`` over
     ``c.negative_tries`` negatives per positive drawn from the warm items the user has not
     interacted with, by Newton's method (the objective is concave)."""
     warm = np.setdiff1d(warm, positives)
@@ -47,7 +47,7 @@ def bpr_fold_in(c: Any, positives: np.ndarray, c_i: np.ndarray, s_i: np.ndarray,
     pos = np.repeat(positives, c.negative_tries)
     neg = warm[rng.integers(0, warm.size, size=pos.size)]
     X, base = s_i[pos] - s_i[neg], c_i[pos] - c_i[neg]
-    lam = c.reg_factors * pos.size + 1e-9
+    lam = reg * pos.size + 1e-9
     v = np.zeros(s_i.shape[1])
     for _ in range(20):  # Newton: a few steps reach the optimum
         d = base + X @ v

@@ -53,8 +53,10 @@ class FMConfig:
     factors: int = param(16, "latent factors per feature (the rank k)", min=1, max=4096)
     iterations: int = param(30, "epochs (sgd: a pass over the rows; als: a sweep over every parameter)", min=1)
     learning_rate: float = param(0.05, "AdaGrad step size (solver sgd)", min=0.0, exclusive_min=True, max=10.0)
-    reg_linear: float = param(0.1, "L2 penalty on the linear weights, per row the weight occurs in", min=0.0)
-    reg_factors: float = param(0.15, "L2 penalty on the factor vectors, per row the feature occurs in", min=0.0)
+    reg_linear: float | None = param(None, "L2 penalty on the linear weights, per row the weight occurs in "
+                                     "(sgd, als; default 0.1 for regression, 0.01 for ranking)", min=0.0)
+    reg_factors: float | None = param(None, "L2 penalty on the factor vectors, per row the feature occurs in "
+                                      "(sgd, als; default 0.15 for regression, 0.01 for ranking)", min=0.0)
     init_std: float = param(0.1, "standard deviation of the normal factor initialisation", min=0.0)
     burn_in: int = param(5, "mcmc: sweeps drawn before the samples the predictor averages", min=0)
     negative_tries: int = param(8, "negative draws per positive (task ranking) before skipping it", min=1,
@@ -110,6 +112,14 @@ class FM(Model):
         top); mcmc keeps ``iterations − burn_in`` factor samples side by side."""
         samples = max(1, config.iterations - config.burn_in) if config.solver == "mcmc" else 1
         return 4 * (n_users + n_items) * (config.factors * samples + 1)
+
+    @property
+    def reg(self) -> tuple[float, float]:
+        """``(reg_linear, reg_factors)``, the task's defaults where unset (BPR steps want
+        far less shrinkage than squared-error ones)."""
+        c = self.config
+        lin, fac = (0.1, 0.15) if c.task == "regression" else (0.01, 0.01)
+        return (lin if c.reg_linear is None else c.reg_linear), (fac if c.reg_factors is None else c.reg_factors)
 
     @property
     def solver(self) -> str:
@@ -229,7 +239,7 @@ class FM(Model):
         for epoch in range(1, c.iterations + 1):
             start = time.perf_counter()
             sse = sgd_regression_epoch(indptr, indices, design.data, y, rng.permutation(y.shape[0]), w0, self.w,
-                                       self.V, G0, Gw, GV, c.learning_rate, c.reg_linear, c.reg_factors)
+                                       self.V, G0, Gw, GV, c.learning_rate, *self.reg)
             self.w0 = float(w0[0])
             # loss: training RMSE, each row's error taken just before its step
             if self._epoch_done(on_epoch, epoch, start, float(np.sqrt(sse / y.shape[0]))):
@@ -249,7 +259,7 @@ class FM(Model):
         cptr, crows = csc.indptr.astype(np.int64), csc.indices.astype(np.int32)
         for epoch in range(1, c.iterations + 1):
             start = time.perf_counter()
-            mse = cd_epoch(cptr, crows, csc.data, e, q, w0, self.w, self.V, c.reg_linear, c.reg_factors)
+            mse = cd_epoch(cptr, crows, csc.data, e, q, w0, self.w, self.V, *self.reg)
             self.w0 = float(w0[0])
             if self._epoch_done(on_epoch, epoch, start, float(np.sqrt(mse))):  # loss: training RMSE after the sweep
                 break
@@ -306,7 +316,7 @@ class FM(Model):
             candidates = warm[rng.integers(0, warm.shape[0], size=(ui.nnz, c.negative_tries))]
             total, steps = bpr_epoch(ui.indptr.astype(np.int64), ui.indices.astype(np.int32),
                                      rows.astype(np.int32), rng.permutation(ui.nnz), candidates, *arrays, self.w,
-                                     self.V, Gw, GV, c.learning_rate, c.reg_linear, c.reg_factors)
+                                     self.V, Gw, GV, c.learning_rate, *self.reg)
             # loss: mean BPR loss −ln σ(ŷ⁺ − ŷ⁻) over the epoch's pairs, before their steps
             if self._epoch_done(on_epoch, epoch, start, float(-total / max(steps, 1))):
                 break
@@ -366,12 +376,13 @@ class FM(Model):
             items, vals = h.indices[h.indptr[row]:h.indptr[row + 1]], h.data[h.indptr[row]:h.indptr[row + 1]]
             if self.predicts_ratings and items.size:
                 F = np.hstack([np.ones((items.size, 1)), s_i[items]])
-                penalty = items.size * np.r_[self.config.reg_linear, np.full(s_i.shape[1], self.config.reg_factors)]
+                reg_w, reg_v = self.reg
+                penalty = items.size * np.r_[reg_w, np.full(s_i.shape[1], reg_v)]
                 # a tiny ridge keeps the system solvable when both penalties are 0
                 sol = np.linalg.solve(F.T @ F + np.diag(penalty + 1e-9), F.T @ (vals - self.w0 - c_i[items]))
                 bias[row], vecs[row] = sol[0], sol[1:]
             elif not self.predicts_ratings and (vals > 0).any():
-                vecs[row] = bpr_fold_in(self.config, items[vals > 0], c_i, s_i, self._warm_items())
+                vecs[row] = bpr_fold_in(self.config, self.reg[1], items[vals > 0], c_i, s_i, self._warm_items())
         return bias, vecs
 
     def _warm_items(self) -> np.ndarray:
