@@ -172,6 +172,8 @@ def bpr_epoch(ui_indptr, ui_indices, cell_users, order, candidates, up_ptr, up_i
     feature space). Returns ``(summed ln σ(d), steps taken)``."""
     k = V.shape[1]
     s_u, s_p, s_n = np.zeros(k), np.zeros(k), np.zeros(k)
+    longest = np.diff(up_ptr).max() + (np.diff(ctx_ptr).max() if ctx_ptr.shape[0] > 1 else 0)
+    u_idx, u_val = np.empty(longest, up_idx.dtype), np.empty(longest, up_val.dtype)  # the user part, reused
     total = 0.0
     steps = 0
     for c in order:
@@ -186,9 +188,14 @@ def bpr_epoch(ui_indptr, ui_indices, cell_users, order, candidates, up_ptr, up_i
         if neg < 0:
             continue
         i = ui_indices[c]
-        u_idx = np.concatenate((up_idx[up_ptr[u]:up_ptr[u + 1]], ctx_idx[ctx_ptr[c]:ctx_ptr[c + 1]]))
-        u_val = np.concatenate((up_val[up_ptr[u]:up_ptr[u + 1]], ctx_val[ctx_ptr[c]:ctx_ptr[c + 1]]))
-        total += bpr_pair_step(u_idx, u_val, ip_idx[ip_ptr[i]:ip_ptr[i + 1]], ip_val[ip_ptr[i]:ip_ptr[i + 1]],
+        n = 0
+        for t in range(up_ptr[u], up_ptr[u + 1]):
+            u_idx[n], u_val[n] = up_idx[t], up_val[t]
+            n += 1
+        for t in range(ctx_ptr[c], ctx_ptr[c + 1]):
+            u_idx[n], u_val[n] = ctx_idx[t], ctx_val[t]
+            n += 1
+        total += bpr_pair_step(u_idx[:n], u_val[:n], ip_idx[ip_ptr[i]:ip_ptr[i + 1]], ip_val[ip_ptr[i]:ip_ptr[i + 1]],
                                ip_idx[ip_ptr[neg]:ip_ptr[neg + 1]], ip_val[ip_ptr[neg]:ip_ptr[neg + 1]],
                                w, V, Gw, GV, lr, reg_w, reg_v, s_u, s_p, s_n)
         steps += 1
