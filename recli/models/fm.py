@@ -204,19 +204,17 @@ class FM(Model):
             raise InputError("the training matrix has no interactions", hint="check the training file is not empty")
         rows = np.repeat(np.arange(self.n_users), np.diff(ui.indptr))
         up, ip = self._part("users", "user_features"), self._part("items", "item_features")
-        counts = np.asarray((up[rows] + ip[ui.indices] + ctx).getnnz(axis=0)).ravel()
+        design = (up[rows] + ip[ui.indices] + ctx).tocsr()  # one row per cell: its feature vector x
+        design.sort_indices()
         rng = np.random.default_rng(c.seed)
-        p = self._offsets()["end"]
-        self.V = (rng.standard_normal((p, c.factors)) * c.init_std).astype(np.float32)
-        self.V[counts == 0] = 0.0  # features no row has stay 0: cold ids score from their features
-        self.w = np.zeros(p, np.float32)
-        self.epoch_losses = []
+        self.V = (rng.standard_normal((design.shape[1], c.factors)) * c.init_std).astype(np.float32)
+        self.V[design.getnnz(axis=0) == 0] = 0.0  # features no row has stay 0: cold ids score from their features
+        self.w = np.zeros(design.shape[1], np.float32)
+        self.epoch_losses, self._item_terms = [], None
         if c.task == "ranking":
             self.w0 = 0.0
             self._fit_bpr(ui, rows, up, ip, ctx, rng, on_epoch)
         else:
-            design = (up[rows] + ip[ui.indices] + ctx).tocsr()
-            design.sort_indices()
             y = ui.data.astype(np.float64)
             self.w0 = float(y.mean())
             fit = {"als": self._fit_als, "sgd": self._fit_sgd, "mcmc": self._fit_mcmc}[self.solver]
