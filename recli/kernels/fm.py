@@ -97,7 +97,8 @@ def sgd_regression_epoch(indptr, indices, data, y, order, w0, w, V, G0, Gw, GV, 
 
 @njit(cache=True)
 def part_terms(idx, val, w, V, s):
-    """``(Σ wⱼxⱼ + ½(‖s‖² − Σ v²x²), s)`` of a feature set: ``c(P)`` of the module docstring."""
+    """``c(P) = Σ wⱼxⱼ + ½(‖s‖² − Σ v²x²)`` of a feature set (module docstring); fills
+    ``s[f] = Σⱼ v_jf xⱼ``."""
     lin = 0.0
     for t in range(idx.shape[0]):
         lin += w[idx[t]] * val[t]
