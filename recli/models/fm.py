@@ -76,6 +76,7 @@ class FM(Model):
     accepts: ClassVar[str] = "ratings"
     accepts_note: ClassVar[str] = "binary with task=ranking"
     negative_values: ClassVar[str] = "are ratings like any other (task=regression)"
+    implicit_hint: ClassVar[str] = "--param task=ranking"
     diverged_hint: ClassVar[str] = "lower --param learning_rate, or raise reg_linear / reg_factors"
     test_params: ClassVar[dict] = {"task": "ranking", "factors": 8, "iterations": 40, "learning_rate": 0.1,
                                    "reg_linear": 0.001, "reg_factors": 0.001}

@@ -104,7 +104,8 @@ def check_values(cls: type[Model], config: Any, data: Interactions) -> None:
         why = "the training data has no rating column" if not data.has_ratings else f"every rating is {values[0]:g}"
         raise InputError(f"{cls.name} learns explicit ratings, but {why}",
                          hint="train on user,item,rating rows whose ratings vary; for implicit data use "
-                              "--param negatives=3 or a ranking model such as als or bpr")
+                              f"{cls.implicit_hint + ' or ' if cls.implicit_hint else ''}a ranking model such as "
+                              "als or bpr")
     if kind == "binary":
         left_out = int((values <= 0).sum())
         if cells and left_out == cells:
