@@ -70,9 +70,9 @@ class Backend:
 
     def to_host(self, array: Any) -> np.ndarray:
         """Device arrays never escape a model: convert to NumPy."""
-        if self.xp is np:
-            return np.asarray(array)
-        return self.xp.asnumpy(array)
+        from recli.kernels.als_xp import to_host
+
+        return to_host(self.xp, array)
 
     def for_model(self, model_cls: type) -> "Backend":
         """This backend if ``model_cls`` supports its device; the CPU backend when the
@@ -90,13 +90,33 @@ def _auto_cpu(model_cls: type, threads: int) -> Backend:
     return Backend("cpu", np, threads, "auto")
 
 
-def gpu_available() -> bool:
-    """Whether CuPy imports and reports at least one CUDA device."""
+# What to install for --device gpu (the extras carry CuPy and numba-cuda).
+GPU_INSTALL = 'pip install "recli[cuda12]" (CUDA 12) or "recli[cuda13]" (CUDA 13)'
+
+
+def gpu_problem() -> str:
+    """Why no GPU is usable ("" when CuPy imports and reports at least one CUDA device)."""
     try:
         cupy = importlib.import_module("cupy")
-        return int(cupy.cuda.runtime.getDeviceCount()) > 0
-    except Exception:
-        return False
+    except Exception:  # ImportError, or a broken CUDA install failing at import
+        return "CuPy is not installed"
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as exc:  # no driver, or a driver too old for this CuPy
+        return f"CuPy finds no usable CUDA driver ({type(exc).__name__})"
+    return "" if count > 0 else "CuPy sees no CUDA device"
+
+
+def gpu_available() -> bool:
+    """Whether CuPy imports and reports at least one CUDA device."""
+    return not gpu_problem()
+
+
+def gpu_unavailable(alternative: str = "use --device cpu") -> DeviceUnavailable:
+    """The error for ``--device gpu`` where no GPU is usable, with the reason and the install hint."""
+    reason = gpu_problem() or "no usable GPU"
+    return DeviceUnavailable(f"--device gpu needs CuPy and a CUDA GPU, and none is usable here: {reason}",
+                             hint=f"{GPU_INSTALL}, or {alternative}")
 
 
 def get_backend(device: str = "cpu", threads: int = 0, model: type | None = None) -> Backend:
@@ -119,10 +139,7 @@ def get_backend(device: str = "cpu", threads: int = 0, model: type | None = None
         log.info(f"device auto: using {chosen}" + ("" if chosen == "gpu" else " (no usable GPU)"))
         return Backend(chosen, importlib.import_module("cupy") if chosen == "gpu" else np, threads, requested)
     if requested == "gpu" and not gpu_available():
-        raise DeviceUnavailable(
-            "--device gpu needs CuPy and a CUDA GPU, and none is usable here",
-            hint="install the extra that matches your CUDA ('pip install recli[cuda12]'), or use --device cpu",
-        )
+        raise gpu_unavailable()
     xp = importlib.import_module("cupy") if requested == "gpu" else np
     return Backend(requested, xp, threads, requested)
 
@@ -134,6 +151,18 @@ def model_kernels(model: Any) -> Any:
     return (backend if backend is not None else get_backend("cpu")).kernels
 
 
+def device_batch_rows(kernels: Any, batch_size: int, n_items: int) -> int:
+    """``batch_size``, or fewer rows on a device whose kernels have a memory budget
+    (``batch_bytes``, see :mod:`recli.device_memory`): a batch's top-k over ``n_items``
+    must fit it. Rankings do not depend on the batch size."""
+    budget = getattr(kernels, "batch_bytes", None)
+    if budget is None:
+        return batch_size
+    from recli.kernels.topk_xp import rows_within
+
+    return min(batch_size, rows_within(budget, n_items))
+
+
 def resolve_threads(threads: int) -> int:
     """0 means every core this process may use."""
     if threads and threads > 0:
@@ -142,6 +171,23 @@ def resolve_threads(threads: int) -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
         return os.cpu_count() or 1
+
+
+_CONTROLLER: dict[str, Any] = {}
+
+
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries, built once per set of imported
+    modules. Why: building it scans every shared library of the process (about 3 ms),
+    and ``recli tune`` enters :func:`threads_context` several times per trial; a BLAS is
+    only loaded by an import, so the view is rebuilt when the module count changes."""
+    import sys
+
+    from threadpoolctl import ThreadpoolController
+
+    if _CONTROLLER.get("modules") != len(sys.modules):
+        _CONTROLLER.update(controller=ThreadpoolController(), modules=len(sys.modules))
+    return _CONTROLLER["controller"]
 
 
 @contextlib.contextmanager
@@ -155,8 +201,6 @@ def threads_context(threads: int = 0, numba: bool = True) -> Iterator[int]:
     ``numba=False`` leaves Numba unimported (work too small for any kernel: serving one
     user must not pay Numba's import time).
     """
-    from threadpoolctl import threadpool_limits
-
     n = max(1, resolve_threads(threads))
     previous = None
     if numba:
@@ -166,7 +210,7 @@ def threads_context(threads: int = 0, numba: bool = True) -> Iterator[int]:
         previous = nb.get_num_threads()
         nb.set_num_threads(n)
     try:
-        with threadpool_limits(limits=n, user_api="blas"):
+        with _blas_controller().limit(limits=n, user_api="blas"):
             yield n
     finally:
         if previous is not None:

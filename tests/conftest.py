@@ -68,3 +68,53 @@ def run_recli(args: list[str], input: bytes | str | None = None, env: dict | Non
 @pytest.fixture
 def recli_proc():
     return run_recli
+
+
+# -- GPU tests -------------------------------------------------------------------------
+# ``gpu_sim``: the GPU code on the NumPy stand-in ``cupy`` (tests/fake_cupy) and Numba's CUDA
+# simulator; runs everywhere, CI included. ``gpu``: needs a real CUDA GPU with CuPy, and
+# skips with a message without one.
+_REAL_GPU: list[str] = []
+FAKE_CUPY = Path(__file__).parent / "fake_cupy"
+
+
+def forget_cupy() -> None:
+    """Drop every imported ``cupy``/``cupyx`` module, so the next import finds it again."""
+    for name in [m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    """``import cupy`` gives the NumPy-backed stand-in (tests/fake_cupy), reporting one device."""
+    forget_cupy()
+    monkeypatch.syspath_prepend(str(FAKE_CUPY))
+    yield
+    forget_cupy()
+
+
+def _real_gpu_missing() -> str:
+    """Why no real GPU is usable ("" when one is): the stand-in ``cupy`` does not count."""
+    if not _REAL_GPU:
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec("cupy")
+        except ValueError:  # a test put a placeholder in sys.modules
+            spec = None
+        fake = str(FAKE_CUPY)
+        if spec is None or str(spec.origin or "").startswith(fake):
+            _REAL_GPU.append("CuPy is not installed")
+        else:
+            try:
+                import cupy
+
+                _REAL_GPU.append("" if cupy.cuda.runtime.getDeviceCount() > 0 else "no CUDA device")
+            except Exception as exc:  # a CUDA driver error is still "no GPU" for the test run
+                _REAL_GPU.append(f"CuPy cannot use a GPU ({type(exc).__name__})")
+    return _REAL_GPU[0]
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("gpu") is not None and _real_gpu_missing():
+        pytest.skip(f"needs a real CUDA GPU: {_real_gpu_missing()}")

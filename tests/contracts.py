@@ -4,7 +4,8 @@ The data is block-structured (implicit's checker board, in blocks): users of blo
 interacted with every item of block ``b`` except one, and with nothing else. A
 personalised model must rank that one held-out item first; a non-personalised one
 (``personalized = False``) must follow item popularity. Models are fitted with their
-class's ``test_params`` (small and fast), one thread and a fixed seed.
+class's ``test_params`` (small and fast), one thread and a fixed seed; a model that learns
+from side features (``uses_features``) is also given :func:`block_features`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import scipy.sparse as sp
 from recli.artifacts import ModelFile
 from recli.backend import get_backend, threads_context
 from recli.data.matrix import csr_arrays
+from recli.data.side import SideFeatures
 from recli.data.vocab import Vocab
 from recli.models.base import Model, build_config
 
@@ -60,11 +62,41 @@ def config_for(cls: type[Model], **overrides: Any) -> Any:
     return build_config(cls.Config, params, cls.name)
 
 
+def block_features(side: str, n: int) -> SideFeatures:
+    """Synthetic side features of ``n`` items (users): a feature naming the id's block and
+    an identity feature per id (LightFM's convention), value 1 each."""
+    per_block = ITEMS_PER_BLOCK if side == "item" else USERS_PER_BLOCK
+    names = np.array(sorted({f"block={b}" for b in range(N_BLOCKS)} | {f"{side}={i:03d}" for i in range(n)}))
+    rows = np.repeat(np.arange(n), 2)
+    cols = np.searchsorted(names, [name for i in range(n) for name in (f"block={i // per_block}", f"{side}={i:03d}")])
+    m = sp.csr_matrix((np.ones(rows.shape[0], np.float32), (rows, cols)), shape=(n, names.shape[0]))
+    m.sort_indices()
+    return SideFeatures(m, names)
+
+
+def features_frame(side: str, n: int) -> pl.DataFrame:
+    """:func:`block_features` in the long form ``side, feature, value`` of a feature file,
+    with the ids of :func:`model_file` (``u000``…, ``i000``…)."""
+    feats = block_features(side, n)
+    coo = feats.matrix.tocoo()
+    return pl.DataFrame({side: [f"{side[0]}{i:03d}" for i in coo.row], "feature": feats.names[coo.col].tolist(),
+                         "value": coo.data})
+
+
+def fit_kwargs(cls: type[Model], matrix: sp.csr_matrix) -> dict[str, Any]:
+    """What ``fit`` is given besides the matrix: the block features of each side a model
+    with ``uses_features`` reads (nothing for other models)."""
+    if not cls.uses_features:
+        return {}
+    sizes = {"item": matrix.shape[1], "user": matrix.shape[0]}
+    return {f"{side}_features": block_features(side, sizes[side]) for side in cls.feature_sides}
+
+
 def fit(cls: type[Model], matrix: sp.csr_matrix, threads: int = 1, **overrides: Any) -> Model:
     backend = get_backend("cpu", threads)
     model = cls(config_for(cls, **overrides), backend)
     with threads_context(threads):
-        model.fit(matrix)
+        model.fit(matrix, **fit_kwargs(cls, matrix))
     return model
 
 

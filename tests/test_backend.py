@@ -7,7 +7,6 @@ from __future__ import annotations
 import inspect
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,25 +19,13 @@ from recli.errors import ConfigError, DeviceUnavailable
 from recli.models import registry
 from tests import contracts as C
 from tests import reference_als as ref_als
+from tests.conftest import FAKE_CUPY, forget_cupy
 from tests.reference_topk import topk_reference
 
-FAKE_CUPY = Path(__file__).parent / "fake_cupy"
+pytestmark = pytest.mark.gpu_sim
+
 GPU_MODELS = sorted(name for name, cls in registry().items() if "gpu" in cls.devices)
-CPU_ONLY = ("bpr", "warp", "mf", "itemknn")
-
-
-def _forget_cupy() -> None:
-    for name in [m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx")]:
-        del sys.modules[name]
-
-
-@pytest.fixture
-def fake_cupy(monkeypatch):
-    """``import cupy`` gives the NumPy-backed stand-in, reporting one device."""
-    _forget_cupy()
-    monkeypatch.syspath_prepend(str(FAKE_CUPY))
-    yield
-    _forget_cupy()
+CPU_ONLY = ("bpr", "warp", "mf", "popular")
 
 
 @pytest.fixture
@@ -128,12 +115,19 @@ def test_als_sweep_and_loss_of_every_namespace_match_the_reference(device):
 def test_every_model_declares_its_devices_and_als_has_gpu_kernels():
     for name, cls in registry().items():
         assert set(cls.devices) <= {"cpu", "gpu"} and "cpu" in cls.devices, name
-    assert "als" in GPU_MODELS
+    assert {"als", "itemknn", "userknn", "ease"} <= set(GPU_MODELS)
     assert not set(CPU_ONLY) & set(GPU_MODELS)
 
 
 def test_the_stand_in_cupy_reports_a_device(fake_cupy):
     assert gpu_available()
+    import cupy
+    import cupyx.scipy.sparse as cusparse
+
+    free, total = cupy.cuda.runtime.memGetInfo()
+    assert cupy.cuda.Device().mem_info == (free, total) and 0 < free <= total
+    assert cupy.asnumpy(cupy.asarray([1, 2])).tolist() == [1, 2]
+    assert cusparse.csr_matrix is sp.csr_matrix
     backend = get_backend("gpu")
     assert backend.name == "gpu" and backend.xp is not np and backend.xp.__name__ == "cupy"
 
@@ -185,11 +179,11 @@ def test_recommend_on_gpu_refuses_a_cpu_only_model_file(cli, fake_cupy, train_cs
     assert res.exit_code == 2 and "no GPU kernels" in res.stderr and res.stdout == ""
 
 
-@pytest.mark.parametrize("name, cupy, device", [("bpr", True, "cpu"), ("itemknn", True, "cpu"),
+@pytest.mark.parametrize("name, cupy, device", [("bpr", True, "cpu"), ("itemknn", True, "gpu"),
                                                 ("als", True, "gpu"), ("als", False, "cpu")])
 def test_auto_uses_the_gpu_only_when_usable_and_supported(cli, monkeypatch, train_csv, tmp_path, name, cupy, device):
     if cupy:
-        _forget_cupy()
+        forget_cupy()
         monkeypatch.syspath_prepend(str(FAKE_CUPY))
     else:
         monkeypatch.setitem(sys.modules, "cupy", None)
@@ -199,7 +193,7 @@ def test_auto_uses_the_gpu_only_when_usable_and_supported(cli, monkeypatch, trai
                   if name != "itemknn" else ["train", train_csv, "--model", name, "-o", out, "--device", "auto"])
     finally:
         if cupy:
-            _forget_cupy()
+            forget_cupy()
     assert res.exit_code == 0, res.stderr
     assert json.loads((out / "meta.json").read_text())["device"] == device
     assert "device auto: " in res.stderr and (device == "gpu" or "cpu" in res.stderr)
@@ -246,3 +240,15 @@ def test_eval_model_ranks_on_the_model_backend(monkeypatch):
     calls = _spy_xp_topk(monkeypatch)
     report = evaluate_model(mf, test, label="als", ks=(3,), metrics=["recall"])
     assert calls and report.results["value"][0] > 0.9
+
+
+@pytest.mark.gpu
+def test_a_real_gpu_runs_the_xp_kernels_like_the_cpu():
+    """Only with a real CUDA GPU (skipped otherwise): the CuPy kernels give the CPU's top-k."""
+    backend = get_backend("gpu")
+    assert backend.xp.__name__ == "cupy" and "fake_cupy" not in backend.xp.__file__
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((5, 40)).astype(np.float32)
+    got = backend.kernels.topk(scores, 7)
+    want = topk_reference(scores, 7)
+    np.testing.assert_array_equal(got[0], want[0])

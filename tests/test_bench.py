@@ -28,11 +28,15 @@ def _invoke(args: list[str]):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """One real run: two models, implicit as a peer, lightfm (not installed here) named
-    too, a faked busy machine, JSON results and charts."""
+    """One real run: two models, implicit as a peer, lightfm named too but made to look
+    uninstalled, a faked busy machine, JSON results and charts."""
+    from recli.stages.bench import peers
+
     out = tmp_path_factory.mktemp("bench")
     other = iter(range(0, 10**9, 10**6))  # other processes burn 10⁶ CPU seconds between reads
+    real_installed = peers.installed
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(peers, "installed", lambda lib: None if lib == "lightfm" else real_installed(lib))
         mp.setattr(machine, "load_average", lambda: 99.0)
         mp.setattr(machine, "busy_cpu_seconds", lambda: float(next(other)))
         result = _invoke(["bench", "--synthetic", TINY, "--models", "als,itemknn", "--threads", "1", "--factors", "8",

@@ -198,7 +198,7 @@ def test_epoch_callback_sees_the_current_model(cls):
     from recli.backend import threads_context
 
     with threads_context(1):
-        model.fit(matrix, on_epoch=on_epoch)
+        model.fit(matrix, on_epoch=on_epoch, **C.fit_kwargs(cls, matrix))
     epochs = [e for e, _, _ in seen]
     assert seen and epochs == list(range(epochs[0], epochs[0] + len(seen))), "one callback per epoch, in order"
     assert epochs[0] == 1, "epochs are numbered from 1 (issue 9)"
@@ -221,9 +221,9 @@ def test_epochs_count_from_one_and_elapsed_is_per_epoch(cls):
     model = cls(C.config_for(cls))
     infos = []
     with threads_context(1):
-        model.fit(matrix)  # warm-up: JIT compilation is not what is measured
+        model.fit(matrix, **C.fit_kwargs(cls, matrix))  # warm-up: JIT compilation is not what is measured
         start = time.perf_counter()
-        model.fit(matrix, on_epoch=infos.append)
+        model.fit(matrix, on_epoch=infos.append, **C.fit_kwargs(cls, matrix))
         total = time.perf_counter() - start
     assert [i.epoch for i in infos] == list(range(1, len(infos) + 1))
     assert all(i.elapsed >= 0 for i in infos)

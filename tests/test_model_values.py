@@ -202,6 +202,10 @@ def test_fit_and_fold_in_raise_no_library_warning(cli, tmp_path, name, params, s
                   "rating": coo.data}).write_csv(train)
     refused = signed and any(p.startswith("weighting=") for p in params)
     out = tmp_path / "m"
+    for side in MODELS[name].required_features:  # a feature model gets the contract's block features
+        path = tmp_path / f"{side}_features.csv"
+        C.features_frame(side, m.shape[1] if side == "item" else m.shape[0]).write_csv(path)
+        params = [*params, f"--{side}-features", str(path)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a library warning becomes an exception: exit 1
         res = cli(["train", train, "--model", name, *params, "--iterations", "2", "-o", out]

@@ -257,7 +257,7 @@ def test_resume_after_sigkill_continues_without_repeating(small, tmp_path):
 
     out = tmp_path / "killed"
     args = [sys.executable, "-m", "recli", "tune", str(small), "--model", "als", "--param", "factors=4",
-            "--param", "iterations=200", "--space-param", "factors=int:2:8", "--pruner", "none",
+            "--param", "iterations=1000", "--space-param", "factors=int:2:8", "--pruner", "none",
             "--out", str(out), "--trials", "6", "--threads", "1"]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -435,3 +435,42 @@ def test_a_silent_sqlite_trial_is_failed_and_retried(small, tmp_path, monkeypatc
     assert trials[0].state == TrialState.FAIL and "error" not in trials[0].user_attrs
     assert [t.state for t in trials[1:]] == [TrialState.COMPLETE] * 3
     assert any(t.params == trials[0].params for t in trials[1:])
+
+
+def test_a_sqlite_study_reads_the_trials_once_per_trial(small, tmp_path, monkeypatch):
+    """The sampler, the pruner and the trial count share one read of the database per
+    trial (tune_storage.trial_snapshots), and still see every finished trial."""
+    from recli.stages import tune as tn
+
+    opts = tn.TuneOptions(str(small), "als", str(tmp_path / "out"), trials=6, seed=1, pruner="none",
+                          params=["factors=4", "iterations=2"], space_params=["factors=int:2:8"],
+                          storage=f"sqlite:///{tmp_path / 'study.db'}")
+    plan = tn.plan_study(opts)
+    _, folds = tn.load_folds(opts)
+    s = tn.open_study(opts, plan, folds)
+    backend = s.study._storage._backend
+    reads = []
+    real = backend._get_trials
+    monkeypatch.setattr(backend, "_get_trials", lambda *a, **k: reads.append(1) or real(*a, **k))
+    ran = tn.run_trials(s.study, s.runner, plan, None)
+    assert ran == 6 and len(s.runner.overheads) == 6
+    assert len(reads) <= ran + 1  # one per trial, and one for the final count
+    tn.st.refresh(s.runner.storage)
+    assert tn.finished_count(s.study) == (6, 0)
+
+
+def test_threads_context_reuses_the_blas_view_until_a_module_is_imported():
+    import sys
+    import types
+
+    from recli import backend
+
+    with backend.threads_context(1):
+        first = backend._blas_controller()
+    with backend.threads_context(1):
+        assert backend._blas_controller() is first
+    sys.modules["recli_test_fake_module"] = types.ModuleType("recli_test_fake_module")
+    try:
+        assert backend._blas_controller() is not first
+    finally:
+        del sys.modules["recli_test_fake_module"]

@@ -33,7 +33,10 @@ def publish(report, output: str | None, fmt: str | None, per_user: str | None) -
     """Show ``report`` on stderr, write its results (``--format``/``-o``) and per-user values
     (``--per-user``), then stop with exit code 3 when a ``--fail-under`` gate failed."""
     show_report(report)
-    write_results(report.results, output, fmt)
+    results = report.results
+    if report.cold is not None and report.cold.height:
+        results = pl.concat([results.with_columns(pl.lit("all").alias("segment")), report.cold], how="vertical")
+    write_results(results, output, fmt)
     if per_user is not None:
         write_table(report.per_user, per_user)
     if report.failures:
@@ -56,6 +59,12 @@ def show_report(report) -> None:
                       f"recli eval @ k={k}" if k is not None else "recli eval: rating metrics")
     if len(report.labels) > 1 and any(r["p_ttest"] is not None for r in rows):
         _significance_table(report.labels, rows)
+    if report.cold is not None:
+        cold = report.cold.to_dicts()
+        for segment in dict.fromkeys(r["segment"] for r in cold):
+            for k in dict.fromkeys(r["k"] for r in cold if r["segment"] == segment):
+                _metric_table(report.labels, [r for r in cold if r["segment"] == segment and r["k"] == k],
+                              f"recli eval: {segment} @ k={k}")
 
 
 def _metric_table(labels, rows, title) -> None:

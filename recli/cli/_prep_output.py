@@ -37,9 +37,16 @@ def emit(source: str, opts, out: str | None, output_format: str | None, fmt: str
             tables = dict(result.frames)
             if result.user_means is not None:
                 tables["user_means"] = result.user_means
-            write_dir(out, tables, dir_fmt, manifest(opts, result.report, {}, dir_fmt, out), force=force)
+            features = {role: entry for role, (_, entry) in result.features.items()}
+            write_dir(out, tables, dir_fmt, manifest(opts, result.report, {}, dir_fmt, out, features), force=force,
+                      parquet={f"{role}_features": frame for role, (frame, _) in result.features.items()})
         bar.update(task, completed=len(STAGES) + 1)
     log.debug("prep: done (at %.1f s)", time.perf_counter() - started)
+    for role, counts in result.report.get("features", {}).items():
+        if counts["matched"] < counts["ids"] or counts["interaction_ids_without_features"]:
+            log.info(f"{role} features: {counts['matched']:,} of the {counts['ids']:,} ids with features occur in the "
+                     f"interactions; {counts['interaction_ids_without_features']:,} of the "
+                     f"{counts['interaction_ids']:,} interaction {role}s have no features")
     _show_report(result.report, out)
 
 
@@ -67,6 +74,14 @@ def _show_report(report: dict, out: str | None) -> None:
                 rows.append((f"cold users / items in {name}",
                              f"{split[f'cold_users_in_{name}']:,} / {split[f'cold_items_in_{name}']:,}"))
                 rows.append((f"{name} pairs already in train", f"{split[f'{name}_pairs_seen_in_train']:,}"))
+    for role, counts in report.get("features", {}).items():
+        kinds = ", ".join(f"{kind} {n:,}" for kind, n in counts["per_kind"].items())
+        rows.append((f"{role} features", f"{counts['features']:,} ({kinds}) over {counts['ids']:,} {role}s"))
+        rows.append((f"{role}s without features", f"{counts['ids_without_features']:,}"))
+        if counts["dropped_min_count"] or counts["dropped_vocabulary_cap"]:
+            rows.append((f"{role} features dropped", ", ".join(
+                [f"{col} {n:,} under min_count" for col, n in counts["dropped_min_count"].items()]
+                + [f"{col} {n:,} over the vocabulary cap" for col, n in counts["dropped_vocabulary_cap"].items()])))
     norm = report["normalization"]
     if norm["method"] != "none":
         rows.append(("normalization", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"

@@ -28,6 +28,20 @@ _EPILOG = ("Exit codes: 0 ok, 2 bad input or options, 3 a --fail-under gate fail
            "Formulas and edge cases: recli eval --list-metrics.")
 
 
+def _feature_col(feature_col: Optional[str], deprecated: Optional[str]) -> Optional[str]:
+    """``--feature-col``, or its deprecated name ``--item-features`` (with a warning)."""
+    from recli.console import log
+    from recli.errors import ConfigError
+
+    if deprecated is None:
+        return feature_col
+    if feature_col is not None:
+        raise ConfigError("--item-features is the deprecated name of --feature-col; give only one",
+                          hint="drop --item-features")
+    log.warning("--item-features is deprecated; use --feature-col")
+    return deprecated
+
+
 @app.command(epilog=_EPILOG)
 def eval(  # noqa: A001 - the command is called eval
     recs: Annotated[Optional[list[str]], typer.Argument(
@@ -37,8 +51,10 @@ def eval(  # noqa: A001 - the command is called eval
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Users scored per batch with --model.")] = 1024,
     test: Annotated[Optional[str], typer.Option("--test", "-t", help="Truth: user,item[,rating]; '-' = stdin.")] = None,
     train: Annotated[Optional[str], typer.Option("--train", help="TRAIN interactions: seen-item count, --exclude-train, AUC candidates, novelty, popularity.")] = None,
-    items: Annotated[Optional[str], typer.Option("--items", help="Item features (item + a column like genres 'a|b|c') for ild.")] = None,
-    item_features: Annotated[str, typer.Option("--item-features", help="Feature column of --items.")] = "genres",
+    items: Annotated[Optional[str], typer.Option("--items", help="Item features for ild: item + a column like genres 'a|b|c', or prep's item_features.parquet (item, feature, value).")] = None,
+    feature_col: Annotated[Optional[str], typer.Option("--feature-col", help="Feature column of --items (default genres); with item_features.parquet, only the features COL=... .")] = None,
+    item_features: Annotated[Optional[str], typer.Option("--item-features", hidden=True, help="Deprecated name of --feature-col.")] = None,
+    cold_report: Annotated[bool, typer.Option("--cold-report", help="Also score cold items / warm items / cold users / warm users (in TEST, not in TRAIN; needs --train) and the coverage of cold items.")] = False,
     predictions: Annotated[Optional[list[str]], typer.Option("--predictions", help="user,item,prediction file for rmse/mae; once per RECS, in order.")] = None,
     k: Annotated[str, typer.Option("--k", "-k", help="Cutoffs, e.g. 5,10,20.")] = "10",
     metrics: Annotated[Optional[str], typer.Option("--metrics", "-m", help="Comma-separated metrics (default: precision,recall,ndcg,map,mrr,hit; + rmse,mae with predictions).")] = None,
@@ -80,9 +96,10 @@ def eval(  # noqa: A001 - the command is called eval
     if list_metrics:
         out.write_metric_list(fmt)
         return
+    feature_col = _feature_col(feature_col, item_features)
     report = run_eval(EvalRequest(
         recs=list(recs or []), test=test, model=model, batch_size=batch_size, train=train, items=items,
-        item_features=item_features, predictions=list(predictions or []), k=k, metrics=metrics,
+        feature_col=feature_col, cold_report=cold_report, predictions=list(predictions or []), k=k, metrics=metrics,
         relevance_threshold=relevance_threshold, graded=graded, only_recommended=only_recommended,
         exclude_train=exclude_train, compat=compat, labels=label, bootstrap=bootstrap, seed=seed,
         per_user=per_user is not None, fail_under=fail_under, input_format=input_format, threads=threads,

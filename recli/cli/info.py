@@ -47,6 +47,9 @@ def _rows(meta: dict) -> list[list[str]]:
     rows += [["users", counts.get("users")], ["items", counts.get("items")],
              ["interactions", counts.get("interactions")], ["training rows", counts.get("rows")],
              ["training source", meta.get("train_source")], ["training fingerprint", meta.get("training_fingerprint")],
+             *([f"{side} features", f"{f.get('features')} features from {f.get('source')}"
+                + (" (with prep's transform)" if "transform" in f else "")]
+               for side, f in (meta.get("features") or {}).items()),
              ["users hash", meta.get("users_hash")], ["items hash", meta.get("items_hash")],
              ["files", f"{len(meta['files'])} files, {sum(f['bytes'] for f in meta['files'].values())} bytes"]]
     return rows

@@ -30,10 +30,23 @@ _CLEAN = "Cleaning"
 _FILTER = "Filtering"
 _SPLIT = "Splitting"
 _IO = "Input and output"
+_ITEMS = "Item features"
+_USERS = "User features"
 
 
 def _opt(*names: str, help: str, panel: str = _CLEAN, **kw):
     return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
+
+
+def _names(text: Optional[str]) -> Optional[list[str]]:
+    return [c.strip() for c in text.split(",")] if text else None
+
+
+def _side(table, id_col, features, tags, sep, encoding, columns, identity):
+    from recli.stages.prep_features import SideTableOptions
+
+    return SideTableOptions(table=table, id_col=id_col, features=list(features or []), tags=tags, sep=sep,
+                            encoding=encoding, columns=_names(columns), identity=identity)
 
 
 def _range(text: Optional[str]) -> Optional[tuple[float, float]]:
@@ -78,11 +91,26 @@ def prep(
     min_user_interactions: Annotated[int, _opt("--min-user-interactions", help="Drop users with fewer interactions.", panel=_FILTER)] = 0,
     min_item_interactions: Annotated[int, _opt("--min-item-interactions", help="Drop items with fewer interactions.", panel=_FILTER)] = 0,
     k_core: Annotated[bool, _opt("--k-core", help="Repeat the two filters until both hold.", panel=_FILTER)] = False,
-    split: Annotated[Optional[str], _opt("--split", help="random, user-ratio, temporal, leave-last or leave-random (needs --out).", panel=_SPLIT)] = None,
-    test_size: Annotated[float, _opt("--test-size", help="Test share: a fraction in (0, 1), or a count k (k rows per user for per-user splits).", panel=_SPLIT)] = 0.2,
+    split: Annotated[Optional[str], _opt("--split", help="random, user-ratio, temporal, leave-last, leave-random, cold-items or cold-users (needs --out).", panel=_SPLIT)] = None,
+    test_size: Annotated[float, _opt("--test-size", help="Test share: a fraction in (0, 1), or a count k (k rows per user for per-user splits; k items or users for cold splits).", panel=_SPLIT)] = 0.2,
     valid_size: Annotated[Optional[float], _opt("--valid-size", help="Validation share, carved from train the same way.", panel=_SPLIT)] = None,
     cut_date: Annotated[Optional[str], _opt("--cut-date", help="Temporal split: rows at or after this date (ISO-8601 or epoch seconds) are test.", panel=_SPLIT)] = None,
     drop_cold: Annotated[bool, _opt("--drop-cold", help="Remove test/valid rows whose user or item is not in train.", panel=_SPLIT)] = False,
+    item_table: Annotated[Optional[str], _opt("--item-table", help="Table of item attributes (any input format), one row per item: its --item-feature columns become item_features.parquet in --out.", panel=_ITEMS)] = None,
+    item_id_col: Annotated[Optional[str], _opt("--item-id-col", help="Item id column of --item-table (default: item, item_id, movieId, ...).", panel=_ITEMS)] = None,
+    item_feature: Annotated[Optional[list[str]], _opt("--item-feature", help="COL:KIND[:OPTIONS], repeatable; KIND categorical, multi, text or numeric, e.g. genres:multi:| or year:numeric:bins=10 (see docs/prep.md).", panel=_ITEMS)] = None,
+    item_tags: Annotated[Optional[str], _opt("--item-tags", help="Long tag table (item, tag[, weight]), aggregated per item and TF-IDF weighted.", panel=_ITEMS)] = None,
+    item_table_sep: Annotated[Optional[str], _opt("--item-table-sep", help="Separator of --item-table (default: inferred).", panel=_ITEMS)] = None,
+    item_table_encoding: Annotated[Optional[str], _opt("--item-table-encoding", help="Text encoding of --item-table, e.g. latin-1 (default utf-8).", panel=_ITEMS)] = None,
+    item_table_columns: Annotated[Optional[str], _opt("--item-table-columns", help="Names for the columns of an --item-table without a header, e.g. item,title,genres.", panel=_ITEMS)] = None,
+    user_table: Annotated[Optional[str], _opt("--user-table", help="Table of user attributes, one row per user: its --user-feature columns become user_features.parquet.", panel=_USERS)] = None,
+    user_id_col: Annotated[Optional[str], _opt("--user-id-col", help="User id column of --user-table (default: user, user_id, userId, ...).", panel=_USERS)] = None,
+    user_feature: Annotated[Optional[list[str]], _opt("--user-feature", help="COL:KIND[:OPTIONS], repeatable, as --item-feature (e.g. age:numeric:bins=5).", panel=_USERS)] = None,
+    user_tags: Annotated[Optional[str], _opt("--user-tags", help="Long tag table (user, tag[, weight]).", panel=_USERS)] = None,
+    user_table_sep: Annotated[Optional[str], _opt("--user-table-sep", help="Separator of --user-table (default: inferred).", panel=_USERS)] = None,
+    user_table_encoding: Annotated[Optional[str], _opt("--user-table-encoding", help="Text encoding of --user-table.", panel=_USERS)] = None,
+    user_table_columns: Annotated[Optional[str], _opt("--user-table-columns", help="Names for the columns of a --user-table without a header.", panel=_USERS)] = None,
+    identity_features: Annotated[bool, _opt("--identity-features/--no-identity-features", help="Add one feature per id (item=ID, user=ID), LightFM's convention.", panel=_ITEMS)] = True,
     seed: Seed = 0,
     quiet: Quiet = False,
     verbose: Verbose = 0,
@@ -95,11 +123,15 @@ def prep(
     read = read_options(input_format, sep, quote, no_quote, encoding)
     opts = PrepOptions(
         input_format=read.fmt, sep=sep, quote=read.quote, encoding=read.encoding, has_header=not no_header,
-        columns=[c.strip() for c in columns.split(",")] if columns else None,
+        columns=_names(columns),
         clean=CleanOptions(user_col=user_col, item_col=item_col, rating_col=rating_col, time_col=time_col,
                            fill_rating=fill_rating, rating_range=_range(rating_range), on_invalid=on_invalid,
                            dedupe=dedupe, implicit=implicit, min_rating=min_rating, weight=weight),
         normalize=normalize, min_user_interactions=min_user_interactions,
         min_item_interactions=min_item_interactions, k_core=k_core, split=split, test_size=test_size,
-        valid_size=valid_size, cut_date=cut_date, drop_cold=drop_cold, seed=seed)
+        valid_size=valid_size, cut_date=cut_date, drop_cold=drop_cold, seed=seed,
+        item_side=_side(item_table, item_id_col, item_feature, item_tags, item_table_sep, item_table_encoding,
+                        item_table_columns, identity_features),
+        user_side=_side(user_table, user_id_col, user_feature, user_tags, user_table_sep, user_table_encoding,
+                        user_table_columns, identity_features))
     emit(input, opts, out=out, output_format=output_format, fmt=format, force=force)

@@ -29,6 +29,7 @@ def recommend(
     fallback: Annotated[Optional[str], Opt("--fallback", help="'popular': serve unknown users the most popular items.")] = None,
     similar_items: Annotated[Optional[List[str]], Opt("--similar-items", help="Items to find similar items for (repeatable).")] = None,
     items_file: Annotated[Optional[str], Opt("--items-file", help="Items to find similar items for (file: 'item' column or one per line).")] = None,
+    item_table: Annotated[Optional[str], Opt("--item-table", help="New items to score alongside the catalogue, from their attributes (through the model's fitted feature transform) or item,feature,value rows; feature models only.")] = None,
     pairs: Annotated[Optional[str], Opt("--pairs", help="Score these user,item pairs (user,item,score, input order; mf: predicted ratings); '-' for stdin.")] = None,
     clip: Annotated[bool, Opt("--clip/--no-clip", help="With --pairs: clip predicted ratings to the training rating range (rating models).")] = True,
     context: Annotated[Optional[List[str]], Opt("--context", help="COL=VALUE context of the scores (repeatable), for a model trained with --context-col (fm).")] = None,
@@ -54,7 +55,7 @@ def recommend(
     from recli.stages import recommend as stage
 
     read = None
-    if pairs or history:  # only then: reading tables loads Polars, which serving ids does not need
+    if pairs or history or item_table:  # only then: reading tables loads Polars, which serving ids does not need
         from recli.cli._options import read_options
 
         read = read_options(None, sep, quote, no_quote, encoding, user_col, item_col)
@@ -64,5 +65,5 @@ def recommend(
                                      strict=strict, fallback=fallback, similar_items=similar_items,
                                      items_file=items_file, explain=explain, explain_top=explain_top,
                                      batch_size=batch_size, output=output, fmt=fmt, threads=threads, pairs=pairs,
-                                     clip=clip, read=read, context=context)
+                                     clip=clip, read=read, item_table=item_table, context=context)
     stage.recommend(load_model(model, get_backend(device, threads), checksums=None if verify else False), request)

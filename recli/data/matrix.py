@@ -95,17 +95,26 @@ def _parse_dates(raw: pl.Series) -> pl.Series:
     return out["t"].cast(pl.Float64) / 1e6
 
 
-def build_interactions(df: pl.DataFrame, what: str = "training data") -> Interactions:
-    """Vocabularies and the summed, sorted CSR matrix of an interactions frame."""
+def build_interactions(df: pl.DataFrame, what: str = "training data", *, extra_users: pl.Series | None = None,
+                       extra_items: pl.Series | None = None) -> Interactions:
+    """Vocabularies and the summed, sorted CSR matrix of an interactions frame.
+
+    ``extra_users`` / ``extra_items``: ids that join the vocabularies even without an
+    interaction (the ids of a feature file): their rows / columns of the matrix are empty.
+    """
     require_columns(df, (USER, ITEM), what)
     df = df.filter(pl.col(USER).is_not_null() & pl.col(ITEM).is_not_null())
     if df.height == 0:
         raise InputError(f"{what} is empty: no rows with both a user and an item",
                          hint="check the file holds interactions (user,item[,rating]) below the header")
-    users = Vocab.from_values(df[USER])
-    items = Vocab.from_values(df[ITEM])
+    users = Vocab.from_values(_with_extra(df[USER], extra_users))
+    items = Vocab.from_values(_with_extra(df[ITEM], extra_items))
     user_items, ts = to_csr(df, users, items, with_timestamps=True, what=what)
     return Interactions(users, items, user_items, ts, df.height, has_ratings=RATING in df.columns)
+
+
+def _with_extra(ids: pl.Series, extra: pl.Series | None) -> pl.Series:
+    return ids if extra is None else pl.concat([ids.cast(pl.Utf8), extra.cast(pl.Utf8)])
 
 
 def to_csr(df: pl.DataFrame, users: Vocab, items: Vocab, *, with_timestamps: bool = False,

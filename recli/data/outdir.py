@@ -151,17 +151,19 @@ def _swap(staging: Path, target: Path) -> None:
 
 
 def write_dir(out_dir: str, tables: dict[str, pl.DataFrame], fmt: str, manifest: dict, *,
-              force: bool = False) -> dict[str, str]:
+              force: bool = False, parquet: dict[str, pl.DataFrame] | None = None) -> dict[str, str]:
     """Write ``tables`` (name → frame) as ``name.<fmt>`` plus ``manifest.json``, replacing ``out_dir``.
 
-    ``fmt`` may name a compression (``csv.gz``). ``manifest`` must carry ``"command": "prep"``;
-    it gets a ``files`` entry mapping names to file names, which is returned.
+    ``fmt`` may name a compression (``csv.gz``); the ``parquet`` tables are always written as
+    ``name.parquet``. ``manifest`` must carry ``"command": "prep"``; it gets a ``files`` entry
+    mapping names to file names, which is returned.
     """
     base, gz = split_compression(fmt)
     files = {name: name + EXTENSIONS[base] + (".gz" if gz else "") for name in tables}
+    files.update({name: name + EXTENSIONS["parquet"] for name in parquet or {}})
     with staged_dir(out_dir, "prep", force=force) as staging:
-        for name, frame in tables.items():
-            write_table(frame, str(staging / files[name]), fmt)
+        for name, frame in {**tables, **(parquet or {})}.items():
+            write_table(frame, str(staging / files[name]), "parquet" if name in (parquet or {}) else fmt)
         manifest = dict(manifest, files=dict(files, manifest="manifest.json"))
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
         for name in [*files.values(), "manifest.json"]:

@@ -8,10 +8,14 @@ temporal      one global cut in time: the latest ``round(f * n)`` (or ``k``) row
               (file order breaks ties), or every row at or after ``--cut-date``.
 leave-last    each user's latest ``k`` rows by timestamp (or the latest fraction ``f``).
 leave-random  ``k`` random rows per user (or a random fraction ``f``).
+cold-items    a random ``round(f * n_items)`` (or ``k``) of the distinct items, with every one of
+              their rows: test items are never seen in training (cold start).
+cold-users    the same over distinct users.
 
 A fraction becomes a row count by rounding half up, ``floor(f * n + 0.5)``: 7 rows at
 0.2 give 1 (1.4), 5 rows at 0.5 give 3 (2.5), 3 rows at 0.5 give 2 (1.5).
-Per-user strategies always leave a user at least one training row: a user with
+Cold splits round the number of items (users) the same way and always leave at least one
+item (user) in train. Per-user strategies always leave a user at least one training row: a user with
 ``n_u`` rows gives at most ``n_u - 1`` to test. Rows must be given in input order;
 the randomness is drawn per row from ``numpy.random.default_rng(seed)``, so the same
 seed gives the same split whatever order ids were encoded in.
@@ -25,7 +29,8 @@ import numpy as np
 
 from recli.errors import ConfigError, InputError
 
-STRATEGIES = ("random", "user-ratio", "temporal", "leave-last", "leave-random")
+STRATEGIES = ("random", "user-ratio", "temporal", "leave-last", "leave-random", "cold-items", "cold-users")
+COLD = ("cold-items", "cold-users")
 PER_USER = ("user-ratio", "leave-last", "leave-random")
 NEEDS_TIME = ("temporal", "leave-last")
 
@@ -97,7 +102,8 @@ def _global_count(n: int, size: Size, what: str) -> int:
 
 
 def split_mask(strategy: str, size: Size, users: np.ndarray, timestamps: np.ndarray | None,
-               rng: np.random.Generator, cut: int | None = None, what: str = "test") -> tuple[np.ndarray, SplitInfo]:
+               rng: np.random.Generator, cut: int | None = None, what: str = "test",
+               items: np.ndarray | None = None) -> tuple[np.ndarray, SplitInfo]:
     """Boolean mask of the rows that go to the held-out part (test or validation).
 
     Parameters
@@ -106,8 +112,9 @@ def split_mask(strategy: str, size: Size, users: np.ndarray, timestamps: np.ndar
     size : fraction or count (``cut`` replaces it for ``temporal``).
     users : integer user code per row, rows in input order.
     timestamps : int64 epoch seconds per row, or ``None``.
-    rng : source of randomness for ``random``, ``user-ratio`` and ``leave-random``.
+    rng : source of randomness for ``random``, ``user-ratio``, ``leave-random`` and the cold splits.
     cut : epoch seconds of ``--cut-date`` (``temporal`` only).
+    items : integer item code per row (``cold-items`` only).
 
     Returns
     -------
@@ -125,6 +132,8 @@ def split_mask(strategy: str, size: Size, users: np.ndarray, timestamps: np.ndar
         return mask, info
     if strategy == "temporal":
         return _temporal(timestamps, size, cut, what, info)
+    if strategy in COLD:
+        return _cold_ids(users if strategy == "cold-users" else items, size, rng, what, strategy[5:-1]), info
     if strategy == "user-ratio" and size.k is not None:
         raise ConfigError("--split user-ratio takes a fraction, not a count",
                           hint="use e.g. --test-size 0.2, or --split leave-random for k rows per user")
@@ -133,6 +142,21 @@ def split_mask(strategy: str, size: Size, users: np.ndarray, timestamps: np.ndar
     if strategy in ("leave-random", "user-ratio"):
         return _per_user_tail(users, rng.permutation(n), size), info
     raise ConfigError(f"unknown split {strategy!r}", hint=f"use one of: {', '.join(STRATEGIES)}")
+
+
+def _cold_ids(codes: np.ndarray, size: Size, rng: np.random.Generator, what: str, noun: str) -> np.ndarray:
+    """Rows of a seeded random ``round(f * n)`` (or ``k``) of the ``n`` distinct codes.
+
+    The codes are drawn from the sorted distinct codes, so the choice depends only on the seed
+    and the set of ids, not on the row order."""
+    distinct = np.unique(codes)
+    n_held = size.k if size.k is not None else int(np.floor(distinct.size * size.fraction + 0.5))
+    if n_held >= distinct.size:
+        raise ConfigError(f"{what} size {size} leaves no rows to train on: it holds out all {distinct.size} {noun}s",
+                          hint=f"use a smaller size: a fraction of the {noun}s, or a count below {distinct.size}")
+    held = np.zeros(int(distinct[-1]) + 1, dtype=bool)
+    held[rng.permutation(distinct)[:n_held]] = True
+    return held[codes]
 
 
 def _temporal(ts: np.ndarray, size: Size, cut: int | None, what: str, info: SplitInfo) -> tuple[np.ndarray, SplitInfo]:

@@ -18,21 +18,29 @@ import numpy as np
 from recli.kernels import CG_EPS
 
 
-def _sparse_module(xp: Any) -> Any:
+def sparse_module(xp: Any) -> Any:
+    """SciPy's sparse module for NumPy, ``cupyx.scipy.sparse`` for CuPy (the other ``*_xp``
+    kernels use it too)."""
     if xp is np:
         import scipy.sparse as sparse
-    else:  # pragma: no cover - needs a GPU
+    else:
         import cupyx.scipy.sparse as sparse
     return sparse
 
 
-def _batches(indptr_host: np.ndarray, budget: int) -> Iterator[tuple[int, int]]:
-    """Contiguous row ranges holding at most ``budget`` non-zeros (at least one row)."""
+def to_host(xp: Any, array: Any) -> np.ndarray:
+    """``array`` as a host NumPy array (a no-op for NumPy)."""
+    return np.asarray(array) if xp is np else xp.asnumpy(array)
+
+
+def _batches(indptr_host: np.ndarray, budget: int, max_rows: int | None = None) -> Iterator[tuple[int, int]]:
+    """Contiguous row ranges holding at most ``budget`` non-zeros and ``max_rows`` rows
+    (at least one row)."""
     n = indptr_host.shape[0] - 1
     lo = 0
     while lo < n:
         hi = int(np.searchsorted(indptr_host, indptr_host[lo] + budget, side="right")) - 1
-        hi = min(max(hi, lo + 1), n)
+        hi = min(max(hi, lo + 1), n, lo + max_rows if max_rows else n)
         yield lo, hi
         lo = hi
 
@@ -42,7 +50,7 @@ class _Batch:
     indicator matrix that sums per-non-zero values into per-row values."""
 
     def __init__(self, xp, indptr, indices, data, Y, alpha, lo, hi):
-        sparse = _sparse_module(xp)
+        sparse = sparse_module(xp)
         start, end = int(indptr[lo]), int(indptr[hi])
         # Batches hold far fewer than 2³¹ non-zeros, so int32 offsets (all CuPy accepts).
         local = (np.asarray(indptr[lo:hi + 1]) - start).astype(np.int32)
@@ -101,13 +109,29 @@ def xp_cg_rows(xp, batch: _Batch, A0, x, cg_steps: int):
     return x
 
 
+def xp_cholesky_solve(xp, A, b):
+    """Solve ``A[r] z[r] = b[r]`` for a batch of symmetric positive-definite ``A`` (``(B, k, k)``,
+    ``b``: ``(B, k)``): the batched Cholesky factor ``A = L Lᵀ`` (``xp.linalg.cholesky``,
+    cuSOLVER's batched potrf on CuPy), then ``L y = b`` and ``Lᵀ z = y`` by substitution,
+    one column at a time over the whole batch (``k`` steps each way, as in
+    :func:`recli.kernels.als._cholesky_solve` per row). Float64 throughout."""
+    L = xp.linalg.cholesky(A)
+    k = A.shape[-1]
+    z = b.copy()
+    for i in range(k):  # forward: L y = b
+        z[:, i] = (z[:, i] - (L[:, i, :i] * z[:, :i]).sum(axis=1)) / L[:, i, i]
+    for i in range(k - 1, -1, -1):  # backward: Lᵀ z = y
+        z[:, i] = (z[:, i] - (L[:, i + 1:, i] * z[:, i + 1:]).sum(axis=1)) / L[:, i, i]
+    return z
+
+
 def xp_exact_rows(xp, batch: _Batch, A0):
-    """Exact solve: forms each row's k×k matrix (batched) and solves it."""
+    """Exact solve: forms each row's k×k matrix ``A0 + Yᵀ(Cᵤ − I)Y`` (batched) and solves it
+    by batched Cholesky (:func:`xp_cholesky_solve`)."""
     outer = (batch.c1[:, None, None] * batch.Yg[:, :, None] * batch.Yg[:, None, :])
     k = A0.shape[0]
     A = A0[None] + batch.rowsum(outer.reshape(outer.shape[0], k * k)).reshape(-1, k, k)
-    x = xp.linalg.solve(A.astype(xp.float64), batch.b().astype(xp.float64)[:, :, None])[:, :, 0]
-    x = x.astype(xp.float32)
+    x = xp_cholesky_solve(xp, A.astype(xp.float64), batch.b().astype(xp.float64)).astype(xp.float32)
     x[batch.empty] = 0
     return x
 
@@ -119,8 +143,29 @@ def _observed(xp, batch: _Batch, x) -> float:
     return float(((1.0 + batch.c1) * (pref - s) ** 2 - s * s).sum())
 
 
+def nnz_bytes(k: int, solver: str) -> int:
+    """Device bytes per non-zero of a batch: 32 for its CSR slice, confidences and row
+    map, the gathered ``Yg`` and two ``(nnz, k)`` float32 temporaries of a CG matrix
+    product (``4·3k``), and for ``cholesky`` the ``(nnz, k, k)`` float32 outer products (``4k²``)."""
+    return 4 * (3 * k + 8) + (4 * k * k if solver == "cholesky" else 0)
+
+
+def row_bytes(k: int, solver: str) -> int:
+    """Device bytes per row of a batch: CG's half a dozen float32 ``k``-vectors (``x``, ``r``,
+    ``p``, ``A·p``, ``b``, a product), or for ``cholesky`` the ``k×k`` system in float32
+    and float64, its float64 factor and a float64 temporary (``4k² + 3·8k²``)."""
+    return 4 * 6 * k if solver == "cg" else 28 * k * k + 16 * k
+
+
+def batch_limits(batch_bytes: int, k: int, solver: str) -> tuple[int, int]:
+    """``(non-zeros, rows)`` per batch: half of ``batch_bytes`` for each kind of term, so
+    a batch within both limits fits ``batch_bytes`` (a batch still holds one whole row)."""
+    half = max(1, int(batch_bytes) // 2)
+    return max(1, half // nnz_bytes(k, solver)), max(1, half // row_bytes(k, solver))
+
+
 def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver="cg", cg_steps=3,
-                 nnz_budget=1 << 20) -> float:
+                 nnz_budget=1 << 20, max_rows=None) -> float:
     """Recompute every row of ``X`` (an ``xp`` float32 array, in place) against ``Y``.
 
     ``indptr``/``indices``/``data`` are host CSR arrays; only one batch is moved to the
@@ -128,12 +173,9 @@ def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver=
     :func:`recli.kernels.als.als_sweep`.
     """
     indptr = np.asarray(indptr)
-    k = X.shape[1]
     A0 = xp_gram(xp, Y, regularization)
-    # The exact solver gathers (nnz, k, k): keep that under ~64 MiB of float32.
-    budget = nnz_budget if solver == "cg" else max(1, (1 << 24) // (k * k))
     observed = 0.0
-    for lo, hi in _batches(indptr, budget):
+    for lo, hi in _batches(indptr, nnz_budget, max_rows):
         batch = _Batch(xp, indptr, indices, data, Y, xp.float32(alpha), lo, hi)
         if solver == "cg":
             X[lo:hi] = xp_cg_rows(xp, batch, A0, X[lo:hi].copy(), cg_steps)

@@ -19,7 +19,8 @@ import numpy as np
 SMALL_BATCH_CELLS = 1 << 18
 
 # The kernel names; tests/test_backend.py checks both namespaces offer them alike.
-KERNELS = ("topk", "dot_scores", "gram", "als_sweep", "als_loss_from_observed")
+KERNELS = ("topk", "dot_scores", "gram", "als_sweep", "als_loss_from_observed",
+           "similarity_topk", "ease_weights")
 
 
 def topk(scores: Any, k: int, rows: Any = None, indptr: Any = None, indices: Any = None,
@@ -70,3 +71,21 @@ def als_loss_from_observed(observed: float, X: Any, Y: Any, data: Any, regulariz
     from recli.kernels.als import loss_from_observed
 
     return loss_from_observed(observed, X, Y, data, regularization, alpha)
+
+
+def similarity_topk(e: Any, f: Any, k: int, measure: str = "cosine", shrink: float = 0.0, alpha: float = 0.5,
+                    parts: int = 1) -> Any:
+    """Top-``k`` similarity between the rows of the CSR ``e`` (``f`` = ``e.T``), a host
+    :class:`~recli.kernels.similarity.Csr` in rank order; ``parts``: candidate partitions,
+    the Numba thread count (:func:`recli.kernels.similarity.similarity_topk_arrays`)."""
+    from recli.kernels.similarity import similarity_topk_arrays
+
+    return similarity_topk_arrays(e, f, k, measure, shrink, alpha, parts)
+
+
+def ease_weights(indptr: Any, indices: Any, data: Any, n_items: int, lam: float) -> np.ndarray:
+    """The EASE weights ``B = I − P·diag(1/diag(P))``, ``P = (XᵀX + λI)⁻¹``, float32 host
+    array (:func:`recli.kernels.ease.ease_weights`)."""
+    from recli.kernels.ease import ease_weights as kernel
+
+    return kernel(indptr, indices, data, n_items, lam)

@@ -10,6 +10,15 @@ from typing import Any
 
 import numpy as np
 
+# Device bytes per score cell of a batch: the float32 copy and its negation, the int64
+# partition indices and running count of ties, the boolean masks.
+BYTES_PER_CELL = 28
+
+
+def rows_within(batch_bytes: int, n_items: int) -> int:
+    """Rows of ``n_items`` scores whose top-k temporaries fit ``batch_bytes`` (at least 1)."""
+    return max(1, int(batch_bytes) // (BYTES_PER_CELL * max(int(n_items), 1)))
+
 
 def _prepare(scores, k, rows, indptr, indices, banned, xp=np):
     """Shared argument checks: returns ``(min(k, n_items), rows, indptr, indices, banned)``."""

@@ -14,17 +14,26 @@ from typing import Any
 import numpy as np
 
 # The kernel names; tests/test_backend.py checks both namespaces offer them alike.
-KERNELS = ("topk", "dot_scores", "gram", "als_sweep", "als_loss_from_observed")
+KERNELS = ("topk", "dot_scores", "gram", "als_sweep", "als_loss_from_observed",
+           "similarity_topk", "ease_weights")
+
+# Device bytes the batched kernels may use for one batch's temporaries unless a memory
+# plan (recli.device_memory) sets ``batch_bytes``.
+DEFAULT_BATCH_BYTES = 1 << 28
 
 
 class XPKernels:
     """The kernels of :mod:`recli.kernels.cpu`, vectorised over rows with ``xp``."""
 
-    def __init__(self, xp: Any):
+    def __init__(self, xp: Any, batch_bytes: int = DEFAULT_BATCH_BYTES):
         self.xp = xp
+        # device bytes for one batch's temporaries: sizes the row batches and blocks
+        self.batch_bytes = int(batch_bytes)
 
     def _host(self, array: Any) -> np.ndarray:
-        return np.asarray(array) if self.xp is np else self.xp.asnumpy(array)
+        from recli.kernels.als_xp import to_host
+
+        return to_host(self.xp, array)
 
     def topk(self, scores: Any, k: int, rows: Any = None, indptr: Any = None, indices: Any = None,
              banned: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -53,9 +62,10 @@ class XPKernels:
     def als_sweep(self, indptr: Any, indices: Any, data: Any, X: Any, Y: Any, regularization: float,
                   alpha: float, solver: str = "cg", cg_steps: int = 3) -> float:
         """One ALS half-epoch on row batches (:func:`recli.kernels.als_xp.xp_als_sweep`)."""
-        from recli.kernels.als_xp import xp_als_sweep
+        from recli.kernels.als_xp import batch_limits, xp_als_sweep
 
-        return xp_als_sweep(self.xp, indptr, indices, data, X, Y, regularization, alpha, solver, cg_steps)
+        return xp_als_sweep(self.xp, indptr, indices, data, X, Y, regularization, alpha, solver, cg_steps,
+                            *batch_limits(self.batch_bytes, X.shape[1], solver))
 
     def als_loss_from_observed(self, observed: float, X: Any, Y: Any, data: Any, regularization: float,
                                alpha: float) -> float:
@@ -63,3 +73,19 @@ class XPKernels:
         from recli.kernels.als_xp import xp_loss_from_observed
 
         return xp_loss_from_observed(self.xp, observed, X, Y, data, regularization, alpha)
+
+    def similarity_topk(self, e: Any, f: Any, k: int, measure: str = "cosine", shrink: float = 0.0,
+                        alpha: float = 0.5, parts: int = 1) -> Any:
+        """Top-``k`` similarity in row blocks of at most ``batch_bytes``
+        (:func:`recli.kernels.similarity_xp.similarity_topk_xp`); ``parts`` is the CPU's
+        partition count and does not apply here. A host ``Csr`` in rank order."""
+        from recli.kernels.similarity_xp import similarity_topk_xp
+
+        return similarity_topk_xp(e, f, k, measure, shrink, alpha, self.xp, self.batch_bytes)
+
+    def ease_weights(self, indptr: Any, indices: Any, data: Any, n_items: int, lam: float) -> np.ndarray:
+        """The EASE weights, solved on the device (:func:`recli.kernels.ease_xp.ease_weights_xp`),
+        returned as a float32 host array."""
+        from recli.kernels.ease_xp import ease_weights_xp
+
+        return self._host(ease_weights_xp(indptr, indices, data, n_items, lam, self.xp))

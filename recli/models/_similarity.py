@@ -6,10 +6,12 @@ wraps the result back into a SciPy matrix. The weightings and centring are in
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
-from recli.backend import threads_context
+from recli.backend import get_backend, threads_context
 from recli.models._weighting import prepare_rows
 
 
@@ -36,7 +38,7 @@ def _arrays(m: sp.csr_matrix):
 
 def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink: float = 0.0,
                     alpha: float = 0.5, threads: int = 0,
-                    features: sp.csr_matrix | None = None) -> sp.csr_matrix:
+                    features: sp.csr_matrix | None = None, backend: Any = None) -> sp.csr_matrix:
     """Top-``k`` similarity between the rows of an already weighted/centred ``rows``.
 
     Parameters
@@ -60,23 +62,23 @@ def similarity_topk(rows: sp.csr_matrix, k: int, measure: str = "cosine", shrink
         entities × entities, float32 values (scipy picks the index dtypes); each row holds at
         most ``k`` entries in rank order (so column indices are not sorted).
     """
-    from recli.kernels.similarity import similarity_topk_arrays
-
     if k < 1:
         raise ValueError("k must be >= 1")
     e, f = _kernel_inputs(rows, features)
+    kernels = (backend if backend is not None else get_backend("cpu")).kernels
     with threads_context(threads) as parts:
-        out = similarity_topk_arrays(_arrays(e), _arrays(f), k, measure, shrink, alpha, parts)
+        out = kernels.similarity_topk(_arrays(e), _arrays(f), k, measure, shrink, alpha, parts)
     n = e.shape[0]
     return sp.csr_matrix((out.data, out.indices, out.indptr), shape=(n, n))
 
 
 def build_similarity(rows: sp.csr_matrix, k: int, measure: str = "cosine", weighting: str = "none",
                      shrink: float = 0.0, alpha: float = 0.5, k1: float = 1.2, b: float = 0.75,
-                     threads: int = 0, features: sp.csr_matrix | None = None) -> sp.csr_matrix:
+                     threads: int = 0, features: sp.csr_matrix | None = None, backend: Any = None) -> sp.csr_matrix:
     """Weight, centre and compute the top-``k`` similarity of the rows of ``rows``
-    (``features``, optional: ``rows.T`` as CSR, used when nothing is transformed)."""
+    (``features``, optional: ``rows.T`` as CSR, used when nothing is transformed) on
+    ``backend``'s kernels (the CPU's when omitted)."""
     if weighting == "none" and measure not in ("pearson", "adjusted_cosine"):
-        return similarity_topk(rows, k, measure, shrink, alpha, threads, features)  # nothing to transform
+        return similarity_topk(rows, k, measure, shrink, alpha, threads, features, backend)  # nothing to transform
     prepared, _ = prepare_rows(rows, measure, weighting, k1, b)
-    return similarity_topk(prepared, k, measure, shrink, alpha, threads)
+    return similarity_topk(prepared, k, measure, shrink, alpha, threads, backend=backend)

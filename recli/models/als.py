@@ -56,6 +56,24 @@ class ALS(FactorModel):
         self.item_factors = np.zeros((0, self.config.factors), np.float32)
         self._gram: np.ndarray | None = None
 
+    @classmethod
+    def gpu_memory(cls, config: Any, user_items: Any) -> Any:
+        """Factors ``4·(users + items)·k`` and their float64 copies for the loss
+        ``8·(users + items)·k`` stay on the device; the CSR stays on the host. A batch
+        costs :func:`recli.kernels.als_xp.nnz_bytes` per non-zero and
+        :func:`~recli.kernels.als_xp.row_bytes` per row; the smallest holds the longest
+        user or item row."""
+        from recli.device_memory import MemoryEstimate
+        from recli.kernels.als_xp import nnz_bytes, row_bytes
+
+        n_users, n_items = user_items.shape
+        k = int(config.factors)
+        longest = max(int(np.diff(user_items.indptr).max(initial=0)),
+                      int(np.bincount(user_items.indices, minlength=n_items).max(initial=0)))
+        return MemoryEstimate({"factors": 4 * (n_users + n_items) * k,
+                               "loss temporaries": 8 * (n_users + n_items) * k, "Gram": 8 * k * k},
+                              nnz_bytes(k, config.solver), longest, "non-zero", row_bytes(k, config.solver))
+
     # -- training ---------------------------------------------------------
     def _sweep(self, csr, X, Y) -> float:
         """One half-epoch on the backend's kernels; returns the loss's observed term."""

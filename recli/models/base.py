@@ -39,7 +39,18 @@ whose fields are declared with :func:`param` (default, bounds, one-line help), a
     ``None`` when none was given. Every id of a feature file is part of the catalogue,
     so items without any interaction are columns of ``user_items`` with no entries (cold
     items), and such a model scores them from their features. ``train --item-features``
-    given to a model without ``uses_features`` is refused.
+    given to a model without ``uses_features`` is refused. ``feature_sides`` names the
+    sides the model reads (``train --user-features`` is refused for a model without
+    ``"user"``); ``required_features`` the sides it cannot fit without (refused before
+    the data is read). The model stores what it needs of the features in ``to_arrays``
+    (:meth:`SideFeatures.to_arrays <recli.data.side.SideFeatures.to_arrays>`).
+``feature_names(side)`` / ``score_new_items(uidx, history, item_features)``
+    a feature model's feature vocabulary of ``side`` (a unicode array, ``None`` when
+    fitted without), and the scores ``(len(uidx), n_new)`` of items outside the
+    catalogue from their features alone: ``item_features`` is a
+    :class:`~recli.data.side.SideFeatures` with one row per new item over the columns
+    ``feature_names("item")``; ``uidx`` and ``history`` are as in ``score``.
+    ``recommend --item-table`` uses them.
 ``similar_items(iidx)``
     dense ``float32`` similarity of shape ``(len(iidx), n_items)``.
 ``to_arrays()`` / ``from_arrays(config, arrays)``
@@ -251,6 +262,11 @@ class Model:
     can_fold_in: ClassVar[bool] = False
     # Learns from side features: fit takes item_features / user_features (SideFeatures).
     uses_features: ClassVar[bool] = False
+    # The feature sides a uses_features model reads, and those it cannot fit without.
+    feature_sides: ClassVar[tuple[str, ...]] = ("item", "user")
+    required_features: ClassVar[tuple[str, ...]] = ()
+    # explain_features names the features behind a score (recommend --explain).
+    explains_features: ClassVar[bool] = False
     can_explain: ClassVar[bool] = False
     # Scores are predicted ratings on the training data's scale, not only an order (mf):
     # pair scores are clipped to the training range, eval --model computes rmse/mae, and
@@ -357,6 +373,22 @@ class Model:
             return 4 * (n_users + n_items) * (int(factors) + 1)
         return 4 * n_items
 
+    @classmethod
+    def gpu_memory(cls, config: Any, user_items: Any) -> Any:
+        """The device memory a GPU fit of ``config`` on ``user_items`` (CSR) needs, a
+        :class:`recli.device_memory.MemoryEstimate` (see that module for the plan). This
+        default counts the training CSR (float32 values, int32 indices) and float32
+        factors plus a bias per user and item for models with ``factors``; models whose
+        kernels batch override it with their per-batch cost."""
+        from recli.device_memory import MemoryEstimate
+
+        n_users, n_items = user_items.shape
+        parts = {"training matrix": 8 * int(user_items.nnz) + 4 * (n_users + 1)}
+        factors = getattr(config, "factors", None)
+        if factors:
+            parts["factors"] = 4 * (n_users + n_items) * (int(factors) + 1)
+        return MemoryEstimate(parts)
+
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:
         raise ConfigError(f"model {self.name!r} cannot compute similar items",
                           hint="use a factor or neighbourhood model (e.g. als, itemknn)")
@@ -368,6 +400,29 @@ class Model:
         that item's score. Only models with ``can_explain = True`` implement it."""
         raise ConfigError(f"model {self.name!r} cannot explain its recommendations",
                           hint="use --explain with itemknn, ease or als")
+
+    def explain_features(self, uidx: int, history_items: np.ndarray, history_values: np.ndarray,
+                         items: np.ndarray) -> np.ndarray:
+        """Feature contributions ``F`` of shape ``(len(items), len(feature_names("item")))``:
+        ``F[j, f]`` is how much feature ``f`` adds to the score of ``items[j]`` (rows sum to
+        the score). Only models with ``explains_features = True`` implement it;
+        ``recommend --explain`` then also names the features that matched."""
+        raise ConfigError(f"model {self.name!r} cannot name the features behind its scores",
+                          hint="use --explain with the content model")
+
+    # -- side features ----------------------------------------------------
+    def feature_names(self, side: str) -> np.ndarray | None:
+        """The feature vocabulary of ``side`` (``item`` or ``user``) the model was fitted
+        with, or ``None`` (no features of that side)."""
+        return None
+
+    def score_new_items(self, uidx: np.ndarray, history: Any, item_features: Any) -> np.ndarray:
+        """float32 scores ``(len(uidx), n_new)`` of new items (not in the catalogue) from
+        their features: ``item_features`` is a :class:`recli.data.side.SideFeatures` of
+        ``n_new`` rows over the columns ``feature_names("item")``; ``uidx`` and
+        ``history`` as in :meth:`score`."""
+        raise ConfigError(f"model {self.name!r} cannot score new items from their features",
+                          hint="train a model that learns from item features (e.g. content) with --item-features")
 
     # -- persistence ------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:

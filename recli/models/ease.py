@@ -5,39 +5,28 @@
 and ``score(u) = x_u · B``. ``B`` is a dense items × items matrix, so the fit needs about
 three items² float64 matrices (Gram, inverse, float32 copy and BLAS workspace): the memory
 is estimated first and the fit refused with the estimate when it exceeds the available
-memory or ``max_memory``.
+memory or ``max_memory``. On a GPU the solve runs on the device
+(:mod:`recli.kernels.ease_xp`) and the device memory plan (``gpu_memory``) checks it instead.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 
+from recli.device_memory import format_bytes, parse_bytes
 from recli.errors import ConfigError
 from recli.models.base import param
 from recli.models.train_matrix import TrainMatrixModel
-
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3,
-          "t": 1024**4, "tb": 1024**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
 
 
 @dataclass
 class EASEConfig:
     lambda_: float = param(500.0, "L2 regularisation λ added to the diagonal of XᵀX", min=0.0, exclusive_min=True)
     max_memory: str = param("", "refuse to fit above this memory estimate, e.g. 2GB (empty = available memory)")
-
-
-def parse_size(text: str) -> int:
-    """``"2GB"`` → bytes (binary units: 1 GB = 1024³ bytes)."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
-    if not m or m.group(2).lower() not in _UNITS:
-        raise ConfigError(f"max_memory={text!r} is not a size", hint="write it like 512MB, 2GB or 1.5G")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def available_memory() -> int:
@@ -58,14 +47,6 @@ def available_memory() -> int:
     return 1 << 62  # unknown: do not refuse
 
 
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
 def memory_estimate(n_items: int) -> int:
     """Bytes the fit needs: about three dense items × items float64 matrices."""
     return int(n_items) * int(n_items) * 8 * 3
@@ -73,7 +54,7 @@ def memory_estimate(n_items: int) -> int:
 
 def check_memory(n_items: int, max_memory: str) -> None:
     need = memory_estimate(n_items)
-    limit, what = (parse_size(max_memory), f"max_memory={max_memory}") if max_memory else \
+    limit, what = (parse_bytes(max_memory, "max_memory"), f"max_memory={max_memory}") if max_memory else \
         (available_memory(), "the available memory")
     if need > limit:
         raise ConfigError(
@@ -83,27 +64,11 @@ def check_memory(n_items: int, max_memory: str) -> None:
                  "or raise --param max_memory")
 
 
-def ease_weights(user_items: sp.csr_matrix, lam: float) -> np.ndarray:
-    """The EASE weight matrix ``B`` (float32, zero diagonal) via a Cholesky inverse."""
-    from scipy.linalg import lapack
-
-    g = np.asarray((user_items.T @ user_items).toarray(), dtype=np.float64)
-    g[np.diag_indices_from(g)] += lam
-    chol, info = lapack.dpotrf(g, lower=0, overwrite_a=1, clean=0)
-    if info != 0:
-        raise ConfigError("the regularised Gram matrix is not positive definite", hint="increase lambda_")
-    p, info = lapack.dpotri(chol, lower=0, overwrite_c=1)
-    del chol, g
-    p = np.triu(p) + np.triu(p, 1).T  # dpotri fills the upper triangle only
-    b = p / (-np.diag(p))[None, :]
-    b[np.diag_indices_from(b)] = 0.0
-    return b.astype(np.float32)
-
-
 class EASE(TrainMatrixModel):
     name: ClassVar[str] = "ease"
     summary: ClassVar[str] = "EASE (Steck 2019): closed-form item–item linear model, dense items × items"
     Config: ClassVar[type] = EASEConfig
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "gpu")  # the dense solve runs on the backend's kernels
     can_explain: ClassVar[bool] = True
     negative_values: ClassVar[str] = "enter XᵀX and the scores with their sign (a dislike lowers the items like it)"
     test_params: ClassVar[dict] = {"lambda_": 10.0}
@@ -116,9 +81,16 @@ class EASE(TrainMatrixModel):
 
         start = time.perf_counter()
         self._keep_train(user_items)
-        check_memory(self.n_items, self.config.max_memory)
+        if self.backend.device == "cpu":  # on a GPU the device memory plan (gpu_memory) checks the solve
+            check_memory(self.n_items, self.config.max_memory)
+        t = self.train
         with threads_context(self.backend.threads, numba=False):
-            self.weights = ease_weights(self.train, float(self.config.lambda_))
+            try:
+                self.weights = self.backend.kernels.ease_weights(t.indptr, t.indices, t.data, self.n_items,
+                                                                 float(self.config.lambda_))
+            except np.linalg.LinAlgError:
+                raise ConfigError("the regularised Gram matrix is not positive definite",
+                                  hint="increase lambda_") from None
         self._report(on_epoch, 1, start, None)
         return self
 
@@ -135,6 +107,17 @@ class EASE(TrainMatrixModel):
         """``C[j, h] = r_h · B[h, items[j]]``: rows sum to the scores of ``items``."""
         sub = self.weights[np.asarray(history_items, np.int64)][:, np.asarray(items, np.int64)]
         return (sub.astype(np.float64) * np.asarray(history_values, np.float64)[:, None]).T.astype(np.float32)
+
+    @classmethod
+    def gpu_memory(cls, config: Any, user_items: Any) -> Any:
+        """The CSR (float64 values) and the dense ``items²`` solve
+        (:data:`recli.kernels.ease_xp.BYTES_PER_CELL` per item pair) on the device."""
+        from recli.device_memory import MemoryEstimate
+        from recli.kernels.ease_xp import BYTES_PER_CELL
+
+        n_items = user_items.shape[1]
+        return MemoryEstimate({"training matrix": 12 * int(user_items.nnz) + 4 * (user_items.shape[0] + 1),
+                               "dense solve": BYTES_PER_CELL * n_items * n_items})
 
     @classmethod
     def stored_bytes(cls, config: Any, n_users: int, n_items: int) -> int:

@@ -29,15 +29,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from recli.data.side import SideFeatures
 from recli.errors import ArtifactError, ConfigError, InputError
 from recli.models._factors import cosine_rows
 from recli.models._fm_solve import Hyper, bpr_fold_in
-from recli.models.base import EpochCallback, Model, csr_from_prefix, csr_to_arrays, param, split_batch
+from recli.models.base import EpochCallback, Model, param, split_batch
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
-
-    from recli.data.side import SideFeatures
 
 _SIDES = ("user_features", "item_features", "context")
 _BLOCKS = ("users", "items", *_SIDES)  # the blocks of the feature space, in column order (mcmc: prior groups)
@@ -476,10 +475,10 @@ class FM(Model):
     def to_arrays(self) -> dict[str, np.ndarray]:
         out = {"w0": np.array([self.w0], np.float64), "w": self.w, "V": self.V,
                "shape": np.array([self.n_users, self.n_items], np.int64)}
-        for name in _SIDES:
-            out[f"{name}_names"] = self.names[name]
-            if self.sides[name] is not None and name != "context":  # per-cell context is training data only
-                out.update(csr_to_arrays(name, self.sides[name]))
+        out["context_names"] = self.names["context"]  # per-cell context is training data: its names only
+        for name in ("user_features", "item_features"):
+            if self.sides[name] is not None:
+                out.update(SideFeatures(self.sides[name], self.names[name]).to_arrays(name))
         return out
 
     @classmethod
@@ -490,10 +489,11 @@ class FM(Model):
             model.w = np.ascontiguousarray(arrays["w"], dtype=np.float32)
             model.V = np.ascontiguousarray(arrays["V"], dtype=np.float32)
             model.n_users, model.n_items = (int(x) for x in arrays["shape"])
-            for name in _SIDES:
-                model.names[name] = np.asarray(arrays[f"{name}_names"], dtype=str)
-                if f"{name}_indptr" in arrays:
-                    model.sides[name] = csr_from_prefix(name, arrays)
+            model.names["context"] = np.asarray(arrays["context_names"], dtype=str)
+            for name in ("user_features", "item_features"):
+                side = SideFeatures.from_arrays(name, arrays)
+                if side is not None:
+                    model.sides[name], model.names[name] = side.matrix, np.asarray(side.names, dtype=str)
         except KeyError as exc:
             raise ArtifactError(f"the model file lacks the array {exc}", hint="retrain the model") from None
         if (model.V.shape[0] != model._offsets()["end"] or model.V.shape[1] % config.factors

@@ -47,6 +47,9 @@ class KNNModel(TrainMatrixModel):
     real value enters the similarity and the scores with its sign."""
 
     Config: ClassVar[type] = KNNConfig
+    # the similarity build runs on the backend's kernels (blocked on a GPU); scoring is a
+    # sparse product on the host, then the backend's top-k
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "gpu")
     can_explain: ClassVar[bool] = True
     accepts_note: ClassVar[str] = "nonnegative with weighting=tfidf or bm25"
     negative_values: ClassVar[str] = "enter the similarity and the scores with their sign"
@@ -54,6 +57,19 @@ class KNNModel(TrainMatrixModel):
     @classmethod
     def accepted_values(cls, config: Any) -> str:
         return "real" if config.weighting == "none" else "nonnegative"
+
+    @classmethod
+    def gpu_memory(cls, config: Any, user_items: Any) -> Any:
+        """The similarity input and its transpose as float64 CSR (``2·(12·nnz)``) stay on
+        the device; a block costs :data:`recli.kernels.similarity_xp.BYTES_PER_CELL` per
+        (row, entity) cell, at least one row."""
+        from recli.device_memory import MemoryEstimate
+        from recli.kernels.similarity_xp import BYTES_PER_CELL
+
+        n_users, n_items = user_items.shape
+        entities = n_items if cls.name == "itemknn" else n_users
+        return MemoryEstimate({"training matrix": 24 * int(user_items.nnz) + 4 * (n_users + n_items + 2)},
+                              BYTES_PER_CELL * entities, 1, "row")
 
     def _refuse_negative(self, rows: sp.csr_matrix, what: str, hint: str) -> None:
         negative = int((rows.data < 0).sum())
@@ -85,7 +101,7 @@ class ItemKNN(KNNModel):
         # the similarity layer runs the kernel under backend.threads_context
         self.similarity = build_similarity(self.train.T.tocsr(), c.neighbours, c.similarity, c.weighting,
                                            c.shrink, c.alpha, c.bm25_k1, c.bm25_b, self.backend.threads,
-                                           features=self.train)
+                                           features=self.train, backend=self.backend)
         self._report(on_epoch, 1, start, None)
         return self
 
@@ -138,7 +154,7 @@ class UserKNN(KNNModel):
         c = self.config
         self._prepared, self._state = prepare_rows(self.train, c.similarity, c.weighting, c.bm25_k1, c.bm25_b)
         self.similarity = similarity_topk(self._prepared, c.neighbours, c.similarity, c.shrink, c.alpha,
-                                          self.backend.threads)
+                                          self.backend.threads, backend=self.backend)
         self._report(on_epoch, 1, start, None)
         return self
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from recli.data.context import context_features
 from recli.data.io import ReadOptions, read_interactions
-from recli.data.matrix import ITEM, USER, Interactions, build_interactions
-from recli.data.side import SideFeatures
+from recli.data.matrix import ITEM, USER, Interactions
+from recli.data.side import FeatureTable, SideFeatures
 from recli.errors import ConfigError
 
 
@@ -21,12 +21,15 @@ def check_context_model(cls: type) -> None:
                           hint="drop --context-col, or train --model fm")
 
 
-def load_with_context(source: str, fmt: str | None, read: ReadOptions | None,
-                      columns: list[str]) -> tuple[Interactions, SideFeatures]:
-    """The training interactions and their per-cell context, from one read of ``source``."""
+def load_with_context(source: str, fmt: str | None, read: ReadOptions | None, columns: list[str],
+                      features: list[FeatureTable] | None = None) -> tuple[Interactions, SideFeatures]:
+    """The training interactions (:func:`recli.stages.train.load_interactions`, feature
+    tables included) and their per-cell context, from one read of ``source``."""
+    from recli.stages.train import interactions_from_frame
+
     what = "training data" if source == "-" else source
     df = read_interactions(source, read or ReadOptions(fmt=fmt))
-    data = build_interactions(df, what=what)
+    data = interactions_from_frame(df, source, features)
     df = df.filter(df[USER].is_not_null() & df[ITEM].is_not_null())
     return data, context_features(df, columns, data.users, data.items, what)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from recli.data.schema import ITEM, ITEM_GENRES
 from recli.errors import InputError
 
 USER_COLUMNS = ("user", "user_id")
@@ -112,15 +113,35 @@ def prepare_test(df: pl.DataFrame, what: str, threshold: float | None, graded: b
     return test, relevant
 
 
-def prepare_items(df: pl.DataFrame, what: str, feature: str) -> pl.DataFrame:
-    """``item, feature`` (list of strings, split on ``|``) from an item-features table."""
+def prepare_items(df: pl.DataFrame, what: str, feature: str | None = None) -> pl.DataFrame:
+    """``item, feature`` (list of strings) from an item table: the ``feature`` column
+    (default ``genres``) split on ``|``, or, when the table has no such column but is the long
+    ``item, feature[, value]`` form ``recli prep`` writes (``item_features.parquet``), each
+    item's features with a non-zero value, identity features (``item=ID``) left out and, when
+    ``feature`` is given, only ``feature`` itself and the ``feature=...`` features."""
     i = find_column(df, ITEM_COLUMNS, what, "item")
-    if feature not in df.columns:
-        raise InputError(f"{what} has no {feature!r} column (found {', '.join(df.columns)})",
-                         hint="name the feature column with --item-features, e.g. --item-features genres")
-    feats = df[feature].cast(pl.Utf8).fill_null("").str.split("|").list.eval(
+    column = feature or ITEM_GENRES
+    if column not in df.columns and "feature" in df.columns:
+        return _long_items(df, i, feature)
+    if column not in df.columns:
+        raise InputError(f"{what} has no {column!r} column (found {', '.join(df.columns)})",
+                         hint="name the feature column with --feature-col, e.g. --feature-col genres, or pass the "
+                              "item_features.parquet of recli prep")
+    feats = df[column].cast(pl.Utf8).fill_null("").str.split("|").list.eval(
         pl.element().str.strip_chars().filter(pl.element() != ""))
     return pl.DataFrame({"item": _ids(df[i]), "feature": feats}).unique("item", keep="first", maintain_order=True)
+
+
+def _long_items(df: pl.DataFrame, item_col: str, feature: str | None) -> pl.DataFrame:
+    name = pl.col("feature").cast(pl.Utf8)
+    keep = ~name.str.starts_with(f"{ITEM}=")
+    if "value" in df.columns:
+        keep = keep & (pl.col("value").cast(pl.Float64, strict=False).fill_null(0.0) != 0)
+    if feature is not None:
+        keep = keep & ((name == feature) | name.str.starts_with(f"{feature}="))
+    rows = df.select(_ids(df[item_col]).alias("item"), name.alias("feature"), keep.alias("_keep"))
+    # every item stays (an item whose features are all filtered out has an empty set)
+    return rows.group_by("item", maintain_order=True).agg(pl.col("feature").filter(pl.col("_keep")).unique().sort())
 
 
 def prepare_pairs(df: pl.DataFrame, what: str, value_names: tuple[str, ...], role: str) -> pl.DataFrame:

@@ -33,7 +33,9 @@ RESULT_SCHEMA = {"model": pl.Utf8, "metric": pl.Utf8, "k": pl.Int64, "value": pl
 class EvalReport:
     """``results``: one row per model x metric x k (``RESULT_SCHEMA``); ``per_user``: one
     row per model x user (when asked); ``notes`` / ``warnings``: lines for people;
-    ``failures``: one line per failed ``--fail-under`` gate (filled by :func:`run_eval`)."""
+    ``failures``: one line per failed ``--fail-under`` gate (filled by :func:`run_eval`);
+    ``cold``: with ``--cold-report``, the results per segment (a ``segment`` column added,
+    see :mod:`recli.stages.eval_cold`)."""
 
     results: pl.DataFrame
     per_user: pl.DataFrame | None
@@ -42,6 +44,7 @@ class EvalReport:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    cold: pl.DataFrame | None = None
 
 
 @dataclass
@@ -55,7 +58,8 @@ class EvalRequest:
     batch_size: int = 1024
     train: str | None = None
     items: str | None = None
-    item_features: str = "genres"
+    feature_col: str | None = None  # None: the genres column, or every feature of a long item_features table
+    cold_report: bool = False
     predictions: list[str] = field(default_factory=list)
     k: str = "10"
     metrics: str | None = None
@@ -99,6 +103,10 @@ def _check_request(req: EvalRequest) -> list[str]:
         raise ConfigError("--test is required", hint="pass the truth table: recli eval RECS --test TEST")
     if req.compat not in COMPAT_MODES:
         raise ConfigError(f"unknown --compat {req.compat!r}", hint=f"use one of: {', '.join(COMPAT_MODES)}")
+    if req.cold_report and (req.train is None or req.model is not None):
+        raise ConfigError("--cold-report needs RECS files and --train (cold = in TEST, never in TRAIN)",
+                          hint="write the recommendations with recli recommend, then recli eval RECS --test TEST "
+                               "--train TRAIN --cold-report")
     if req.model is not None:
         clashes = [name for name, given in (("RECS files", bool(req.recs)), ("--train", req.train is not None),
                                             ("--items", req.items is not None), ("--predictions", bool(req.predictions)),
@@ -155,14 +163,23 @@ def _options(req: EvalRequest) -> ReadOptions:
 
 
 def _evaluate_files(req: EvalRequest, recs: list[tuple[str, str]], ks, names, gates) -> EvalReport:
-    """``(label, path)`` RECS files scored against the tables ``req`` names, with :func:`evaluate`."""
-    return evaluate([(label, _read_output(p, req)) for label, p in recs], _read(req.test, req),
-                    train=_read(req.train, req), items=_read(req.items, req, roles=(ITEM,), required=(ITEM,)),
-                    predictions=[_read_output(p, req) for p in req.predictions], ks=ks,
-                    metrics=names, relevance_threshold=req.relevance_threshold, graded=req.graded,
-                    only_recommended=req.only_recommended, exclude_train=req.exclude_train, compat=req.compat,
-                    item_feature=req.item_features, bootstrap=req.bootstrap, seed=req.seed, per_user=req.per_user,
-                    gates=gates)
+    """``(label, path)`` RECS files scored against the tables ``req`` names, with :func:`evaluate`
+    (and per cold/warm segment with ``--cold-report``)."""
+    recs_frames = [(label, _read_output(p, req)) for label, p in recs]
+    test, train = _read(req.test, req), _read(req.train, req)
+    options = dict(ks=ks, relevance_threshold=req.relevance_threshold, graded=req.graded,
+                   only_recommended=req.only_recommended, exclude_train=req.exclude_train, compat=req.compat,
+                   feature_col=req.feature_col, seed=req.seed)
+    items = _read(req.items, req, roles=(ITEM,), required=(ITEM,))
+    report = evaluate(recs_frames, test, train=train, items=items,
+                      predictions=[_read_output(p, req) for p in req.predictions], metrics=names,
+                      bootstrap=req.bootstrap, per_user=req.per_user, gates=gates, **options)
+    if req.cold_report:
+        from recli.stages.eval_cold import cold_report
+
+        report.cold, notes = cold_report(recs_frames, test, train, report.results, items=items, **options)
+        report.notes.extend(notes)
+    return report
 
 
 def _evaluate_model(req: EvalRequest, ks, names, gates) -> EvalReport:
@@ -202,7 +219,7 @@ def evaluate(recs: list[tuple[str, pl.DataFrame]], test: pl.DataFrame, *, train:
              items: pl.DataFrame | None = None, predictions: list[pl.DataFrame | None] | None = None,
              ks=(10,), metrics: list[str] | None = None, relevance_threshold: float | None = None,
              graded: bool = False, only_recommended: bool = False, exclude_train: bool = False,
-             compat: str | None = None, item_feature: str = "genres", bootstrap: int = 0, seed: int = 0,
+             compat: str | None = None, feature_col: str | None = None, bootstrap: int = 0, seed: int = 0,
              per_user: bool = False, gates=()) -> EvalReport:
     """Score each ``(label, recs frame)`` against ``test``; see ``recli eval --help``.
 
@@ -210,8 +227,10 @@ def evaluate(recs: list[tuple[str, pl.DataFrame]], test: pl.DataFrame, *, train:
     ----------
     recs : ``[(label, frame)]`` with ``user, item`` and ``rank`` or ``score`` (else file order).
     test : ``user, item[, rating]``.
-    train, items, predictions : optional TRAIN pairs, item features (``item_feature``
-        column, ``a|b|c``), and one ``user,item,prediction`` frame (or None) per RECS.
+    train, items, predictions : optional TRAIN pairs, item features (the ``feature_col``
+        column, ``a|b|c``, or prep's long ``item, feature, value`` form: see
+        :func:`recli.stages.eval_inputs.prepare_items`), and one ``user,item,prediction``
+        frame (or None) per RECS.
     ks, metrics, relevance_threshold, graded, only_recommended, exclude_train, compat :
         as the CLI options of the same name. ``gates`` = ``parse_gates`` output (their
         metrics and ks are computed too).
@@ -231,7 +250,7 @@ def evaluate(recs: list[tuple[str, pl.DataFrame]], test: pl.DataFrame, *, train:
     names = choose_metrics(metrics, gates, has_pred)
     ks = sorted(set(ks) | {g[1] for g in gates if g[1] is not None})
     train_pairs = ei.prepare_pairs(train, "TRAIN", (), "") if train is not None else None
-    item_feats = ei.prepare_items(items, "ITEMS", item_feature) if items is not None else None
+    item_feats = ei.prepare_items(items, "ITEMS", feature_col) if items is not None else None
     relevant, rated, train_pairs, item_feats = _harmonize(models, relevant, rated, train_pairs, item_feats)
     warnings = _check_requirements(names, train_pairs, item_feats, rated, exclude_train, models)
     enc = ei.encode(relevant, [m.recs for m in models], train_pairs, item_feats, graded)
@@ -294,7 +313,8 @@ def _check_requirements(names, train, items, rated, exclude_train, models) -> li
         if "train" in needs and train is None:
             raise ConfigError(f"{m} is computed from TRAIN popularity", hint=f"pass --train TRAIN, or drop {m} from --metrics")
         if "items" in needs and items is None:
-            raise ConfigError(f"{m} needs item features", hint="pass --items ITEMS with a genres column (a|b|c)")
+            raise ConfigError(f"{m} needs item features",
+                              hint="pass --items ITEMS with a genres column (a|b|c), or prep's item_features.parquet")
         if "predictions" in needs and "rating" not in rated.columns:
             raise InputError(f"{m} needs ratings, but TEST has no rating column", hint=f"drop {m}, or add a 'rating' column")
         if "predictions" in needs:

@@ -26,8 +26,9 @@ from recli.data.filter import core_mask
 from recli.data.io import QUOTE_AUTO, read_table, resolve_separator
 from recli.data.schema import RATING, TIMESTAMP, USER, conform
 from recli.errors import ConfigError, InputError
+from recli.stages import prep_features as pf
 
-STAGES = ("read", "clean", "filter", "split", "normalise")
+STAGES = ("read", "clean", "filter", "split", "normalise", "features")
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 
 
@@ -52,15 +53,23 @@ class PrepOptions:
     cut_date: str | None = None
     drop_cold: bool = False
     seed: int = 0
+    item_side: pf.SideTableOptions = field(default_factory=pf.SideTableOptions)
+    user_side: pf.SideTableOptions = field(default_factory=pf.SideTableOptions)
+
+    def sides(self) -> list[tuple[str, pf.SideTableOptions]]:
+        """``(role, options)`` of each side table given."""
+        return [(role, side) for role, side in (("item", self.item_side), ("user", self.user_side)) if side.given]
 
 
 @dataclass
 class PrepResult:
-    """Frames by name (``data``, or ``train``/``test``/``valid``), the report, user means."""
+    """Frames by name (``data``, or ``train``/``test``/``valid``), the report, user means and
+    the side features by role (long frame, fitted transform, report entry)."""
 
     frames: dict[str, pl.DataFrame]
     report: dict
     user_means: pl.DataFrame | None = None
+    features: dict[str, tuple] = field(default_factory=dict)
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> None:
@@ -84,6 +93,8 @@ def validate(opts: PrepOptions, has_output_dir: bool) -> None:
          "add --out DIR to write train/test files, or drop --split to print the cleaned data"),
         (opts.split is None and (opts.valid_size is not None or opts.cut_date is not None or opts.drop_cold),
          "--valid-size, --cut-date and --drop-cold need --split", "add e.g. --split random"),
+        (opts.drop_cold and opts.split in sp.COLD, f"--drop-cold would remove every test row of --split {opts.split}",
+         "drop --drop-cold: a cold split holds out items (users) unseen in training on purpose"),
         (opts.cut_date is not None and opts.split != "temporal", "--cut-date only applies to --split temporal",
          "use --split temporal --cut-date DATE, or --test-size for other splits"),
         (c.implicit and opts.normalize != "none", "--normalize applies to explicit ratings, not --implicit",
@@ -104,6 +115,8 @@ def validate(opts: PrepOptions, has_output_dir: bool) -> None:
             sp.parse_size(opts.valid_size, "--valid-size")
     if opts.cut_date is not None:
         cl.parse_time_value(opts.cut_date)
+    for role, side in opts.sides():
+        pf.validate_side(side, role, has_output_dir)
 
 
 def input_info(source: str) -> dict:
@@ -167,6 +180,12 @@ def prep(source: str, opts: PrepOptions, on_stage: Callable[[str], None] | None 
                                    columns=opts.columns, on_raw=hash_raw(info), quote=opts.quote,
                                    encoding=opts.encoding), opts, step)
     result.report["input"] = info
+    step("features")
+    for role, side in opts.sides():
+        fitted, entry = pf.extract(side, role, result.frames)
+        result.features[role] = (fitted.frame, pf.manifest_entry(fitted, role, side, entry))
+    if result.features:
+        result.report["features"] = {role: entry["counts"] for role, (_, entry) in result.features.items()}
     return result
 
 
@@ -201,7 +220,7 @@ def _split(df: pl.DataFrame, opts: PrepOptions, tally: cl.Tally) -> tuple[dict[s
     ts = df[TIMESTAMP].to_numpy() if TIMESTAMP in df.columns else None
     cut = cl.parse_time_value(opts.cut_date) if opts.cut_date else None
     test_mask, info = sp.split_mask(opts.split, sp.parse_size(opts.test_size), users, ts,
-                                    np.random.default_rng(opts.seed), cut=cut)
+                                    np.random.default_rng(opts.seed), cut=cut, items=df[cl.ICODE].to_numpy())
     parts = {"train": df.filter(pl.Series(~test_mask)), "test": df.filter(pl.Series(test_mask))}
     if not parts["test"].height:
         raise InputError(f"--split {opts.split} --test-size {opts.test_size} leaves the test set empty",
@@ -213,7 +232,8 @@ def _split(df: pl.DataFrame, opts: PrepOptions, tally: cl.Tally) -> tuple[dict[s
         v_users = train[cl.UCODE].to_numpy()
         v_ts = train[TIMESTAMP].to_numpy() if ts is not None else None
         v_mask, v_info = sp.split_mask(opts.split, sp.parse_size(opts.valid_size, "--valid-size"), v_users, v_ts,
-                                       np.random.default_rng([opts.seed, 1]), what="validation")
+                                       np.random.default_rng([opts.seed, 1]), what="validation",
+                                       items=train[cl.ICODE].to_numpy())
         parts["train"], parts["valid"] = train.filter(pl.Series(~v_mask)), train.filter(pl.Series(v_mask))
         if not parts["valid"].height:
             raise InputError(f"--split {opts.split} --valid-size {opts.valid_size} leaves the validation set empty",
@@ -288,8 +308,10 @@ def _report(rows_read: int, tally: cl.Tally, df: pl.DataFrame, frames: dict[str,
     }
 
 
-def manifest(opts: PrepOptions, report: dict, files: dict[str, str], output_format: str, out: str | None = None) -> dict:
-    """Everything needed to reproduce or audit a ``prep`` run, as JSON-ready data."""
+def manifest(opts: PrepOptions, report: dict, files: dict[str, str], output_format: str, out: str | None = None,
+             features: dict[str, dict] | None = None) -> dict:
+    """Everything needed to reproduce or audit a ``prep`` run, as JSON-ready data; ``features``
+    (role → :func:`recli.stages.prep_features.manifest_entry`) becomes the ``features`` key."""
     options = asdict(opts)
     options["output_format"] = output_format
     options["out"] = os.path.abspath(out) if out else None
@@ -303,4 +325,5 @@ def manifest(opts: PrepOptions, report: dict, files: dict[str, str], output_form
         "rows": {"read": report["rows_read"], "dropped": report["dropped"], "written": report["rows_written"]},
         "normalization": report["normalization"],
         "report": {k: v for k, v in report.items() if k != "input"},
+        **({"features": features} if features else {}),
     }

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from recli.backend import model_kernels, threads_context
+from recli.backend import device_batch_rows, model_kernels, threads_context
 from recli.console import log
 from recli.data.csr import item_counts
 from recli.data.ids import read_ids
 from recli.data.io import output_format
 from recli.data.plain_text import csv_rows, write_csv_lines
 from recli.errors import ConfigError, InputError
+from recli.stages.new_items import NewItems, load_new_items
 from recli.stages.user_plan import FALLBACK, History, UserPlan, plan_users, read_history  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # Polars and SciPy load lazily: one user's top-k as CSV needs neither
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # Polars and SciPy load lazily: one user's top-k as CSV needs
 
     from recli.artifacts import ModelFile
     from recli.data.io import ReadOptions
+    from recli.data.side import SideFeatures
     from recli.data.vocab import Vocab
 
 RECS_COLUMNS = ("user", "item", "score", "rank")
@@ -83,6 +85,7 @@ class RecommendRequest:
     fmt: str | None = None
     threads: int = 0
     pairs: str | None = None  # a file of user,item pairs to score ('-' = stdin)
+    item_table: str | None = None  # new items scored from their features (recli.stages.new_items)
     clip: bool = True
     read: ReadOptions | None = None  # how --pairs / --history tables are parsed
     context: list[str] | None = None  # COL=VALUE context of the scores (models trained with --context-col)
@@ -114,6 +117,9 @@ class RecommendRequest:
         if self.similar and (self.explain or self.history):
             raise ConfigError("--explain and --history apply to user recommendations, not --similar-items",
                               hint="drop them, or ask for users")
+        if self.item_table and (self.similar or self.explain or self.fallback):
+            raise ConfigError("--item-table cannot be combined with --similar-items/--items-file, --explain or "
+                              "--fallback", hint="score new items for users without them")
 
 
     def _check_pairs(self) -> None:
@@ -121,7 +127,8 @@ class RecommendRequest:
             ("--users", self.users), ("--user", self.user), ("--all-users", self.all_users),
             ("--similar-items", self.similar_items), ("--items-file", self.items_file), ("--history", self.history),
             ("--explain", self.explain), ("--fallback", self.fallback), ("--exclude-items", self.exclude_items),
-            ("--only-items", self.only_items), ("--include-seen", self.include_seen)) if given]
+            ("--only-items", self.only_items), ("--include-seen", self.include_seen),
+            ("--item-table", self.item_table)) if given]
         if others:
             raise ConfigError(f"--pairs cannot be combined with {', '.join(others)}",
                               hint="--pairs scores exactly the given user,item pairs; run recli recommend "
@@ -142,12 +149,14 @@ def recommend(mf: ModelFile, request: RecommendRequest) -> int:
     if request.explain and not mf.model.can_explain:
         raise ConfigError(f"model {mf.model.name!r} cannot explain its recommendations",
                           hint="use --explain with a model that can (recli train --list-models shows 'explain')")
-    banned = item_ban_mask(mf.items, _read_ids(request.exclude_items, mf.items, "item", "--exclude-items"),
-                           _read_ids(request.only_items, mf.items, "item", "--only-items"))
+    new = load_new_items(mf, request.item_table, request.read) if request.item_table else None
+    catalogue = new.catalogue if new is not None else mf.items
+    banned = item_ban_mask(catalogue, _read_ids(request.exclude_items, catalogue, "item", "--exclude-items"),
+                           _read_ids(request.only_items, catalogue, "item", "--only-items"))
     if request.similar:
         rows, n = _write_similar(mf, request, banned)
     else:
-        rows, n = _write_recommendations(mf, request, banned)
+        rows, n = _write_recommendations(mf, request, banned, new)
     log.debug(f"{rows} rows for {n} {'items' if request.similar else 'users'} "
               f"in {time.perf_counter() - request.started:.2f}s")
     return rows
@@ -184,9 +193,11 @@ def _write_similar(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | No
     return rows, len(names)
 
 
-def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | None) -> tuple[int, int]:
+def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | None,
+                           new: NewItems | None = None) -> tuple[int, int]:
     """``user,item,score,rank`` rows (``--explain``: with ``because`` columns); returns
-    (rows, users). Plain CSV for ``--user`` ids goes through the stdlib writer, no Polars."""
+    (rows, users). Plain CSV for ``--user`` ids goes through the stdlib writer, no Polars.
+    ``new``: items outside the catalogue, scored alongside it (``--item-table``)."""
     history = read_history(req.history, mf, req.read) if req.history else None
     ids = None if req.all_users or not (req.users or req.user) else \
         list(dict.fromkeys((_read_ids(req.users, mf.users, "user", "--users") or []) + list(req.user or [])))
@@ -195,14 +206,15 @@ def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndar
     nested = req.explain and ((req.fmt or "").lower() == "jsonl" or req.output.lower().endswith((".jsonl", ".ndjson")))
     with threads_context(req.threads, numba=needs_numba(len(plan.ids), len(mf.items), req.batch_size)):
         batches = recommend_batches(mf, plan, req.k, include_seen=req.include_seen, banned=banned,
-                                    batch_size=req.batch_size)
+                                    batch_size=req.batch_size, new_items=new.features if new else None)
+        items = new.catalogue if new is not None else mf.items
         if req.explain:
             frames = (explain_frame(mf, plan, *b, top=req.explain_top, nested=nested) for b in batches)
-            rows = _write_frames(frames, req, explain_schema(nested))
+            rows = _write_frames(frames, req, explain_schema(nested, mf.model.explains_features))
         elif _plain_csv(req):
-            rows = write_csv_lines(RECS_COLUMNS, csv_rows(plan.ids, mf.items, batches), req.output)
+            rows = write_csv_lines(RECS_COLUMNS, csv_rows(plan.ids, items, batches), req.output)
         else:
-            rows = _write_frames((to_frame(plan.ids, mf.items, *b) for b in batches), req, _schema())
+            rows = _write_frames((to_frame(plan.ids, items, *b) for b in batches), req, _schema())
     return rows, len(plan.ids)
 
 
@@ -308,17 +320,24 @@ def needs_numba(n_rows: int, n_items: int, batch_size: int = 1024) -> bool:
 
 
 def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bool = False,
-                      banned: np.ndarray | None = None, batch_size: int = 1024) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                      banned: np.ndarray | None = None, batch_size: int = 1024,
+                      new_items: SideFeatures | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield ``(batch positions, items (B, k) int32, scores (B, k) float32)`` per batch;
-    item ``-1`` pads rows with fewer than ``k`` eligible items."""
+    item ``-1`` pads rows with fewer than ``k`` eligible items. ``new_items``: features of
+    items outside the catalogue, scored by ``model.score_new_items`` as items
+    ``n_items + j`` (never seen by anyone)."""
     _check_k(k)
     popular = popularity_scores(mf) if (plan.uidx == FALLBACK).any() else None
     kernels = model_kernels(mf.model)
+    batch_size = device_batch_rows(kernels, batch_size, len(mf.items))
     for start in range(0, len(plan.ids), batch_size):
         pos = np.arange(start, min(start + batch_size, len(plan.ids)))
         uidx = plan.uidx[pos]
         history = plan.history[pos] if plan.history is not None else None
         scores = score_batch(mf, uidx, history, popular)
+        if new_items is not None:
+            fresh = mf.model.score_new_items(uidx, history if (uidx == -1).any() else None, new_items)
+            scores = np.hstack([scores, fresh]).astype(np.float32, copy=False)
         if include_seen:
             items, values = kernels.topk(scores, k, banned=banned)
         else:
@@ -360,39 +379,77 @@ def explain_frame(mf: ModelFile, plan: UserPlan, pos: np.ndarray, items: np.ndar
     ``model.explain`` gives ``C[j, h]``, the part of item ``j``'s score due to history
     item ``h`` (rows sum to the score). Flat output repeats the recommendation once per
     explaining item (``because_item, contribution``; nulls when the user has no history);
-    ``nested=True`` puts them in one ``because`` list column (for JSON lines).
+    ``nested=True`` puts them in one ``because`` list column (for JSON lines). A model
+    that names features (``explains_features``: content) adds its ``top`` matching
+    features, by ``model.explain_features``: a ``features`` list column when nested, else
+    ``because_feature, feature_contribution`` (row ``n`` of a recommendation holds its
+    ``n``-th item and its ``n``-th feature; nulls pad the shorter list).
     """
-    recs = {"user": [], "item": [], "score": [], "rank": [], "because": []}
+    with_features = mf.model.explains_features
+    recs: dict[str, list] = {"user": [], "item": [], "score": [], "rank": [], "because": [], "features": []}
     for b, p in enumerate(pos):
         rec = items[b][items[b] >= 0]
         hist_items, hist_values = _history_of(mf, plan, p)
-        contrib = (np.asarray(mf.model.explain(int(plan.uidx[p]), hist_items, hist_values, rec), dtype=np.float64)
+        args = (int(plan.uidx[p]), hist_items, hist_values, rec)
+        contrib = (np.asarray(mf.model.explain(*args), dtype=np.float64)
                    if hist_items.shape[0] and rec.shape[0] else np.zeros((rec.shape[0], 0)))
+        matched = _top_features(mf, args, top) if with_features else [[] for _ in rec]
         for j, item in enumerate(rec):
             order = np.lexsort((hist_items, -contrib[j]))[:top] if contrib.shape[1] else []
             recs["because"].append([{"item": mf.items.ids[int(hist_items[h])], "contribution": float(contrib[j, h])}
                                     for h in order])
+            recs["features"].append(matched[j])
             recs["user"].append(plan.ids[p])
             recs["item"].append(mf.items.ids[int(item)])
             recs["score"].append(float(values[b, j]))
             recs["rank"].append(j + 1)
+    return _explain_table(recs, nested, with_features)
+
+
+def _top_features(mf: ModelFile, args: tuple, top: int) -> list[list[dict[str, Any]]]:
+    """Per recommended item, its ``top`` features of positive contribution (ties by name)."""
+    names = mf.model.feature_names("item")
+    contrib = (np.asarray(mf.model.explain_features(*args), dtype=np.float64) if args[1].shape[0] and args[3].shape[0]
+               else np.zeros((args[3].shape[0], 0)))
+    out = []
+    for row in contrib:
+        order = [f for f in np.lexsort((names, -row))[:top] if row[f] > 0] if row.shape[0] else []
+        out.append([{"feature": str(names[f]), "contribution": float(row[f])} for f in order])
+    return out
+
+
+def _explain_table(recs: dict[str, list], nested: bool, with_features: bool) -> pl.DataFrame:
     import polars as pl
 
-    df = pl.DataFrame(recs, schema=explain_schema(nested=True))
+    if not with_features:
+        del recs["features"]
+    elif not nested:  # the two lists side by side: pad the shorter with nulls
+        for j, (because, features) in enumerate(zip(recs["because"], recs["features"])):
+            n = max(len(because), len(features), 1)
+            recs["because"][j] = because + [None] * (n - len(because))
+            recs["features"][j] = features + [None] * (n - len(features))
+    df = pl.DataFrame(recs, schema=explain_schema(nested=True, features=with_features))
     if nested:
         return df
-    return (df.explode("because").with_columns(pl.col("because").struct.field("item").alias("because_item"),
-                                               pl.col("because").struct.field("contribution").alias("contribution"))
-            .drop("because"))
+    lists = ["because", "features"] if with_features else ["because"]
+    flat = df.explode(lists).with_columns(pl.col("because").struct.field("item").alias("because_item"),
+                                          pl.col("because").struct.field("contribution").alias("contribution"))
+    if with_features:
+        flat = flat.with_columns(pl.col("features").struct.field("feature").alias("because_feature"),
+                                 pl.col("features").struct.field("contribution").alias("feature_contribution"))
+    return flat.drop(lists)
 
 
-def explain_schema(nested: bool) -> dict[str, Any]:
-    """Polars dtypes of :func:`explain_frame`'s table, flat or ``nested``."""
+def explain_schema(nested: bool, features: bool = False) -> dict[str, Any]:
+    """Polars dtypes of :func:`explain_frame`'s table, flat or ``nested``, with or without
+    the matching ``features`` of a model that names them."""
     import polars as pl
 
     if nested:
-        return {**_schema(), "because": pl.List(pl.Struct({"item": pl.Utf8, "contribution": pl.Float64}))}
-    return {**_schema(), "because_item": pl.Utf8, "contribution": pl.Float64}
+        named = {"features": pl.List(pl.Struct({"feature": pl.Utf8, "contribution": pl.Float64}))} if features else {}
+        return {**_schema(), "because": pl.List(pl.Struct({"item": pl.Utf8, "contribution": pl.Float64})), **named}
+    named = {"because_feature": pl.Utf8, "feature_contribution": pl.Float64} if features else {}
+    return {**_schema(), "because_item": pl.Utf8, "contribution": pl.Float64, **named}
 
 
 def plan_items(mf: ModelFile, ids: list[str], strict: bool = False) -> tuple[list[str], np.ndarray]:

@@ -13,7 +13,8 @@ import numpy as np
 from recli.backend import get_backend, threads_context
 from recli.console import log
 from recli.data.io import ReadOptions, read_interactions
-from recli.data.matrix import Interactions, build_interactions, to_csr
+from recli.data.matrix import ITEM, USER, Interactions, build_interactions, to_csr
+from recli.data.side import FeatureTable, SideFeatures, distinct_ids, matched_ids, read_feature_table, side_features
 from recli.errors import ConfigError, InputError
 from recli.metrics.registry import METRICS, metric_key, parse_metric
 from recli.models import get_model_class, registry
@@ -79,14 +80,78 @@ def resolve_config(model_name: str | None, *, common: dict[str, Any] | None = No
     return cls, build_config(cls.Config, values, cls.name)
 
 
-def load_interactions(source: str, fmt: str | None = None, read: ReadOptions | None = None) -> Interactions:
-    """Training interactions; columns found by the shared resolver (``read.columns``, else aliases)."""
-    return build_interactions(read_interactions(source, read or ReadOptions(fmt=fmt)),
-                              what="training data" if source == "-" else source)
+def load_interactions(source: str, fmt: str | None = None, read: ReadOptions | None = None,
+                      features: list[FeatureTable] | None = None) -> Interactions:
+    """Training interactions; columns found by the shared resolver (``read.columns``, else aliases).
+
+    Every id of a feature table in ``features`` joins the vocabulary of its side, also
+    without interactions; a table none of whose ids is in the training data is refused.
+    """
+    return interactions_from_frame(read_interactions(source, read or ReadOptions(fmt=fmt)), source, features)
 
 
-def _fit_kwargs(cls: type[Model], data: Interactions) -> dict[str, Any]:
-    return {"timestamps": data.timestamps} if "timestamps" in inspect.signature(cls.fit).parameters else {}
+def interactions_from_frame(df: Any, source: str, features: list[FeatureTable] | None = None) -> Interactions:
+    """:func:`load_interactions` from the frame already read from ``source``."""
+    extra: dict[str, Any] = {}
+    for table in features or []:
+        column = USER if table.side == "user" else ITEM
+        matched, ids = matched_ids(table, df[column]), distinct_ids(table)
+        log.info(f"--{table.side}-features: {ids.len()} {table.side}s with features, {matched} of them in the "
+                 f"training data; the other {ids.len() - matched} join the catalogue without interactions")
+        extra[f"extra_{table.side}s"] = ids
+    return build_interactions(df, what="training data" if source == "-" else source, **extra)
+
+
+def load_features(read: ReadOptions | None = None, **sources: str | None) -> list[FeatureTable]:
+    """The feature files given as ``item=PATH`` / ``user=PATH`` (``None``: not given)."""
+    return [read_feature_table(path, side, read) for side, path in sources.items() if path]
+
+
+def check_feature_options(cls: type[Model], **sources: str | None) -> None:
+    """Refuse, before anything is read, feature files the model cannot use and a model
+    that needs a feature file it was not given (``item=PATH`` / ``user=PATH``)."""
+    given = [side for side, path in sources.items() if path]
+    able = ", ".join(name for name, m in registry().items() if m.uses_features)
+    if given and not cls.uses_features:
+        raise ConfigError(f"model {cls.name!r} does not learn from features, so --{given[0]}-features does not apply",
+                          hint=f"drop --{given[0]}-features, or use a model that learns from features: {able}")
+    for side in given:
+        if side not in cls.feature_sides:
+            raise ConfigError(f"model {cls.name!r} reads {' and '.join(cls.feature_sides)} features only, "
+                              f"so --{side}-features does not apply",
+                              hint=f"drop --{side}-features")
+    for side in cls.required_features:
+        if side not in given:
+            raise ConfigError(f"model {cls.name!r} needs {side} features: it scores {side}s by them",
+                              hint=f"pass --{side}-features FILE (the {side}_features.parquet recli prep writes, "
+                                   f"or any {side},feature,value table)")
+
+
+def _fit_kwargs(cls: type[Model], data: Interactions, features: dict[str, SideFeatures]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if "timestamps" in inspect.signature(cls.fit).parameters:
+        kwargs["timestamps"] = data.timestamps
+    if cls.uses_features:
+        kwargs.update(item_features=features.get("item"), user_features=features.get("user"))
+    return kwargs
+
+
+def _side_features(data: Interactions, tables: list[FeatureTable]) -> tuple[dict[str, SideFeatures], dict[str, Any]]:
+    """The feature matrices over the training vocabularies, and what ``meta.json`` records
+    of them (source, counts and, from a ``recli prep`` folder, the fitted transform)."""
+    out, meta = {}, {}
+    for table in tables:
+        vocab = data.users if table.side == "user" else data.items
+        out[table.side], _ = side_features(table, vocab)
+        matrix = out[table.side].matrix
+        meta[table.side] = {"source": table.source, "features": int(matrix.shape[1]), "values": int(matrix.nnz),
+                            "without_features": int((np.diff(matrix.indptr) == 0).sum())}
+        if table.transform is not None:
+            meta[table.side].update(transform=table.transform, id_column=table.id_column)
+        if meta[table.side]["without_features"]:
+            log.info(f"--{table.side}-features: {meta[table.side]['without_features']} {table.side}s of the training "
+                     f"data have no feature in {table.source}")
+    return out, meta
 
 
 _POSITIVES_HINT = "keep the positive interactions with 'recli prep --implicit --min-rating N'"
@@ -128,19 +193,32 @@ def check_values(cls: type[Model], config: Any, data: Interactions) -> None:
 def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "cpu", threads: int = 0,
           seed: int | None = None, valid: Interactions | None = None, early_stopping: int = 0,
           on_epoch: EpochCallback | None = None, valid_metric: str | None = None,
+          max_gpu_memory: str = "", features: list[FeatureTable] | None = None,
           context: Any = None) -> TrainResult:
     """Fit ``cls(config)`` on ``data``; with ``valid``, ``valid_metric`` (default: rmse for
     models that predict ratings, else ndcg@10) is computed after every epoch
     (``EpochInfo.metrics``) and, with ``early_stopping=N``, training stops after N epochs
-    without improvement and the best epoch's state is restored. ``context``: per-cell
-    context features (:mod:`recli.stages.context`) for a model whose ``fit`` takes them."""
+    without improvement and the best epoch's state is restored. On a GPU the device
+    memory is planned first (:func:`recli.device_memory.plan_device_memory`, within
+    ``max_gpu_memory``, e.g. ``"8GB"``; empty = the free memory less a margin).
+    ``features``: the feature tables (:func:`load_features`) of a model with
+    ``uses_features``, given to its ``fit`` over ``data``'s vocabularies (which
+    :func:`load_interactions` extended). ``context``: per-cell context features
+    (:mod:`recli.stages.context`) for a model whose ``fit`` takes them."""
+    from recli.device_memory import parse_bytes, plan_device_memory
     from recli.stages.validation import validation_score
 
+    if max_gpu_memory:
+        parse_bytes(max_gpu_memory, "--max-gpu-memory")  # a bad size is refused on any device
     name, k, sign = _validation_metric(cls, valid, early_stopping, valid_metric)
     metric = metric_key(name, k)
     backend = get_backend(device, threads, model=cls)
     check_values(cls, config, data)  # after the option checks: those do not depend on the data
+    check_feature_options(cls, **{t.side: t.source for t in features or []})
+    side, side_meta = _side_features(data, features or [])
     model = cls(config, backend)
+    if model.backend.device == "gpu":  # the estimate costs a pass over the data: only where it is used
+        plan_device_memory(model.backend, cls.gpu_memory(config, data.user_items), cls.name, max_gpu_memory)
     state: dict[str, Any] = {"best": -np.inf, "best_epoch": 0, "arrays": None, "scores": [], "epochs": 0}
 
     def callback(info: EpochInfo) -> bool | None:
@@ -162,7 +240,7 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     start = time.perf_counter()
     with threads_context(threads) as n_threads:
         extra = {} if context is None else {"context": context}
-        model.fit(data.user_items, on_epoch=callback, **_fit_kwargs(cls, data), **extra)
+        model.fit(data.user_items, on_epoch=callback, **_fit_kwargs(cls, data, side), **extra)
     fit_seconds = time.perf_counter() - start
     epochs_run = state["epochs"]
     if state["arrays"] is not None and state["best_epoch"] < epochs_run:
@@ -177,6 +255,8 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
             "device": model.backend.name, "fit_seconds": round(fit_seconds, 4), "epochs": epochs_run,
             "epoch_losses": [float(x) for x in model.epoch_losses],
             "counts": {"rows": data.n_rows}, "training_fingerprint": data.fingerprint}
+    if side_meta:
+        meta["features"] = side_meta
     if valid is not None:
         meta.update(valid_metric=metric, valid_scores=[round(s, 6) for s in state["scores"]],
                     best_epoch=state["best_epoch"] if early_stopping else epochs_run)
@@ -213,7 +293,7 @@ def load_validation(source: str, data: Interactions, fmt: str | None = None,
                     read: ReadOptions | None = None) -> Interactions:
     """A validation file mapped onto the training vocabularies (unknown ids dropped, counted)."""
     df = read_interactions(source, read or ReadOptions(fmt=fmt))
-    from recli.data.matrix import ITEM, USER, require_columns
+    from recli.data.matrix import require_columns
 
     require_columns(df, (USER, ITEM), source)
     matrix, _ = to_csr(df, data.users, data.items, what=source)
@@ -231,6 +311,7 @@ def describe_model_list() -> list[dict[str, Any]]:
 
     return [{"name": name, "summary": cls.summary, "fold_in": cls.can_fold_in, "explain": cls.can_explain,
              "devices": list(cls.devices), "values": cls.accepts, "values_note": cls.accepts_note,
+             "features": list(cls.feature_sides) if cls.uses_features else [],
              "parameters": list(cls.Config.__dataclass_fields__)}
             for name, cls in registry().items()]
 

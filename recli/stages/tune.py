@@ -295,7 +295,9 @@ class TrialRunner:
     def __init__(self, plan: Plan, folds: list, threads: int, device: str, turn: st.TurnLock, worker: int = 0):
         self.plan, self.folds, self.threads, self.device, self.turn = plan, folds, threads, device, turn
         self.worker = worker
+        self.storage: Any = None  # set by open_study: refreshed before each trial
         self.fit_total = 0.0  # seconds spent in fits by this process (the rest is overhead)
+        self.overheads: list[float] = []  # per trial: its seconds in run_trials minus its fits
 
     def __call__(self, trial: Any) -> Any:
         import optuna
@@ -388,18 +390,22 @@ def run_trials(study: Any, runner: TrialRunner, plan: Plan, timeout: float | Non
 
     start, ran = time.monotonic(), 0
     while timeout is None or time.monotonic() - start < timeout:
+        began, fits_before = time.monotonic(), runner.fit_total
         runner.turn.acquire()
         try:
+            st.refresh(runner.storage)
             done, running = finished_count(study)
             if done + running >= plan.trials and running and plan.db_path is not None:
                 # a RUNNING trial may be a dead worker's: fail it (it is queued again) and recount
                 optuna.storages.fail_stale_trials(study)
+                st.refresh(runner.storage)
                 done, running = finished_count(study)
             if done + running >= plan.trials:
                 break
             study.optimize(runner, n_trials=1, catch=(Exception,))
         finally:
             runner.turn.release()
+        runner.overheads.append(time.monotonic() - began - (runner.fit_total - fits_before))
         ran += 1
         if on_trial is not None:
             on_trial(study, done + 1)  # counted before this trial: no second read of the storage
@@ -439,6 +445,7 @@ def open_study(opts: TuneOptions, plan: Plan, folds: list, worker: int = 0) -> S
         log.info(f"{reclaimed} trial(s) left running by a stopped process marked failed; they run again")
     threads = st.worker_threads(opts.threads, opts.workers)
     runner = TrialRunner(plan, folds, threads, opts.device, st.TurnLock(plan.db_path), worker)
+    runner.storage = storage
     return Study(study, plan, runner, finished_count(study)[0])
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recli.backend import model_kernels
+from recli.backend import device_batch_rows, model_kernels
 from recli.data.matrix import csr_arrays
 
 
@@ -24,7 +24,9 @@ def add_model_lists(ev: Any, model: Any, uidx: np.ndarray, rows: np.ndarray, kma
     ``seen = (indptr, indices)`` is the training CSR whose items are excluded (``None``:
     nothing excluded). Memory is bounded by ``batch_size x n_items`` scores.
     """
-    topk = model_kernels(model).topk
+    kernels = model_kernels(model)
+    topk = kernels.topk
+    batch_size = device_batch_rows(kernels, batch_size, model.n_items)
     indptr, indices = seen if seen is not None else (None, None)
     for start in range(0, uidx.shape[0], batch_size):
         batch = np.ascontiguousarray(uidx[start:start + batch_size], dtype=np.int64)

@@ -41,6 +41,8 @@ def _top10(scores: np.ndarray, seen: Any, users: np.ndarray) -> np.ndarray:
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:  # e.g. a similarity graph with other neighbours: not comparable cell by cell
+        return float("inf")
     scale = max(float(np.abs(a).max(initial=0.0)), 1e-12)
     return float(np.abs(a - b).max(initial=0.0)) / scale
 
@@ -107,11 +109,12 @@ def parity(req: Any) -> list[dict]:
     from pathlib import Path
 
     from recli.stages.bench.data import load, prepare
-    from recli.stages.bench.spec import model_config
+    from recli.stages.bench.spec import has_factors, model_config
 
     req.check_params()
     models = req.model_names
-    configs = {m: model_config(m, req.factor_counts[0], req.params, req.seed)[1] for m in models}
+    configs = {m: model_config(m, req.factor_counts[0] if has_factors(m) else None, req.params, req.seed)[1]
+               for m in models}
     with tempfile.TemporaryDirectory(prefix="recli-parity-") as tmp:
         prepare(req.datasets[0], Path(tmp), req.read, req.seed, req.test_size)
         user_items = load(tmp).user_items

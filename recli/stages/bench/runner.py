@@ -102,13 +102,10 @@ def bench(req: BenchRequest, progress: Any = None, workdir: str | None = None) -
 
 
 def _check_devices(req: BenchRequest) -> None:
-    from recli.backend import gpu_available
-    from recli.errors import DeviceUnavailable
+    from recli.backend import gpu_available, gpu_unavailable
 
     if "gpu" in req.devices and not gpu_available():
-        raise DeviceUnavailable("--device gpu needs CuPy and a CUDA GPU, and none is usable here",
-                                hint="install the extra that matches your CUDA ('pip install recli[cuda12]'), "
-                                     "or bench with --device cpu")
+        raise gpu_unavailable("bench with --device cpu")
 
 
 def _job(req: BenchRequest, cell: Cell, library: str, measure: str, prep: Prepared, tmp: Path) -> dict:
