@@ -49,7 +49,6 @@ class MF(Model):
     accepts: ClassVar[str] = "ratings"
     accepts_note: ClassVar[str] = "real with negatives > 0"
     negative_values: ClassVar[str] = "are ratings like any other"
-    implicit_hint: ClassVar[str] = "--param negatives=3"
 
     @classmethod
     def accepted_values(cls, config: Any) -> str:
