@@ -21,10 +21,10 @@ import scipy.sparse as sp
 from recli.kernels import sgd_xp
 from recli.kernels.counter_random import DRAWS, POSITIVES, below, counter_bits, epoch_key
 from tests import contracts as C
+from tests.conftest import FAKE_CUPY, forget_cupy
 from tests.reference_bpr import bpr_step_reference
 from tests.reference_mf import sgd_step
 from tests.reference_warp import warp_step_reference
-from tests.conftest import FAKE_CUPY, forget_cupy
 
 N_USERS, N_ITEMS, K = 12, 30, 4
 

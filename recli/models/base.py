@@ -260,6 +260,8 @@ class Model:
     accepts: ClassVar[str] = "real"
     accepts_note: ClassVar[str] = ""
     negative_values: ClassVar[str] = "used with their sign"
+    # A "ratings" model: the option that lets it learn implicit data (the refusal's hint).
+    implicit_hint: ClassVar[str] = "--param negatives=3"
     # What to change when a fit diverges (the hint of ModelFitError).
     diverged_hint: ClassVar[str] = "lower the learning rate or alpha, or raise the regularization"
     can_fold_in: ClassVar[bool] = False

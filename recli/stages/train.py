@@ -87,7 +87,11 @@ def load_interactions(source: str, fmt: str | None = None, read: ReadOptions | N
     Every id of a feature table in ``features`` joins the vocabulary of its side, also
     without interactions; a table none of whose ids is in the training data is refused.
     """
-    df = read_interactions(source, read or ReadOptions(fmt=fmt))
+    return interactions_from_frame(read_interactions(source, read or ReadOptions(fmt=fmt)), source, features)
+
+
+def interactions_from_frame(df: Any, source: str, features: list[FeatureTable] | None = None) -> Interactions:
+    """:func:`load_interactions` from the frame already read from ``source``."""
     extra: dict[str, Any] = {}
     for table in features or []:
         column = USER if table.side == "user" else ITEM
@@ -165,7 +169,8 @@ def check_values(cls: type[Model], config: Any, data: Interactions) -> None:
         why = "the training data has no rating column" if not data.has_ratings else f"every rating is {values[0]:g}"
         raise InputError(f"{cls.name} learns explicit ratings, but {why}",
                          hint="train on user,item,rating rows whose ratings vary; for implicit data use "
-                              "--param negatives=3 or a ranking model such as als or bpr")
+                              f"{cls.implicit_hint + ' or ' if cls.implicit_hint else ''}a ranking model such as "
+                              "als or bpr")
     if kind == "binary":
         left_out = int((values <= 0).sum())
         if cells and left_out == cells:
@@ -188,7 +193,8 @@ def check_values(cls: type[Model], config: Any, data: Interactions) -> None:
 def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "cpu", threads: int = 0,
           seed: int | None = None, valid: Interactions | None = None, early_stopping: int = 0,
           on_epoch: EpochCallback | None = None, valid_metric: str | None = None,
-          max_gpu_memory: str = "", features: list[FeatureTable] | None = None) -> TrainResult:
+          max_gpu_memory: str = "", features: list[FeatureTable] | None = None,
+          context: Any = None) -> TrainResult:
     """Fit ``cls(config)`` on ``data``; with ``valid``, ``valid_metric`` (default: rmse for
     models that predict ratings, else ndcg@10) is computed after every epoch
     (``EpochInfo.metrics``) and, with ``early_stopping=N``, training stops after N epochs
@@ -197,7 +203,8 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     ``max_gpu_memory``, e.g. ``"8GB"``; empty = the free memory less a margin).
     ``features``: the feature tables (:func:`load_features`) of a model with
     ``uses_features``, given to its ``fit`` over ``data``'s vocabularies (which
-    :func:`load_interactions` extended)."""
+    :func:`load_interactions` extended). ``context``: per-cell context features
+    (:mod:`recli.stages.context`) for a model whose ``fit`` takes them."""
     from recli.device_memory import parse_bytes, plan_device_memory
     from recli.stages.validation import validation_score
 
@@ -232,7 +239,8 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
 
     start = time.perf_counter()
     with threads_context(threads) as n_threads:
-        model.fit(data.user_items, on_epoch=callback, **_fit_kwargs(cls, data, side))
+        extra = {} if context is None else {"context": context}
+        model.fit(data.user_items, on_epoch=callback, **_fit_kwargs(cls, data, side), **extra)
     fit_seconds = time.perf_counter() - start
     epochs_run = state["epochs"]
     if state["arrays"] is not None and state["best_epoch"] < epochs_run:
