@@ -474,3 +474,18 @@ def test_threads_context_reuses_the_blas_view_until_a_module_is_imported():
         assert backend._blas_controller() is not first
     finally:
         del sys.modules["recli_test_fake_module"]
+
+
+def test_rmse_is_minimised_for_a_rating_model(cli, tmp_path):
+    """mf predicts ratings: --metric rmse scores its validation pairs and is minimised."""
+    from recli.data import synth
+
+    path = tmp_path / "ratings.csv"
+    df = synth.interactions(n_users=120, n_items=80, n_interactions=3000, seed=2)
+    df.with_columns(((df["user"].str.len_bytes() + df["item"].str.len_bytes()) % 5 + 1).alias("rating")).write_csv(path)
+    res = cli(["tune", path, "--model", "mf", "--param", "iterations=3", "--out", tmp_path / "t", "--trials", "4",
+               "--metric", "rmse", "--pruner", "none", "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    rows = [r for r in read_trials(tmp_path / "t") if r["state"] == "COMPLETE"]
+    best = json.loads(res.stdout)
+    assert best["values"]["rmse"] == pytest.approx(min(float(r["rmse"]) for r in rows), rel=1e-4)

@@ -117,7 +117,8 @@ def parse_objectives(texts: list[str], cls: type) -> list[Objective]:
         if spec.kind == "rating" and not cls.predicts_ratings:
             raise ConfigError(f"--metric {name} needs predicted ratings, and {cls.name!r} ranks items without them",
                               hint="use a ranking metric such as ndcg@10")
-        if set(spec.needs) - {"train"}:
+        # a rating metric's predictions are the model's own pair scores (validation_score)
+        if set(spec.needs) - {"train"} - ({"predictions"} if spec.kind == "rating" else set()):
             raise ConfigError(f"--metric {name} needs {', '.join(spec.needs)}, which a validation set does not give",
                               hint="use ranking metrics (ndcg@10, recall@20), coverage@10, novelty@10 or fit_time")
         out.append(Objective(name, k, key, spec.higher_is_better))
