@@ -489,3 +489,24 @@ def test_rmse_is_minimised_for_a_rating_model(cli, tmp_path):
     rows = [r for r in read_trials(tmp_path / "t") if r["state"] == "COMPLETE"]
     best = json.loads(res.stdout)
     assert best["values"]["rmse"] == pytest.approx(min(float(r["rmse"]) for r in rows), rel=1e-4)
+
+
+def test_a_feature_model_is_tuned_with_its_feature_file(cli, small, tmp_path):
+    """--item-features reaches every trial's fit and the final retrain; a model that
+    ignores features refuses the option before any study exists."""
+    import polars as pl
+
+    items = pl.read_csv(small)["item"].unique().sort()
+    feats = tmp_path / "item_features.csv"
+    pl.DataFrame({"item": items, "feature": [f"g{i % 4}" for i in range(items.len())],
+                  "value": [1.0] * items.len()}).write_csv(feats)
+    res = cli(["tune", small, "--model", "content", "--item-features", feats, "--out", tmp_path / "c", "--trials", "3",
+               "--pruner", "none", "--final-train", "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    states = [r["state"] for r in read_trials(tmp_path / "c")]
+    assert states == ["COMPLETE"] * 3
+    meta = json.loads((tmp_path / "c" / "model" / "meta.json").read_text())
+    assert meta["model"] == "content" and "item" in meta["features"]
+    bad = cli(["tune", small, *ALS_FAST, "--item-features", feats, "--out", tmp_path / "a", "--trials", "2"])
+    assert bad.exit_code == 2 and "does not learn from features" in bad.stderr
+    assert not (tmp_path / "a").exists()

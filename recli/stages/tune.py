@@ -57,6 +57,14 @@ class TuneOptions:
     params_file: str | None = None
     device: str = "cpu"
     read: Any = None
+    item_features: str | None = None
+    user_features: str | None = None
+
+    def feature_tables(self) -> list[Any]:
+        """The ``--item-features`` / ``--user-features`` tables (none when not given)."""
+        from recli.stages.train import load_features
+
+        return load_features(None, item=self.item_features, user=self.user_features)
 
 
 @dataclass(frozen=True)
@@ -140,9 +148,10 @@ def pick_index(objectives: list[Objective], pick: str | None) -> int:
 
 def plan_study(opts: TuneOptions) -> Plan:
     """Check every option (no side effects): the errors of a bad command come from here."""
-    from recli.stages.train import resolve_config
+    from recli.stages.train import check_feature_options, resolve_config
 
     cls, config = resolve_config(opts.model, params=opts.params, config_file=opts.params_file)
+    check_feature_options(cls, item=opts.item_features, user=opts.user_features)
     base = {k: v for k, v in vars(config).items() if k in _given(opts, cls)}
     file_space = ts.load_space_file(opts.space_file) if opts.space_file else None
     space = ts.build_space(cls, base, file_space, opts.space_params)
@@ -222,7 +231,7 @@ def load_folds(opts: TuneOptions) -> tuple[Interactions, list[tuple[Interactions
     from recli.stages.train import load_interactions, load_validation
 
     strategy, size = parse_valid_split(opts.valid_split)
-    data = load_interactions(opts.train_file, read=opts.read)
+    data = load_interactions(opts.train_file, read=opts.read, features=opts.feature_tables())
     if opts.valid:
         return data, [(data, load_validation(opts.valid, data, read=opts.read))]
     seeds = [opts.seed] if opts.cv == 1 else [[opts.seed, fold] for fold in range(opts.cv)]
@@ -297,6 +306,7 @@ class TrialRunner:
         self.plan, self.folds, self.threads, self.device, self.turn = plan, folds, threads, device, turn
         self.worker = worker
         self.storage: Any = None  # set by open_study: refreshed before each trial
+        self.features: list[Any] = []  # the feature tables of a model that learns from features
         self.fit_total = 0.0  # seconds spent in fits by this process (the rest is overhead)
         self.overheads: list[float] = []  # per trial: its seconds in run_trials minus its fits
 
@@ -350,7 +360,7 @@ class TrialRunner:
 
         obj = self.plan.objectives[0]
         result = train(train_data, self.plan.cls, config, device=self.device, threads=self.threads,
-                       valid=valid_data if prune else None, on_epoch=report if prune else None,
+                       features=self.features, valid=valid_data if prune else None, on_epoch=report if prune else None,
                        valid_metric=obj.key if prune else None)
         self.fit_total += result.meta["fit_seconds"]
         if pruned:
@@ -446,7 +456,7 @@ def open_study(opts: TuneOptions, plan: Plan, folds: list, worker: int = 0) -> S
         log.info(f"{reclaimed} trial(s) left running by a stopped process marked failed; they run again")
     threads = st.worker_threads(opts.threads, opts.workers)
     runner = TrialRunner(plan, folds, threads, opts.device, st.TurnLock(plan.db_path), worker)
-    runner.storage = storage
+    runner.storage, runner.features = storage, opts.feature_tables()
     return Study(study, plan, runner, finished_count(study)[0])
 
 
