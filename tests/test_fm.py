@@ -421,3 +421,19 @@ def test_regression_fold_in_is_the_ridge_optimum():
     n = items.size
     assert abs(grad_b + n * 0.05 * bias) < 1e-3
     np.testing.assert_allclose(grad_v + n * 0.1 * vec, 0.0, atol=1e-3)
+
+
+def test_ranking_fm_validates_and_tunes_on_ranking_metrics():
+    """task=ranking predicts no ratings: --valid defaults to ndcg@10 and rmse is refused,
+    while task=regression defaults to rmse (Model.rates reads the config)."""
+    from recli.stages.train import _validation_metric
+    from recli.stages.tune import parse_objectives
+
+    ranking, regression = build_config(FM.Config, {"task": "ranking"}), build_config(FM.Config, {})
+    assert _validation_metric(FM, ranking, object(), 0, None)[:2] == ("ndcg", 10)
+    assert _validation_metric(FM, regression, object(), 0, None)[:2] == ("rmse", None)
+    with pytest.raises(ConfigError, match="needs predicted ratings"):
+        _validation_metric(FM, ranking, object(), 0, "rmse")
+    with pytest.raises(ConfigError, match="needs predicted ratings"):
+        parse_objectives(["rmse"], FM, ranking)
+    assert parse_objectives(["rmse"], FM, regression)[0].maximize is False

@@ -311,6 +311,12 @@ class Model:
                                 f"{', '.join(able) or '(none)'}")
 
     @classmethod
+    def rates(cls, config: Any) -> bool:
+        """Whether a model with ``config`` predicts ratings (``predicts_ratings``, unless a
+        parameter changes it: ``fm`` with ``task=ranking`` ranks only)."""
+        return cls.predicts_ratings
+
+    @classmethod
     def accepted_values(cls, config: Any) -> str:
         """The key of :data:`VALUE_KINDS` that holds for ``config`` (``accepts`` unless a
         parameter changes it; such models override this and set ``accepts_note``)."""

@@ -90,6 +90,10 @@ class FM(Model):
     def accepted_values(cls, config: Any) -> str:
         return "ratings" if config.task == "regression" else "binary"
 
+    @classmethod
+    def rates(cls, config: Any) -> bool:
+        return config.task == "regression"
+
     def __init__(self, config: Any = None, backend: Any = None):
         super().__init__(config, backend)
         if self.config.task == "ranking" and self.config.solver in ("als", "mcmc"):

@@ -210,7 +210,7 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
 
     if max_gpu_memory:
         parse_bytes(max_gpu_memory, "--max-gpu-memory")  # a bad size is refused on any device
-    name, k, sign = _validation_metric(cls, valid, early_stopping, valid_metric)
+    name, k, sign = _validation_metric(cls, config, valid, early_stopping, valid_metric)
     metric = metric_key(name, k)
     backend = get_backend(device, threads, model=cls)
     check_values(cls, config, data)  # after the option checks: those do not depend on the data
@@ -263,7 +263,7 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     return TrainResult(model, data, meta, state["scores"])
 
 
-def _validation_metric(cls: type[Model], valid: Any, early_stopping: int,
+def _validation_metric(cls: type[Model], config: Any, valid: Any, early_stopping: int,
                        text: str | None) -> tuple[str, int | None, float]:
     """``(metric, k, sign)`` for ``--valid``: ``sign`` is +1 when higher is better, -1 when
     lower is (rmse), so that ``sign * value`` is always maximised."""
@@ -277,9 +277,10 @@ def _validation_metric(cls: type[Model], valid: Any, early_stopping: int,
         able = ", ".join(name for name, m in registry().items() if m.trains_in_epochs)
         raise ConfigError(f"model {cls.name!r} fits in one pass, so --valid and --early-stopping do not apply to it",
                           hint=f"drop them, or use a model that trains in epochs: {able}")
-    name, k = parse_metric(text or ("rmse" if cls.predicts_ratings else "ndcg@10"), "--valid-metric")
+    rates = cls.rates(config)
+    name, k = parse_metric(text or ("rmse" if rates else "ndcg@10"), "--valid-metric")
     spec = METRICS[name]
-    if spec.kind == "rating" and not cls.predicts_ratings:
+    if spec.kind == "rating" and not rates:
         able = ", ".join(n for n, m in registry().items() if m.predicts_ratings)
         raise ConfigError(f"--valid-metric {name} needs predicted ratings, and {cls.name!r} ranks items without them",
                           hint=f"use a ranking metric such as ndcg@10, or a rating model: {able}")

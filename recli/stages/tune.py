@@ -111,7 +111,7 @@ def metric_of(text: str, option: str) -> tuple[str, int | None, str]:
     return name, k, metric_key(name, k)
 
 
-def parse_objectives(texts: list[str], cls: type) -> list[Objective]:
+def parse_objectives(texts: list[str], cls: type, config: Any = None) -> list[Objective]:
     """``--metric`` values → objectives; the metric registry gives each direction."""
     from recli.metrics.registry import METRICS
 
@@ -122,7 +122,7 @@ def parse_objectives(texts: list[str], cls: type) -> list[Objective]:
             out.append(Objective(FIT_TIME, None, FIT_TIME, False))
             continue
         spec = METRICS[name]
-        if spec.kind == "rating" and not cls.predicts_ratings:
+        if spec.kind == "rating" and not (cls.rates(config) if config is not None else cls.predicts_ratings):
             raise ConfigError(f"--metric {name} needs predicted ratings, and {cls.name!r} ranks items without them",
                               hint="use a ranking metric such as ndcg@10")
         # a rating metric's predictions are the model's own pair scores (validation_score)
@@ -155,7 +155,7 @@ def plan_study(opts: TuneOptions) -> Plan:
     base = {k: v for k, v in vars(config).items() if k in _given(opts, cls)}
     file_space = ts.load_space_file(opts.space_file) if opts.space_file else None
     space = ts.build_space(cls, base, file_space, opts.space_params)
-    objectives = parse_objectives(opts.metrics, cls)
+    objectives = parse_objectives(opts.metrics, cls, config)
     pick_index(objectives, opts.pick)
     multi = len(objectives) > 1
     sampler = (opts.sampler or ("nsga2" if multi else "tpe")).lower()
