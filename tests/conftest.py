@@ -24,6 +24,10 @@ atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["HOME"] = _HOME
 os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, ".cache")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO_ROOT / ".numba-cache"))
+# The custom CUDA kernels (recli.kernels.cuda, tests marked `cudasim`) run on Numba's CUDA
+# simulator, which must be chosen before Numba is imported; NUMBA_ENABLE_CUDASIM=0 runs
+# them on a real GPU instead.
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 SAMPLE_DATA = REPO_ROOT / "sample_data"
 # MovieLens 100K lives beside the checkout (its licence forbids copying it in).
 ML100K = Path(os.environ.get("RECLI_ML100K", REPO_ROOT.parent / "shared" / "data" / "ml-100k"))

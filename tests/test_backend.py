@@ -25,7 +25,7 @@ from tests.reference_topk import topk_reference
 pytestmark = pytest.mark.gpu_sim
 
 GPU_MODELS = sorted(name for name, cls in registry().items() if "gpu" in cls.devices)
-CPU_ONLY = ("bpr", "warp", "mf", "popular")
+CPU_ONLY = ("popular",)
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_als_sweep_and_loss_of_every_namespace_match_the_reference(device):
 def test_every_model_declares_its_devices_and_als_has_gpu_kernels():
     for name, cls in registry().items():
         assert set(cls.devices) <= {"cpu", "gpu"} and "cpu" in cls.devices, name
-    assert {"als", "itemknn", "userknn", "ease"} <= set(GPU_MODELS)
+    assert {"als", "itemknn", "userknn", "ease", "bpr", "warp", "mf"} <= set(GPU_MODELS)
     assert not set(CPU_ONLY) & set(GPU_MODELS)
 
 
@@ -157,7 +157,7 @@ def test_gpu_without_cupy_is_unavailable_for_a_gpu_model(no_cupy):
 
 
 def test_a_model_never_holds_a_backend_of_a_device_it_lacks():
-    cls = registry()["bpr"]
+    cls = registry()["popular"]
     with pytest.raises(ConfigError, match="no GPU kernels"):
         cls(None, get_backend("xp-numpy"))
 
@@ -173,13 +173,13 @@ def test_gpu_train_of_a_gpu_model_records_gpu(cli, fake_cupy, train_csv, tmp_pat
 
 
 def test_recommend_on_gpu_refuses_a_cpu_only_model_file(cli, fake_cupy, train_csv, tmp_path):
-    out = tmp_path / "bpr"
-    assert cli(["train", train_csv, "--model", "bpr", "-o", out, "--param", "iterations=2"]).exit_code == 0
+    out = tmp_path / "popular"
+    assert cli(["train", train_csv, "--model", "popular", "-o", out]).exit_code == 0
     res = cli(["recommend", out, "--user", "u001", "--device", "gpu"])
     assert res.exit_code == 2 and "no GPU kernels" in res.stderr and res.stdout == ""
 
 
-@pytest.mark.parametrize("name, cupy, device", [("bpr", True, "cpu"), ("itemknn", True, "gpu"),
+@pytest.mark.parametrize("name, cupy, device", [("bpr", True, "gpu"), ("itemknn", True, "gpu"), ("popular", True, "cpu"),
                                                 ("als", True, "gpu"), ("als", False, "cpu")])
 def test_auto_uses_the_gpu_only_when_usable_and_supported(cli, monkeypatch, train_csv, tmp_path, name, cupy, device):
     if cupy:
@@ -190,7 +190,7 @@ def test_auto_uses_the_gpu_only_when_usable_and_supported(cli, monkeypatch, trai
     out = tmp_path / name
     try:
         res = cli(["train", train_csv, "--model", name, "-o", out, "--device", "auto", "--param", "iterations=2"]
-                  if name != "itemknn" else ["train", train_csv, "--model", name, "-o", out, "--device", "auto"])
+                  if name in ("bpr", "als") else ["train", train_csv, "--model", name, "-o", out, "--device", "auto"])
     finally:
         if cupy:
             forget_cupy()

@@ -290,10 +290,10 @@ def test_lightfm_when_installed_is_measured_like_any_peer(tmp_path):
 
 def test_a_model_without_gpu_kernels_is_a_skipped_cell_on_gpu(monkeypatch):
     monkeypatch.setattr("recli.backend.gpu_available", lambda: True)
-    result = _invoke(["bench", "--synthetic", TINY, "--models", "bpr", "--device", "gpu", "--repeat", "1",
+    result = _invoke(["bench", "--synthetic", TINY, "--models", "popular", "--device", "gpu", "--repeat", "1",
                       "--against", "implicit", "--format", "json"])
     assert result.exit_code == 0, result.stderr
-    rows = [r for r in json.loads(result.stdout)["rows"] if r["model"] == "bpr"]
+    rows = [r for r in json.loads(result.stdout)["rows"] if r["model"] == "popular"]
     assert len(rows) == 8 and all(r["status"] == "skipped" and "no GPU kernels" in r["note"] for r in rows)
 
 

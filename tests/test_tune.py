@@ -474,3 +474,39 @@ def test_threads_context_reuses_the_blas_view_until_a_module_is_imported():
         assert backend._blas_controller() is not first
     finally:
         del sys.modules["recli_test_fake_module"]
+
+
+def test_rmse_is_minimised_for_a_rating_model(cli, tmp_path):
+    """mf predicts ratings: --metric rmse scores its validation pairs and is minimised."""
+    from recli.data import synth
+
+    path = tmp_path / "ratings.csv"
+    df = synth.interactions(n_users=120, n_items=80, n_interactions=3000, seed=2)
+    df.with_columns(((df["user"].str.len_bytes() + df["item"].str.len_bytes()) % 5 + 1).alias("rating")).write_csv(path)
+    res = cli(["tune", path, "--model", "mf", "--param", "iterations=3", "--out", tmp_path / "t", "--trials", "4",
+               "--metric", "rmse", "--pruner", "none", "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    rows = [r for r in read_trials(tmp_path / "t") if r["state"] == "COMPLETE"]
+    best = json.loads(res.stdout)
+    assert best["values"]["rmse"] == pytest.approx(min(float(r["rmse"]) for r in rows), rel=1e-4)
+
+
+def test_a_feature_model_is_tuned_with_its_feature_file(cli, small, tmp_path):
+    """--item-features reaches every trial's fit and the final retrain; a model that
+    ignores features refuses the option before any study exists."""
+    import polars as pl
+
+    items = pl.read_csv(small)["item"].unique().sort()
+    feats = tmp_path / "item_features.csv"
+    pl.DataFrame({"item": items, "feature": [f"g{i % 4}" for i in range(items.len())],
+                  "value": [1.0] * items.len()}).write_csv(feats)
+    res = cli(["tune", small, "--model", "content", "--item-features", feats, "--out", tmp_path / "c", "--trials", "3",
+               "--pruner", "none", "--final-train", "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    states = [r["state"] for r in read_trials(tmp_path / "c")]
+    assert states == ["COMPLETE"] * 3
+    meta = json.loads((tmp_path / "c" / "model" / "meta.json").read_text())
+    assert meta["model"] == "content" and "item" in meta["features"]
+    bad = cli(["tune", small, *ALS_FAST, "--item-features", feats, "--out", tmp_path / "a", "--trials", "2"])
+    assert bad.exit_code == 2 and "does not learn from features" in bad.stderr
+    assert not (tmp_path / "a").exists()

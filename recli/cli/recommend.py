@@ -32,6 +32,7 @@ def recommend(
     item_table: Annotated[Optional[str], Opt("--item-table", help="New items to score alongside the catalogue, from their attributes (through the model's fitted feature transform) or item,feature,value rows; feature models only.")] = None,
     pairs: Annotated[Optional[str], Opt("--pairs", help="Score these user,item pairs (user,item,score, input order; mf: predicted ratings); '-' for stdin.")] = None,
     clip: Annotated[bool, Opt("--clip/--no-clip", help="With --pairs: clip predicted ratings to the training rating range (rating models).")] = True,
+    context: Annotated[Optional[List[str]], Opt("--context", help="COL=VALUE context of the scores (repeatable), for a model trained with --context-col (fm).")] = None,
     explain: Annotated[bool, Opt("--explain", help="Add the history items that contribute most to each recommendation.")] = False,
     explain_top: Annotated[int, Opt("--explain-top", help="Explaining items per recommendation (with --explain).")] = 3,
     batch_size: Annotated[int, Opt("--batch-size", help="Users scored at once; bounds memory at batch-size x items scores.")] = 1024,
@@ -64,5 +65,5 @@ def recommend(
                                      strict=strict, fallback=fallback, similar_items=similar_items,
                                      items_file=items_file, explain=explain, explain_top=explain_top,
                                      batch_size=batch_size, output=output, fmt=fmt, threads=threads, pairs=pairs,
-                                     clip=clip, read=read, item_table=item_table)
+                                     clip=clip, read=read, item_table=item_table, context=context)
     stage.recommend(load_model(model, get_backend(device, threads), checksums=None if verify else False), request)

@@ -53,6 +53,7 @@ def train(
     early_stopping: Annotated[int, Opt("--early-stopping", min=0, help="Stop after N epochs without validation improvement; keep the best epoch.")] = 0,
     item_features: Annotated[Optional[str], Opt("--item-features", help="Item features in long form item,feature,value (e.g. the item_features.parquet of recli prep); every item in it joins the catalogue. Models that learn from features only.")] = None,
     user_features: Annotated[Optional[str], Opt("--user-features", help="User features in long form user,feature,value; every user in it joins the vocabulary. Models that learn from features only.")] = None,
+    context_col: Annotated[Optional[List[str]], Opt("--context-col", help="A categorical per-row context column (repeatable; fm): one-hot, a cell takes its latest row's value.")] = None,
     input_format: InputFormatOpt = None,
     sep: SepOpt = None,
     quote: QuoteOpt = None,
@@ -84,7 +85,7 @@ def train(
                                          "learning_rate": learning_rate, "alpha": alpha},
          param or [], config_file, seed, threads, device, (valid, valid_metric, early_stopping), input_format,
          read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force,
-         max_gpu_memory, {"item": item_features, "user": user_features})
+         max_gpu_memory, {"item": item_features, "user": user_features}, context_col or [])
 
 
 def _listing(list_models: bool, model: str | None, fmt: str | None) -> None:
@@ -124,7 +125,7 @@ def _range(row: dict) -> str:
 
 
 def _run(train_file, model, output, common, params, config_file, seed, threads, device, validation,
-         input_format, read=None, force=False, max_gpu_memory="", feature_files=None) -> None:
+         input_format, read=None, force=False, max_gpu_memory="", feature_files=None, context_cols=()) -> None:
     from recli.artifacts import check_destination, check_model_space, save_model
     from recli.console import log, progress
     from recli.stages import train as stage
@@ -134,7 +135,7 @@ def _run(train_file, model, output, common, params, config_file, seed, threads, 
     stage.check_feature_options(cls, **(feature_files or {}))
     check_destination(output, force)
     features = stage.load_features(read, **(feature_files or {}))
-    data = stage.load_interactions(train_file, input_format, read, features)
+    data, context = _load(train_file, input_format, read, cls, features, list(context_cols))
     valid_data = stage.load_validation(valid, data, read=read) if valid else None
     check_model_space(output, cls, config, *data.user_items.shape, data.user_items.nnz)
     with progress() as bar:
@@ -148,7 +149,18 @@ def _run(train_file, model, output, common, params, config_file, seed, threads, 
 
         result = stage.train(data, cls, config, device=device, threads=threads, seed=seed, valid=valid_data,
                              early_stopping=early_stopping, on_epoch=on_epoch, valid_metric=valid_metric,
-                             max_gpu_memory=max_gpu_memory, features=features)
+                             max_gpu_memory=max_gpu_memory, features=features, context=context)
     result.meta["train_source"] = train_file
     save_model(output, result.model, data.users, data.items, data.user_items, result.meta, force=force)
     log.info(stage.summary_line(result, output))
+
+
+def _load(train_file, input_format, read, cls, features, context_cols: list[str]):
+    """``(interactions, per-cell context or None)``: one read of the training file."""
+    from recli.stages import context as ctx
+    from recli.stages import train as stage
+
+    if not context_cols:
+        return stage.load_interactions(train_file, input_format, read, features), None
+    ctx.check_context_model(cls)
+    return ctx.load_with_context(train_file, input_format, read, context_cols, features)

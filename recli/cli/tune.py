@@ -56,6 +56,8 @@ def tune(
     study_name: Annotated[str, Opt("--study-name", help="Name of the study in --storage.", rich_help_panel=_STUDY)] = "recli",
     workers: Annotated[int, Opt("--workers", help="Worker processes on the study (needs --storage sqlite:///…).", rich_help_panel=_STUDY)] = 1,
     pick: Annotated[Optional[str], Opt("--pick", help="With several metrics: the front member best on this metric goes to best.toml (default: the first).")] = None,
+    item_features: Annotated[Optional[str], Opt("--item-features", help="Item features in long form item,feature,value (as for recli train), for models that learn from features.")] = None,
+    user_features: Annotated[Optional[str], Opt("--user-features", help="User features in long form user,feature,value (as for recli train).")] = None,
     final_train: Annotated[bool, Opt("--final-train", help="Retrain the best configuration on TRAIN + VALID into DIR/model.")] = False,
     plot: Annotated[bool, Opt("--plot", help="Write PNG charts into DIR (needs matplotlib).")] = False,
     fmt: Annotated[Optional[str], Opt("--format", help="text (summary on stderr) or json (the best result on stdout).")] = None,
@@ -87,7 +89,8 @@ def tune(
     opts = TuneOptions(train_file, model, out, metric or ["ndcg@10"], trials, timeout, seed, threads, sampler, pruner,
                        storage, study_name, workers, pick, valid, valid_split, cv, space, space_param or [],
                        param or [], params_file, device,
-                       read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col))
+                       read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col),
+                       item_features, user_features)
     from recli.stages.tune_study import tune as run
 
     result = run(opts, final_train=final_train, plot=plot)

@@ -1,4 +1,5 @@
-"""Pure functions over arrays. ``cpu`` holds Numba kernels; ``xp`` the array-module twins.
+"""Pure functions over arrays. ``cpu`` holds Numba kernels; ``xp`` the array-module twins,
+which launch the ``numba.cuda`` kernels of ``cuda`` where the array module is CuPy.
 
 Kernels import only numpy/numba/cupy: no config objects, logging, I/O or Polars.
 Every Numba function is ``njit(cache=True)``; the cache directory is set when the

@@ -20,7 +20,8 @@ SMALL_BATCH_CELLS = 1 << 18
 
 # The kernel names; tests/test_backend.py checks both namespaces offer them alike.
 KERNELS = ("topk", "dot_scores", "gram", "als_sweep", "als_loss_from_observed",
-           "similarity_topk", "ease_weights")
+           "similarity_topk", "ease_weights",
+           "sgd_plan", "bpr_epoch", "warp_epoch", "mf_epoch", "bpr_fold_in", "warp_fold_in", "mf_predict")
 
 
 def topk(scores: Any, k: int, rows: Any = None, indptr: Any = None, indices: Any = None,
@@ -89,3 +90,76 @@ def ease_weights(indptr: Any, indices: Any, data: Any, n_items: int, lam: float)
     from recli.kernels.ease import ease_weights as kernel
 
     return kernel(indptr, indices, data, n_items, lam)
+
+
+def sgd_plan(indptr: Any, indices: Any, values: Any = None, threads: int = 1, batch: int = 0) -> Any:
+    """The :class:`~recli.kernels._plan.SGDPlan` of a CSR (sorted rows) for the Hogwild
+    epochs: users in ``threads`` chunks balanced by interactions (``batch`` is unused)."""
+    from recli.kernels._chunks import balanced_bounds
+    from recli.kernels._plan import SGDPlan
+
+    indptr = np.asarray(indptr)
+    n_rows = indptr.shape[0] - 1
+    rows = np.repeat(np.arange(n_rows, dtype=np.int32), np.diff(indptr))
+    return SGDPlan(indptr, indices, values, rows, threads=threads, user_order=np.arange(n_rows, dtype=np.int64),
+                   bounds=balanced_bounds(indptr, threads))
+
+
+def bpr_epoch(plan: Any, U: Any, V: Any, b: Any, lr: float, reg: float, seed: int, epoch: int,
+              max_tries: int = 32) -> tuple[float, float, int]:
+    """One Hogwild BPR epoch in place (:func:`recli.kernels.bpr.bpr_epoch`); returns
+    ``(mean loss, share of triples ranked right before their step, triples)``."""
+    from recli.kernels.bpr import bpr_epoch as kernel
+
+    return kernel(plan.indptr, plan.indices, plan.user_order, plan.bounds, U, V, b, lr, reg, seed, epoch, max_tries)
+
+
+def warp_epoch(plan: Any, U: Any, V: Any, b: Any, GU: Any, GV: Any, Gb: Any, lr: float, reg: float, adagrad: bool,
+               max_sampled: int, seed: int, epoch: int, kos_k: int = 0, kos_n: int = 10) -> tuple[float, float, int]:
+    """One Hogwild WARP epoch in place (:func:`recli.kernels.warp.warp_epoch`); returns
+    ``(mean loss, share of positives that found a violating negative, positives)``."""
+    from recli.kernels.warp import warp_epoch as kernel
+
+    return kernel(plan.indptr, plan.indices, plan.user_order, plan.bounds, U, V, b, GU, GV, Gb, lr, reg, adagrad,
+                  max_sampled, seed, epoch, kos_k, kos_n)
+
+
+def mf_epoch(plan: Any, mu: float, P: Any, Q: Any, bu: Any, bi: Any, lr: float, reg: float, reg_bias: float,
+             negatives: int, seed: int, epoch: int) -> float:
+    """One Hogwild biased-MF epoch in place over the plan's ratings
+    (:func:`recli.kernels.mf.mf_epoch`, one block per thread); returns their mean
+    squared error, each before its step."""
+    from recli.kernels.mf import mf_epoch as kernel
+
+    return kernel(plan.indptr, plan.indices, plan.rows, plan.indices, plan.values, mu, P, Q, bu, bi, lr, reg,
+                  reg_bias, negatives, seed, epoch, plan.threads)
+
+
+def bpr_fold_in(indptr: Any, indices: Any, V: Any, b: Any, epochs: int, lr: float, reg: float, seed: int,
+                max_tries: int) -> np.ndarray:
+    """New users' vectors by BPR SGD against fixed items (:func:`recli.kernels.bpr.bpr_fold_in`)."""
+    from recli.kernels.bpr import bpr_fold_in as kernel
+
+    return kernel(indptr, indices, V, b, int(epochs), np.float32(lr), np.float32(reg), np.uint64(seed),
+                  int(max_tries))
+
+
+def warp_fold_in(indptr: Any, indices: Any, V: Any, b: Any, epochs: int, lr: float, reg: float, adagrad: bool,
+                 max_sampled: int, seed: int) -> np.ndarray:
+    """New users' vectors by WARP steps against fixed items (:func:`recli.kernels.warp.warp_fold_in`)."""
+    from recli.kernels.warp import warp_fold_in as kernel
+
+    return kernel(indptr, indices, V, b, int(epochs), np.float32(lr), np.float32(reg), bool(adagrad),
+                  int(max_sampled), np.uint64(seed))
+
+
+def mf_predict(users: Any, items: Any, mu: float, P: Any, Q: Any, bu: Any, bi: Any) -> np.ndarray:
+    """``μ + b_u + b_i + p_u·q_i`` per ``(users[j], items[j])`` pair, float32
+    (:func:`recli.kernels.mf.predict_pairs`)."""
+    from recli.kernels.mf import predict_pairs
+
+    users = np.ascontiguousarray(users, dtype=np.int64)
+    items = np.ascontiguousarray(items, dtype=np.int64)
+    out = np.empty(users.shape[0], np.float32)
+    predict_pairs(users, items, np.float32(mu), P, Q, bu, bi, out)
+    return out

@@ -15,7 +15,9 @@ import numpy as np
 
 # The kernel names; tests/test_backend.py checks both namespaces offer them alike.
 KERNELS = ("topk", "dot_scores", "gram", "als_sweep", "als_loss_from_observed",
-           "similarity_topk", "ease_weights")
+           "similarity_topk", "ease_weights",
+           "sgd_plan", "bpr_epoch", "warp_epoch", "mf_epoch", "bpr_fold_in", "warp_fold_in", "mf_predict")
+
 
 # Device bytes the batched kernels may use for one batch's temporaries unless a memory
 # plan (recli.device_memory) sets ``batch_bytes``.
@@ -89,3 +91,61 @@ class XPKernels:
         from recli.kernels.ease_xp import ease_weights_xp
 
         return self._host(ease_weights_xp(indptr, indices, data, n_items, lam, self.xp))
+
+
+    def sgd_plan(self, indptr: Any, indices: Any, values: Any = None, threads: int = 1, batch: int = 0) -> Any:
+        """The :class:`~recli.kernels._plan.SGDPlan` of a CSR (sorted rows) on this device, for
+        mini-batches of ``batch`` samples (0: :func:`recli.kernels.sgd_xp.auto_batch`;
+        ``threads`` is unused)."""
+        from recli.kernels.sgd_xp import make_plan
+
+        return make_plan(self.xp, indptr, indices, values, batch)
+
+    def bpr_epoch(self, plan: Any, U: Any, V: Any, b: Any, lr: float, reg: float, seed: int, epoch: int,
+                  max_tries: int = 32) -> tuple[float, float, int]:
+        """One mini-batch BPR epoch on ``xp`` arrays in place (:func:`recli.kernels.sgd_xp.bpr_epoch`)."""
+        from recli.kernels.sgd_xp import bpr_epoch
+
+        return bpr_epoch(self.xp, plan, U, V, b, lr, reg, seed, epoch, max_tries)
+
+    def warp_epoch(self, plan: Any, U: Any, V: Any, b: Any, GU: Any, GV: Any, Gb: Any, lr: float, reg: float,
+                   adagrad: bool, max_sampled: int, seed: int, epoch: int, kos_k: int = 0,
+                   kos_n: int = 10) -> tuple[float, float, int]:
+        """One mini-batch WARP epoch on ``xp`` arrays in place (:func:`recli.kernels.sgd_xp.warp_epoch`)."""
+        from recli.kernels.sgd_xp import warp_epoch
+
+        return warp_epoch(self.xp, plan, U, V, b, GU, GV, Gb, lr, reg, adagrad, max_sampled, seed, epoch, kos_k,
+                          kos_n)
+
+    def mf_epoch(self, plan: Any, mu: float, P: Any, Q: Any, bu: Any, bi: Any, lr: float, reg: float,
+                 reg_bias: float, negatives: int, seed: int, epoch: int) -> float:
+        """One mini-batch biased-MF epoch on ``xp`` arrays in place (:func:`recli.kernels.sgd_xp.mf_epoch`)."""
+        from recli.kernels.sgd_xp import mf_epoch
+
+        return mf_epoch(self.xp, plan, mu, P, Q, bu, bi, lr, reg, reg_bias, negatives, seed, epoch)
+
+    # Folding in a new user is a short sequential SGD on one vector: it runs the host's
+    # Numba kernel on every device, so a new user gets the same bits wherever the model
+    # was trained or is served (its inputs are the model's host arrays).
+    def bpr_fold_in(self, indptr: Any, indices: Any, V: Any, b: Any, epochs: int, lr: float, reg: float, seed: int,
+                    max_tries: int) -> np.ndarray:
+        """New users' vectors by BPR SGD against fixed items, on the host (:func:`recli.kernels.cpu.bpr_fold_in`)."""
+        from recli.kernels import cpu
+
+        return cpu.bpr_fold_in(indptr, indices, self._host(V), self._host(b), epochs, lr, reg, seed, max_tries)
+
+    def warp_fold_in(self, indptr: Any, indices: Any, V: Any, b: Any, epochs: int, lr: float, reg: float,
+                     adagrad: bool, max_sampled: int, seed: int) -> np.ndarray:
+        """New users' vectors by WARP steps against fixed items, on the host (:func:`recli.kernels.cpu.warp_fold_in`)."""
+        from recli.kernels import cpu
+
+        return cpu.warp_fold_in(indptr, indices, self._host(V), self._host(b), epochs, lr, reg, adagrad, max_sampled,
+                                seed)
+
+    def mf_predict(self, users: Any, items: Any, mu: float, P: Any, Q: Any, bu: Any, bi: Any) -> np.ndarray:
+        """``μ + b_u + b_i + p_u·q_i`` per ``(users[j], items[j])`` pair, float32 (host result)."""
+        xp = self.xp
+        u, i = xp.asarray(users, dtype=xp.int64), xp.asarray(items, dtype=xp.int64)
+        P, Q, bu, bi = (xp.asarray(a) for a in (P, Q, bu, bi))
+        dot = xp.einsum("nf,nf->n", P[u], Q[i])
+        return self._host((xp.float32(mu) + bu[u] + bi[i] + dot).astype(xp.float32))

@@ -19,6 +19,7 @@ _MODEL_CLASSES: tuple[tuple[str, str], ...] = (
     ("recli.models.knn", "UserKNN"),
     ("recli.models.ease", "EASE"),
     ("recli.models.content", "Content"),
+    ("recli.models.fm", "FM"),
 )
 
 

@@ -94,6 +94,8 @@ class PairwiseFactorModel(FactorModel):
 
     diverged_hint: ClassVar[str] = "lower --learning-rate or raise --regularization"
     accepts: ClassVar[str] = "binary"
+    # mini-batch SGD on the GPU, Hogwild on the CPU: the GPU reproduces the NumPy mini-batch
+    gpu_reference: ClassVar[str] = "xp-numpy"
 
     def __init__(self, config: Any = None, backend: Any = None):
         super().__init__(config, backend)
@@ -116,28 +118,39 @@ class PairwiseFactorModel(FactorModel):
         self.epoch_losses = []
 
     def fit(self, user_items: Any, on_epoch: Any = None) -> "PairwiseFactorModel":
-        """Train on a user x item CSR (cells > 0 are interactions): ``iterations`` Hogwild
-        epochs over users in row chunks balanced by non-zeros, one chunk per thread."""
+        """Train on a user x item CSR (cells > 0 are interactions): ``iterations`` epochs of
+        the backend's SGD kernel (CPU: Hogwild over users in row chunks balanced by
+        non-zeros, one chunk per thread; GPU: mini-batches of atomic updates)."""
         import time
 
         from recli.backend import threads_context
-        from recli.kernels.bpr import balanced_bounds
 
         m = trainable_csr(user_items, self.name)
         self._init_state(m)
+        xp = self.backend.xp
+        state = [xp.asarray(a) for a in (self.user_factors, self.item_factors, self.item_bias)]
         with threads_context(self.backend.threads) as threads:
             self.threads_used = threads
-            bounds = balanced_bounds(m.indptr, threads)
-            run = self._epoch_runner(m, np.arange(self.n_users, dtype=np.int64), bounds)
+            run = self._epoch_runner(self.backend.kernels.sgd_plan(m.indptr, m.indices, threads=threads), *state)
             for epoch in range(self.config.iterations):  # 0-based: the kernels' random streams and schedules
                 start = time.perf_counter()
-                if self._report(on_epoch, epoch + 1, start, run(epoch)):
+                loss = run(epoch)
+                if on_epoch is not None:
+                    self._publish(state)  # the callback may score, fold in or snapshot
+                if self._report(on_epoch, epoch + 1, start, loss):
                     break
+        self._publish(state)
         self.check_finite(self.to_arrays())
         return self
 
-    def _epoch_runner(self, m: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray):
-        """``run(epoch) -> loss``: one epoch of the subclass's SGD kernel on ``m``."""
+    def _publish(self, state: list) -> None:
+        """Expose the trained ``(U, V, b)`` as the model's host arrays (on the CPU they are
+        those arrays already)."""
+        self.user_factors, self.item_factors, self.item_bias = (self.backend.to_host(a) for a in state)
+
+    def _epoch_runner(self, plan: Any, U: Any, V: Any, b: Any):
+        """``run(epoch) -> loss``: one epoch of the subclass's SGD kernel, on the backend's
+        ``plan`` (:func:`recli.kernels.cpu.sgd_plan`), updating ``U``, ``V``, ``b`` in place."""
         raise NotImplementedError
 
     def fold_in(self, history: sp.csr_matrix) -> np.ndarray:

@@ -28,7 +28,11 @@ whose fields are declared with :func:`param` (default, bounds, one-line help), a
     the devices the model has kernels for: ``("cpu",)`` by default; a model listing
     ``"gpu"`` reaches every kernel through ``self.backend.kernels`` (see
     :mod:`recli.backend`). The constructor refuses (or, for ``--device auto``, swaps to
-    the CPU) a backend whose device the model does not list.
+    the CPU) a backend whose device the model does not list. ``gpu_reference`` names the
+    backend whose results the GPU's must reproduce (``recli bench --check parity``):
+    ``cpu``, or ``xp-numpy`` when the GPU path computes differently from the CPU kernels
+    by design (mini-batch instead of Hogwild SGD) and only the array-module path on NumPy
+    makes the same computation.
 ``on_epoch`` reports
     epochs are numbered from 1; ``elapsed`` is the seconds of that epoch alone. A fit that
     diverges raises :class:`~recli.errors.ModelFitError` (:meth:`Model.check_finite`).
@@ -250,11 +254,14 @@ class Model:
     Config: ClassVar[type] = object
     # Devices with kernels for this model (see recli.backend); "gpu" also admits xp-numpy.
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    gpu_reference: ClassVar[str] = "cpu"
     # The cell values the model can use at its default config (a key of VALUE_KINDS), how a
     # parameter changes that (for the docs) and, for "real", what a negative value means.
     accepts: ClassVar[str] = "real"
     accepts_note: ClassVar[str] = ""
     negative_values: ClassVar[str] = "used with their sign"
+    # A "ratings" model: the option that lets it learn implicit data (the refusal's hint).
+    implicit_hint: ClassVar[str] = "--param negatives=3"
     # What to change when a fit diverges (the hint of ModelFitError).
     diverged_hint: ClassVar[str] = "lower the learning rate or alpha, or raise the regularization"
     can_fold_in: ClassVar[bool] = False
@@ -302,6 +309,12 @@ class Model:
         return ConfigError(f"model {cls.name!r} has no {device.upper()} kernels, so --device {device} cannot run it",
                            hint=f"use --device cpu, or a model with {device.upper()} kernels: "
                                 f"{', '.join(able) or '(none)'}")
+
+    @classmethod
+    def rates(cls, config: Any) -> bool:
+        """Whether a model with ``config`` predicts ratings (``predicts_ratings``, unless a
+        parameter changes it: ``fm`` with ``task=ranking`` ranks only)."""
+        return cls.predicts_ratings
 
     @classmethod
     def accepted_values(cls, config: Any) -> str:

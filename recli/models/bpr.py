@@ -1,17 +1,20 @@
 """``bpr``: Bayesian personalised ranking with uniform negative sampling.
 
-Kernel: :mod:`recli.kernels.bpr` (Hogwild parallel SGD, one random stream per thread;
-bit-for-bit deterministic with one thread). Score: ``U_u · V_i + b_i``.
+Kernels: :mod:`recli.kernels.bpr` on the CPU (Hogwild parallel SGD, one random stream
+per thread; bit-for-bit deterministic with one thread), mini-batch SGD with atomic
+updates on the GPU (:mod:`recli.kernels.sgd_xp`). Score: ``U_u · V_i + b_i``.
 
 New users are folded in by a few BPR SGD passes over their history against the fixed
 item factors (``fold_in_epochs``): the objective the items were trained with, cheap (one
 user vector each) and deterministic for a given seed and history, whatever the batch.
+It runs on the host's Numba kernel on every device, so a new user gets the same vector
+from a model trained or served on the GPU or the CPU.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -42,6 +45,7 @@ class BPR(PairwiseFactorModel):
     name: ClassVar[str] = "bpr"
     summary: ClassVar[str] = "Bayesian personalised ranking, uniform negatives, Hogwild SGD (implicit feedback)"
     Config: ClassVar[type] = BPRConfig
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "gpu")
     test_params: ClassVar[dict] = {"factors": 8, "iterations": 30, "learning_rate": 0.05, "seed": 1}
     search_space: ClassVar[dict] = {
         "factors": {"type": "int", "low": 16, "high": 256, "log": True},
@@ -49,27 +53,22 @@ class BPR(PairwiseFactorModel):
         "regularization": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
     }
 
-    def _epoch_runner(self, m: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray):
-        """One Hogwild BPR epoch (:func:`recli.kernels.bpr.bpr_epoch`); records the share
-        of sampled pairs ranked correctly."""
-        from recli.kernels.bpr import bpr_epoch
-
+    def _epoch_runner(self, plan: Any, U: Any, V: Any, b: Any):
+        """One BPR epoch on the backend's kernels (``bpr_epoch``: Hogwild on the CPU,
+        mini-batches on the GPU); records the share of sampled pairs ranked correctly."""
         cfg = self.config
         self.epoch_auc: list[float] = []
 
         def run(epoch: int) -> float:
-            loss, correct, _ = bpr_epoch(m.indptr, m.indices, order, bounds, self.user_factors, self.item_factors,
-                                         self.item_bias, cfg.learning_rate, cfg.regularization, cfg.seed, epoch,
-                                         cfg.negative_tries)
+            loss, correct, _ = self.backend.kernels.bpr_epoch(plan, U, V, b, cfg.learning_rate, cfg.regularization,
+                                                              cfg.seed, epoch, cfg.negative_tries)
             self.epoch_auc.append(correct)
             return loss
 
         return run
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
-        from recli.kernels.bpr import bpr_fold_in
-
         cfg = self.config
-        return bpr_fold_in(history.indptr, history.indices, self.item_factors, self.item_bias,
-                           cfg.fold_in_epochs, np.float32(cfg.learning_rate), np.float32(cfg.regularization),
-                           np.uint64(cfg.seed), cfg.negative_tries)
+        return self.backend.kernels.bpr_fold_in(history.indptr, history.indices, self.item_factors, self.item_bias,
+                                                cfg.fold_in_epochs, cfg.learning_rate, cfg.regularization, cfg.seed,
+                                                cfg.negative_tries)

@@ -38,11 +38,15 @@ class MFConfig:
 
 
 class MF(Model):
-    """Biased MF by Hogwild SGD; bit-for-bit deterministic with one thread."""
+    """Biased MF by SGD: Hogwild on the CPU (bit-for-bit deterministic with one thread),
+    mini-batches of atomic updates on the GPU (:mod:`recli.kernels.sgd_xp`)."""
 
     name: ClassVar[str] = "mf"
     summary: ClassVar[str] = "explicit biased matrix factorisation (SGD) for ratings"
     Config: ClassVar[type] = MFConfig
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "gpu")
+    # mini-batch SGD on the GPU, Hogwild on the CPU: the GPU reproduces the NumPy mini-batch
+    gpu_reference: ClassVar[str] = "xp-numpy"
     can_fold_in: ClassVar[bool] = True
     predicts_ratings: ClassVar[bool] = True
     diverged_hint: ClassVar[str] = "lower --learning-rate"
@@ -80,34 +84,40 @@ class MF(Model):
     def fit(self, user_items: Any, on_epoch: EpochCallback | None = None) -> "MF":
         from recli.backend import threads_context
         from recli.data.matrix import as_csr, csr_arrays
-        from recli.kernels.mf import mf_epoch
 
         c = self.config
         ui = as_csr(user_items)
         if ui.nnz == 0:
             raise InputError("the training matrix has no ratings", hint="check the training file is not empty")
         indptr, indices, vals = csr_arrays(ui)
-        rows = np.repeat(np.arange(ui.shape[0], dtype=np.int32), np.diff(indptr))
         self.n_users, self.n_items = ui.shape
         self.global_mean = float(vals.mean(dtype=np.float64))
         rng = np.random.default_rng(c.seed)
         P = (rng.standard_normal((self.n_users, c.factors)) * c.init_std).astype(np.float32)
         Q = (rng.standard_normal((self.n_items, c.factors)) * c.init_std).astype(np.float32)
         bu, bi = np.zeros(self.n_users, np.float32), np.zeros(self.n_items, np.float32)
-        # updated in place, so an epoch callback sees (and may score with) the current state
         self.user_factors, self.item_factors, self.user_bias, self.item_bias = P, Q, bu, bi
+        state = [self.backend.xp.asarray(a) for a in (P, Q, bu, bi)]  # the same arrays on the CPU
         self.epoch_losses = []
+        kernels = self.backend.kernels
         with threads_context(self.backend.threads) as threads:
+            plan = kernels.sgd_plan(indptr, indices, vals, threads=threads)
             for epoch in range(1, c.iterations + 1):
                 start = time.perf_counter()
-                mse = mf_epoch(indptr, indices, rows, indices, vals, self.global_mean, P, Q, bu, bi,
-                               self.learning_rate(epoch), c.regularization, c.bias_regularization, c.negatives,
-                               c.seed, epoch, threads)
+                mse = kernels.mf_epoch(plan, self.global_mean, *state, self.learning_rate(epoch), c.regularization,
+                                       c.bias_regularization, c.negatives, c.seed, epoch)
                 self.check_finite({"the training error": mse}, epoch)
+                if on_epoch is not None:
+                    self._publish(state)  # an epoch callback sees (and may score with) the current state
                 # loss: training RMSE over the epoch's ratings, each taken just before its update
                 if self._report(on_epoch, epoch, start, float(np.sqrt(mse))):
                     break
+        self._publish(state)
         return self
+
+    def _publish(self, state: list) -> None:
+        """Expose the trained ``(P, Q, b_u, b_i)`` as the model's host arrays."""
+        self.user_factors, self.item_factors, self.user_bias, self.item_bias = (self.backend.to_host(a) for a in state)
 
     # -- inference --------------------------------------------------------
     def fold_in(self, history: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -170,14 +180,8 @@ class MF(Model):
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs of training indices."""
-        from recli.kernels.mf import predict_pairs
-
-        users = np.ascontiguousarray(users, dtype=np.int64)
-        items = np.ascontiguousarray(items, dtype=np.int64)
-        out = np.empty(users.shape[0], np.float32)
-        predict_pairs(users, items, np.float32(self.global_mean), self.user_factors, self.item_factors,
-                      self.user_bias, self.item_bias, out)
-        return out
+        return self.backend.kernels.mf_predict(users, items, self.global_mean, self.user_factors, self.item_factors,
+                                               self.user_bias, self.item_bias)
 
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:
         return cosine_rows(self.item_factors, np.asarray(iidx, dtype=np.int64))

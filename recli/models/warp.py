@@ -1,7 +1,8 @@
 """``warp``: WARP ranking loss (Weston et al. 2011) as in LightFM, optional k-OS variant.
 
-Kernel: :mod:`recli.kernels.warp`. Score: ``U_u · V_i + b_i``. Defaults follow LightFM
-where they carry over (adagrad schedule, learning rate 0.05, ``max_sampled`` 10, no
+Kernels: :mod:`recli.kernels.warp` on the CPU (Hogwild), mini-batch SGD with atomic
+updates on the GPU (:mod:`recli.kernels.sgd_xp`). Score: ``U_u · V_i + b_i``. Defaults
+follow LightFM where they carry over (adagrad schedule, learning rate 0.05, ``max_sampled`` 10, no
 regularisation, k-OS ``n`` 10); ``factors`` is 64 as for the other recli models.
 
 Schedules: ``adagrad`` (per-parameter step ``lr / sqrt(1 + Σ g²)``, LightFM's default),
@@ -9,7 +10,7 @@ Schedules: ``adagrad`` (per-parameter step ``lr / sqrt(1 + Σ g²)``, LightFM's 
 
 New users are folded in with WARP steps on their own vector only, against the fixed item
 factors (``fold_in_epochs`` passes over their history), deterministic for a given seed
-and history.
+and history; on the host's Numba kernel on every device, as for ``bpr``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class WARP(PairwiseFactorModel):
     name: ClassVar[str] = "warp"
     summary: ClassVar[str] = "WARP ranking loss as in LightFM (adagrad, optional k-OS), implicit feedback"
     Config: ClassVar[type] = WARPConfig
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "gpu")
     test_params: ClassVar[dict] = {"factors": 8, "iterations": 15, "learning_rate": 0.05, "seed": 1}
     search_space: ClassVar[dict] = {
         "factors": {"type": "int", "low": 16, "high": 256, "log": True},
@@ -71,32 +73,30 @@ class WARP(PairwiseFactorModel):
         lr = self.config.learning_rate
         return lr / float(np.sqrt(1.0 + epoch)) if self.config.schedule == "invscaling" else lr
 
-    def _epoch_runner(self, m: sp.csr_matrix, order: np.ndarray, bounds: np.ndarray):
-        """One Hogwild WARP epoch (:func:`recli.kernels.warp.warp_epoch`) with this epoch's
-        learning rate; records the share of positives that found a violating negative."""
-        from recli.kernels.warp import warp_epoch
-
+    def _epoch_runner(self, plan: Any, U: Any, V: Any, b: Any):
+        """One WARP epoch on the backend's kernels (``warp_epoch``: Hogwild on the CPU,
+        mini-batches on the GPU) with this epoch's learning rate; records the share of
+        positives that found a violating negative."""
         cfg = self.config
         adagrad = cfg.schedule == "adagrad"
+        xp = self.backend.xp
         # adagrad accumulators start at 1 (LightFM); 1x1 placeholders otherwise.
-        GU = np.ones(self.user_factors.shape if adagrad else (1, 1), np.float32)
-        GV = np.ones(self.item_factors.shape if adagrad else (1, 1), np.float32)
-        Gb = np.ones(self.n_items if adagrad else 1, np.float32)
+        GU = xp.ones(U.shape if adagrad else (1, 1), xp.float32)
+        GV = xp.ones(V.shape if adagrad else (1, 1), xp.float32)
+        Gb = xp.ones(b.shape[0] if adagrad else 1, xp.float32)
         self.epoch_update_rate: list[float] = []
 
         def run(epoch: int) -> float:
-            loss, rate, _ = warp_epoch(m.indptr, m.indices, order, bounds, self.user_factors, self.item_factors,
-                                       self.item_bias, GU, GV, Gb, self._epoch_lr(epoch), cfg.regularization,
-                                       adagrad, cfg.max_sampled, cfg.seed, epoch, cfg.kos_k, cfg.kos_n)
+            loss, rate, _ = self.backend.kernels.warp_epoch(plan, U, V, b, GU, GV, Gb, self._epoch_lr(epoch),
+                                                            cfg.regularization, adagrad, cfg.max_sampled, cfg.seed,
+                                                            epoch, cfg.kos_k, cfg.kos_n)
             self.epoch_update_rate.append(rate)
             return loss
 
         return run
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
-        from recli.kernels.warp import warp_fold_in
-
         cfg = self.config
-        return warp_fold_in(history.indptr, history.indices, self.item_factors, self.item_bias,
-                            cfg.fold_in_epochs, np.float32(cfg.learning_rate), np.float32(cfg.regularization),
-                            cfg.schedule == "adagrad", cfg.max_sampled, np.uint64(cfg.seed))
+        return self.backend.kernels.warp_fold_in(history.indptr, history.indices, self.item_factors, self.item_bias,
+                                                 cfg.fold_in_epochs, cfg.learning_rate, cfg.regularization,
+                                                 cfg.schedule == "adagrad", cfg.max_sampled, cfg.seed)

@@ -88,6 +88,7 @@ class RecommendRequest:
     item_table: str | None = None  # new items scored from their features (recli.stages.new_items)
     clip: bool = True
     read: ReadOptions | None = None  # how --pairs / --history tables are parsed
+    context: list[str] | None = None  # COL=VALUE context of the scores (models trained with --context-col)
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -139,6 +140,10 @@ def recommend(mf: ModelFile, request: RecommendRequest) -> int:
     per user (with ``--explain``: plus the contributing history items), or
     ``item,similar_item,score,rank`` per item, or ``user,item,score`` per given pair
     (:mod:`recli.stages.predict`). Returns the number of rows written."""
+    if request.context:
+        from recli.stages.context import apply_context
+
+        apply_context(mf.model, request.context)
     if request.pairs is not None:
         return _write_pairs(mf, request)
     if request.explain and not mf.model.can_explain:

@@ -87,7 +87,11 @@ def load_interactions(source: str, fmt: str | None = None, read: ReadOptions | N
     Every id of a feature table in ``features`` joins the vocabulary of its side, also
     without interactions; a table none of whose ids is in the training data is refused.
     """
-    df = read_interactions(source, read or ReadOptions(fmt=fmt))
+    return interactions_from_frame(read_interactions(source, read or ReadOptions(fmt=fmt)), source, features)
+
+
+def interactions_from_frame(df: Any, source: str, features: list[FeatureTable] | None = None) -> Interactions:
+    """:func:`load_interactions` from the frame already read from ``source``."""
     extra: dict[str, Any] = {}
     for table in features or []:
         column = USER if table.side == "user" else ITEM
@@ -165,7 +169,8 @@ def check_values(cls: type[Model], config: Any, data: Interactions) -> None:
         why = "the training data has no rating column" if not data.has_ratings else f"every rating is {values[0]:g}"
         raise InputError(f"{cls.name} learns explicit ratings, but {why}",
                          hint="train on user,item,rating rows whose ratings vary; for implicit data use "
-                              "--param negatives=3 or a ranking model such as als or bpr")
+                              f"{cls.implicit_hint + ' or ' if cls.implicit_hint else ''}a ranking model such as "
+                              "als or bpr")
     if kind == "binary":
         left_out = int((values <= 0).sum())
         if cells and left_out == cells:
@@ -188,7 +193,8 @@ def check_values(cls: type[Model], config: Any, data: Interactions) -> None:
 def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "cpu", threads: int = 0,
           seed: int | None = None, valid: Interactions | None = None, early_stopping: int = 0,
           on_epoch: EpochCallback | None = None, valid_metric: str | None = None,
-          max_gpu_memory: str = "", features: list[FeatureTable] | None = None) -> TrainResult:
+          max_gpu_memory: str = "", features: list[FeatureTable] | None = None,
+          context: Any = None) -> TrainResult:
     """Fit ``cls(config)`` on ``data``; with ``valid``, ``valid_metric`` (default: rmse for
     models that predict ratings, else ndcg@10) is computed after every epoch
     (``EpochInfo.metrics``) and, with ``early_stopping=N``, training stops after N epochs
@@ -197,13 +203,14 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     ``max_gpu_memory``, e.g. ``"8GB"``; empty = the free memory less a margin).
     ``features``: the feature tables (:func:`load_features`) of a model with
     ``uses_features``, given to its ``fit`` over ``data``'s vocabularies (which
-    :func:`load_interactions` extended)."""
+    :func:`load_interactions` extended). ``context``: per-cell context features
+    (:mod:`recli.stages.context`) for a model whose ``fit`` takes them."""
     from recli.device_memory import parse_bytes, plan_device_memory
     from recli.stages.validation import validation_score
 
     if max_gpu_memory:
         parse_bytes(max_gpu_memory, "--max-gpu-memory")  # a bad size is refused on any device
-    name, k, sign = _validation_metric(cls, valid, early_stopping, valid_metric)
+    name, k, sign = _validation_metric(cls, config, valid, early_stopping, valid_metric)
     metric = metric_key(name, k)
     backend = get_backend(device, threads, model=cls)
     check_values(cls, config, data)  # after the option checks: those do not depend on the data
@@ -232,7 +239,8 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
 
     start = time.perf_counter()
     with threads_context(threads) as n_threads:
-        model.fit(data.user_items, on_epoch=callback, **_fit_kwargs(cls, data, side))
+        extra = {} if context is None else {"context": context}
+        model.fit(data.user_items, on_epoch=callback, **_fit_kwargs(cls, data, side), **extra)
     fit_seconds = time.perf_counter() - start
     epochs_run = state["epochs"]
     if state["arrays"] is not None and state["best_epoch"] < epochs_run:
@@ -255,7 +263,7 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     return TrainResult(model, data, meta, state["scores"])
 
 
-def _validation_metric(cls: type[Model], valid: Any, early_stopping: int,
+def _validation_metric(cls: type[Model], config: Any, valid: Any, early_stopping: int,
                        text: str | None) -> tuple[str, int | None, float]:
     """``(metric, k, sign)`` for ``--valid``: ``sign`` is +1 when higher is better, -1 when
     lower is (rmse), so that ``sign * value`` is always maximised."""
@@ -269,9 +277,10 @@ def _validation_metric(cls: type[Model], valid: Any, early_stopping: int,
         able = ", ".join(name for name, m in registry().items() if m.trains_in_epochs)
         raise ConfigError(f"model {cls.name!r} fits in one pass, so --valid and --early-stopping do not apply to it",
                           hint=f"drop them, or use a model that trains in epochs: {able}")
-    name, k = parse_metric(text or ("rmse" if cls.predicts_ratings else "ndcg@10"), "--valid-metric")
+    rates = cls.rates(config)
+    name, k = parse_metric(text or ("rmse" if rates else "ndcg@10"), "--valid-metric")
     spec = METRICS[name]
-    if spec.kind == "rating" and not cls.predicts_ratings:
+    if spec.kind == "rating" and not rates:
         able = ", ".join(n for n, m in registry().items() if m.predicts_ratings)
         raise ConfigError(f"--valid-metric {name} needs predicted ratings, and {cls.name!r} ranks items without them",
                           hint=f"use a ranking metric such as ndcg@10, or a rating model: {able}")

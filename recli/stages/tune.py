@@ -57,6 +57,14 @@ class TuneOptions:
     params_file: str | None = None
     device: str = "cpu"
     read: Any = None
+    item_features: str | None = None
+    user_features: str | None = None
+
+    def feature_tables(self) -> list[Any]:
+        """The ``--item-features`` / ``--user-features`` tables (none when not given)."""
+        from recli.stages.train import load_features
+
+        return load_features(None, item=self.item_features, user=self.user_features)
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ def metric_of(text: str, option: str) -> tuple[str, int | None, str]:
     return name, k, metric_key(name, k)
 
 
-def parse_objectives(texts: list[str], cls: type) -> list[Objective]:
+def parse_objectives(texts: list[str], cls: type, config: Any = None) -> list[Objective]:
     """``--metric`` values → objectives; the metric registry gives each direction."""
     from recli.metrics.registry import METRICS
 
@@ -114,10 +122,11 @@ def parse_objectives(texts: list[str], cls: type) -> list[Objective]:
             out.append(Objective(FIT_TIME, None, FIT_TIME, False))
             continue
         spec = METRICS[name]
-        if spec.kind == "rating" and not cls.predicts_ratings:
+        if spec.kind == "rating" and not (cls.rates(config) if config is not None else cls.predicts_ratings):
             raise ConfigError(f"--metric {name} needs predicted ratings, and {cls.name!r} ranks items without them",
                               hint="use a ranking metric such as ndcg@10")
-        if set(spec.needs) - {"train"}:
+        # a rating metric's predictions are the model's own pair scores (validation_score)
+        if set(spec.needs) - {"train"} - ({"predictions"} if spec.kind == "rating" else set()):
             raise ConfigError(f"--metric {name} needs {', '.join(spec.needs)}, which a validation set does not give",
                               hint="use ranking metrics (ndcg@10, recall@20), coverage@10, novelty@10 or fit_time")
         out.append(Objective(name, k, key, spec.higher_is_better))
@@ -139,13 +148,14 @@ def pick_index(objectives: list[Objective], pick: str | None) -> int:
 
 def plan_study(opts: TuneOptions) -> Plan:
     """Check every option (no side effects): the errors of a bad command come from here."""
-    from recli.stages.train import resolve_config
+    from recli.stages.train import check_feature_options, resolve_config
 
     cls, config = resolve_config(opts.model, params=opts.params, config_file=opts.params_file)
+    check_feature_options(cls, item=opts.item_features, user=opts.user_features)
     base = {k: v for k, v in vars(config).items() if k in _given(opts, cls)}
     file_space = ts.load_space_file(opts.space_file) if opts.space_file else None
     space = ts.build_space(cls, base, file_space, opts.space_params)
-    objectives = parse_objectives(opts.metrics, cls)
+    objectives = parse_objectives(opts.metrics, cls, config)
     pick_index(objectives, opts.pick)
     multi = len(objectives) > 1
     sampler = (opts.sampler or ("nsga2" if multi else "tpe")).lower()
@@ -221,7 +231,7 @@ def load_folds(opts: TuneOptions) -> tuple[Interactions, list[tuple[Interactions
     from recli.stages.train import load_interactions, load_validation
 
     strategy, size = parse_valid_split(opts.valid_split)
-    data = load_interactions(opts.train_file, read=opts.read)
+    data = load_interactions(opts.train_file, read=opts.read, features=opts.feature_tables())
     if opts.valid:
         return data, [(data, load_validation(opts.valid, data, read=opts.read))]
     seeds = [opts.seed] if opts.cv == 1 else [[opts.seed, fold] for fold in range(opts.cv)]
@@ -296,6 +306,7 @@ class TrialRunner:
         self.plan, self.folds, self.threads, self.device, self.turn = plan, folds, threads, device, turn
         self.worker = worker
         self.storage: Any = None  # set by open_study: refreshed before each trial
+        self.features: list[Any] = []  # the feature tables of a model that learns from features
         self.fit_total = 0.0  # seconds spent in fits by this process (the rest is overhead)
         self.overheads: list[float] = []  # per trial: its seconds in run_trials minus its fits
 
@@ -349,7 +360,7 @@ class TrialRunner:
 
         obj = self.plan.objectives[0]
         result = train(train_data, self.plan.cls, config, device=self.device, threads=self.threads,
-                       valid=valid_data if prune else None, on_epoch=report if prune else None,
+                       features=self.features, valid=valid_data if prune else None, on_epoch=report if prune else None,
                        valid_metric=obj.key if prune else None)
         self.fit_total += result.meta["fit_seconds"]
         if pruned:
@@ -445,7 +456,7 @@ def open_study(opts: TuneOptions, plan: Plan, folds: list, worker: int = 0) -> S
         log.info(f"{reclaimed} trial(s) left running by a stopped process marked failed; they run again")
     threads = st.worker_threads(opts.threads, opts.workers)
     runner = TrialRunner(plan, folds, threads, opts.device, st.TurnLock(plan.db_path), worker)
-    runner.storage = storage
+    runner.storage, runner.features = storage, opts.feature_tables()
     return Study(study, plan, runner, finished_count(study)[0])
 
 

@@ -282,17 +282,17 @@ def final_model(opts: tn.TuneOptions, plan: tn.Plan, params: dict[str, Any], des
 
     from recli.artifacts import save_model
     from recli.data.io import read_interactions
-    from recli.data.matrix import build_interactions
     from recli.models.base import build_config
-    from recli.stages.train import load_interactions, train
+    from recli.stages.train import interactions_from_frame, load_interactions, train
 
+    tables = opts.feature_tables()
     if opts.valid:
         frames = [read_interactions(f, opts.read) for f in (opts.train_file, opts.valid)]
-        full = build_interactions(pl.concat(frames, how="diagonal_relaxed"), what="training + validation data")
-    else:
-        full = load_interactions(opts.train_file, read=opts.read)  # the validation cells came from TRAIN
+        full = interactions_from_frame(pl.concat(frames, how="diagonal_relaxed"), "training + validation data", tables)
+    else:  # the validation cells came from TRAIN
+        full = load_interactions(opts.train_file, read=opts.read, features=tables)
     config = build_config(plan.cls.Config, params, plan.cls.name)
-    result = train(full, plan.cls, config, device=opts.device, threads=opts.threads)
+    result = train(full, plan.cls, config, device=opts.device, threads=opts.threads, features=tables)
     result.meta["train_source"] = opts.train_file if not opts.valid else f"{opts.train_file} + {opts.valid}"
     save_model(dest, result.model, full.users, full.items, full.user_items, result.meta)
     log.info(f"retrained the best configuration on all the data -> {dest}")

@@ -1,0 +1,116 @@
+"""The top-k and ALS conjugate-gradient ``numba.cuda`` kernels (:mod:`recli.kernels.cuda`)
+on Numba's CUDA simulator (marker ``cudasim``, tiny shapes), against the slow references
+their CPU twins are tested with (tests/reference_topk.py, tests/reference_als.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from tests import reference_als as ref_als
+from tests.reference_topk import topk_reference
+
+pytestmark = pytest.mark.cudasim
+
+
+@pytest.fixture(autouse=True)
+def _simulator_or_gpu():
+    from numba import config, cuda
+
+    if not config.ENABLE_CUDASIM and not cuda.is_available():
+        pytest.skip("NUMBA_ENABLE_CUDASIM=0 and no CUDA GPU is usable here")
+
+
+@pytest.mark.parametrize("k", [1, 4, 30])
+def test_cuda_topk_matches_the_reference(k):
+    from recli.kernels.cuda.topk import topk
+
+    rng = np.random.default_rng(k)
+    scores = rng.integers(0, 5, (7, 25)).astype(np.float32)  # many ties
+    scores[2, 3] = np.nan
+    scores[4, :20] = -np.inf  # fewer eligible items than k
+    seen = sp.random(7, 25, density=0.3, format="csr", random_state=1)
+    seen.sort_indices()
+    rows = np.array([0, 1, -1, 3, 4, 5, 6])
+    banned = (np.arange(25) % 7 == 0).astype(np.uint8)
+    args = (scores, k, rows, seen.indptr.astype(np.int64), seen.indices.astype(np.int32), banned)
+    got, want = topk(*args), topk_reference(*args)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    plain = topk(scores, k)  # no seen rows, no bans
+    np.testing.assert_array_equal(plain[0], topk_reference(scores, k)[0])
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_cuda_cg_sweep_matches_the_reference(steps):
+    from recli.kernels.als import gram
+    from recli.kernels.cuda.cg import cg_sweep
+
+    rng = np.random.default_rng(steps)
+    m = sp.random(20, 15, density=0.3, format="csr", random_state=2, dtype=np.float32)
+    m.data = np.round(m.data * 6 - 1)  # values -1..5, including stored zeros and dislikes
+    m = sp.vstack([m[:3], sp.csr_matrix((1, 15), dtype=np.float32), m[4:]]).tocsr()  # row 3: no interactions
+    m.sort_indices()
+    assert (m.data == 0).any() and (m.data < 0).any()
+    Y = rng.random((15, 4), dtype=np.float32)
+    X = rng.random((20, 4), dtype=np.float32) * np.float32(0.1)
+    want = ref_als.cg_sweep(m, X, Y, 0.1, 2.0, steps)
+    scratch = np.empty((3, 20, 4), np.float32)
+    cg_sweep(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data, X, Y, gram(Y, 0.1), 2.0, steps, scratch)
+    np.testing.assert_allclose(X, want, rtol=1e-4, atol=1e-5)
+    assert not X[3].any()
+
+
+_LOWER = """
+import sys
+from numba import types as T
+try:
+    from numba.cuda.compiler import compile_cuda
+    import numba.cuda.dispatcher as dispatcher
+except ImportError as exc:
+    sys.exit(f"SKIP {exc}")
+
+class _Device:  # device functions ask the current device its compute capability
+    compute_capability = (8, 0)
+
+dispatcher.get_current_device = lambda: _Device()
+from recli.kernels.cuda import cg, sgd, topk
+
+i64, i32, f32, f64, u64 = T.int64, T.int32, T.float32, T.float64, T.uint64
+def A(dt, nd=1):
+    return T.Array(dt, nd, "C")
+csr = (A(i64), A(i32))
+cases = [
+    (sgd._bpr_kernel, csr + (A(i64), A(i64), i64, A(f32, 2), A(f32, 2), A(f32), A(f32, 2), A(f32, 2), A(f32), f32, f32,
+                             u64, i64, A(i64), A(f64), A(i32))),
+    (sgd._warp_kernel, csr + (A(i64), A(i64), i64) + (A(f32, 2), A(f32, 2), A(f32)) * 4
+     + (f32, f32, T.boolean, i64, u64, A(i64), A(i64), A(f64), i64, i64, u64)),
+    (sgd._mf_kernel, csr + (A(i64), A(i64), A(f32), i64, f32) + (A(f32, 2), A(f32, 2), A(f32), A(f32)) * 2
+     + (f32, f32, f32, i64, i64, u64, A(i64, 2), A(f64))),
+    (topk._topk_kernel, (A(f32, 2), A(i64), A(i64), A(i32), A(T.uint8), A(i32, 2), A(f32, 2))),
+    (cg._cg_kernel, csr + (A(f32), A(f32, 2), A(f32, 2), A(f32, 2), f32, i64, f32, A(f32, 2), A(f32, 2), A(f32, 2))),
+]
+for kernel, args in cases:
+    compile_cuda(kernel.py_func, T.void, args, cc=(8, 0))
+print("lowered", len(cases))
+"""
+
+
+def test_the_kernels_type_and_lower_for_a_real_gpu():
+    """The simulator runs kernels as Python: only Numba's CUDA compiler checks their types.
+    Each kernel is typed and lowered to NVVM IR for compute capability 8.0 (no GPU, no
+    driver needed), in a process without the simulator, with the argument types recli
+    launches it with."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0",
+               PYTHONPATH=str(Path(__file__).resolve().parent.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run([sys.executable, "-c", _LOWER], capture_output=True, text=True, env=env, timeout=600)
+    if res.returncode and res.stderr.strip().startswith("SKIP"):
+        pytest.skip(f"this numba-cuda lacks the compiler entry point used here: {res.stderr.strip()}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip() == "lowered 5"
