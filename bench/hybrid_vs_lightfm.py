@@ -1,6 +1,6 @@
 """recli ``hybrid`` against LightFM (lightfm-next 1.19.0) on MovieLens 100K with item features.
 
-    python benchmarks/hybrid_vs_lightfm.py --data-dir ../shared/data/ml-100k \\
+    python bench/hybrid_vs_lightfm.py --data-dir ../shared/data/ml-100k \\
         --split warm --split cold --loss warp --threads 1 --epochs 30 --repeat 3
 
 Both libraries get the same training matrix (values 1), the same item feature matrix (by
