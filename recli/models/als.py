@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recli.errors import ArtifactError, InputError
-from recli.models._factors import FactorModel, cosine_rows
+from recli.models._factors import FactorModel, cosine_rows, dtype_param, loaded, stored
 from recli.models.base import EpochCallback, param
 
 
@@ -29,7 +29,7 @@ class ALSConfig:
     solver: str = param("cg", "cg (fast, approximate) or cholesky (exact per-row solve)", choices=("cg", "cholesky"))
     cg_steps: int = param(3, "conjugate-gradient steps per row and sweep (solver=cg)", min=1, max=1000)
     seed: int = param(42, "random seed for the factor initialisation", min=0)
-    dtype: str = param("float32", "factor dtype", choices=("float32",))
+    dtype: str = dtype_param()
 
 
 class ALS(FactorModel):
@@ -153,13 +153,17 @@ class ALS(FactorModel):
 
     # -- persistence ------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"user_factors": self.user_factors, "item_factors": self.item_factors}
+        dtype = self.config.dtype
+        return {"user_factors": stored(self.user_factors, dtype, "user factors"),
+                "item_factors": stored(self.item_factors, dtype, "item factors")}
 
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "ALS":
+        from recli.kernels.precision import to_float32
+
         model = cls(config, backend)
-        model.user_factors = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
-        model.item_factors = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
+        model.user_factors = loaded(arrays, "user_factors", config.dtype, cls.name)  # rows upcast per batch
+        model.item_factors = to_float32(loaded(arrays, "item_factors", config.dtype, cls.name), config.dtype)
         if model.user_factors.shape[1] != config.factors or model.item_factors.shape[1] != config.factors:
             raise ArtifactError("stored factors do not match the model's 'factors' setting",
                               hint="the model file is inconsistent; retrain it")
