@@ -25,6 +25,8 @@ class ALSConfig:
     factors: int = param(64, "latent factors per user and item", min=1, max=4096)
     iterations: int = param(15, "epochs: one user sweep and one item sweep each", min=1)
     regularization: float = param(0.05, "L2 penalty λ on the factors (unscaled, as in implicit)", min=0.0)
+    scale_regularization: bool = param(False, "multiply λ by each row's number of interactions (λ·n_u, λ·n_i: "
+                                       "ALS-WR, as Spark MLlib)")
     alpha: float = param(1.0, "confidence scale: c = 1 + alpha·r", min=0.0, exclusive_min=True)
     solver: str = param("cg", "cg (fast, approximate) or cholesky (exact per-row solve)", choices=("cg", "cholesky"))
     cg_steps: int = param(3, "conjugate-gradient steps per row and sweep (solver=cg)", min=1, max=1000)
@@ -57,14 +59,24 @@ class ALS(FactorModel):
         self._gram: np.ndarray | None = None
 
     # -- training ---------------------------------------------------------
+    def _penalty(self, indptr: np.ndarray) -> Any:
+        """λ for the rows of a CSR: one number, or with ``scale_regularization`` one per row,
+        λ·(the row's stored entries) (ALS-WR, Zhou et al. 2008)."""
+        if not self.config.scale_regularization:
+            return self.config.regularization
+        from recli.kernels.als import row_regularization
+
+        return row_regularization(self.config.regularization, indptr)
+
     def _sweep(self, csr, X, Y) -> float:
         """One half-epoch on the backend's kernels; returns the loss's observed term."""
         c = self.config
-        return self.backend.kernels.als_sweep(*csr, X, Y, c.regularization, c.alpha, c.solver, c.cg_steps)
+        return self.backend.kernels.als_sweep(*csr, X, Y, self._penalty(csr[0]), c.alpha, c.solver, c.cg_steps)
 
-    def _loss(self, observed: float, X, Y, data) -> float:
+    def _loss(self, observed: float, X, Y, Cui, Ciu) -> float:
         c = self.config
-        return self.backend.kernels.als_loss_from_observed(observed, X, Y, data, c.regularization, c.alpha)
+        reg = (self._penalty(Cui[0]), self._penalty(Ciu[0])) if c.scale_regularization else c.regularization
+        return self.backend.kernels.als_loss_from_observed(observed, X, Y, Cui[2], reg, c.alpha)
 
     def init_factors(self, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         """Seeded uniform [0, 0.01) start (as implicit), users drawn before items."""
@@ -91,7 +103,7 @@ class ALS(FactorModel):
                 start = time.perf_counter()
                 self._sweep(Cui, X, Y)
                 # the item sweep's observed term is the loss's, at this epoch's factors
-                loss = self._loss(self._sweep(Ciu, Y, X), X, Y, Cui[2])
+                loss = self._loss(self._sweep(Ciu, Y, X), X, Y, Cui, Ciu)
                 self.check_finite({"the loss": loss}, epoch)
                 if on_epoch is not None:
                     self._publish(X, Y)  # the callback may score, fold in or snapshot
@@ -116,8 +128,9 @@ class ALS(FactorModel):
         h = as_csr(history, n_cols=self.n_items, what="history")
         xp = self.backend.xp
         X = xp.zeros((h.shape[0], self.config.factors), dtype=xp.float32)
-        self.backend.kernels.als_sweep(*csr_arrays(h), X, xp.asarray(self.item_factors),
-                                       self.config.regularization, self.config.alpha, "cholesky")
+        csr = csr_arrays(h)
+        self.backend.kernels.als_sweep(*csr, X, xp.asarray(self.item_factors), self._penalty(csr[0]),
+                                       self.config.alpha, "cholesky")
         return self.backend.to_host(X)
 
     def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
@@ -129,7 +142,7 @@ class ALS(FactorModel):
 
     def explain(self, uidx: int, history_items: np.ndarray, history_values: np.ndarray,
                 items: np.ndarray) -> np.ndarray:
-        """Hu et al. (2008) section 5: with Wᵤ = (YᵀCᵤY + λI)⁻¹ the folded-in user
+        """Hu et al. (2008) section 5: with Wᵤ = (YᵀCᵤY + λᵤI)⁻¹ the folded-in user
         ``xᵤ = Wᵤ YᵀCᵤp(u)``, so ``ŷᵤⱼ = Σₕ c_uh p_uh · yⱼᵀWᵤyₕ``: ``C[j, h]`` is that term.
 
         Rows sum to the exact-solve score of this history (``score`` with ``uidx = -1``);
@@ -140,15 +153,16 @@ class ALS(FactorModel):
         Yh = self.item_factors[hist].astype(np.float64)
         c1 = self.config.alpha * np.abs(vals)
         pc = np.where(vals > 0, 1.0 + c1, 0.0)
-        A = self.gram_matrix().astype(np.float64) + (Yh * c1[:, None]).T @ Yh
+        lam = float(np.ravel(self._penalty(np.array([0, hist.size])))[0])  # λᵤ of this history
+        A = self.gram_matrix().astype(np.float64) + (Yh * c1[:, None]).T @ Yh + lam * np.eye(Yh.shape[1])
         W = np.linalg.solve(A, Yh.T)  # k × h: Wᵤ yₕ for each history item
         Yj = self.item_factors[np.asarray(items, dtype=np.int64)].astype(np.float64)
         return ((Yj @ W) * pc[None, :]).astype(np.float32)
 
     def gram_matrix(self) -> np.ndarray:
-        """YᵀY + λI of the trained item factors (cached)."""
+        """YᵀY of the trained item factors (cached; each user adds its own λᵤI)."""
         if self._gram is None:
-            self._gram = self.backend.to_host(self.backend.kernels.gram(self.item_factors, self.config.regularization))
+            self._gram = self.backend.to_host(self.backend.kernels.gram(self.item_factors, 0.0))
         return self._gram
 
     # -- persistence ------------------------------------------------------
