@@ -93,6 +93,28 @@ class FactorModel(Model):
                 out[new] = self.fold_in(hist)
         return out
 
+    def item_side(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(V, b)``: the scores are ``U·Vᵀ + b`` (``b`` None: no item bias)."""
+        return self.item_factors, None
+
+    def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
+        """``U_u·Vᵀ (+ b)`` for every item, float32 ``(len(uidx), n_items)``; ``uidx == -1``
+        rows are folded in from ``history``."""
+        return self.backend.kernels.dot_scores(self.user_vectors(uidx, history), *self.item_side())
+
+    def top_k(self, uidx: np.ndarray, history: Any, k: int, rows: Any = None, indptr: Any = None,
+              indices: Any = None, banned: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """``kernels.topk(self.score(uidx, history), k, rows, indptr, indices, banned)``. On
+        the CPU a large batch runs the fused kernel (:func:`recli.kernels.dot.dot_topk`):
+        the same result without the ``(len(uidx), n_items)`` score matrix."""
+        from recli.kernels.cpu import SMALL_BATCH_CELLS
+
+        if self.backend.name != "cpu" or np.shape(uidx)[0] * self.n_items <= SMALL_BATCH_CELLS:
+            return self.backend.kernels.topk(self.score(uidx, history), k, rows, indptr, indices, banned)
+        from recli.kernels.dot import dot_topk
+
+        return dot_topk(self.user_vectors(uidx, history), *self.item_side(), k, rows, indptr, indices, banned)
+
 
 def init_factors(n_rows: int, factors: int, rng: np.random.Generator,
                  counts: np.ndarray) -> np.ndarray:
@@ -190,9 +212,9 @@ class PairwiseFactorModel(FactorModel):
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         raise NotImplementedError
 
-    def score(self, uidx: np.ndarray, history: Any) -> np.ndarray:
-        """``U_u · V_i + b_i`` for every item, float32 ``(len(uidx), n_items)``."""
-        return self.backend.kernels.dot_scores(self.user_vectors(uidx, history), self.item_factors, self.item_bias)
+    def item_side(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(V, b)``: the score is ``U_u · V_i + b_i``."""
+        return self.item_factors, self.item_bias
 
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:
         """Cosine similarity over item factors (biases left out)."""

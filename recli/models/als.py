@@ -133,10 +133,6 @@ class ALS(FactorModel):
                                        self.config.alpha, "cholesky")
         return self.backend.to_host(X)
 
-    def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
-        """xᵤ·yᵢ for every item; ``uidx == -1`` rows are folded in from ``history``."""
-        return self.backend.kernels.dot_scores(self.user_vectors(uidx, history), self.item_factors)
-
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:
         return cosine_rows(self.item_factors, np.asarray(iidx, dtype=np.int64))
 
