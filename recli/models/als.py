@@ -94,7 +94,10 @@ class ALS(FactorModel):
         if ui.nnz == 0:
             raise InputError("the training matrix has no interactions", hint="check the training file is not empty")
         self.n_users, self.n_items = ui.shape
-        Cui, Ciu = csr_arrays(ui), csr_arrays(ui.T.tocsr())
+        from recli.kernels.transpose import transpose_csr
+
+        Cui = csr_arrays(ui)
+        Ciu = transpose_csr(*Cui, self.n_items)  # the item sweep's rows: in parallel, sorted
         xp = self.backend.xp
         X, Y = (xp.asarray(a) for a in self.init_factors(self.n_users, self.n_items))
         self.epoch_losses = []
