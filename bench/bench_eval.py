@@ -11,7 +11,8 @@ Times, interleaved over repetitions (the machine may be shared, so medians are r
 
 The two array-level runs must agree to 1e-9, which the script checks.
 
-Run: ``python bench/bench_eval.py`` (options: ``--users --items --k --test-rows --reps``).
+Run: ``python bench/bench_eval.py`` (options: ``--users --items --k --test-rows --reps``;
+``--string-ids`` gives the stage string ids, as ``recli recommend`` writes them).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--test-rows", type=int, default=5_000_000)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--string-ids", action="store_true", help="ids as strings in the stage's frames")
     args = ap.parse_args()
 
     import numba
@@ -77,6 +79,12 @@ def main() -> None:
           f"{numba.get_num_threads()} numba threads, {os.cpu_count()} cpus", flush=True)
 
     names = ["precision", "map", "ndcg", "auc"]
+
+    if args.string_ids:
+        import polars as pl
+
+        recs = recs.with_columns(pl.col("user", "item").cast(pl.Utf8))
+        test = test.with_columns(pl.col("user", "item").cast(pl.Utf8))
 
     def run_stage():
         return evaluate([("bench", recs)], test, ks=[args.k]).results

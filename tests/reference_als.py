@@ -32,12 +32,19 @@ def solve_row(Y, row_items, row_values, regularization, alpha):
     return np.linalg.solve(A, b)
 
 
-def exact_sweep(matrix, Y, regularization, alpha):
+def row_lambda(matrix, regularization, scale=False):
+    """λ of every row: λ, or with ALS-WR scaling λ times the row's stored entries."""
+    n_stored = np.array([matrix.indptr[u + 1] - matrix.indptr[u] for u in range(matrix.shape[0])], float)
+    return regularization * n_stored if scale else np.full(matrix.shape[0], float(regularization))
+
+
+def exact_sweep(matrix, Y, regularization, alpha, scale=False):
     """Every row of ``matrix`` (scipy CSR) solved exactly against ``Y``."""
+    lam = row_lambda(matrix, regularization, scale)
     out = np.zeros((matrix.shape[0], Y.shape[1]))
     for u in range(matrix.shape[0]):
         s, e = matrix.indptr[u], matrix.indptr[u + 1]
-        out[u] = solve_row(Y, matrix.indices[s:e], matrix.data[s:e], regularization, alpha)
+        out[u] = solve_row(Y, matrix.indices[s:e], matrix.data[s:e], lam[u], alpha)
     return out
 
 
@@ -62,19 +69,21 @@ def cg(A, b, x0, steps):
     return x
 
 
-def cg_sweep(matrix, X0, Y, regularization, alpha, steps):
+def cg_sweep(matrix, X0, Y, regularization, alpha, steps, scale=False):
+    lam = row_lambda(matrix, regularization, scale)
     out = np.zeros(X0.shape)
     for u in range(matrix.shape[0]):
         s, e = matrix.indptr[u], matrix.indptr[u + 1]
         if s == e:
             continue
-        A, b = normal_equations(Y, matrix.indices[s:e], matrix.data[s:e], regularization, alpha)
+        A, b = normal_equations(Y, matrix.indices[s:e], matrix.data[s:e], lam[u], alpha)
         out[u] = cg(A, b, X0[u], steps)
     return out
 
 
-def loss(matrix, X, Y, regularization, alpha):
-    """(Σ_{u,i} c_ui (p_ui − xᵤ·yᵢ)² + λ(‖X‖² + ‖Y‖²)) / Σ c_ui over the dense matrix."""
+def loss(matrix, X, Y, regularization, alpha, scale=False):
+    """(Σ_{u,i} c_ui (p_ui − xᵤ·yᵢ)² + λ(‖X‖² + ‖Y‖²)) / Σ c_ui over the dense matrix;
+    with ALS-WR scaling the penalty is Σᵤ λ·nᵤ‖xᵤ‖² + Σᵢ λ·nᵢ‖yᵢ‖² (n: stored entries)."""
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
     total, weight = 0.0, 0.0
@@ -84,5 +93,7 @@ def loss(matrix, X, Y, regularization, alpha):
         pred = Y @ X[u]
         total += np.sum(c * (p - pred) ** 2)
         weight += c.sum()
-    total += regularization * (np.sum(X ** 2) + np.sum(Y ** 2))
+    lam_x = row_lambda(matrix, regularization, scale)
+    lam_y = row_lambda(matrix.T.tocsr(), regularization, scale)
+    total += np.sum(lam_x * np.sum(X ** 2, axis=1)) + np.sum(lam_y * np.sum(Y ** 2, axis=1))
     return total / weight

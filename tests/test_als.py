@@ -10,7 +10,7 @@ import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 from recli.backend import get_backend
 from recli.data.matrix import csr_arrays
 from recli.errors import ConfigError, InputError
-from recli.kernels.als import als_loss, als_sweep
+from recli.kernels.als import als_loss, als_sweep, row_regularization
 from recli.kernels.als_xp import xp_als_loss, xp_als_sweep
 from recli.models.als import ALS, ALSConfig
 from recli.models.base import build_config
@@ -91,6 +91,39 @@ def test_loss_equals_dense_reference():
     assert xp_als_loss(np, *csr_arrays(m), X, Y, REG, ALPHA, nnz_budget=13) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_scaled_regularization_sweeps_equal_reference(solver):
+    """ALS-WR: λ·nᵤ per row, on the Numba and the array-module kernels."""
+    m = random_csr(seed=15, signed=True)
+    Y, X0 = factors(m.shape[1], 6, 16), factors(m.shape[0], 6, 17)
+    lam = row_regularization(REG, m.indptr)
+    assert lam[2] == 0 and lam[0] == pytest.approx(REG * (m.indptr[1] - m.indptr[0]))
+    if solver == "cg":
+        expected = ref.cg_sweep(m, X0, Y, REG, ALPHA, 3, scale=True)
+        unscaled = ref.cg_sweep(m, X0, Y, REG, ALPHA, 3)
+        tol = {"rtol": 2e-3, "atol": 2e-4}
+    else:
+        expected = ref.exact_sweep(m, Y, REG, ALPHA, scale=True)
+        unscaled = ref.exact_sweep(m, Y, REG, ALPHA)
+        tol = {"rtol": 1e-4, "atol": 1e-5}
+    assert np.abs(expected - unscaled).max() > 1e-3  # the scaling changes the solution
+    a, b = X0.copy(), X0.copy()
+    als_sweep(*csr_arrays(m), a, Y, lam, ALPHA, solver=solver, cg_steps=3)
+    xp_als_sweep(np, *csr_arrays(m), b, Y, lam, ALPHA, solver=solver, cg_steps=3, nnz_budget=17)
+    np.testing.assert_allclose(a, expected, **tol)
+    np.testing.assert_allclose(b, expected, **tol)
+
+
+def test_scaled_regularization_loss_equals_reference():
+    m = random_csr(seed=18, signed=True)
+    X, Y = factors(m.shape[0], 5, 19), factors(m.shape[1], 5, 20)
+    expected = ref.loss(m, X, Y, REG, ALPHA, scale=True)
+    assert expected != pytest.approx(ref.loss(m, X, Y, REG, ALPHA), rel=1e-3)
+    pair = (row_regularization(REG, m.indptr), row_regularization(REG, m.T.tocsr().indptr))
+    assert als_loss(*csr_arrays(m), X, Y, pair, ALPHA) == pytest.approx(expected, rel=1e-5)
+    assert xp_als_loss(np, *csr_arrays(m), X, Y, pair, ALPHA, nnz_budget=13) == pytest.approx(expected, rel=1e-5)
+
+
 def block_matrix(n_users=40, n_items=30, seed=0):
     """Two communities: users 0..19 like items 0..14, the rest items 15..29; each user
     sees a random 60% of its block, so the unseen in-block items are the right answer."""
@@ -153,6 +186,26 @@ def test_fold_in_matches_per_user_solve_and_explain_sums_to_score():
     contrib = model.explain(-1, hist.indices, hist.data, items)
     assert contrib.shape == (3, 3)
     np.testing.assert_allclose(contrib.sum(axis=1), scores[0, items], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", ["cpu", "xp-numpy"])
+def test_scale_regularization_model_follows_the_reference(device):
+    """The model's first user sweep is ALS-WR's exact solve (λ·nᵤ); fold-in and explain use
+    the history's own λ·n; the reported loss is the scaled one."""
+    params = {"solver": "cholesky", "iterations": 1, "scale_regularization": True}
+    model = fit(params, device=device)
+    m, c = block_matrix(), model.config
+    _, Y0 = model.init_factors(*m.shape)
+    X1 = ref.exact_sweep(m, Y0, c.regularization, c.alpha, scale=True)
+    Y1 = ref.exact_sweep(m.T.tocsr(), X1, c.regularization, c.alpha, scale=True)
+    np.testing.assert_allclose(model.item_factors, Y1, rtol=2e-3, atol=2e-4)
+    expected_loss = ref.loss(m, model.user_factors, model.item_factors, c.regularization, c.alpha, scale=True)
+    assert model.epoch_losses[-1] == pytest.approx(expected_loss, rel=1e-4)
+    hist = sp.csr_matrix(([1.0, 2.0, 1.0], ([0, 0, 0], [1, 4, 22])), shape=(1, 30), dtype=np.float32)
+    expected = ref.solve_row(model.item_factors, hist.indices, hist.data, 3 * c.regularization, c.alpha)
+    np.testing.assert_allclose(model.fold_in(hist)[0], expected, rtol=1e-4, atol=1e-5)
+    contrib = model.explain(-1, hist.indices, hist.data, np.arange(30))
+    np.testing.assert_allclose(contrib.sum(axis=1), model.item_factors @ expected, rtol=1e-4, atol=1e-5)
 
 
 def test_similar_items_is_cosine_and_round_trip():

@@ -91,3 +91,36 @@ def test_user_and_all_users_give_bit_identical_scores(cli, trained, name):
     several = cli(["recommend", trained[name], *sum((["--user", u] for u in chosen), []), "-k", "50"])
     got = pl.read_csv(io.StringIO(several.stdout), schema_overrides={"score": pl.Utf8})
     assert got.sort("user", "rank").equals(want.sort("user", "rank"))
+
+
+@pytest.mark.parametrize("shape", [(70, 1100, 4), (3, 7, 2)])  # ragged row blocks and item tiles; k > n_items
+def test_fused_dot_topk_equals_the_reference_topk_of_the_reference_scores(shape):
+    """dot_topk = topk(dot_scores(...)): seen rows (one -1), bans, ties broken by index."""
+    import scipy.sparse as sp
+
+    from recli.kernels.dot import dot_topk
+    from recli.kernels.topk import topk
+    from tests.reference_topk import topk_reference
+
+    n_users, n_items, k = shape
+    rng = np.random.default_rng(n_items)
+    U = rng.integers(-2, 3, (n_users, k)).astype(np.float32)  # small integers: many exact ties
+    V = rng.integers(-2, 3, (n_items, k)).astype(np.float32)
+    b = rng.integers(0, 2, n_items).astype(np.float32)
+    seen = sp.random(n_users + 5, n_items, density=0.2, format="csr", random_state=3)
+    seen.sort_indices()
+    indptr, indices = seen.indptr.astype(np.int64), seen.indices.astype(np.int32)
+    rows = rng.permutation(n_users + 5)[:n_users].astype(np.int64)
+    rows[1] = -1
+    banned = (rng.random(n_items) < 0.1).astype(np.uint8)
+    scores = {id(bias): reference(U, V, bias) for bias in (b, None)}
+    for kk in (1, 10, n_items + 3):
+        for bias, ban in ((b, banned), (None, None)):
+            want = topk_reference(scores[id(bias)], kk, rows, indptr, indices, ban)
+            got = dot_topk(U, V, bias, kk, rows, indptr, indices, ban)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+            split = topk(numba_dot(U, V, bias), kk, rows, indptr, indices, ban)
+            np.testing.assert_array_equal(got[0], split[0])
+    no_seen = dot_topk(U, V, b, 4)
+    np.testing.assert_array_equal(no_seen[0], topk_reference(scores[id(b)], 4)[0])

@@ -69,6 +69,27 @@ def test_integer_ids_from_parquet_match_string_ids(tmp_path):
     assert a.filter(pl.col("metric") == "recall")["value"][0] == pytest.approx(0.5)
 
 
+def test_decimal_string_ids_map_like_the_join_in_string_order():
+    """Decimal strings take the lookup-table path: same sorted-string vocabulary and codes
+    as the join path; a non-canonical spelling ("07", "+7", "-0", " 7") falls back."""
+    from recli.stages.eval_inputs import Vocab, decimal_ids, unique_sorted
+
+    a = pl.Series(["10", "9", "0", "100", "9", "23"])
+    b = pl.Series(["5", "10", "77", "1000000"])
+    vocab = Vocab.of([a, b])
+    assert vocab.lut is not None
+    assert vocab.ids.to_list() == unique_sorted([a, b]).to_list() == sorted({*a.to_list(), *b.to_list()})
+    join = Vocab(unique_sorted([a, b]))
+    assert join.lut is None
+    probe = pl.Series(["9", "1000000", "8", "0", "100"])
+    assert vocab.codes(probe).tolist() == join.codes(probe).tolist() == [7, 3, -1, 0, 2]
+    assert vocab.codes(pl.Series(["09", "x"])).tolist() == [-1, -1]  # not decimal: the join
+    for odd in (["07", "1"], ["+7"], ["-0"], [" 7"], ["7", "x"], ["-3"]):
+        assert decimal_ids(pl.Series(odd)) is None, odd
+        assert Vocab.of([pl.Series(odd)]).lut is None
+    assert decimal_ids(pl.Series(["0", "42"])).tolist() == [0, 42]
+
+
 def _implicit_model(lists):
     from implicit.recommender_base import RecommenderBase
 

@@ -137,3 +137,27 @@ def test_draw_negative_skips_positives_and_gives_up_after_max_draws():
     full = np.arange(8, dtype=np.int32)
     _, j, draws = draw_negative(np.uint64(state), full, 0, 8, 8, 5)
     assert j == -1 and draws == 5
+
+
+@pytest.mark.parametrize("n_chunks", [1, 2, 7])
+def test_parallel_transpose_equals_scipy(n_chunks):
+    """The CSR of Mᵀ, rows sorted, whatever the chunking; empty rows and columns kept."""
+    import scipy.sparse as sp
+
+    from recli.kernels.transpose import transpose_csr
+
+    m = sp.random(40, 25, density=0.2, format="csr", random_state=5, dtype=np.float32)
+    m = m.tolil()
+    m[3, :] = 0  # an empty row: an empty column of the transpose
+    m[:, 7] = 0  # an empty column: an empty row of the transpose
+    m = m.tocsr()
+    m.sort_indices()
+    indptr, indices, data = transpose_csr(m.indptr, m.indices, m.data, m.shape[1], n_chunks)
+    want = m.T.tocsr()
+    want.sort_indices()
+    assert indptr.dtype == np.int64 and indices.dtype == np.int32 and data.dtype == np.float32
+    np.testing.assert_array_equal(indptr, want.indptr)
+    np.testing.assert_array_equal(indices, want.indices)
+    np.testing.assert_array_equal(data, want.data)
+    empty = transpose_csr(np.zeros(4, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), 3, n_chunks)
+    assert empty[0].tolist() == [0, 0, 0, 0] and empty[1].size == 0

@@ -41,6 +41,7 @@ def train(
     regularization: Annotated[Optional[float], Opt("--regularization", help="L2 regularisation.")] = None,
     learning_rate: Annotated[Optional[float], Opt("--learning-rate", help="SGD learning rate.")] = None,
     alpha: Annotated[Optional[float], Opt("--alpha", help="Confidence scale (ALS) or model-specific alpha.")] = None,
+    dtype: Annotated[Optional[str], Opt("--dtype", help="How factor models store their factors: float32, float16 or bfloat16 (arithmetic stays float32).")] = None,
     param: Annotated[Optional[List[str]], Opt("--param", "-p", help="Any model parameter as key=value (repeatable).")] = None,
     config_file: Annotated[Optional[str], Opt("--params", help="TOML/JSON file of model parameters (e.g. the best.toml 'recli tune' writes).")] = None,
     old_config: Annotated[Optional[str], Opt("--config", hidden=True, help="Deprecated alias of --params.")] = None,
@@ -82,7 +83,7 @@ def train(
     from recli.cli._options import read_options
 
     _run(train_file, model, output, {"factors": factors, "iterations": iterations, "regularization": regularization,
-                                         "learning_rate": learning_rate, "alpha": alpha},
+                                         "learning_rate": learning_rate, "alpha": alpha, "dtype": dtype},
          param or [], config_file, seed, threads, device, (valid, valid_metric, early_stopping), input_format,
          read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force,
          max_gpu_memory, {"item": item_features, "user": user_features}, context_col or [])

@@ -11,11 +11,58 @@ from __future__ import annotations
 
 import gzip
 import io
-from typing import IO, Iterable, Iterator
+import queue
+import threading
+from typing import IO, Callable, Iterable, Iterator, TypeVar
 
 import polars as pl
 
 from recli.data.io import atomic_path, check_stdout, is_binary, output_format, split_compression, wants_gzip, write_stdout_bytes
+
+T = TypeVar("T")
+_DONE = object()
+
+
+def ahead(produce: Callable[[], Iterable[T]], depth: int = 2) -> Iterator[T]:
+    """The items of ``produce()``, computed in a worker thread up to ``depth`` items ahead
+    of the consumer: the next batch is computed (kernels that release the GIL) while this
+    thread formats and writes the last one. An exception in the worker is raised here;
+    when the consumer stops early, the worker stops at its next item."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in produce():
+                if not put((True, item)):
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((False, exc))
+            return
+        put((True, _DONE))
+
+    worker = threading.Thread(target=work, name="recli-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = slots.get()
+            if not ok:
+                raise item
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _text_bytes(df: pl.DataFrame, fmt: str, header: bool) -> bytes:

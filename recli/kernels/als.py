@@ -10,6 +10,10 @@ with confidence ``c_ui = 1 + alpha·|r_ui|`` and preference ``p_ui = 1 if r_ui >
 computed once per sweep (``A0`` below); the per-row part only touches the row's
 non-zeros, so a sweep costs O(nnz·k + n_rows·k²) per CG step.
 
+``λ`` is one number, or one per row (``λᵤ``, e.g. ``λ·nᵤ`` with ``nᵤ`` the row's stored
+entries: the ALS-WR weighting of Zhou et al. 2008 that Spark MLlib uses); then ``A0`` is
+``YᵀY`` and each row adds its own ``λᵤI``.
+
 Two solvers, both writing ``X`` in place, row by row (each thread owns its rows):
 
 * ``cg``: ``cg_steps`` conjugate-gradient steps warm-started from the current ``X``
@@ -43,13 +47,22 @@ def _conf(value, alpha):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _symv(A0, v, out, k):
-    """out = A0 v (A0 symmetric k×k, rows contiguous)."""
+def _symv(A0, v, out, k, lam):
+    """out = (A0 + lam·I) v (A0 symmetric k×k, rows contiguous)."""
     for f in range(k):
         acc = np.float32(0.0)
         for g in range(k):
             acc += A0[f, g] * v[g]
         out[f] = acc
+    if lam != 0:  # only per-row λ: a scalar λ is already on A0's diagonal
+        for f in range(k):
+            out[f] += lam * v[f]
+
+
+@njit(cache=True, inline="always")
+def _row_lambda(lam, u):
+    """Row ``u``'s own λ (per-row λ), or 0 when ``A0`` carries one λ for all rows."""
+    return lam[u] if lam.shape[0] else np.float32(0.0)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -62,11 +75,11 @@ def _observed_term(value, alpha, s):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _residual(indices, data, start, end, x, Y, A0, alpha, r, s):
+def _residual(indices, data, start, end, x, Y, A0, lam, alpha, r, s):
     """r = b − A x with A x = A0 x + Σ c1·(yᵢ·x)·yᵢ and b = Σ p·c·yᵢ; s[j] = yⱼ·x.
     Returns r·r."""
     k = x.shape[0]
-    _symv(A0, x, r, k)
+    _symv(A0, x, r, k, lam)
     for f in range(k):
         r[f] = -r[f]
     for idx in range(start, end):
@@ -88,10 +101,10 @@ def _residual(indices, data, start, end, x, Y, A0, alpha, r, s):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _apply(indices, data, start, end, p, Y, A0, alpha, Ap, dp):
+def _apply(indices, data, start, end, p, Y, A0, lam, alpha, Ap, dp):
     """Ap = A0 p + Σ c1·(yᵢ·p)·yᵢ without forming Yᵀ(Cᵤ − I)Y; dp[j] = yⱼ·p. Returns p·Ap."""
     k = p.shape[0]
-    _symv(A0, p, Ap, k)
+    _symv(A0, p, Ap, k, lam)
     for idx in range(start, end):
         if idx + PREFETCH < end:
             prefetch_row(Y, indices[idx + PREFETCH])
@@ -110,17 +123,17 @@ def _apply(indices, data, start, end, p, Y, A0, alpha, Ap, dp):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _cg_row(indices, data, start, end, x, Y, A0, alpha, cg_steps, r, p, Ap, s, dp):
+def _cg_row(indices, data, start, end, x, Y, A0, lam, alpha, cg_steps, r, p, Ap, s, dp):
     """Warm-started CG on one row; returns its observed loss term at the new x.
 
     s[j] tracks yⱼ·x as x moves (x ← x + a·p ⇒ s ← s + a·(yⱼ·p)), so the loss needs
     no extra pass over the row."""
     k = x.shape[0]
-    rsold = _residual(indices, data, start, end, x, Y, A0, alpha, r, s)
+    rsold = _residual(indices, data, start, end, x, Y, A0, lam, alpha, r, s)
     for f in range(k):
         p[f] = r[f]
     for _ in range(cg_steps if rsold >= CG_EPS else 0):
-        a = rsold / _apply(indices, data, start, end, p, Y, A0, alpha, Ap, dp)
+        a = rsold / _apply(indices, data, start, end, p, Y, A0, lam, alpha, Ap, dp)
         rsnew = np.float32(0.0)
         for f in range(k):
             x[f] += a * p[f]
@@ -141,7 +154,7 @@ def _cg_row(indices, data, start, end, x, Y, A0, alpha, cg_steps, r, p, Ap, s, d
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds, max_nnz, obs_out):
+def _cg_sweep(indptr, indices, data, X, Y, A0, lam, alpha, cg_steps, bounds, max_nnz, obs_out):
     k = X.shape[1]
     for c in prange(bounds.shape[0] - 1):
         # Scratch per chunk: each chunk (and so each thread) owns its buffers and rows.
@@ -156,7 +169,8 @@ def _cg_sweep(indptr, indices, data, X, Y, A0, alpha, cg_steps, bounds, max_nnz,
             if start == end:
                 X[u, :] = 0.0
             else:
-                obs += _cg_row(indices, data, start, end, X[u], Y, A0, alpha, cg_steps, r, p, Ap, s, dp)
+                obs += _cg_row(indices, data, start, end, X[u], Y, A0, _row_lambda(lam, u), alpha, cg_steps,
+                               r, p, Ap, s, dp)
         obs_out[c] = obs
 
 
@@ -189,7 +203,7 @@ def _cholesky_solve(A, b, k):
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _cholesky_sweep(indptr, indices, data, X, Y, A0, alpha, bounds, obs_out):
+def _cholesky_sweep(indptr, indices, data, X, Y, A0, lam, alpha, bounds, obs_out):
     k = X.shape[1]
     for c in prange(bounds.shape[0] - 1):
         A = np.empty((k, k), np.float64)
@@ -204,6 +218,7 @@ def _cholesky_sweep(indptr, indices, data, X, Y, A0, alpha, bounds, obs_out):
                 b[f] = 0.0
                 for g in range(f + 1):
                     A[f, g] = A0[f, g]
+                A[f, f] += _row_lambda(lam, u)
             # A += Σ c1·yᵢyᵢᵀ (lower triangle only), b += Σ p·c·yᵢ
             for idx in range(start, end):
                 i = indices[idx]
@@ -255,7 +270,8 @@ def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", c
     ----------
     indptr, indices, data : CSR arrays (int64, int32, float32) of the rows' interactions.
     X, Y : float32 C-contiguous factor matrices; ``X`` is updated in place.
-    regularization : λ ≥ 0 (λ > 0 keeps the system positive definite).
+    regularization : λ ≥ 0 (λ > 0 keeps the system positive definite), or one λ per row of
+        ``X`` (an array: :func:`row_regularization`).
     alpha : confidence scale, c = 1 + alpha·|r|.
     solver : ``"cg"`` (warm-started, ``cg_steps`` steps) or ``"cholesky"`` (exact).
     n_chunks : work units for the thread pool, balanced by non-zeros. The result does
@@ -267,23 +283,33 @@ def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", c
     (see :func:`als_loss`), computed on the fly at almost no cost.
     """
     k = X.shape[1]
-    A0 = gram(Y, regularization)
+    per_row = np.ndim(regularization) > 0
+    A0 = gram(Y, 0.0 if per_row else regularization)
+    lam = np.ascontiguousarray(regularization if per_row else np.zeros(0), dtype=np.float32)
     bounds = balanced_bounds(indptr, n_chunks, row_cost=k)
     obs = np.zeros(bounds.shape[0] - 1, np.float64)
     if solver == "cg":
         max_nnz = max(1, int(np.diff(indptr).max(initial=0)))
-        _cg_sweep(indptr, indices, data, X, Y, A0, np.float32(alpha), int(cg_steps), bounds, max_nnz, obs)
+        _cg_sweep(indptr, indices, data, X, Y, A0, lam, np.float32(alpha), int(cg_steps), bounds, max_nnz, obs)
     else:
-        _cholesky_sweep(indptr, indices, data, X, Y, A0, np.float32(alpha), bounds, obs)
+        _cholesky_sweep(indptr, indices, data, X, Y, A0, lam, np.float32(alpha), bounds, obs)
     return float(obs.sum())
+
+
+def row_regularization(regularization: float, indptr) -> np.ndarray:
+    """ALS-WR's per-row λ: ``λ·nᵤ`` with ``nᵤ`` the stored entries of each CSR row."""
+    return (np.float64(regularization) * np.diff(np.asarray(indptr))).astype(np.float32)
 
 
 def loss_from_observed(observed, X, Y, data, regularization, alpha) -> float:
     """Assemble :func:`als_loss` from its observed term: the all-pairs term
-    Σ_{u,i} (xᵤ·yᵢ)² = ‖XYᵀ‖² = tr(XᵀX · YᵀY) costs two k×k Gram matrices."""
+    Σ_{u,i} (xᵤ·yᵢ)² = ‖XYᵀ‖² = tr(XᵀX · YᵀY) costs two k×k Gram matrices.
+    ``regularization`` is λ, or the pair (λ per row of ``X``, λ per row of ``Y``)."""
+    from recli.kernels.als_xp import penalty
+
     X64, Y64 = np.asarray(X, np.float64), np.asarray(Y, np.float64)
     all_pairs = float(np.sum((X64.T @ X64) * (Y64.T @ Y64)))
-    reg = regularization * (float(np.sum(X64 ** 2)) + float(np.sum(Y64 ** 2)))
+    reg = penalty(np, regularization, X64, Y64)
     weight = float(alpha * np.abs(np.asarray(data)).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]
     return (observed + all_pairs + reg) / weight
 
@@ -292,6 +318,8 @@ def als_loss(indptr, indices, data, X, Y, regularization, alpha, n_chunks=64) ->
     """Mean weighted squared loss plus regularisation:
 
     ( Σ_{u,i} c_ui (p_ui − xᵤ·yᵢ)² + λ(‖X‖² + ‖Y‖²) ) / Σ_{u,i} c_ui,
+
+    (with per-row λ, the pair of :func:`loss_from_observed`: Σᵤ λᵤ‖xᵤ‖² + Σᵢ λᵢ‖yᵢ‖²)
 
     over *all* user-item pairs (unobserved pairs have c = 1, p = 0), normalised as
     implicit does, in O(nnz·k + (n_users + n_items)·k²): the all-pairs term with c = 1,

@@ -49,7 +49,7 @@ class _Batch:
     """The interactions of rows ``lo:hi``: gathered item factors, confidences, and the
     indicator matrix that sums per-non-zero values into per-row values."""
 
-    def __init__(self, xp, indptr, indices, data, Y, alpha, lo, hi):
+    def __init__(self, xp, indptr, indices, data, Y, alpha, lo, hi, lam=None):
         sparse = sparse_module(xp)
         start, end = int(indptr[lo]), int(indptr[hi])
         # Batches hold far fewer than 2³¹ non-zeros, so int32 offsets (all CuPy accepts).
@@ -65,6 +65,8 @@ class _Batch:
         self.c1 = (alpha * xp.abs(values)).astype(xp.float32)
         self.pc = xp.where(values > 0, 1.0 + self.c1, 0.0).astype(xp.float32)
         self.empty = xp.asarray(counts == 0)
+        # the rows' own λ (per-row λ), or None when A0 carries one λ for every row
+        self.lam = None if lam is None else xp.asarray(lam[lo:hi], dtype=xp.float32)
 
     def rowsum(self, per_nnz):
         return self.segment @ per_nnz
@@ -74,9 +76,12 @@ class _Batch:
         return self.rowsum(self.pc[:, None] * self.Yg)
 
     def matvec(self, A0, V):
-        """(A0 + Yᵀ(Cᵤ − I)Y) vᵤ for every row of the batch."""
+        """(A0 + λᵤI + Yᵀ(Cᵤ − I)Y) vᵤ for every row of the batch."""
         d = (V[self.row] * self.Yg).sum(axis=1)
-        return V @ A0 + self.rowsum((self.c1 * d)[:, None] * self.Yg)
+        out = V @ A0 + self.rowsum((self.c1 * d)[:, None] * self.Yg)
+        if self.lam is not None:
+            out += self.lam[:, None] * V
+        return out
 
 
 def xp_gram(xp, Y, regularization=0.0):
@@ -131,6 +136,8 @@ def xp_exact_rows(xp, batch: _Batch, A0):
     outer = (batch.c1[:, None, None] * batch.Yg[:, :, None] * batch.Yg[:, None, :])
     k = A0.shape[0]
     A = A0[None] + batch.rowsum(outer.reshape(outer.shape[0], k * k)).reshape(-1, k, k)
+    if batch.lam is not None:
+        A = A + batch.lam[:, None, None] * xp.eye(k, dtype=xp.float32)[None]
     x = xp_cholesky_solve(xp, A.astype(xp.float64), batch.b().astype(xp.float64)).astype(xp.float32)
     x[batch.empty] = 0
     return x
@@ -173,10 +180,12 @@ def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver=
     :func:`recli.kernels.als.als_sweep`.
     """
     indptr = np.asarray(indptr)
-    A0 = xp_gram(xp, Y, regularization)
+    per_row = np.ndim(regularization) > 0  # per-row λ (host array): added row by row
+    A0 = xp_gram(xp, Y, 0.0 if per_row else regularization)
+    lam = np.asarray(regularization, dtype=np.float32) if per_row else None
     observed = 0.0
     for lo, hi in _batches(indptr, nnz_budget, max_rows):
-        batch = _Batch(xp, indptr, indices, data, Y, xp.float32(alpha), lo, hi)
+        batch = _Batch(xp, indptr, indices, data, Y, xp.float32(alpha), lo, hi, lam)
         if solver == "cg":
             X[lo:hi] = xp_cg_rows(xp, batch, A0, X[lo:hi].copy(), cg_steps)
         else:
@@ -185,11 +194,20 @@ def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver=
     return observed
 
 
+def penalty(xp, regularization, X64, Y64) -> float:
+    """λ(‖X‖² + ‖Y‖²), or Σᵤ λᵤ‖xᵤ‖² + Σᵢ λᵢ‖yᵢ‖² for a pair of per-row λ arrays."""
+    if not isinstance(regularization, tuple):
+        return regularization * (float((X64 ** 2).sum()) + float((Y64 ** 2).sum()))
+    lam_x, lam_y = (xp.asarray(np.asarray(lam, dtype=np.float64)) for lam in regularization)
+    return float((lam_x * (X64 ** 2).sum(axis=1)).sum()) + float((lam_y * (Y64 ** 2).sum(axis=1)).sum())
+
+
 def xp_loss_from_observed(xp, observed, X, Y, data, regularization, alpha) -> float:
-    """``loss_from_observed`` on device arrays: tr(XᵀX·YᵀY) + λ(‖X‖² + ‖Y‖²) + observed."""
+    """``loss_from_observed`` on device arrays: tr(XᵀX·YᵀY) + λ(‖X‖² + ‖Y‖²) + observed
+    (``regularization``: λ, or the pair of per-row λ arrays of :func:`penalty`)."""
     X64, Y64 = X.astype(xp.float64), Y.astype(xp.float64)
     all_pairs = float(((X64.T @ X64) * (Y64.T @ Y64)).sum())
-    reg = regularization * (float((X64 ** 2).sum()) + float((Y64 ** 2).sum()))
+    reg = penalty(xp, regularization, X64, Y64)
     weight = float(alpha * np.abs(np.asarray(data)).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]
     return (observed + all_pairs + reg) / weight
 

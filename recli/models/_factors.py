@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from recli.errors import ArtifactError, InputError
-from recli.models.base import Model, split_batch
+from recli.errors import ArtifactError, InputError, ModelFitError
+from recli.kernels.precision import STORAGE, storage_matches, to_float32, to_storage
+from recli.models.base import Model, param, split_batch
 
 if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
     import scipy.sparse as sp
@@ -26,10 +27,51 @@ def cosine_rows(factors: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return dot_scores(unit[np.asarray(rows, dtype=np.int64)], unit)
 
 
+# How a factor model's config declares its storage dtype (``recli train --dtype``).
+FACTOR_DTYPES = tuple(STORAGE)
+
+
+def dtype_param() -> str:
+    """The ``dtype`` config field of a model that stores factor matrices."""
+    return param("float32", "how the factors are stored (the model file and memory); arithmetic is float32, "
+                 "bfloat16 is kept as its uint16 bit pattern", choices=FACTOR_DTYPES)
+
+
+def stored(values: np.ndarray, dtype: str, what: str) -> np.ndarray:
+    """``values`` (float32, or already in storage form) in the storage form of ``dtype``
+    (:mod:`recli.kernels.precision`); a finite value that does not fit the type is refused."""
+    if storage_matches(values, dtype):
+        return values
+    out = to_storage(values, dtype)
+    if dtype != "float32" and not np.isfinite(to_float32(out, dtype)).all():
+        raise ModelFitError(f"the {what} do not fit in {dtype} (a value is beyond its range)",
+                            hint="train with --dtype float32 (or bfloat16, which has float32's range)")
+    return out
+
+
+def loaded(arrays: dict[str, np.ndarray], name: str, dtype: str, model: str) -> np.ndarray:
+    """Array ``name`` of a model file, checked to be in the storage form of ``dtype``."""
+    try:
+        array = arrays[name]
+    except KeyError as exc:
+        raise ArtifactError(f"{model} model file lacks the array {exc.args[0]!r}",
+                            hint="the file is corrupt or from another model; retrain it") from None
+    if not storage_matches(array, dtype):
+        raise ArtifactError(f"{model} model array {name!r} is {array.dtype}, but the model says its factors are "
+                            f"stored as {dtype}", hint="the model file is inconsistent; retrain it")
+    return np.ascontiguousarray(array)
+
+
+def factor_rows(factors: np.ndarray, rows: np.ndarray, dtype: str) -> np.ndarray:
+    """``factors[rows]`` upcast to float32 (only the rows a batch reads)."""
+    return np.ascontiguousarray(to_float32(factors[rows], dtype), dtype=np.float32)
+
+
 class FactorModel(Model):
     """A model that scores from user factor rows: trained rows for known users, rows
     folded in from ``history`` (subclasses implement ``fold_in(history_csr)``) for the
-    rows marked ``-1``. ``user_factors`` is the trained ``(n_users, factors)`` array."""
+    rows marked ``-1``. ``user_factors`` is the trained ``(n_users, factors)`` array, in
+    the storage form of ``config.dtype`` once loaded (rows are upcast per batch)."""
 
     can_fold_in: ClassVar[bool] = True
     user_factors: np.ndarray
@@ -45,11 +87,33 @@ class FactorModel(Model):
         uidx, new, hist = split_batch(uidx, history, self.n_users, self.n_items)
         out = np.zeros((uidx.shape[0], self.config.factors), dtype=np.float32)
         known = uidx >= 0
-        out[known] = self.user_factors[uidx[known]]
+        out[known] = factor_rows(self.user_factors, uidx[known], self.config.dtype)
         if hist is not None:
             with threads_context(self.backend.threads):
                 out[new] = self.fold_in(hist)
         return out
+
+    def item_side(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(V, b)``: the scores are ``U·Vᵀ + b`` (``b`` None: no item bias)."""
+        return self.item_factors, None
+
+    def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
+        """``U_u·Vᵀ (+ b)`` for every item, float32 ``(len(uidx), n_items)``; ``uidx == -1``
+        rows are folded in from ``history``."""
+        return self.backend.kernels.dot_scores(self.user_vectors(uidx, history), *self.item_side())
+
+    def top_k(self, uidx: np.ndarray, history: Any, k: int, rows: Any = None, indptr: Any = None,
+              indices: Any = None, banned: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """``kernels.topk(self.score(uidx, history), k, rows, indptr, indices, banned)``. On
+        the CPU a large batch runs the fused kernel (:func:`recli.kernels.dot.dot_topk`):
+        the same result without the ``(len(uidx), n_items)`` score matrix."""
+        from recli.kernels.cpu import SMALL_BATCH_CELLS
+
+        if self.backend.name != "cpu" or np.shape(uidx)[0] * self.n_items <= SMALL_BATCH_CELLS:
+            return self.backend.kernels.topk(self.score(uidx, history), k, rows, indptr, indices, banned)
+        from recli.kernels.dot import dot_topk
+
+        return dot_topk(self.user_vectors(uidx, history), *self.item_side(), k, rows, indptr, indices, banned)
 
 
 def init_factors(n_rows: int, factors: int, rng: np.random.Generator,
@@ -161,28 +225,26 @@ class PairwiseFactorModel(FactorModel):
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         raise NotImplementedError
 
-    def score(self, uidx: np.ndarray, history: Any) -> np.ndarray:
-        """``U_u · V_i + b_i`` for every item, float32 ``(len(uidx), n_items)``."""
-        return self.backend.kernels.dot_scores(self.user_vectors(uidx, history), self.item_factors, self.item_bias)
+    def item_side(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(V, b)``: the score is ``U_u · V_i + b_i``."""
+        return self.item_factors, self.item_bias
 
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:
         """Cosine similarity over item factors (biases left out)."""
         return cosine_rows(self.item_factors, iidx)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"user_factors": self.user_factors, "item_factors": self.item_factors,
-                "item_bias": self.item_bias}
+        dtype = self.config.dtype
+        return {"user_factors": stored(self.user_factors, dtype, "user factors"),
+                "item_factors": stored(self.item_factors, dtype, "item factors"), "item_bias": self.item_bias}
 
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "PairwiseFactorModel":
         model = cls(config, backend)
-        try:
-            U = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
-            V = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
-            b = np.ascontiguousarray(arrays["item_bias"], dtype=np.float32)
-        except KeyError as exc:
-            raise ArtifactError(f"{cls.name} model file lacks the array {exc.args[0]!r}",
-                                hint="the file is corrupt or from another model; retrain it") from None
+        dtype = model.config.dtype
+        U = loaded(arrays, "user_factors", dtype, cls.name)  # kept as stored: rows are upcast per batch
+        V = to_float32(loaded(arrays, "item_factors", dtype, cls.name), dtype)  # every batch reads all items
+        b = np.ascontiguousarray(loaded(arrays, "item_bias", "float32", cls.name))
         k = model.config.factors
         if U.ndim != 2 or V.ndim != 2 or U.shape[1] != k or V.shape[1] != k or b.shape != (V.shape[0],):
             raise ArtifactError(f"{cls.name} model arrays have inconsistent shapes "

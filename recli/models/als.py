@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recli.errors import ArtifactError, InputError
-from recli.models._factors import FactorModel, cosine_rows
+from recli.models._factors import FactorModel, cosine_rows, dtype_param, loaded, stored
 from recli.models.base import EpochCallback, param
 
 
@@ -25,11 +25,13 @@ class ALSConfig:
     factors: int = param(64, "latent factors per user and item", min=1, max=4096)
     iterations: int = param(15, "epochs: one user sweep and one item sweep each", min=1)
     regularization: float = param(0.05, "L2 penalty λ on the factors (unscaled, as in implicit)", min=0.0)
+    scale_regularization: bool = param(False, "multiply λ by each row's number of interactions (λ·n_u, λ·n_i: "
+                                       "ALS-WR, as Spark MLlib)")
     alpha: float = param(1.0, "confidence scale: c = 1 + alpha·r", min=0.0, exclusive_min=True)
     solver: str = param("cg", "cg (fast, approximate) or cholesky (exact per-row solve)", choices=("cg", "cholesky"))
     cg_steps: int = param(3, "conjugate-gradient steps per row and sweep (solver=cg)", min=1, max=1000)
     seed: int = param(42, "random seed for the factor initialisation", min=0)
-    dtype: str = param("float32", "factor dtype", choices=("float32",))
+    dtype: str = dtype_param()
 
 
 class ALS(FactorModel):
@@ -75,14 +77,24 @@ class ALS(FactorModel):
                               nnz_bytes(k, config.solver), longest, "non-zero", row_bytes(k, config.solver))
 
     # -- training ---------------------------------------------------------
+    def _penalty(self, indptr: np.ndarray) -> Any:
+        """λ for the rows of a CSR: one number, or with ``scale_regularization`` one per row,
+        λ·(the row's stored entries) (ALS-WR, Zhou et al. 2008)."""
+        if not self.config.scale_regularization:
+            return self.config.regularization
+        from recli.kernels.als import row_regularization
+
+        return row_regularization(self.config.regularization, indptr)
+
     def _sweep(self, csr, X, Y) -> float:
         """One half-epoch on the backend's kernels; returns the loss's observed term."""
         c = self.config
-        return self.backend.kernels.als_sweep(*csr, X, Y, c.regularization, c.alpha, c.solver, c.cg_steps)
+        return self.backend.kernels.als_sweep(*csr, X, Y, self._penalty(csr[0]), c.alpha, c.solver, c.cg_steps)
 
-    def _loss(self, observed: float, X, Y, data) -> float:
+    def _loss(self, observed: float, X, Y, Cui, Ciu) -> float:
         c = self.config
-        return self.backend.kernels.als_loss_from_observed(observed, X, Y, data, c.regularization, c.alpha)
+        reg = (self._penalty(Cui[0]), self._penalty(Ciu[0])) if c.scale_regularization else c.regularization
+        return self.backend.kernels.als_loss_from_observed(observed, X, Y, Cui[2], reg, c.alpha)
 
     def init_factors(self, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         """Seeded uniform [0, 0.01) start (as implicit), users drawn before items."""
@@ -100,7 +112,10 @@ class ALS(FactorModel):
         if ui.nnz == 0:
             raise InputError("the training matrix has no interactions", hint="check the training file is not empty")
         self.n_users, self.n_items = ui.shape
-        Cui, Ciu = csr_arrays(ui), csr_arrays(ui.T.tocsr())
+        from recli.kernels.transpose import transpose_csr
+
+        Cui = csr_arrays(ui)
+        Ciu = transpose_csr(*Cui, self.n_items)  # the item sweep's rows: in parallel, sorted
         xp = self.backend.xp
         X, Y = (xp.asarray(a) for a in self.init_factors(self.n_users, self.n_items))
         self.epoch_losses = []
@@ -109,7 +124,7 @@ class ALS(FactorModel):
                 start = time.perf_counter()
                 self._sweep(Cui, X, Y)
                 # the item sweep's observed term is the loss's, at this epoch's factors
-                loss = self._loss(self._sweep(Ciu, Y, X), X, Y, Cui[2])
+                loss = self._loss(self._sweep(Ciu, Y, X), X, Y, Cui, Ciu)
                 self.check_finite({"the loss": loss}, epoch)
                 if on_epoch is not None:
                     self._publish(X, Y)  # the callback may score, fold in or snapshot
@@ -134,20 +149,17 @@ class ALS(FactorModel):
         h = as_csr(history, n_cols=self.n_items, what="history")
         xp = self.backend.xp
         X = xp.zeros((h.shape[0], self.config.factors), dtype=xp.float32)
-        self.backend.kernels.als_sweep(*csr_arrays(h), X, xp.asarray(self.item_factors),
-                                       self.config.regularization, self.config.alpha, "cholesky")
+        csr = csr_arrays(h)
+        self.backend.kernels.als_sweep(*csr, X, xp.asarray(self.item_factors), self._penalty(csr[0]),
+                                       self.config.alpha, "cholesky")
         return self.backend.to_host(X)
-
-    def score(self, uidx: np.ndarray, history: Any = None) -> np.ndarray:
-        """xᵤ·yᵢ for every item; ``uidx == -1`` rows are folded in from ``history``."""
-        return self.backend.kernels.dot_scores(self.user_vectors(uidx, history), self.item_factors)
 
     def similar_items(self, iidx: np.ndarray) -> np.ndarray:
         return cosine_rows(self.item_factors, np.asarray(iidx, dtype=np.int64))
 
     def explain(self, uidx: int, history_items: np.ndarray, history_values: np.ndarray,
                 items: np.ndarray) -> np.ndarray:
-        """Hu et al. (2008) section 5: with Wᵤ = (YᵀCᵤY + λI)⁻¹ the folded-in user
+        """Hu et al. (2008) section 5: with Wᵤ = (YᵀCᵤY + λᵤI)⁻¹ the folded-in user
         ``xᵤ = Wᵤ YᵀCᵤp(u)``, so ``ŷᵤⱼ = Σₕ c_uh p_uh · yⱼᵀWᵤyₕ``: ``C[j, h]`` is that term.
 
         Rows sum to the exact-solve score of this history (``score`` with ``uidx = -1``);
@@ -158,26 +170,31 @@ class ALS(FactorModel):
         Yh = self.item_factors[hist].astype(np.float64)
         c1 = self.config.alpha * np.abs(vals)
         pc = np.where(vals > 0, 1.0 + c1, 0.0)
-        A = self.gram_matrix().astype(np.float64) + (Yh * c1[:, None]).T @ Yh
+        lam = float(np.ravel(self._penalty(np.array([0, hist.size])))[0])  # λᵤ of this history
+        A = self.gram_matrix().astype(np.float64) + (Yh * c1[:, None]).T @ Yh + lam * np.eye(Yh.shape[1])
         W = np.linalg.solve(A, Yh.T)  # k × h: Wᵤ yₕ for each history item
         Yj = self.item_factors[np.asarray(items, dtype=np.int64)].astype(np.float64)
         return ((Yj @ W) * pc[None, :]).astype(np.float32)
 
     def gram_matrix(self) -> np.ndarray:
-        """YᵀY + λI of the trained item factors (cached)."""
+        """YᵀY of the trained item factors (cached; each user adds its own λᵤI)."""
         if self._gram is None:
-            self._gram = self.backend.to_host(self.backend.kernels.gram(self.item_factors, self.config.regularization))
+            self._gram = self.backend.to_host(self.backend.kernels.gram(self.item_factors, 0.0))
         return self._gram
 
     # -- persistence ------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"user_factors": self.user_factors, "item_factors": self.item_factors}
+        dtype = self.config.dtype
+        return {"user_factors": stored(self.user_factors, dtype, "user factors"),
+                "item_factors": stored(self.item_factors, dtype, "item factors")}
 
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "ALS":
+        from recli.kernels.precision import to_float32
+
         model = cls(config, backend)
-        model.user_factors = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
-        model.item_factors = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
+        model.user_factors = loaded(arrays, "user_factors", config.dtype, cls.name)  # rows upcast per batch
+        model.item_factors = to_float32(loaded(arrays, "item_factors", config.dtype, cls.name), config.dtype)
         if model.user_factors.shape[1] != config.factors or model.item_factors.shape[1] != config.factors:
             raise ArtifactError("stored factors do not match the model's 'factors' setting",
                               hint="the model file is inconsistent; retrain it")

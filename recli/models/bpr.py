@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from recli.models._factors import PairwiseFactorModel
+from recli.models._factors import PairwiseFactorModel, dtype_param
 from recli.models.base import param
 
 if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
@@ -37,6 +37,7 @@ class BPRConfig:
                                 min=1, max=10_000)
     fold_in_epochs: int = param(20, "SGD passes over a new user's history when folding it in", min=1, max=10_000)
     seed: int = param(0, "random seed for initialisation and sampling", min=0, max=2**63 - 1)
+    dtype: str = dtype_param()
 
 
 class BPR(PairwiseFactorModel):

@@ -31,7 +31,7 @@ import numpy as np
 
 from recli.errors import ArtifactError, ConfigError, InputError
 from recli.kernels.hybrid import LOSSES
-from recli.models._factors import PairwiseFactorModel, init_factors, trainable_csr
+from recli.models._factors import PairwiseFactorModel, dtype_param, init_factors, trainable_csr
 from recli.models.base import param
 
 if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
@@ -65,6 +65,7 @@ class HybridConfig:
     kos_n: int = param(10, "k-OS: positives sampled per step to pick the k-th highest from", min=1, max=10_000)
     fold_in_epochs: int = param(20, "passes over a new user's history when folding it in", min=1, max=10_000)
     seed: int = param(0, "random seed for initialisation and sampling", min=0, max=2**63 - 1)
+    dtype: str = dtype_param()  # the stored user/item representations; feature embeddings stay float32
 
 
 def feature_csr(side: SideFeatures | None, n_ids: int, what: str) -> sp.csr_matrix:

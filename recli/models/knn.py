@@ -99,7 +99,7 @@ class ItemKNN(KNNModel):
         self._refuse_negative(self.train, "the training data", _TRAIN_HINT)
         c = self.config
         # the similarity layer runs the kernel under backend.threads_context
-        self.similarity = build_similarity(self.train.T.tocsr(), c.neighbours, c.similarity, c.weighting,
+        self.similarity = build_similarity(_transposed(self.train), c.neighbours, c.similarity, c.weighting,
                                            c.shrink, c.alpha, c.bm25_k1, c.bm25_b, self.backend.threads,
                                            features=self.train, backend=self.backend)
         self._report(on_epoch, 1, start, None)
@@ -258,3 +258,11 @@ class UserKNN(KNNModel):
         model._prepared = None
         return model
 
+
+def _transposed(m: sp.csr_matrix) -> sp.csr_matrix:
+    """``m.T`` as a sorted CSR, built in parallel (:func:`recli.kernels.transpose.transpose_csr`)."""
+    from recli.data.matrix import csr_arrays
+    from recli.kernels.transpose import transpose_csr
+
+    indptr, indices, data = transpose_csr(*csr_arrays(m), m.shape[1])
+    return sp.csr_matrix((data, indices, indptr), shape=m.shape[::-1])

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recli.errors import ArtifactError, InputError
-from recli.models._factors import cosine_rows
+from recli.models._factors import cosine_rows, dtype_param, factor_rows, loaded, stored
 from recli.models.base import EpochCallback, Model, param, split_batch
 
 
@@ -34,7 +34,7 @@ class MFConfig:
     negatives: int = param(0, "unrated items sampled per rating and pushed toward 0 (implicit data)",
                            min=0, max=100)
     seed: int = param(42, "random seed (initialisation and SGD order)", min=0)
-    dtype: str = param("float32", "factor dtype", choices=("float32",))
+    dtype: str = dtype_param()
 
 
 class MF(Model):
@@ -151,7 +151,8 @@ class MF(Model):
         known = uidx >= 0
         bias = np.zeros(uidx.shape[0], np.float32)
         P = np.zeros((uidx.shape[0], self.config.factors), np.float32)
-        bias[known], P[known] = self.user_bias[uidx[known]], self.user_factors[uidx[known]]
+        bias[known] = self.user_bias[uidx[known]]
+        P[known] = factor_rows(self.user_factors, uidx[known], self.config.dtype)
         if hist is not None:
             bias[new], P[new] = self.fold_in(hist)
         return bias, P
@@ -180,6 +181,11 @@ class MF(Model):
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs of training indices."""
+        if self.config.dtype != "float32":  # upcast only the users asked for
+            rows, inverse = np.unique(np.asarray(users, dtype=np.int64), return_inverse=True)
+            P = factor_rows(self.user_factors, rows, self.config.dtype)
+            return self.backend.kernels.mf_predict(inverse.astype(np.int64), items, self.global_mean, P,
+                                                   self.item_factors, self.user_bias[rows], self.item_bias)
         return self.backend.kernels.mf_predict(users, items, self.global_mean, self.user_factors, self.item_factors,
                                                self.user_bias, self.item_bias)
 
@@ -188,15 +194,19 @@ class MF(Model):
 
     # -- persistence ------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"user_factors": self.user_factors, "item_factors": self.item_factors, "user_bias": self.user_bias,
+        dtype = self.config.dtype
+        return {"user_factors": stored(self.user_factors, dtype, "user factors"),
+                "item_factors": stored(self.item_factors, dtype, "item factors"), "user_bias": self.user_bias,
                 "item_bias": self.item_bias, "global_mean": np.array([self.global_mean], np.float64)}
 
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "MF":
         model = cls(config, backend)
+        from recli.kernels.precision import to_float32
+
+        model.user_factors = loaded(arrays, "user_factors", config.dtype, cls.name)  # rows upcast per batch
+        model.item_factors = to_float32(loaded(arrays, "item_factors", config.dtype, cls.name), config.dtype)
         try:
-            model.user_factors = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
-            model.item_factors = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
             model.user_bias = np.ascontiguousarray(arrays["user_bias"], dtype=np.float32)
             model.item_bias = np.ascontiguousarray(arrays["item_bias"], dtype=np.float32)
             model.global_mean = float(np.asarray(arrays["global_mean"]).ravel()[0])

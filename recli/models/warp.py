@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from recli.errors import ConfigError
-from recli.models._factors import PairwiseFactorModel
+from recli.models._factors import PairwiseFactorModel, dtype_param
 from recli.models.base import param
 
 SCHEDULES = ("adagrad", "constant", "invscaling")
@@ -47,6 +47,7 @@ class WARPConfig:
     kos_n: int = param(10, "k-OS: positives sampled per step to pick the k-th highest from", min=1, max=10_000)
     fold_in_epochs: int = param(20, "passes over a new user's history when folding it in", min=1, max=10_000)
     seed: int = param(0, "random seed for initialisation and sampling", min=0, max=2**63 - 1)
+    dtype: str = dtype_param()
 
 
 class WARP(PairwiseFactorModel):

@@ -8,6 +8,7 @@ compared as strings (CSV ids are read as strings, so ``007`` stays ``007``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -183,35 +184,83 @@ class Encoded:
 
 class Vocab:
     """Sorted unique ids -> ``0..n-1``. Non-negative integer ids that are not too sparse
-    use a lookup table (one gather); other ids a Polars join."""
+    use a lookup table (one gather), and so do string ids that all spell such integers
+    (``"17"``, never ``"017"`` or ``"+17"``: :func:`decimal_ids`); other ids a Polars join."""
 
-    def __init__(self, ids: pl.Series):
+    def __init__(self, ids: pl.Series, lut: np.ndarray | None = None):
         self.ids = ids
-        self.lut = None
-        if ids.dtype == pl.Int64 and ids.len():
-            lo, hi = ids.min(), ids.max()
-            if lo >= 0 and hi < 8 * ids.len() + (1 << 20):
-                self.lut = np.full(hi + 1, -1, dtype=np.int32)
-                self.lut[ids.to_numpy()] = np.arange(ids.len(), dtype=np.int32)
-        if self.lut is None:
-            self.frame = pl.DataFrame({"id": ids, "idx": np.arange(ids.len(), dtype=np.int32)})
+        self.lut = lut
+        if lut is None and ids.dtype == pl.Int64 and ids.len():
+            self.lut = _lookup_table(ids.to_numpy(), np.arange(ids.len(), dtype=np.int32))
+
+    @classmethod
+    def of(cls, series: list[pl.Series]) -> "Vocab":
+        """The vocabulary of the sorted distinct values of ``series`` (:func:`unique_sorted`).
+        Decimal string ids are collected as integers (a presence bitmap) and only the
+        distinct ones are sorted as strings, with their lookup table built alongside."""
+        parsed = [decimal_ids(s) for s in series] if all(s.dtype == pl.Utf8 for s in series) else [None]
+        if not all(p is not None for p in parsed):
+            return cls(unique_sorted(series))
+        hi = max(int(p.max()) for p in parsed)
+        if hi >= 8 * sum(p.size for p in parsed) + (1 << 20):
+            return cls(unique_sorted(series))
+        seen = np.zeros(hi + 1, dtype=np.bool_)
+        for p in parsed:
+            seen[p] = True
+        values = np.flatnonzero(seen)
+        text = pl.Series(values).cast(pl.Utf8)
+        order = text.arg_sort().to_numpy()  # string order, as unique_sorted sorts
+        return cls(text.gather(order), _lookup_table(values[order], np.arange(order.size, dtype=np.int32)))
 
     def __len__(self) -> int:
         return self.ids.len()
 
+    @cached_property
+    def _frame(self) -> pl.DataFrame:
+        return pl.DataFrame({"id": self.ids, "idx": np.arange(self.ids.len(), dtype=np.int32)})
+
     def codes(self, values: pl.Series) -> np.ndarray:
         """int32 index of each value (-1 when absent), in the order of ``values``."""
-        if self.lut is not None and values.dtype == pl.Int64:
-            v = values.to_numpy()
+        v = None
+        if self.lut is not None and values.dtype == self.ids.dtype:
+            v = values.to_numpy() if values.dtype == pl.Int64 else decimal_ids(values)
+        if v is not None:
             if v.size == 0 or (v.min() >= 0 and v.max() < self.lut.shape[0]):
                 return self.lut[v]  # one gather: the common case
             out = np.full(v.shape[0], -1, dtype=np.int32)
             ok = (v >= 0) & (v < self.lut.shape[0])
             out[ok] = self.lut[v[ok]]
             return out
-        joined = pl.DataFrame({"id": values.cast(self.ids.dtype)}).join(self.frame, on="id", how="left",
+        joined = pl.DataFrame({"id": values.cast(self.ids.dtype)}).join(self._frame, on="id", how="left",
                                                                          maintain_order="left")
         return joined["idx"].fill_null(-1).to_numpy().astype(np.int32)
+
+
+def _lookup_table(values: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
+    """``lut[value] = code`` (-1 elsewhere) for non-negative ids that are not too sparse."""
+    if values.size == 0 or values.min() < 0 or values.max() >= 8 * values.size + (1 << 20):
+        return None
+    lut = np.full(int(values.max()) + 1, -1, dtype=np.int32)
+    lut[values] = codes
+    return lut
+
+
+def decimal_ids(values: pl.Series) -> np.ndarray | None:
+    """The int64 values of string ids when every one is the canonical decimal spelling of a
+    non-negative integer (``"0"``, ``"17"``; not ``"017"``, ``"+17"``, ``"-0"`` or ``" 17"``),
+    so that integer and string are one-to-one; else None."""
+    if values.dtype != pl.Utf8 or values.len() == 0:
+        return None
+    ints = values.str.to_integer(strict=False)  # None for anything that is not [+-]digits
+    if ints.null_count():
+        return None
+    out = ints.to_numpy()
+    if out.min() < 0:
+        return None
+    leading = values.str.slice(0, 1)
+    if ((leading == "+") | (leading == "-") | ((leading == "0") & (values.str.len_bytes() > 1))).any():
+        return None
+    return out
 
 
 def unique_sorted(series: list[pl.Series]) -> pl.Series:
@@ -251,11 +300,11 @@ def encode(relevant: pl.DataFrame, recs: list[pl.DataFrame], train: pl.DataFrame
            items: pl.DataFrame | None, graded: bool = False) -> Encoded:
     """Map ids to indices: users = test users with a relevant item (sorted), items =
     every item id in any table (sorted, so indices do not depend on file order)."""
-    users = Vocab(unique_sorted([relevant["user"]]))
+    users = Vocab.of([relevant["user"]])
     item_sources = [relevant["item"], *(r["item"] for r in recs)]
     item_sources += [train["item"]] if train is not None else []
     item_sources += [items["item"]] if items is not None else []
-    vocab = Vocab(unique_sorted(item_sources))
+    vocab = Vocab.of(item_sources)
     n_users, n_items = len(users), len(vocab)
     gain = relevant["gain"].to_numpy().astype(np.float64) if graded else None
     t_ptr, t_idx, t_gain, n_merged = build_csr(users.codes(relevant["user"]), vocab.codes(relevant["item"]),
@@ -263,7 +312,7 @@ def encode(relevant: pl.DataFrame, recs: list[pl.DataFrame], train: pl.DataFrame
     train_csr, counts, n_train_users = None, None, 0
     if train is not None:
         t_items = vocab.codes(train["item"])
-        train_users = Vocab(unique_sorted([train["user"]]))
+        train_users = Vocab.of([train["user"]])
         n_train_users = len(train_users)
         # TRAIN popularity = distinct TRAIN users per item (repeats of a pair count once).
         all_ptr, all_idx, _, _ = build_csr(train_users.codes(train["user"]), t_items, n_train_users, n_items)

@@ -26,12 +26,12 @@ from recli.stages.validation import add_model_lists
 
 def _truth(mf: ModelFile, relevant: pl.DataFrame, graded: bool):
     """Truth CSR over test users (sorted ids) and items = model items, then unknown items."""
-    users = ei.Vocab(ei.unique_sorted([relevant["user"]]))
+    users = ei.Vocab.of([relevant["user"]])
     n_model_items = len(mf.items)
     iidx = mf.items.index(relevant["item"]).astype(np.int64)
     unknown = iidx < 0
     if unknown.any():
-        extra = ei.Vocab(ei.unique_sorted([relevant["item"].filter(pl.Series(unknown))]))
+        extra = ei.Vocab.of([relevant["item"].filter(pl.Series(unknown))])
         iidx[unknown] = n_model_items + extra.codes(relevant["item"].filter(pl.Series(unknown)))
         n_items = n_model_items + len(extra)
     else:

@@ -6,8 +6,10 @@ table. Users are resolved against the model's vocabulary once
 (:func:`recli.stages.user_plan.plan_users`); then :func:`recommend_batches` yields one
 top-k block per batch of ``batch_size`` users: scores from ``model.score`` (a user's
 scores are the same bits in any batch), top-k by the parallel Numba kernel, which skips
-the user's training items by reading the stored CSR in place. Memory is bounded by
-``batch_size x n_items`` scores, not by the user count.
+the user's training items by reading the stored CSR in place; a factor model fuses the
+two (``model.top_k``: each item tile's scores go straight to the heaps). Memory is
+bounded by ``batch_size x n_items`` scores (factor models: ``batch_size x k``), not by
+the user count.
 """
 
 from __future__ import annotations
@@ -196,25 +198,37 @@ def _write_similar(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | No
 def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndarray | None,
                            new: NewItems | None = None) -> tuple[int, int]:
     """``user,item,score,rank`` rows (``--explain``: with ``because`` columns); returns
-    (rows, users). Plain CSV for ``--user`` ids goes through the stdlib writer, no Polars.
-    ``new``: items outside the catalogue, scored alongside it (``--item-table``)."""
+    (rows, users). Plain CSV for ``--user`` ids goes through the stdlib writer, no Polars;
+    otherwise batches are computed in a worker thread one ahead of the writer
+    (:func:`recli.data.stream.ahead`). ``new``: items outside the catalogue, scored
+    alongside it (``--item-table``)."""
     history = read_history(req.history, mf, req.read) if req.history else None
     ids = None if req.all_users or not (req.users or req.user) else \
         list(dict.fromkeys((_read_ids(req.users, mf.users, "user", "--users") or []) + list(req.user or [])))
     plan = plan_users(mf, ids, all_users=req.all_users, history=history, strict=req.strict, fallback=req.fallback)
     _check_output_space(mf, req, len(plan.ids))
     nested = req.explain and ((req.fmt or "").lower() == "jsonl" or req.output.lower().endswith((".jsonl", ".ndjson")))
-    with threads_context(req.threads, numba=needs_numba(len(plan.ids), len(mf.items), req.batch_size)):
-        batches = recommend_batches(mf, plan, req.k, include_seen=req.include_seen, banned=banned,
-                                    batch_size=req.batch_size, new_items=new.features if new else None)
-        items = new.catalogue if new is not None else mf.items
+    numba = needs_numba(len(plan.ids), len(mf.items), req.batch_size)
+    items = new.catalogue if new is not None else mf.items
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        return recommend_batches(mf, plan, req.k, include_seen=req.include_seen, banned=banned,
+                                 batch_size=req.batch_size, new_items=new.features if new else None)
+
+    def frames() -> Iterator[pl.DataFrame]:
+        with threads_context(req.threads, numba=numba):  # Numba's thread count is per thread
+            yield from (to_frame(plan.ids, items, *b) for b in batches())
+
+    with threads_context(req.threads, numba=numba):
         if req.explain:
-            frames = (explain_frame(mf, plan, *b, top=req.explain_top, nested=nested) for b in batches)
-            rows = _write_frames(frames, req, explain_schema(nested, mf.model.explains_features))
+            explained = (explain_frame(mf, plan, *b, top=req.explain_top, nested=nested) for b in batches())
+            rows = _write_frames(explained, req, explain_schema(nested, mf.model.explains_features))
         elif _plain_csv(req):
-            rows = write_csv_lines(RECS_COLUMNS, csv_rows(plan.ids, items, batches), req.output)
-        else:
-            rows = _write_frames((to_frame(plan.ids, items, *b) for b in batches), req, _schema())
+            rows = write_csv_lines(RECS_COLUMNS, csv_rows(plan.ids, items, batches()), req.output)
+        else:  # the next batch is scored and mapped to ids while this one is written
+            from recli.data.stream import ahead
+
+            rows = _write_frames(ahead(frames), req, _schema())
     return rows, len(plan.ids)
 
 
@@ -330,19 +344,21 @@ def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bo
     popular = popularity_scores(mf) if (plan.uidx == FALLBACK).any() else None
     kernels = model_kernels(mf.model)
     batch_size = device_batch_rows(kernels, batch_size, len(mf.items))
+    # a factor model selects its top-k as it scores (no batch x items matrix on the CPU)
+    fused = getattr(mf.model, "top_k", None) if new_items is None else None
     for start in range(0, len(plan.ids), batch_size):
         pos = np.arange(start, min(start + batch_size, len(plan.ids)))
         uidx = plan.uidx[pos]
         history = plan.history[pos] if plan.history is not None else None
-        scores = score_batch(mf, uidx, history, popular)
-        if new_items is not None:
-            fresh = mf.model.score_new_items(uidx, history if (uidx == -1).any() else None, new_items)
-            scores = np.hstack([scores, fresh]).astype(np.float32, copy=False)
-        if include_seen:
-            items, values = kernels.topk(scores, k, banned=banned)
+        seen = (None, None, None) if include_seen else _batch_seen(mf, uidx, history)
+        if fused is not None and not (uidx == FALLBACK).any():
+            items, values = fused(uidx, history if (uidx == -1).any() else None, k, *seen, banned)
         else:
-            rows, indptr, indices = _batch_seen(mf, uidx, history)
-            items, values = kernels.topk(scores, k, rows, indptr, indices, banned)
+            scores = score_batch(mf, uidx, history, popular)
+            if new_items is not None:
+                fresh = mf.model.score_new_items(uidx, history if (uidx == -1).any() else None, new_items)
+                scores = np.hstack([scores, fresh]).astype(np.float32, copy=False)
+            items, values = kernels.topk(scores, k, *seen, banned)
         yield pos, items, values
 
 

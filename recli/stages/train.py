@@ -71,13 +71,31 @@ def resolve_config(model_name: str | None, *, common: dict[str, Any] | None = No
     for text in params or []:
         key, value = parse_param(text)
         values[key.replace("-", "_")] = value
-    for key, value in (common or {}).items():
+    fields = set(cls.Config.__dataclass_fields__)
+    common = dict(common or {})
+    _check_dtype(cls, common.get("dtype"), fields)
+    if "dtype" not in fields:
+        common.pop("dtype", None)
+    for key, value in common.items():
         if value is not None:
             values[key] = value
-    fields = set(cls.Config.__dataclass_fields__)
     if seed is not None and "seed" in fields:
         values["seed"] = seed
     return cls, build_config(cls.Config, values, cls.name)
+
+
+def _check_dtype(cls: type[Model], dtype: str | None, fields: set[str]) -> None:
+    """``--dtype`` applies to models that store factor matrices (a ``dtype`` config field);
+    any other model stores float32 (or no floats at all) and refuses another type."""
+    from recli.models._factors import FACTOR_DTYPES
+
+    if dtype is not None and dtype not in FACTOR_DTYPES:
+        raise ConfigError(f"--dtype {dtype} is not a storage type", hint=f"use one of: {', '.join(FACTOR_DTYPES)}")
+    if dtype is None or "dtype" in fields or dtype == "float32":
+        return
+    able = ", ".join(name for name, m in registry().items() if "dtype" in m.Config.__dataclass_fields__)
+    raise ConfigError(f"model {cls.name!r} stores no factor matrices, so --dtype {dtype} does not apply to it",
+                      hint=f"drop --dtype, or use a factor model: {able}")
 
 
 def load_interactions(source: str, fmt: str | None = None, read: ReadOptions | None = None,
@@ -252,7 +270,8 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
     model.check_finite(model.to_arrays())
     config_dict = config_to_dict(config)
     meta = {"config": config_dict, "seed": config_dict.get("seed", seed), "threads": n_threads,
-            "device": model.backend.name, "fit_seconds": round(fit_seconds, 4), "epochs": epochs_run,
+            "device": model.backend.name, "dtype": config_dict.get("dtype", "float32"),
+            "fit_seconds": round(fit_seconds, 4), "epochs": epochs_run,
             "epoch_losses": [float(x) for x in model.epoch_losses],
             "counts": {"rows": data.n_rows}, "training_fingerprint": data.fingerprint}
     if side_meta:
