@@ -1,0 +1,157 @@
+"""The Spark engine (``--engine spark``): one local[2] SparkSession for the whole module.
+
+Checks that need no JVM (option errors, missing Java) come first and run even without
+PySpark; the rest share one session (JVM start-up is the main cost) and small data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.conftest import SAMPLE_DATA
+
+K = 5
+
+
+@pytest.fixture(scope="module")
+def spark():
+    pytest.importorskip("pyspark")
+    pytest.importorskip("pyarrow")
+    from recli.stages.spark.session import SparkSettings, session
+
+    s = session(SparkSettings("local[2]", {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"}))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """The first 4000 rows of the bundled sample (a few duplicates and negatives-free ratings)."""
+    path = tmp_path_factory.mktemp("spark") / "train.csv"
+    pl.read_csv(SAMPLE_DATA / "interactions.csv").head(4000).write_csv(path)
+    return path
+
+
+# -- no JVM needed ------------------------------------------------------------
+def test_spark_with_gpu_is_a_usage_error(cli, small, tmp_path):
+    res = cli(["train", small, "--model", "als", "--engine", "spark", "--device", "gpu", "-o", tmp_path / "m"])
+    assert res.exit_code == 2 and res.stderr.startswith("error: --engine spark") and "hint:" in res.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_unknown_engine_and_other_models_are_refused(cli, small, tmp_path):
+    res = cli(["train", small, "--model", "als", "--engine", "flink", "-o", tmp_path / "m"])
+    assert res.exit_code == 2 and "--engine 'flink'" in res.stderr
+    res = cli(["train", small, "--model", "bpr", "--engine", "spark", "-o", tmp_path / "m"])
+    assert res.exit_code == 2 and "trains als only" in res.stderr and "bpr" in res.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_unreachable_master_is_one_error(cli, small, tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    SparkSession = pytest.importorskip("pyspark.sql").SparkSession
+    monkeypatch.setattr(SparkSession, "getActiveSession", classmethod(lambda cls: None))
+    res = cli(["train", small, "--model", "als", "--engine", "spark", "--spark-master", f"spark://127.0.0.1:{port}",
+               "-o", tmp_path / "m"])
+    assert res.exit_code == 2 and "cannot reach the Spark master" in res.stderr and "hint:" in res.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_missing_java_names_the_install(monkeypatch):
+    from recli.errors import ConfigError
+    from recli.stages.spark import session
+
+    monkeypatch.setenv("JAVA_HOME", "/nonexistent/jdk")
+    with pytest.raises(ConfigError, match="Java runtime") as err:
+        session.require_spark()
+    assert "Java 17" in err.value.hint
+
+
+def test_engine_options_come_from_env_and_config(cli, small, tmp_path):
+    env = {"RECLI_TRAIN_ENGINE": "spark", "RECLI_TRAIN_DEVICE": "gpu"}
+    res = cli(["train", small, "--model", "als", "-o", tmp_path / "m"], env=env)
+    assert res.exit_code == 2 and "--engine spark" in res.stderr
+    cfg = tmp_path / "recli.toml"
+    cfg.write_text('[train]\nengine = "spark"\nspark-master = "spark://127.0.0.1:1"\nspark-conf = ["a=b"]\n')
+    res = cli(["--config", cfg, "train", small, "--model", "bpr", "-o", tmp_path / "m"])
+    assert res.exit_code == 2 and "trains als only" in res.stderr
+    res = cli(["train", small, "--model", "als", "--engine", "spark", "--spark-conf", "novalue", "-o", tmp_path / "m"])
+    assert res.exit_code == 2 and "is not key=value" in res.stderr
+
+
+# -- on Spark --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(spark, small, tmp_path_factory):
+    """MLlib ALS through the stage, saved as a recli model (and MLlib's own model)."""
+    from recli.artifacts import save_model
+    from recli.models.als import ALSConfig
+    from recli.stages.spark.train import split_params, train_als
+
+    _, params = split_params(["blocks=2"])
+    result = train_als(spark, str(small), None, ALSConfig(factors=4, iterations=4, regularization=0.1, alpha=2.0), params)
+    path = tmp_path_factory.mktemp("spark-model") / "als"
+    save_model(path, result.model, result.users, result.items, result.user_items, result.meta)
+    return path, result
+
+
+def test_spark_model_reproduces_mllib_predictions(spark, trained):
+    from recli.artifacts import load_model
+    from recli.stages.spark.io import to_arrow
+    from recli.stages.spark.train import IIDX, UIDX
+
+    path, result = trained
+    mf = load_model(path)
+    ui = mf.user_items.tocoo()
+    assert ui.nnz == result.user_items.nnz and ui.nnz > 3000
+    pairs = spark.createDataFrame([(int(u), int(i)) for u, i in zip(ui.row[:500], ui.col[:500])] + [(0, 1), (3, 7)],
+                                  [UIDX, IIDX])
+    pred = to_arrow(result.mllib.transform(pairs))
+    u, i, p = (pred[c].to_numpy() for c in (UIDX, IIDX, "prediction"))
+    ours = np.einsum("ij,ij->i", mf.model.user_factors[u], mf.model.item_factors[i])
+    np.testing.assert_allclose(ours, p, atol=1e-5)
+    assert mf.meta["engine"] == "spark" and mf.meta["config"]["solver"] == "cholesky"
+
+
+def test_spark_model_served_locally_equals_recommend_for_all_users(cli, trained, tmp_path):
+    from recli.stages.spark.io import to_arrow
+
+    path, result = trained
+    out = tmp_path / "recs.csv"
+    res = cli(["recommend", path, "--all-users", "-k", K, "-o", out])
+    assert res.exit_code == 0, res.stderr
+    local = pl.read_csv(out, schema_overrides={"user": pl.Utf8, "item": pl.Utf8})
+    seen_max = int(np.diff(result.user_items.indptr).max())
+    mllib = to_arrow(result.mllib.recommendForAllUsers(K + seen_max)).to_pylist()
+    ui = result.user_items
+    users, items = result.users.ids.to_list(), result.items.ids.to_list()
+    checked = 0
+    for row in mllib[:300]:
+        u = row["_u"]
+        seen = set(ui.indices[ui.indptr[u]:ui.indptr[u + 1]].tolist())
+        recs = [r for r in row["recommendations"] if r["_i"] not in seen][:K]
+        mine = local.filter(pl.col("user") == users[u]).sort("rank")
+        np.testing.assert_allclose(mine["score"].to_numpy(), [r["rating"] for r in recs], atol=1e-5)
+        scores = np.array([r["rating"] for r in recs])
+        untied = np.r_[np.diff(scores) < -1e-6, True] & np.r_[True, np.diff(scores) < -1e-6]
+        assert [items[r["_i"]] for r, t in zip(recs, untied) if t] == [x for x, t in zip(mine["item"], untied) if t]
+        checked += 1
+    assert checked == 300
+
+
+def test_cli_train_on_spark_writes_a_model_every_command_reads(cli, spark, small, tmp_path):
+    model = tmp_path / "m"
+    res = cli(["train", small, "--model", "als", "--engine", "spark", "--factors", "3", "--iterations", "2",
+               "-p", "blocks=2", "-p", "nonnegative=true", "-o", model])
+    assert res.exit_code == 0, res.stderr
+    res = cli(["info", model, "--format", "json"])
+    assert res.exit_code == 0 and '"engine": "spark"' in res.stdout and '"nonnegative": true' in res.stdout
+    res = cli(["eval", "--model", model, "--test", small, "-k", "5"])
+    assert res.exit_code == 0, res.stderr
+    res = cli(["recommend", model, "--user", "u002474", "-k", "3"])
+    assert res.exit_code == 0 and res.stdout.count("u002474") == 3
