@@ -155,3 +155,46 @@ def test_cli_train_on_spark_writes_a_model_every_command_reads(cli, spark, small
     assert res.exit_code == 0, res.stderr
     res = cli(["recommend", model, "--user", "u002474", "-k", "3"])
     assert res.exit_code == 0 and res.stdout.count("u002474") == 3
+
+
+def test_export_import_round_trip_through_spark(cli, spark, trained, small, tmp_path):
+    from pyspark.ml.recommendation import ALSModel
+
+    from recli.artifacts import load_model
+    from recli.stages.spark.io import to_arrow
+
+    path, result = trained
+    res = cli(["export", path, "--format", "spark", "-o", tmp_path / "spark"])
+    assert res.exit_code == 0, res.stderr
+    loaded = ALSModel.load(str(tmp_path / "spark"))  # Spark reads what recli wrote
+    assert loaded.rank == 4
+    pairs = spark.createDataFrame([(0, 0), (5, 9), (17, 3)], ["user", "item"])
+    pred = to_arrow(loaded.transform(pairs))
+    X, Y = result.model.user_factors, result.model.item_factors
+    expect = [float(X[u] @ Y[i]) for u, i in zip(pred["user"].to_pylist(), pred["item"].to_pylist())]
+    np.testing.assert_allclose(pred["prediction"].to_numpy(), expect, atol=1e-6)
+    res = cli(["import", tmp_path / "spark", "--train", small, "-o", tmp_path / "back"])
+    assert res.exit_code == 0, res.stderr
+    back, orig = load_model(tmp_path / "back"), load_model(path)
+    np.testing.assert_array_equal(back.model.user_factors, orig.model.user_factors)
+    np.testing.assert_array_equal(back.model.item_factors, orig.model.item_factors)
+    assert back.users.hash == orig.users.hash and (back.user_items != orig.user_items).nnz == 0
+    # a directory Spark saved itself (part files, .crc, no recli id tables): its integer ids become the ids
+    loaded.write().overwrite().save(str(tmp_path / "resaved"))
+    res = cli(["import", tmp_path / "resaved", "-o", tmp_path / "numbers"])
+    assert res.exit_code == 0 and "will not filter seen items" in res.stderr
+    numbers = load_model(tmp_path / "numbers")
+    rows = np.array([int(x) for x in numbers.users.ids.to_list()])
+    np.testing.assert_array_equal(numbers.model.user_factors, orig.model.user_factors[rows])
+
+
+def test_import_export_bad_input(cli, trained, small, tmp_path):
+    path, _ = trained
+    res = cli(["import", path, "-o", tmp_path / "m"])  # a recli model is not a Spark model
+    assert res.exit_code == 2 and "not a Spark ALSModel directory" in res.stderr and not (tmp_path / "m").exists()
+    res = cli(["train", small, "--model", "popular", "-o", tmp_path / "pop"])
+    assert res.exit_code == 0, res.stderr
+    res = cli(["export", tmp_path / "pop", "--format", "spark", "-o", tmp_path / "x"])
+    assert res.exit_code == 2 and "exports als models" in res.stderr and not (tmp_path / "x").exists()
+    res = cli(["export", path, "--format", "onnx", "-o", tmp_path / "x"])
+    assert res.exit_code == 2 and "--format 'onnx'" in res.stderr
