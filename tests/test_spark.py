@@ -198,3 +198,36 @@ def test_import_export_bad_input(cli, trained, small, tmp_path):
     assert res.exit_code == 2 and "exports als models" in res.stderr and not (tmp_path / "x").exists()
     res = cli(["export", path, "--format", "onnx", "-o", tmp_path / "x"])
     assert res.exit_code == 2 and "--format 'onnx'" in res.stderr
+
+
+def test_recommend_on_spark_equals_local_recommend(cli, spark, trained, tmp_path):
+    path, _ = trained
+    res = cli(["recommend", path, "--all-users", "-k", K, "--engine", "spark", "--batch-size", "100", "-o", tmp_path / "recs"])
+    assert res.exit_code == 0, res.stderr
+    res = cli(["recommend", path, "--all-users", "-k", K, "-o", tmp_path / "local.parquet"])
+    assert res.exit_code == 0, res.stderr
+    on_spark = pl.read_parquet(tmp_path / "recs" / "*.parquet")
+    local = pl.read_parquet(tmp_path / "local.parquet")
+    assert on_spark.schema == local.schema and on_spark.height == local.height
+    both = local.join(on_spark, on=["user", "rank"], suffix="_spark")
+    assert both.height == local.height
+    np.testing.assert_allclose(both["score"].to_numpy(), both["score_spark"].to_numpy(), atol=1e-5)
+    # items agree wherever the score is not tied (within float32 noise) with a neighbour
+    gap = both.sort("user", "rank").with_columns(
+        (pl.col("score").diff().over("user").abs().fill_null(1.0) > 1e-5).alias("a"),
+        (pl.col("score").diff(-1).over("user").abs().fill_null(1.0) > 1e-5).alias("b"))
+    untied = gap.filter(pl.col("a") & pl.col("b"))
+    assert untied.height > 0.9 * local.height
+    assert (untied["item"] == untied["item_spark"]).all()
+
+
+def test_recommend_on_spark_bad_requests(cli, trained, tmp_path):
+    path, _ = trained
+    res = cli(["recommend", path, "--user", "u002474", "--engine", "spark", "-o", tmp_path / "r"])
+    assert res.exit_code == 2 and "--all-users only" in res.stderr
+    res = cli(["recommend", path, "--all-users", "--engine", "spark"])
+    assert res.exit_code == 2 and "not stdout" in res.stderr
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("x")
+    res = cli(["recommend", path, "--all-users", "--engine", "spark", "-o", tmp_path / "full"])
+    assert res.exit_code == 2 and "refusing to replace" in res.stderr and (tmp_path / "full" / "keep.txt").exists()
