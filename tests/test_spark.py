@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from tests.conftest import SAMPLE_DATA
 
@@ -231,3 +232,76 @@ def test_recommend_on_spark_bad_requests(cli, trained, tmp_path):
     (tmp_path / "full" / "keep.txt").write_text("x")
     res = cli(["recommend", path, "--all-users", "--engine", "spark", "-o", tmp_path / "full"])
     assert res.exit_code == 2 and "refusing to replace" in res.stderr and (tmp_path / "full" / "keep.txt").exists()
+
+
+# -- prep on Spark ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory):
+    """1500 sample rows plus the cases cleaning handles: missing ids, bad and missing
+    ratings, ISO-8601 dates, exact duplicates and same-timestamp duplicates."""
+    rows = pl.read_csv(SAMPLE_DATA / "interactions.csv", schema_overrides={"rating": pl.Utf8, "timestamp": pl.Utf8}).head(1500)
+    extra = pl.DataFrame({"user": ["", "u002474", "u002474", "u002373", "u002373", "u000001", "u002474"],
+                          "item": ["i000001", "i000430", "i000430", "i000274", "i000999", "i000002", "i000431"],
+                          "rating": ["3", "abc", "5", "", "2", "4", "1"],
+                          "timestamp": ["1", "1546346098", "1546346098", "1546377165", "2019-01-05T10:00:00",
+                                        "2019-01-05", "1546346098"]})
+    path = tmp_path_factory.mktemp("spark-prep") / "messy.csv"
+    pl.concat([rows, extra, rows.head(50)]).write_csv(path)
+    return path
+
+
+PREP_CASES = {
+    "leave-last": ["--dedupe", "last", "--min-user-interactions", "2", "--min-item-interactions", "2", "--k-core",
+                   "--split", "leave-last", "--test-size", "1", "--valid-size", "1"],
+    "temporal": ["--dedupe", "first", "--rating-range", "1,5", "--normalize", "zscore", "--split", "temporal",
+                 "--test-size", "0.2", "--drop-cold"],
+    "implicit": ["--dedupe", "sum", "--implicit", "--min-rating", "2", "--weight", "log1p", "--min-user-interactions", "3",
+                 "--split", "temporal", "--cut-date", "2019-02-15", "--valid-size", "0.1"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(PREP_CASES))
+def test_prep_on_spark_equals_local(cli, spark, messy, tmp_path, case):
+    import json
+
+    args = ["prep", messy, "--output-format", "parquet", *PREP_CASES[case]]
+    res = cli([*args, "--out", tmp_path / "local"])
+    assert res.exit_code == 0, res.stderr
+    res = cli([*args, "--out", tmp_path / "spark", "--engine", "spark"])
+    assert res.exit_code == 0, res.stderr
+    local, on_spark = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("local", "spark"))
+    assert local["files"].keys() == on_spark["files"].keys()
+    # normalisation statistics are sums: equal up to the order of the additions
+    norm = local["report"].pop("normalization"), on_spark["report"].pop("normalization")
+    assert norm[0] == pytest.approx(norm[1], rel=1e-12)
+    assert local["report"] == on_spark["report"] and local["rows"] == on_spark["rows"]
+    for name in local["files"]:
+        if name != "manifest":
+            a = pl.read_parquet(tmp_path / "local" / local["files"][name])
+            b = pl.read_parquet(tmp_path / "spark" / on_spark["files"][name] / "*.parquet")
+            assert a.height > 0
+            assert_frame_equal(a, b, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def test_prep_on_spark_random_split_sizes_and_refusals(cli, spark, messy, tmp_path):
+    import json
+
+    res = cli(["prep", messy, "--split", "user-ratio", "--test-size", "0.3", "--seed", "3", "--engine", "spark",
+               "--out", tmp_path / "s"])
+    assert res.exit_code == 0, res.stderr
+    report = json.loads((tmp_path / "s" / "manifest.json").read_text())["report"]
+    train = pl.read_parquet(tmp_path / "s" / "train.parquet" / "*.parquet")
+    test = pl.read_parquet(tmp_path / "s" / "test.parquet" / "*.parquet")
+    n_u = pl.concat([train, test]).group_by("user").len()
+    want = n_u.with_columns(pl.min_horizontal((pl.col("len") * 0.3 + 0.5).floor(), pl.col("len") - 1).alias("t"))
+    got = test.group_by("user").len().rename({"len": "got"})
+    both = want.join(got, on="user", how="left").with_columns(pl.col("got").fill_null(0))
+    assert (both["got"] == both["t"]).all() and report["rows_written"]["test"] == test.height
+    res = cli(["prep", messy, "--normalize", "user-mean", "--engine", "spark", "--out", tmp_path / "x"])
+    assert res.exit_code == 2 and "--normalize user-mean is not available with --engine spark" in res.stderr
+    res = cli(["prep", messy, "--engine", "spark"])
+    assert res.exit_code == 2 and "--out DIR" in res.stderr
+    (tmp_path / "cols.parquet").mkdir()
+    pl.DataFrame({"a": ["1"], "b": ["2"]}).write_parquet(tmp_path / "cols.parquet" / "part-0.parquet")
+    res = cli(["train", tmp_path / "cols.parquet", "--model", "als", "--engine", "spark", "-o", tmp_path / "m"])
+    assert res.exit_code == 2 and "no user column" in res.stderr and not (tmp_path / "m").exists()

@@ -8,6 +8,7 @@ import typer
 
 from recli.cli._options import (
     EncodingOpt,
+    EngineOpt,
     ForceOpt,
     FormatOpt,
     InputArg,
@@ -19,6 +20,8 @@ from recli.cli._options import (
     RatingColOpt,
     Seed,
     SepOpt,
+    SparkConfOpt,
+    SparkMasterOpt,
     TimeColOpt,
     UserColOpt,
     Verbose,
@@ -84,6 +87,9 @@ def prep(
     cut_date: Annotated[Optional[str], _opt("--cut-date", help="Temporal split: rows at or after this date (ISO-8601 or epoch seconds) are test.", panel=_SPLIT)] = None,
     drop_cold: Annotated[bool, _opt("--drop-cold", help="Remove test/valid rows whose user or item is not in train.", panel=_SPLIT)] = False,
     seed: Seed = 0,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = "local[*]",
+    spark_conf: SparkConfOpt = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -102,4 +108,10 @@ def prep(
         normalize=normalize, min_user_interactions=min_user_interactions,
         min_item_interactions=min_item_interactions, k_core=k_core, split=split, test_size=test_size,
         valid_size=valid_size, cut_date=cut_date, drop_cold=drop_cold, seed=seed)
+    from recli.stages.spark.session import check_engine
+
+    if check_engine(engine):
+        from recli.cli._prep_spark import emit_spark
+
+        return emit_spark(input, opts, out, output_format, force, (spark_master, spark_conf))
     emit(input, opts, out=out, output_format=output_format, fmt=format, force=force)

@@ -71,21 +71,22 @@ def read_frame(spark: Any, source: str, read: ReadOptions) -> Any:
     return reader.csv(source)
 
 
-def canonical(df: Any, read: ReadOptions, what: str, roles: tuple[str, ...] = CANONICAL) -> Any:
+def canonical(df: Any, read: ReadOptions, what: str, roles: tuple[str, ...] = CANONICAL, cast_rating: bool = True) -> Any:
     """``df`` with the user/item/rating/timestamp columns found and renamed (ids as strings,
-    the rating as double); other columns dropped."""
+    the rating as double, null where it is not a number, unless ``cast_rating`` is false);
+    other columns dropped except ``_row``."""
     from pyspark.sql import functions as F
 
-    found = resolve_columns(df.columns, read.columns, roles=roles, required=REQUIRED, what=what)
-    cols = []
+    found = resolve_columns([c for c in df.columns if c != ROW], read.columns, roles=roles, required=REQUIRED, what=what)
+    cols = [F.col(ROW)] if ROW in df.columns else []
     for role, src in found.items():
         if src is None:
             continue
         col = F.col(f"`{src}`")
         if role in (USER, ITEM):
             col = col.cast("string")
-        elif role == RATING:
-            col = col.cast("double")
+        elif role == RATING and cast_rating:
+            col = col.cast("string").try_cast("double")
         cols.append(col.alias(role))
     return df.select(cols)
 
