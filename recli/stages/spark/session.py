@@ -1,8 +1,9 @@
 """Choosing the engine and getting a quiet SparkSession.
 
 ``--engine spark`` with ``--spark-master`` (default ``local[*]``) and any number of
-``--spark-conf key=value``. Inside ``spark-submit`` (or any program that already started a
-session) recli uses the active session as given and ignores both options. A new session is
+``--spark-conf key=value``. Inside ``spark-submit`` (recognised by the JVM gateway it hands
+to Python) or any program that already started a session, recli uses that session as
+given and ignores both options. A new session is
 quiet: no console progress bar, log level ERROR from the first line on (a log4j2 file
 recli writes to its cache folder), and for a local master the driver binds to 127.0.0.1.
 """
@@ -117,6 +118,9 @@ def session(config: SparkSettings) -> Any:
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
+    if active is None and "PYSPARK_GATEWAY_PORT" in os.environ:
+        # inside spark-submit (its JVM is already up): the submit's master and settings decide
+        active = SparkSession.builder.getOrCreate()
     if active is not None:
         return active
     check_master(config.master)
