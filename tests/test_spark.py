@@ -312,3 +312,14 @@ def test_prep_on_spark_random_split_sizes_and_refusals(cli, spark, messy, tmp_pa
     pl.DataFrame({"a": ["1"], "b": ["2"]}).write_parquet(tmp_path / "cols.parquet" / "part-0.parquet")
     res = cli(["train", tmp_path / "cols.parquet", "--model", "als", "--engine", "spark", "-o", tmp_path / "m"])
     assert res.exit_code == 2 and "no user column" in res.stderr and not (tmp_path / "m").exists()
+
+
+def test_ids_beyond_int32_are_refused(spark, small, monkeypatch):
+    from recli.errors import InputError
+    from recli.models.als import ALSConfig
+    from recli.stages.spark import train as spark_train
+
+    monkeypatch.setattr(spark_train, "INT32_MAX", 100)  # 2870 users cannot be numbered below it
+    with pytest.raises(InputError, match="do not fit Spark's int32 ids") as err:
+        spark_train.train_als(spark, str(small), None, ALSConfig(factors=2, iterations=1), spark_train.split_params([])[1])
+    assert "int32" in err.value.hint

@@ -8,6 +8,7 @@ import json
 
 def emit_spark(source: str, opts, out: str | None, output_format: str | None, force: bool, spark: tuple) -> None:
     from recli.cli._prep_output import _show_report
+    from recli.console import progress
     from recli.data.io import ReadOptions
     from recli.data.outdir import check_output_dir, staged_dir
     from recli.data.schema import ColumnNames
@@ -24,9 +25,10 @@ def emit_spark(source: str, opts, out: str | None, output_format: str | None, fo
     c = opts.clean
     read = ReadOptions(fmt=opts.input_format, sep=opts.sep, quote=opts.quote, encoding=opts.encoding,
                        columns=ColumnNames(c.user_col, c.item_col, c.rating_col, c.time_col))
-    parts, report = stage.prep(session.session(session.settings(*spark)), source, opts, read)
-    report["input"] = input_info(source)
-    with staged_dir(out, "prep", force=force) as tmp:
+    with progress() as bar, staged_dir(out, "prep", force=force) as tmp:
+        bar.add_task("prep on Spark", total=None)
+        parts, report = stage.prep(session.session(session.settings(*spark)), source, opts, read)
+        report["input"] = input_info(source)
         files = {name: f"{name}.parquet" for name in parts}
         for name, part in parts.items():
             stage.output(part).write.parquet(str(tmp / files[name]))

@@ -99,6 +99,10 @@ def _recommend_spark(model, request, spark, force, verify) -> None:
 
     mf = load_model(model, checksums=None if verify else False)
     spark_stage.check_request(mf.model, request)
-    rows = spark_stage.recommend_all(session.session(session.settings(*spark)), mf, request.k, request.output,
-                                     batch_size=request.batch_size, include_seen=request.include_seen, force=force)
+    from recli.console import progress
+
+    with progress() as bar:
+        bar.add_task("recommending on Spark", total=None)
+        rows = spark_stage.recommend_all(session.session(session.settings(*spark)), mf, request.k, request.output,
+                                         batch_size=request.batch_size, include_seen=request.include_seen, force=force)
     log.info(f"wrote {rows} recommendations for {len(mf.users)} users -> {request.output}")

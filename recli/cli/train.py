@@ -173,7 +173,11 @@ def _run_spark(train_file, model, output, common, params, config_file, seed, rea
     cls, config = stage.resolve_config(model, common=common, params=rest, config_file=config_file, seed=seed)
     spark_stage.check_model(cls.name)
     check_destination(output, force)
-    result = spark_stage.train_als(session.session(session.settings(*spark)), train_file, read, config, spark_params)
+    from recli.console import progress
+
+    with progress() as bar:  # Spark's console progress is off: one bar of recli's while it runs
+        bar.add_task("training als on Spark", total=None)
+        result = spark_stage.train_als(session.session(session.settings(*spark)), train_file, read, config, spark_params)
     result.meta["train_source"] = train_file
     save_model(output, result.model, result.users, result.items, result.user_items, result.meta, force=force)
     ui = result.user_items
