@@ -93,14 +93,12 @@ def recommend(
 def _recommend_spark(model, request, spark, force, verify) -> None:
     """``--engine spark --all-users``: blocked top-k on Spark (:mod:`recli.stages.spark.recommend`)."""
     from recli.artifacts import load_model
-    from recli.console import log
+    from recli.console import log, progress
     from recli.stages.spark import recommend as spark_stage
     from recli.stages.spark import session
 
     mf = load_model(model, checksums=None if verify else False)
     spark_stage.check_request(mf.model, request)
-    from recli.console import progress
-
     with progress() as bar:
         bar.add_task("recommending on Spark", total=None)
         rows = spark_stage.recommend_all(session.session(session.settings(*spark)), mf, request.k, request.output,

@@ -161,7 +161,7 @@ def _run(train_file, model, output, common, params, config_file, seed, threads, 
 def _run_spark(train_file, model, output, common, params, config_file, seed, read, force, spark, valid) -> None:
     """``--engine spark``: MLlib ALS (:mod:`recli.stages.spark.train`), saved as a normal model."""
     from recli.artifacts import check_destination, save_model
-    from recli.console import log
+    from recli.console import log, progress
     from recli.errors import ConfigError
     from recli.stages import train as stage
     from recli.stages.spark import session
@@ -173,8 +173,6 @@ def _run_spark(train_file, model, output, common, params, config_file, seed, rea
     cls, config = stage.resolve_config(model, common=common, params=rest, config_file=config_file, seed=seed)
     spark_stage.check_model(cls.name)
     check_destination(output, force)
-    from recli.console import progress
-
     with progress() as bar:  # Spark's console progress is off: one bar of recli's while it runs
         bar.add_task("training als on Spark", total=None)
         result = spark_stage.train_als(session.session(session.settings(*spark)), train_file, read, config, spark_params)
