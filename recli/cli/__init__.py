@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("recli.cli.eval", "Score recommendations against a test set (ranking, beyond-accuracy, rating metrics)."),
     "tune": ("recli.cli.tune", "Search a model's hyper-parameters (Optuna) with pruning, resume and parallel workers."),
     "bench": ("recli.cli.bench", "Measure speed, memory and quality of models on your data, side by side with peers."),
+    "export": ("recli.cli.export", "Write a model in another system's format (a Spark ALSModel directory)."),
+    "import": ("recli.cli.import_model", "Turn a Spark ALSModel directory into a recli model."),
 }
 
 

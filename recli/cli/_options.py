@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -32,6 +32,12 @@ Threads = Annotated[int, typer.Option("--threads", help="Threads for Numba and B
 Device = Annotated[str, typer.Option("--device", help="Compute device: cpu, gpu or auto.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.", callback=_set_quiet, is_eager=True)]
 Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (repeatable).", callback=_set_verbose, is_eager=True)]
+
+# The engine that runs prep / train / recommend --all-users (see docs/spark.md)
+_SPARK = "Engine"
+EngineOpt = Annotated[str, typer.Option("--engine", help="Engine: local (this machine) or spark (Apache Spark; needs the spark extra).", rich_help_panel=_SPARK)]
+SparkMasterOpt = Annotated[str, typer.Option("--spark-master", help="With --engine spark: the master URL, e.g. local[*], spark://HOST:7077, yarn, k8s://... (ignored inside spark-submit).", rich_help_panel=_SPARK)]
+SparkConfOpt = Annotated[Optional[List[str]], typer.Option("--spark-conf", help="With --engine spark: a Spark setting key=value (repeatable), e.g. spark.executor.memory=8g.", rich_help_panel=_SPARK)]
 
 # Reading interactions and item tables: the same options on every command that reads them
 # (prep, train, eval; turned into a recli.data.io.ReadOptions by read_options below).

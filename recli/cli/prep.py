@@ -8,6 +8,7 @@ import typer
 
 from recli.cli._options import (
     EncodingOpt,
+    EngineOpt,
     ForceOpt,
     FormatOpt,
     InputArg,
@@ -19,6 +20,8 @@ from recli.cli._options import (
     RatingColOpt,
     Seed,
     SepOpt,
+    SparkConfOpt,
+    SparkMasterOpt,
     TimeColOpt,
     UserColOpt,
     Verbose,
@@ -112,6 +115,9 @@ def prep(
     user_table_columns: Annotated[Optional[str], _opt("--user-table-columns", help="Names for the columns of a --user-table without a header.", panel=_USERS)] = None,
     identity_features: Annotated[bool, _opt("--identity-features/--no-identity-features", help="Add one feature per id (item=ID, user=ID), LightFM's convention.", panel=_ITEMS)] = True,
     seed: Seed = 0,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = "local[*]",
+    spark_conf: SparkConfOpt = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -134,4 +140,10 @@ def prep(
                         item_table_columns, identity_features),
         user_side=_side(user_table, user_id_col, user_feature, user_tags, user_table_sep, user_table_encoding,
                         user_table_columns, identity_features))
+    from recli.stages.spark.session import check_engine
+
+    if check_engine(engine):
+        from recli.cli._prep_spark import emit_spark
+
+        return emit_spark(input, opts, out, output_format, force, (spark_master, spark_conf))
     emit(input, opts, out=out, output_format=output_format, fmt=format, force=force)

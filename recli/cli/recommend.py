@@ -6,7 +6,22 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from recli.cli._options import Device, EncodingOpt, FormatOpt, ItemColOpt, NoQuoteOpt, Quiet, QuoteOpt, SepOpt, Threads, UserColOpt, Verbose
+from recli.cli._options import (
+    Device,
+    EncodingOpt,
+    EngineOpt,
+    FormatOpt,
+    ItemColOpt,
+    NoQuoteOpt,
+    Quiet,
+    QuoteOpt,
+    SepOpt,
+    SparkConfOpt,
+    SparkMasterOpt,
+    Threads,
+    UserColOpt,
+    Verbose,
+)
 
 app = typer.Typer()
 Opt = typer.Option
@@ -46,6 +61,10 @@ def recommend(
     item_col: ItemColOpt = None,
     threads: Threads = 0,
     device: Device = "cpu",
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = "local[*]",
+    spark_conf: SparkConfOpt = None,
+    force: Annotated[bool, Opt("--force", help="With --engine spark: replace an existing -o folder.")] = False,
     verify: Annotated[bool, Opt("--verify/--no-verify", help="Check the model files' sha256 (once per file version; sizes are always checked).")] = True,
     quiet: Quiet = False,
     verbose: Verbose = 0,
@@ -66,4 +85,24 @@ def recommend(
                                      items_file=items_file, explain=explain, explain_top=explain_top,
                                      batch_size=batch_size, output=output, fmt=fmt, threads=threads, pairs=pairs,
                                      clip=clip, read=read, item_table=item_table, context=context)
+    from recli.stages.spark.session import check_engine
+
+    if check_engine(engine, device):
+        return _recommend_spark(model, request, (spark_master, spark_conf), force, verify)
     stage.recommend(load_model(model, get_backend(device, threads), checksums=None if verify else False), request)
+
+
+def _recommend_spark(model, request, spark, force, verify) -> None:
+    """``--engine spark --all-users``: blocked top-k on Spark (:mod:`recli.stages.spark.recommend`)."""
+    from recli.artifacts import load_model
+    from recli.console import log, progress
+    from recli.stages.spark import recommend as spark_stage
+    from recli.stages.spark import session
+
+    mf = load_model(model, checksums=None if verify else False)
+    spark_stage.check_request(mf.model, request)
+    with progress() as bar:
+        bar.add_task("recommending on Spark", total=None)
+        rows = spark_stage.recommend_all(session.session(session.settings(*spark)), mf, request.k, request.output,
+                                         batch_size=request.batch_size, include_seen=request.include_seen, force=force)
+    log.info(f"wrote {rows} recommendations for {len(mf.users)} users -> {request.output}")

@@ -9,6 +9,7 @@ import typer
 from recli.cli._options import (
     Device,
     EncodingOpt,
+    EngineOpt,
     ForceOpt,
     InputArg,
     InputFormatOpt,
@@ -18,6 +19,8 @@ from recli.cli._options import (
     QuoteOpt,
     RatingColOpt,
     SepOpt,
+    SparkConfOpt,
+    SparkMasterOpt,
     Threads,
     TimeColOpt,
     UserColOpt,
@@ -65,6 +68,9 @@ def train(
     rating_col: RatingColOpt = None,
     time_col: TimeColOpt = None,
     force: ForceOpt = False,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = "local[*]",
+    spark_conf: SparkConfOpt = None,
     fmt: Annotated[Optional[str], Opt("--format", help="For --list-models/--show-params: table or json.")] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
@@ -81,11 +87,16 @@ def train(
     if not output:
         raise ConfigError("no output model given", hint="pass -o MODEL (a directory to create)")
     from recli.cli._options import read_options
+    from recli.stages.spark.session import check_engine
 
-    _run(train_file, model, output, {"factors": factors, "iterations": iterations, "regularization": regularization,
-                                         "learning_rate": learning_rate, "alpha": alpha, "dtype": dtype},
-         param or [], config_file, seed, threads, device, (valid, valid_metric, early_stopping), input_format,
-         read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col), force,
+    read = read_options(input_format, sep, quote, no_quote, encoding, user_col, item_col, rating_col, time_col)
+    common = {"factors": factors, "iterations": iterations, "regularization": regularization,
+              "learning_rate": learning_rate, "alpha": alpha, "dtype": dtype}
+    if check_engine(engine, device):
+        return _run_spark(train_file, model, output, common, param or [], config_file, seed, read, force,
+                          (spark_master, spark_conf), valid)
+    _run(train_file, model, output, common, param or [], config_file, seed, threads, device,
+         (valid, valid_metric, early_stopping), input_format, read, force,
          max_gpu_memory, {"item": item_features, "user": user_features}, context_col or [])
 
 
@@ -165,3 +176,28 @@ def _load(train_file, input_format, read, cls, features, context_cols: list[str]
         return stage.load_interactions(train_file, input_format, read, features), None
     ctx.check_context_model(cls)
     return ctx.load_with_context(train_file, input_format, read, context_cols, features)
+
+
+def _run_spark(train_file, model, output, common, params, config_file, seed, read, force, spark, valid) -> None:
+    """``--engine spark``: MLlib ALS (:mod:`recli.stages.spark.train`), saved as a normal model."""
+    from recli.artifacts import check_destination, save_model
+    from recli.console import log, progress
+    from recli.errors import ConfigError
+    from recli.stages import train as stage
+    from recli.stages.spark import session
+    from recli.stages.spark import train as spark_stage
+
+    if valid:
+        raise ConfigError("--valid and --early-stopping need --engine local", hint="drop --valid, or train with --engine local")
+    rest, spark_params = spark_stage.split_params(params)
+    cls, config = stage.resolve_config(model, common=common, params=rest, config_file=config_file, seed=seed)
+    spark_stage.check_model(cls.name)
+    check_destination(output, force)
+    with progress() as bar:  # Spark's console progress is off: one bar of recli's while it runs
+        bar.add_task("training als on Spark", total=None)
+        result = spark_stage.train_als(session.session(session.settings(*spark)), train_file, read, config, spark_params)
+    result.meta["train_source"] = train_file
+    save_model(output, result.model, result.users, result.items, result.user_items, result.meta, force=force)
+    ui = result.user_items
+    log.info(f"trained als on Spark ({result.meta['spark']['master']}) on {ui.shape[0]} users x {ui.shape[1]} items "
+             f"({ui.nnz} interactions) in {result.meta['fit_seconds']:.2f}s -> {output}")

@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 # A tune study folder (``study.json``) is checked by the same rule but never swapped as a
 # whole: it is a resumable workspace whose files are each written atomically.
 KINDS = {"prep": ("manifest.json", "command", "prep"), "model": ("meta.json", "format", "recli-model"),
-         "tune": ("study.json", "command", "tune")}
-_DESCRIBE = {"prep": "a recli prep folder", "model": "a recli model", "tune": "a recli tune study folder"}
+         "tune": ("study.json", "command", "tune"),
+         "spark-als": ("metadata/part-00000", "class", "org.apache.spark.ml.recommendation.ALSModel")}
+_DESCRIBE = {"prep": "a recli prep folder", "model": "a recli model", "tune": "a recli tune study folder",
+             "spark-als": "a Spark ALSModel folder"}
 
 
 def folder_kind(path: str | os.PathLike) -> str | None:
