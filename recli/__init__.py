@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 def user_cache_dir() -> Path:

@@ -122,3 +122,15 @@ def _real_gpu_missing() -> str:
 def pytest_runtest_setup(item):
     if item.get_closest_marker("gpu") is not None and _real_gpu_missing():
         pytest.skip(f"needs a real CUDA GPU: {_real_gpu_missing()}")
+
+
+@pytest.fixture
+def train_csv(tmp_path):
+    """The contract tests' block matrix as a ``user,item`` CSV (ids ``u000``, ``i000``)."""
+    from tests import contracts as C
+
+    matrix, _, _ = C.block_matrix()
+    coo = matrix.tocoo()
+    path = tmp_path / "train.csv"
+    path.write_text("user,item\n" + "".join(f"u{u:03d},i{i:03d}\n" for u, i in zip(coo.row, coo.col)))
+    return path

@@ -34,15 +34,6 @@ def no_cupy(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)
 
 
-@pytest.fixture
-def train_csv(tmp_path):
-    matrix, _, _ = C.block_matrix()
-    coo = matrix.tocoo()
-    path = tmp_path / "train.csv"
-    path.write_text("user,item\n" + "".join(f"u{u:03d},i{i:03d}\n" for u, i in zip(coo.row, coo.col)))
-    return path
-
-
 # -- the kernel namespaces ----------------------------------------------------------
 
 def test_cpu_and_xp_kernel_sets_offer_the_same_functions_with_the_same_signatures():

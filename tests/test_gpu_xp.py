@@ -181,15 +181,6 @@ def test_ml100k_top10_overlap_with_the_cpu(ml100k, name, params):
 
 # -- memory planning and the GPU's bad input ---------------------------------------------
 
-@pytest.fixture
-def train_csv(tmp_path):
-    matrix, _, _ = C.block_matrix()
-    coo = matrix.tocoo()
-    path = tmp_path / "train.csv"
-    path.write_text("user,item\n" + "".join(f"u{u:03d},i{i:03d}\n" for u, i in zip(coo.row, coo.col)))
-    return path
-
-
 def test_the_plan_sizes_batches_to_the_budget_and_refuses_with_the_estimate(fake_cupy):
     from recli.device_memory import MAX_BATCH_BYTES, MIN_MARGIN, MemoryEstimate, plan_device_memory
     from recli.errors import ConfigError

@@ -69,3 +69,17 @@ def heap_sort(vals, idx, n):
         s, j = vals[end], idx[end]
         vals[end], idx[end] = vals[0], idx[0]
         _sift_down(vals, idx, 0, end, s, j)
+
+
+@njit(cache=True, inline="always")
+def insert_descending(vals, idx, n, s, j):
+    """Insert ``(s, j)`` into the first ``n`` entries of ``vals`` (descending) and ``idx``,
+    so that the first ``n + 1`` are sorted; an equal score goes after the ones already
+    there (the earlier insert stays first). The k-OS draws of ``warp`` and ``hybrid``."""
+    p = n
+    while p > 0 and vals[p - 1] < s:
+        vals[p] = vals[p - 1]
+        idx[p] = idx[p - 1]
+        p -= 1
+    vals[p] = s
+    idx[p] = j

@@ -62,6 +62,7 @@ import numpy as np
 from numba import njit, prange
 
 from recli.kernels import FASTMATH
+from recli.kernels._heap import insert_descending
 from recli.kernels._search import slice_contains
 from recli.kernels.random_streams import chunk_users, next_below, user_start
 from recli.kernels.warp import rank_weight
@@ -266,14 +267,7 @@ def _kos_positive(state, ru, IF, EI, indices, start, nu, kos_k, kos_n, ids, vals
     for t in range(n):
         state, r = next_below(state, nu)
         item = indices[start + r]
-        v = score_row(IF, EI, item, ru)
-        p = t
-        while p > 0 and vals[p - 1] < v:
-            vals[p] = vals[p - 1]
-            ids[p] = ids[p - 1]
-            p -= 1
-        vals[p] = v
-        ids[p] = item
+        insert_descending(vals, ids, t, score_row(IF, EI, item, ru), item)
     return state, ids[min(kos_k, n) - 1]
 
 

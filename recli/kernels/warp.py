@@ -40,6 +40,7 @@ import numpy as np
 from numba import njit, prange
 
 from recli.kernels import FASTMATH
+from recli.kernels._heap import insert_descending
 from recli.kernels.random_streams import chunk_users, draw_negative, fold_in_row, next_below, user_start
 
 MAX_LOSS = 10.0
@@ -134,15 +135,7 @@ def _kos_positive(U, V, b, u, indices, start, nu, kos_k, kos_n, state, ids, vals
     for t in range(n):
         state, r = next_below(state, nu)
         item = indices[start + r]
-        v = _score(U[u], V, b, item)
-        # insertion into (vals desc, ids) keeps the first t+1 entries sorted
-        p = t
-        while p > 0 and vals[p - 1] < v:
-            vals[p] = vals[p - 1]
-            ids[p] = ids[p - 1]
-            p -= 1
-        vals[p] = v
-        ids[p] = item
+        insert_descending(vals, ids, t, _score(U[u], V, b, item), item)
     return state, ids[min(kos_k, n) - 1]
 
 

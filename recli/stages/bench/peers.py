@@ -140,11 +140,21 @@ def topk(library: str, obj: Any, uidx: np.ndarray, user_items: Any, k: int) -> t
     if library == "implicit":
         items, scores = obj.recommend(uidx, user_items[uidx], N=k, filter_already_liked_items=True)
         return np.asarray(items, dtype=np.int32), np.asarray(scores, dtype=np.float32)
-    # LightFM has no top-k call: its representations' dot products (what predict computes)
+    # LightFM has no top-k call: its representations' dot products (what predict computes),
+    # ranked in batches of users so that the scores of all users never sit in memory at once
     _, user_emb = obj.get_user_representations()  # a user's bias does not change its ranking
     item_bias, item_emb = obj.get_item_representations()
-    scores = user_emb[uidx] @ item_emb.T + item_bias[None, :]
-    rows = user_items[uidx]
+    parts = [_lightfm_topk(user_emb[uidx[b:b + 4096]], item_emb, item_bias, user_items[uidx[b:b + 4096]], k)
+             for b in range(0, uidx.shape[0], 4096)]
+    if not parts:
+        return np.empty((0, k), np.int32), np.empty((0, k), np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _lightfm_topk(user_emb: np.ndarray, item_emb: np.ndarray, item_bias: np.ndarray, rows: Any,
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` of ``user_emb · item_embᵀ + item_bias`` per row, the CSR ``rows``' items left out."""
+    scores = user_emb @ item_emb.T + item_bias[None, :]
     scores[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices] = -np.inf
     kk = min(k, scores.shape[1])
     part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
