@@ -59,12 +59,16 @@ class TuneOptions:
     read: Any = None
     item_features: str | None = None
     user_features: str | None = None
+    _tables: list[Any] | None = field(default=None, repr=False, compare=False)
 
     def feature_tables(self) -> list[Any]:
-        """The ``--item-features`` / ``--user-features`` tables (none when not given)."""
+        """The ``--item-features`` / ``--user-features`` tables (none when not given), read
+        once: the folds, the trial runner and ``--final-train`` share them."""
         from recli.stages.train import load_features
 
-        return load_features(None, item=self.item_features, user=self.user_features)
+        if self._tables is None:
+            self._tables = load_features(None, item=self.item_features, user=self.user_features)
+        return self._tables
 
 
 @dataclass(frozen=True)
