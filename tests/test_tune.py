@@ -439,7 +439,7 @@ def test_a_silent_sqlite_trial_is_failed_and_retried(small, tmp_path, monkeypatc
 
 def test_a_sqlite_study_reads_the_trials_once_per_trial(small, tmp_path, monkeypatch):
     """The sampler, the pruner and the trial count share one read of the database per
-    trial (tune_storage.trial_snapshots), and still see every finished trial."""
+    trial (tune_cache.trial_snapshots), and still see every finished trial."""
     from recli.stages import tune as tn
 
     opts = tn.TuneOptions(str(small), "als", str(tmp_path / "out"), trials=6, seed=1, pruner="none",
@@ -455,7 +455,7 @@ def test_a_sqlite_study_reads_the_trials_once_per_trial(small, tmp_path, monkeyp
     ran = tn.run_trials(s.study, s.runner, plan, None)
     assert ran == 6 and len(s.runner.overheads) == 6
     assert len(reads) <= ran + 1  # one per trial, and one for the final count
-    tn.st.refresh(s.runner.storage)
+    tn.tc.refresh(s.runner.storage)
     assert tn.finished_count(s.study) == (6, 0)
 
 
@@ -510,3 +510,74 @@ def test_a_feature_model_is_tuned_with_its_feature_file(cli, small, tmp_path):
     bad = cli(["tune", small, *ALS_FAST, "--item-features", feats, "--out", tmp_path / "a", "--trials", "2"])
     assert bad.exit_code == 2 and "does not learn from features" in bad.stderr
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_sqlite_writes_of_a_running_trial_are_collected_and_land_in_the_database(tmp_path):
+    """tune_cache: the sampled parameters reach the database at flush (a killed trial is
+    retried with them), user attributes with the final state, and a second storage on the
+    same file reads back exactly what the trial wrote."""
+    import optuna
+
+    from recli.stages import tune_cache as tc
+    from recli.stages.tune_storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = open_storage(url, str(tmp_path))
+    assert hasattr(storage, "pending")
+    study = optuna.create_study(storage=storage, study_name="s", sampler=optuna.samplers.RandomSampler(seed=3))
+    other = optuna.storages.RDBStorage(url)
+    for n in range(3):
+        trial = study.ask()
+        x = trial.suggest_float("x", 0.0, 1.0)
+        k = trial.suggest_int("k", 1, 9)
+        if n:  # the first trial's parameters go straight through (checked against the study)
+            assert other.get_trial(trial._trial_id).params == {}
+        tc.flush(storage)
+        assert other.get_trial(trial._trial_id).params == {"x": x, "k": k}
+        trial.set_user_attr("run", {"n": n})
+        assert other.get_trial(trial._trial_id).user_attrs == {}
+        assert storage.get_trial(trial._trial_id).user_attrs == {"run": {"n": n}}  # its own writes, from memory
+        study.tell(trial, x + k)
+        got = other.get_trial(trial._trial_id)
+        assert got.state == optuna.trial.TrialState.COMPLETE and got.value == x + k
+        assert got.params == {"x": x, "k": k} and got.user_attrs == {"run": {"n": n}}
+    assert storage.pending == {} and storage.own == {}
+
+
+def test_stale_trials_are_looked_for_once_per_heartbeat_unless_forced(tmp_path, monkeypatch):
+    from recli.stages import tune_cache as tc
+    from recli.stages.tune_storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", str(tmp_path))
+    sid = storage.create_new_study([__import__("optuna").study.StudyDirection.MAXIMIZE], "s")
+    looks = []
+    real = storage._backend._get_stale_trial_ids
+    monkeypatch.setattr(storage._backend, "_get_stale_trial_ids", lambda s: looks.append(s) or real(s))
+    for _ in range(5):
+        storage._get_stale_trial_ids(sid)
+    assert len(looks) == 1
+    tc.expire_stale_check(storage)
+    storage._get_stale_trial_ids(sid)
+    assert len(looks) == 2
+
+
+def test_tune_validation_by_blas_scores_ranks_as_the_exact_path(small):
+    """tune scores validation with score_unordered (BLAS): the same scores up to rounding,
+    so the same NDCG as the fixed-order path that recommend serves."""
+    import numpy as np
+
+    from recli.stages import tune as tn
+    from recli.stages.train import resolve_config, train
+    from recli.stages.validation import validation_score
+
+    opts = tn.TuneOptions(str(small), "als", "unused")
+    _, [(tr, va)] = tn.load_folds(opts)
+    cls, config = resolve_config("als", params=["factors=8", "iterations=3"])
+    model = train(tr, cls, config).model
+    users = np.arange(model.n_users)
+    exact, fast = model.score(users), model.score_unordered(users)
+    np.testing.assert_allclose(fast, exact, rtol=1e-5, atol=1e-6 * np.abs(exact).max())
+    want = validation_score(model, va.user_items, tr.user_items, "ndcg", 10)
+    assert want > 0
+    assert validation_score(model, va.user_items, tr.user_items, "ndcg", 10, exact=False) == pytest.approx(want)

@@ -21,6 +21,7 @@ import numpy as np
 from recli.console import log
 from recli.data.matrix import Interactions
 from recli.errors import ConfigError, RecliError
+from recli.stages import tune_cache as tc
 from recli.stages import tune_space as ts
 from recli.stages import tune_storage as st
 
@@ -335,6 +336,7 @@ class TrialRunner:
 
         plan = self.plan
         params = ts.suggest(trial, plan.space, grid=plan.grid is not None)
+        tc.flush(self.storage)  # the sampled parameters in one transaction: a retried trial gets them back
         config = build_config(plan.cls.Config, {**plan.base, **params}, plan.cls.name)
         per_fold, fit_seconds, epochs = [], 0.0, 0
         for fold, (train_data, valid_data) in enumerate(self.folds):
@@ -385,7 +387,9 @@ class TrialRunner:
                 elif result.valid_scores and o is self.plan.objectives[0]:
                     out.append(float(result.valid_scores[-1]))  # scored after the last epoch already
                 else:
-                    out.append(validation_score(result.model, valid_data.user_items, train_data.user_items, o.name, o.k))
+                    # a measured ranking, never served: BLAS scores (exact=False) save most of its time
+                    out.append(validation_score(result.model, valid_data.user_items, train_data.user_items, o.name, o.k,
+                                                exact=False))
         return out
 
 
@@ -408,12 +412,13 @@ def run_trials(study: Any, runner: TrialRunner, plan: Plan, timeout: float | Non
         began, fits_before = time.monotonic(), runner.fit_total
         runner.turn.acquire()
         try:
-            st.refresh(runner.storage)
+            tc.refresh(runner.storage)
             done, running = finished_count(study)
             if done + running >= plan.trials and running and plan.db_path is not None:
                 # a RUNNING trial may be a dead worker's: fail it (it is queued again) and recount
+                tc.expire_stale_check(runner.storage)
                 optuna.storages.fail_stale_trials(study)
-                st.refresh(runner.storage)
+                tc.refresh(runner.storage)
                 done, running = finished_count(study)
             if done + running >= plan.trials:
                 break

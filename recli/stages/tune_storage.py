@@ -78,46 +78,12 @@ def open_storage(url: str | None, out_dir: str) -> Any:
             url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
         _fast_sqlite(storage.engine)
+        from recli.stages.tune_cache import trial_snapshots
+
         return trial_snapshots(storage)
     except Exception as exc:  # sqlalchemy reports a bad file in many exception types
         raise ConfigError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}",
                           hint="give a writable SQLite database file, e.g. --storage sqlite:///study.db") from None
-
-
-def trial_snapshots(rdb: Any) -> Any:
-    """``rdb`` behind Optuna's trial cache, reading the database's trials at most once per
-    trial: between two :func:`refresh` calls (the run loop makes one before each trial)
-    every ``get_all_trials`` answers from the cache.
-
-    Why: a TPE trial asks for the study's trials four or five times (waiting trials,
-    search space, sampling, counting), and each ask is a SQLite session and query of
-    several milliseconds; one read per trial gives the sampler the same trials. What a
-    trial cannot see is another worker's trial that finished during it, which the next
-    trial sees, as with any parallel sampler. Falls back to Optuna's own cache when its
-    internals differ from what this relies on (another Optuna release)."""
-    from optuna.storages._cached_storage import _CachedStorage
-
-    if not hasattr(_CachedStorage, "_read_trials_from_remote_storage"):
-        return _CachedStorage(rdb)
-
-    class _OneReadPerTrial(_CachedStorage):
-        def __init__(self, backend: Any):
-            super().__init__(backend)
-            self.fresh: set[int] = set()
-
-        def _read_trials_from_remote_storage(self, study_id: int) -> None:
-            if study_id not in self.fresh:
-                super()._read_trials_from_remote_storage(study_id)
-                self.fresh.add(study_id)
-
-    return _OneReadPerTrial(rdb)
-
-
-def refresh(storage: Any) -> None:
-    """Make the next trial read of ``storage`` go to the database (see :func:`trial_snapshots`)."""
-    fresh = getattr(storage, "fresh", None)
-    if fresh is not None:
-        fresh.clear()
 
 
 def _fast_sqlite(engine: Any) -> None:

@@ -18,31 +18,41 @@ from recli.data.matrix import csr_arrays
 
 
 def add_model_lists(ev: Any, model: Any, uidx: np.ndarray, rows: np.ndarray, kmax: int,
-                    seen: tuple[np.ndarray, np.ndarray] | None, batch_size: int = 1024) -> None:
+                    seen: tuple[np.ndarray, np.ndarray] | None, batch_size: int = 1024, exact: bool = True) -> None:
     """Feed ``ev`` the top-``kmax`` lists of model users ``uidx`` as truth rows ``rows``.
 
     ``seen = (indptr, indices)`` is the training CSR whose items are excluded (``None``:
-    nothing excluded). Memory is bounded by ``batch_size x n_items`` scores.
+    nothing excluded). Memory is bounded by ``batch_size x n_items`` scores. ``exact=False``
+    lets a factor model score by BLAS (``model.score_unordered``): the lists ``recommend``
+    would serve up to the last bits of the scores, which can reorder near-ties.
     """
     kernels = model_kernels(model)
     topk = kernels.topk
+    fused = getattr(model, "top_k", None)  # factor models: scores and top-k in one pass, no score matrix
+    unordered = None if exact else getattr(model, "score_unordered", None)
     batch_size = device_batch_rows(kernels, batch_size, model.n_items)
     indptr, indices = seen if seen is not None else (None, None)
     for start in range(0, uidx.shape[0], batch_size):
         batch = np.ascontiguousarray(uidx[start:start + batch_size], dtype=np.int64)
-        scores = model.score(batch, None)
-        items, _ = topk(scores, kmax, batch if seen is not None else None, indptr, indices)
+        rows_seen = batch if seen is not None else None
+        if unordered is not None:
+            items, _ = topk(unordered(batch), kmax, rows_seen, indptr, indices)
+        elif fused is not None:
+            items, _ = fused(batch, None, kmax, rows_seen, indptr, indices)
+        else:
+            items, _ = topk(model.score(batch, None), kmax, rows_seen, indptr, indices)
         ev.add(items, np.ascontiguousarray(rows[start:start + batch_size], dtype=np.int64), validate=False)
 
 
 def validation_score(model: Any, valid: sp.csr_matrix, train: sp.csr_matrix, metric: str = "ndcg",
-                     k: int | None = 10, batch_size: int = 1024) -> float:
+                     k: int | None = 10, batch_size: int = 1024, exact: bool = True) -> float:
     """The validation ``metric`` (at ``k``) of ``model``.
 
     Ranking and beyond-accuracy metrics (coverage, novelty, …): the mean over users with
     at least one validation item, binary relevance (``recli eval --list-metrics``), items
     seen in ``train`` excluded from the ranking; 0.0 when no user has validation items. Rating metrics (rmse, mae): over every
     validation pair, predictions clipped to the training range as ``recommend --pairs`` does.
+    ``exact=False``: see :func:`add_model_lists`.
     """
     from recli.metrics import METRICS, Evaluator, rating_errors
     from recli.metrics.registry import metric_key
@@ -63,5 +73,5 @@ def validation_score(model: Any, valid: sp.csr_matrix, train: sp.csr_matrix, met
     seen = {"train_indptr": t_indptr.astype(np.int64), "train_indices": t_indices} if needs_train else {}
     ev = Evaluator(valid.indptr.astype(np.int64), valid.indices.astype(np.int32), [k], [metric],
                    n_items=valid.shape[1], **seen)
-    add_model_lists(ev, model, users, users, k, (t_indptr, t_indices), batch_size)
+    add_model_lists(ev, model, users, users, k, (t_indptr, t_indices), batch_size, exact)
     return float(ev.result().values[metric_key(metric, k)])
