@@ -4,6 +4,8 @@ and Spark's time as the data grows on ``local[1]`` and ``local[2]``.
     python bench/bench_spark.py                                   # ML-100K and medium, both engines
     python bench/bench_spark.py --data large --data medium --masters 'local[1],local[2]' --engines spark
     python bench/bench_spark.py --data sample --iterations 2      # a quick check that it runs
+    python bench/bench_spark.py --data large --engines spark --masters 'local[1],local[2]' \
+        --iterations 3 --steps prep,train                         # time per iteration only
 
 Each data set (``ml100k``: ../shared/data/ml-100k or $RECLI_ML100K; ``sample``: the bundled
 sample; ``small``/``medium``/``large``: the generator's presets, see ``recli bench``; or a
@@ -14,6 +16,11 @@ from outside (JVM start-up included, as a user sees it):
     recli train P/train.parquet --model als --factors F --iterations N -o M           [--engine spark ...]
     recli recommend M --all-users -k 10 -o R                                          [--engine spark ...]
     recli eval --model M --test TEST -k 10                                            (local, NDCG@10)
+
+``--steps`` picks which of the four run (the later ones need the earlier ones' outputs);
+the Spark commands get ``--spark-conf spark.driver.memory=16g`` unless ``--spark-conf`` says
+otherwise (in ``local[N]`` the driver is the executor: Spark's 1 GiB default does not
+hold the medium shape).
 
 Local ALS runs with ``solver=cholesky`` and, where recli has it, ``scale_regularization=true``
 (MLlib's objective), so both engines fit the same model. Time per iteration is the model's
@@ -66,8 +73,10 @@ def dataset(name: str, work: Path) -> Path:
     return path
 
 
-def spark_args(engine: str, master: str) -> list[str]:
-    return [] if engine == "local" else ["--engine", "spark", "--spark-master", master]
+def spark_args(engine: str, master: str, conf: list[str]) -> list[str]:
+    if engine == "local":
+        return []
+    return ["--engine", "spark", "--spark-master", master, *[a for c in conf for a in ("--spark-conf", c)]]
 
 
 def test_file(prep_dir: Path) -> Path:
@@ -91,23 +100,31 @@ def als_params() -> list[str]:
 def pipeline(data: str, csv: Path, engine: str, master: str, args: argparse.Namespace, work: Path) -> dict:
     tag = f"{data}-{engine}-{master.replace('[', '').replace(']', '').replace('*', 'all')}"
     prep, model, recs = work / f"{tag}.prep", work / f"{tag}.model", work / f"{tag}.recs"
-    extra = spark_args(engine, master)
-    t_prep, _ = recli("prep", str(csv), "--split", "leave-last", "--test-size", "1", "--output-format", "parquet",
-                      "--out", str(prep), "--force", *extra)
+    extra = spark_args(engine, master, args.spark_conf or ["spark.driver.memory=16g"])
+    steps = args.steps.split(",")
+    t_prep = t_train = t_rec = 0.0
+    if "prep" in steps:
+        t_prep, _ = recli("prep", str(csv), "--split", "leave-last", "--test-size", "1", "--output-format", "parquet",
+                          "--out", str(prep), "--force", *extra)
     params = als_params() if engine == "local" else []
-    t_train, _ = recli("train", str(prep / "train.parquet"), "--model", "als", "--factors", str(args.factors),
-                       "--iterations", str(args.iterations), "--regularization", str(args.regularization), *params,
-                       "-o", str(model), "--force", *extra)
+    if "train" in steps:
+        t_train, _ = recli("train", str(prep / "train.parquet"), "--model", "als", "--factors", str(args.factors),
+                           "--iterations", str(args.iterations), "--regularization", str(args.regularization), *params,
+                           "-o", str(model), "--force", *extra)
     rec_out = [str(recs), "--force"] if engine == "spark" else [str(recs) + ".parquet"]
-    t_rec, _ = recli("recommend", str(model), "--all-users", "-k", "10", "-o", *rec_out, *extra)
-    _, out = recli("eval", "--model", str(model), "--test", str(test_file(prep)), "-k", "10", "--format", "json")
+    if "recommend" in steps:
+        t_rec, _ = recli("recommend", str(model), "--all-users", "-k", "10", "-o", *rec_out, *extra)
+    ndcg = None
+    if "eval" in steps:
+        _, out = recli("eval", "--model", str(model), "--test", str(test_file(prep)), "-k", "10", "--format", "json")
+        ndcg = _ndcg(json.loads(out))
     _, info = recli("info", str(model), "--format", "json")
     meta = json.loads(info)
     return {"data": data, "engine": engine, "master": master if engine == "spark" else "-",
             "interactions": meta["counts"]["interactions"], "users": meta["counts"]["users"], "items": meta["counts"]["items"],
             "prep_s": round(t_prep, 2), "train_s": round(t_train, 2), "recommend_all_s": round(t_rec, 2),
             "end_to_end_s": round(t_prep + t_train + t_rec, 2),
-            "s_per_iteration": round(meta["fit_seconds"] / args.iterations, 3), "ndcg@10": _ndcg(json.loads(out))}
+            "s_per_iteration": round(meta["fit_seconds"] / args.iterations, 3), "ndcg@10": ndcg}
 
 
 def _ndcg(rows: list[dict]) -> float | None:
@@ -123,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--factors", type=int, default=64)
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--regularization", type=float, default=0.05)
+    ap.add_argument("--steps", default="prep,train,recommend,eval", help="which of prep,train,recommend,eval run")
+    ap.add_argument("--spark-conf", action="append", help="KEY=VALUE for the Spark commands (repeatable)")
     ap.add_argument("--out", default="/tmp/recli-spark-bench")
     args = ap.parse_args(argv)
     work = Path(args.out)
