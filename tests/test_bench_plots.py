@@ -95,7 +95,8 @@ def test_a_later_report_replaces_the_same_configuration(tmp_path):
 def test_plot_after_a_run_writes_every_chart_even_without_data(tmp_path):
     from recli.stages.bench.plots import write_plots
 
-    write_plots([_row("small", "recli", "", "prep", 1.0)], str(tmp_path / "charts"))
+    skipped = {k: v for k, v in _row("small", "lightfm", "als", "fit", None).items() if k not in ("unit", "value", "ratio")}
+    write_plots([_row("small", "recli", "", "prep", 1.0), {**skipped, "status": "skipped"}], str(tmp_path / "charts"))
     _assert_charts(tmp_path / "charts")
 
 

@@ -101,7 +101,7 @@ def _draw_peers(plt, rows: list[dict], path: Path) -> None:
     libs = ["recli", *sorted({p for groups in panels.values() for _, peers in groups.values() for p in peers})]
     units = defaultdict(set)
     for r in rows:
-        units[r["dataset"], r["measure"]].add(r["unit"])
+        units[r["dataset"], r["measure"]].add(r.get("unit"))  # a run's skipped rows have no unit
     fig, axes = plt.subplots(len(datasets), len(measures), figsize=(1 + 3.6 * len(measures), 0.8 + 3.2 * len(datasets)),
                              squeeze=False)
     width = 0.8 / len(libs)
