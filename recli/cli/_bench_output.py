@@ -37,8 +37,11 @@ def _write(text: str, output: str | None) -> None:
 
 def run_bench(req, fmt: str | None, output: str | None, plot: str | None) -> None:
     from recli.stages.bench import bench
+    from recli.stages.bench.plots import require_matplotlib, write_plots
     from recli.stages.bench.report import cells, render
 
+    if plot is not None:
+        require_matplotlib()  # before the run, not after it
     with console.progress() as p:
         result = bench(req, progress=p)
     header, body = cells(result.rows, result.environment)
@@ -50,11 +53,23 @@ def run_bench(req, fmt: str | None, output: str | None, plot: str | None) -> Non
     if fmt is not None:
         _write(render(result.rows, result.environment, result.notes, fmt), output)
     if plot is not None:
-        from recli.stages.bench.plots import write_plots
-
         with writing(f"writing charts into {plot}"):
             paths = write_plots(result.rows, plot)
         console.log.info(f"charts: {', '.join(str(p) for p in paths)}")
+
+
+def plot_reports(reports: list[str], plot: str | None, measuring: bool) -> None:
+    """``--from-report``: the charts of saved reports, nothing measured."""
+    from recli.stages.bench.plots import plot_reports as draw
+
+    if plot is None:
+        raise ConfigError("--from-report draws charts and needs --plot DIR", hint="e.g. recli bench --from-report medium.json --plot charts")
+    if measuring:
+        raise ConfigError("--from-report charts saved reports and measures nothing: it takes no DATA or --synthetic",
+                          hint="drop --from-report to measure, or drop the data to chart the reports")
+    with writing(f"writing charts into {plot}"):
+        paths = draw(reports, plot)
+    console.log.info(f"charts: {', '.join(str(p) for p in paths)}")
 
 
 def run_parity(req, check: str, fmt: str | None, output: str | None) -> None:

@@ -33,7 +33,8 @@ def bench(
     check: Annotated[Optional[str], typer.Option("--check", help="'parity': compare every backend of each model with the CPU kernels (exit 3 beyond tolerance).")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="Full results: csv, json or markdown (default: from -o's extension, else csv).")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write the full results here ('-' = stdout).")] = None,
-    plot: Annotated[Optional[str], typer.Option("--plot", help="Write PNG charts into this folder.")] = None,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Write PNG charts into this folder (needs matplotlib).")] = None,
+    from_report: Annotated[Optional[list[str]], typer.Option("--from-report", help="Chart saved reports (JSON or CSV from -o; repeatable, e.g. one per data set) into --plot DIR instead of measuring.")] = None,
     input_format: InputFormatOpt = None,
     sep: SepOpt = None,
     user_col: UserColOpt = None,
@@ -53,6 +54,9 @@ def bench(
     from recli.cli._options import read_options
     from recli.stages.bench import BenchRequest
 
+    if from_report:
+        out.plot_reports(from_report, plot, measuring=data is not None or synthetic is not None)
+        return
     fmt = out.check_output(fmt, output)
     req = BenchRequest(data=data, synthetic=synthetic, models=models, threads=threads, factors=factors, device=device,
                        repeat=repeat, against=against, params=list(param or []), k=k, seed=seed, test_size=test_size,

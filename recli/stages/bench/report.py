@@ -133,3 +133,50 @@ def render(rows: list[dict], environment: dict, notes: list[str], fmt: str) -> s
     if fmt == "json":
         return to_json(rows, environment, notes)
     return to_markdown(rows, environment, notes)
+
+
+# the columns the charts read; a saved report without one of them is not a bench report
+NEEDED = ("dataset", "interactions", "library", "model", "threads", "factors", "device", "measure", "unit", "value",
+          "ratio", "status")
+_KEY = ("dataset", "library", "model", "threads", "factors", "device", "measure")
+
+
+def read_reports(paths: list[str]) -> list[dict]:
+    """The rows of reports saved with ``-o FILE.json`` or ``-o FILE.csv``, in the order given;
+    a configuration × library × measure in several reports counts once, as the last one gives it."""
+    rows: dict[tuple, dict] = {}
+    for path in paths:
+        for row in _read_report(path):
+            rows[tuple(row.get(c) for c in _KEY)] = row
+    return list(rows.values())
+
+
+def _read_report(path: str) -> list[dict]:
+    from pathlib import Path
+
+    from recli.errors import InputError
+
+    hint = "give a report written by recli bench -o FILE.json (or FILE.csv)"
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"report {path!r} does not exist", hint=hint)
+    if p.suffix.lower() not in (".json", ".csv"):
+        raise InputError(f"cannot read report {path!r}: only JSON and CSV reports can be read back", hint=hint)
+    try:
+        if p.suffix.lower() == ".json":
+            doc = json.loads(p.read_text(encoding="utf-8"))
+            rows = doc.get("rows") if isinstance(doc, dict) and doc.get("schema_version") == SCHEMA_VERSION else None
+        else:
+            df = pl.read_csv(p, infer_schema=False)
+            numbers = [c for c in df.columns if c in COLUMNS and COLUMNS[c][0] in (pl.Int64, pl.Float64)]
+            rows = df.with_columns(pl.col(c).cast(COLUMNS[c][0], strict=False) for c in numbers).to_dicts()
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:  # JSONDecodeError is a ValueError
+        raise InputError(f"cannot read report {path!r}: {exc}", hint=hint) from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise InputError(f"{path!r} is not a recli bench report (schema version {SCHEMA_VERSION})", hint=hint)
+    for row in rows:
+        missing = [c for c in NEEDED if c not in row]
+        if missing:
+            raise InputError(f"{path!r} is not a recli bench report: no column {missing[0]!r}", hint=hint)
+    # CSV reads an empty model (prep rows) as null; runs hold ""
+    return [{**r, "model": r["model"] or ""} for r in rows]
