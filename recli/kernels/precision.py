@@ -54,6 +54,11 @@ def storage_of(array: Any) -> str:
     raise ValueError(f"factors of array dtype {kind} are in no storage form ({', '.join(STORAGE.values())})")
 
 
+def reduced(array: Any) -> bool:
+    """Whether ``array`` holds factors in a reduced storage form (float16, or bfloat16 bits)."""
+    return np.dtype(array.dtype).name in ("float16", "uint16")
+
+
 def storage_matches(array: Any, dtype: str) -> bool:
     """Whether ``array`` has the array dtype that ``dtype`` is stored as."""
     return np.dtype(array.dtype) == np.dtype(STORAGE[dtype])
