@@ -183,3 +183,19 @@ def test_xp_kernels_cg_sweep_on_the_cuda_kernel_matches_the_reference(monkeypatc
         assert (len(calls) > 1) == cuda  # several batches, each through the kernel
         calls.clear()
     assert observed[True] == pytest.approx(observed[False], rel=1e-5)
+
+
+@pytest.mark.gpu
+def test_on_a_real_gpu_the_namespace_launches_the_custom_kernels():
+    from numba import config
+
+    if config.ENABLE_CUDASIM:
+        pytest.skip("the CUDA simulator is on: run with NUMBA_ENABLE_CUDASIM=0 to use the GPU")
+    from recli.backend import get_backend
+    from recli.kernels import cpu
+
+    kernels = get_backend("gpu").kernels
+    assert kernels.cuda
+    scores = np.random.default_rng(1).integers(0, 6, (300, 500)).astype(np.float32)
+    got, want = kernels.topk(scores, 10), cpu.topk(scores, 10)
+    np.testing.assert_array_equal(got[0], want[0])

@@ -108,3 +108,16 @@ def test_a_dtype_the_model_does_not_store_is_refused_on_the_gpu_too(cli, fake_cu
     assert res.exit_code == 2
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "stores no factor matrices" in errors[0]
+
+
+def test_the_als_memory_plan_counts_16_bit_factors_and_the_float32_fixed_side():
+    from recli.models import get_model_class
+    from recli.models.base import build_config
+
+    cls = get_model_class("als")
+    m = sp.random(300, 100, density=0.05, format="csr", random_state=1, dtype=np.float32)
+    plans = {t: cls.gpu_memory(build_config(cls.Config, {"factors": 8, "dtype": t}, "als"), m)
+             for t in ("float32", "bfloat16")}
+    assert plans["float32"].parts["factors"] == 4 * 400 * 8
+    assert plans["bfloat16"].parts["factors"] == 2 * 400 * 8
+    assert plans["bfloat16"].parts["float32 fixed side"] == 4 * 300 * 8
