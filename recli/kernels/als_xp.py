@@ -195,13 +195,14 @@ def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver=
     observed = 0.0
     for lo, hi in _batches(indptr, nnz_budget, max_rows):
         batch = _Batch(xp, indptr, indices, data, Y, xp.float32(alpha), lo, hi, lam)
-        x = xp.array(to_float32(X[lo:hi], dtype, xp), dtype=xp.float32, copy=True)
         if solver != "cg":
             x = xp_exact_rows(xp, batch, A0)
-        elif cuda and lam is None:
-            _cuda_cg_rows(xp, indptr, indices, data, lo, hi, x, Y, A0, alpha, cg_steps)
-        else:
-            x = xp_cg_rows(xp, batch, A0, x, cg_steps)
+        else:  # warm start: the rows as they are, upcast
+            x = xp.array(to_float32(X[lo:hi], dtype, xp), dtype=xp.float32, copy=True)
+            if cuda and lam is None:
+                _cuda_cg_rows(xp, indptr, indices, data, lo, hi, x, Y, A0, alpha, cg_steps)
+            else:
+                x = xp_cg_rows(xp, batch, A0, x, cg_steps)
         X[lo:hi] = to_storage(x, dtype, xp)
         observed += _observed(xp, batch, to_float32(X[lo:hi], dtype, xp))
     return observed
