@@ -114,3 +114,88 @@ def test_the_kernels_type_and_lower_for_a_real_gpu():
         pytest.skip(f"this numba-cuda lacks the compiler entry point used here: {res.stderr.strip()}")
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.strip() == "lowered 5"
+
+
+# -- the kernels behind XPKernels --------------------------------------------------------
+# XPKernels launches the top-k and CG kernels on a real GPU only (recli.kernels.cuda.launchable);
+# forced with cuda=True, the same namespace runs them here on the simulator (a few hundred rows).
+
+def test_the_custom_kernels_are_chosen_for_a_real_gpu_only(fake_cupy):
+    import cupy
+
+    from recli.kernels.cuda import launchable
+    from recli.kernels.xp import XPKernels
+
+    assert not launchable(np) and not launchable(cupy)  # NumPy, and the NumPy stand-in
+    assert not XPKernels(np).cuda and XPKernels(np, cuda=True).cuda
+
+
+def _spy(monkeypatch, module, name):
+    """Count the calls of ``module.name`` (the kernel launcher XPKernels must reach)."""
+    calls, real = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    return calls
+
+
+def test_xp_kernels_topk_on_the_cuda_kernel_is_the_cpu_topk(monkeypatch):
+    from recli.kernels import cpu
+    from recli.kernels.cuda import topk as cuda_topk
+    from recli.kernels.xp import XPKernels
+
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 6, (300, 40)).astype(np.float32)  # many ties
+    scores[7, 3], scores[9, :35] = np.nan, -np.inf
+    seen = sp.random(300, 40, density=0.2, format="csr", random_state=3)
+    seen.sort_indices()
+    rows = np.arange(300)[::-1].copy()
+    rows[::11] = -1
+    banned = (np.arange(40) % 9 == 4).astype(np.uint8)
+    args = (scores, 10, rows, seen.indptr.astype(np.int64), seen.indices.astype(np.int32), banned)
+    kernels, calls = XPKernels(np, cuda=True), _spy(monkeypatch, cuda_topk, "topk")
+    for a in (args, (scores, 10)):
+        got, want = kernels.topk(*a), cpu.topk(*a)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        assert isinstance(got[0], np.ndarray) and got[0].dtype == want[0].dtype
+    assert len(calls) == 2
+
+
+def test_xp_kernels_cg_sweep_on_the_cuda_kernel_matches_the_reference(monkeypatch):
+    """Row batches (a small budget) through the CG kernel: the slow reference's rows, and
+    the same loss term as the array-module CG."""
+    from recli.kernels.cuda import cg as cuda_cg
+    from recli.kernels.xp import XPKernels
+
+    m = sp.random(200, 60, density=0.05, format="csr", random_state=4, dtype=np.float32)
+    m.data = np.round(m.data * 5)  # values 0..5: stored zeros included
+    m.sort_indices()
+    rng = np.random.default_rng(0)
+    Y = rng.random((60, 4), dtype=np.float32)
+    X0 = rng.random((200, 4), dtype=np.float32) * np.float32(0.1)
+    want = ref_als.cg_sweep(m, X0, Y, 0.1, 2.0, 3)
+    csr = (m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data)
+    budget = 16 * 6 * 4 * 4 * 2  # 16 rows of CG temporaries (recli.kernels.als_xp.row_bytes), halved per kind
+    observed, calls = {}, _spy(monkeypatch, cuda_cg, "cg_sweep")
+    for cuda in (True, False):
+        X = X0.copy()
+        observed[cuda] = XPKernels(np, budget, cuda=cuda).als_sweep(*csr, X, Y, 0.1, 2.0, "cg", 3)
+        np.testing.assert_allclose(X, want, rtol=1e-4, atol=1e-5)
+        assert (len(calls) > 1) == cuda  # several batches, each through the kernel
+        calls.clear()
+    assert observed[True] == pytest.approx(observed[False], rel=1e-5)
+
+
+@pytest.mark.gpu
+def test_on_a_real_gpu_the_namespace_launches_the_custom_kernels():
+    from numba import config
+
+    if config.ENABLE_CUDASIM:
+        pytest.skip("the CUDA simulator is on: run with NUMBA_ENABLE_CUDASIM=0 to use the GPU")
+    from recli.backend import get_backend
+    from recli.kernels import cpu
+
+    kernels = get_backend("gpu").kernels
+    assert kernels.cuda
+    scores = np.random.default_rng(1).integers(0, 6, (300, 500)).astype(np.float32)
+    got, want = kernels.topk(scores, 10), cpu.topk(scores, 10)
+    np.testing.assert_array_equal(got[0], want[0])

@@ -172,26 +172,53 @@ def batch_limits(batch_bytes: int, k: int, solver: str) -> tuple[int, int]:
 
 
 def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver="cg", cg_steps=3,
-                 nnz_budget=1 << 20, max_rows=None) -> float:
-    """Recompute every row of ``X`` (an ``xp`` float32 array, in place) against ``Y``.
+                 nnz_budget=1 << 20, max_rows=None, cuda=False) -> float:
+    """Recompute every row of ``X`` (an ``xp`` array, in place) against ``Y``.
 
     ``indptr``/``indices``/``data`` are host CSR arrays; only one batch is moved to the
     device at a time. Same contract and return value (the loss's observed term) as
-    :func:`recli.kernels.als.als_sweep`.
+    :func:`recli.kernels.als.als_sweep`. ``X`` and ``Y`` may be in a storage form of
+    :mod:`recli.kernels.precision` (``train --dtype``): the fixed ``Y`` is upcast to float32
+    once, each batch of ``X`` rows is upcast, solved in float32 and rounded back when
+    written; the observed term is that of the rounded rows. With ``cuda`` (a real GPU,
+    see :func:`recli.kernels.cuda.launchable`) the CG solve of a batch is the
+    :mod:`recli.kernels.cuda.cg` kernel, one thread per row (per-row λ: the ``xp`` CG).
     """
+    from recli.kernels.precision import storage_of, to_float32, to_storage
+
     indptr = np.asarray(indptr)
+    dtype = storage_of(X)
+    Y = to_float32(Y, storage_of(Y), xp)
     per_row = np.ndim(regularization) > 0  # per-row λ (host array): added row by row
     A0 = xp_gram(xp, Y, 0.0 if per_row else regularization)
     lam = np.asarray(regularization, dtype=np.float32) if per_row else None
     observed = 0.0
     for lo, hi in _batches(indptr, nnz_budget, max_rows):
         batch = _Batch(xp, indptr, indices, data, Y, xp.float32(alpha), lo, hi, lam)
-        if solver == "cg":
-            X[lo:hi] = xp_cg_rows(xp, batch, A0, X[lo:hi].copy(), cg_steps)
-        else:
-            X[lo:hi] = xp_exact_rows(xp, batch, A0)
-        observed += _observed(xp, batch, X[lo:hi])
+        if solver != "cg":
+            x = xp_exact_rows(xp, batch, A0)
+        else:  # warm start: the rows as they are, upcast
+            x = xp.array(to_float32(X[lo:hi], dtype, xp), dtype=xp.float32, copy=True)
+            if cuda and lam is None:
+                _cuda_cg_rows(xp, indptr, indices, data, lo, hi, x, Y, A0, alpha, cg_steps)
+            else:
+                x = xp_cg_rows(xp, batch, A0, x, cg_steps)
+        X[lo:hi] = to_storage(x, dtype, xp)
+        observed += _observed(xp, batch, to_float32(X[lo:hi], dtype, xp))
     return observed
+
+
+def _cuda_cg_rows(xp, indptr, indices, data, lo, hi, x, Y, A0, alpha, cg_steps) -> None:
+    """CG steps on rows ``lo:hi`` (``x``: their float32 rows, in place) by the
+    :func:`recli.kernels.cuda.cg.cg_sweep` kernel, given the batch's CSR slice and a
+    ``(3, rows, k)`` scratch (within the CG row bytes of :func:`row_bytes`)."""
+    from recli.kernels.cuda.cg import cg_sweep
+
+    start, end = int(indptr[lo]), int(indptr[hi])
+    local = xp.asarray((indptr[lo:hi + 1] - start).astype(np.int64))
+    scratch = xp.empty((3,) + tuple(x.shape), dtype=xp.float32)
+    cg_sweep(local, xp.asarray(np.asarray(indices[start:end], dtype=np.int32)),
+             xp.asarray(np.asarray(data[start:end], dtype=np.float32)), x, Y, A0, alpha, cg_steps, scratch)
 
 
 def penalty(xp, regularization, X64, Y64) -> float:
@@ -203,9 +230,12 @@ def penalty(xp, regularization, X64, Y64) -> float:
 
 
 def xp_loss_from_observed(xp, observed, X, Y, data, regularization, alpha) -> float:
-    """``loss_from_observed`` on device arrays: tr(XᵀX·YᵀY) + λ(‖X‖² + ‖Y‖²) + observed
-    (``regularization``: λ, or the pair of per-row λ arrays of :func:`penalty`)."""
-    X64, Y64 = X.astype(xp.float64), Y.astype(xp.float64)
+    """``loss_from_observed`` on device arrays (float32 or a storage form, upcast):
+    tr(XᵀX·YᵀY) + λ(‖X‖² + ‖Y‖²) + observed (``regularization``: λ, or the pair of
+    per-row λ arrays of :func:`penalty`)."""
+    from recli.kernels.precision import storage_of, to_float32
+
+    X64, Y64 = (to_float32(a, storage_of(a), xp).astype(xp.float64) for a in (X, Y))
     all_pairs = float(((X64.T @ X64) * (Y64.T @ Y64)).sum())
     reg = penalty(xp, regularization, X64, Y64)
     weight = float(alpha * np.abs(np.asarray(data)).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]

@@ -44,6 +44,21 @@ def to_float32(stored: Any, dtype: str, xp: Any = np) -> Any:
     return xp.asarray(stored, dtype=xp.float32)
 
 
+def storage_of(array: Any) -> str:
+    """The storage dtype whose form ``array`` is in (the inverse of ``STORAGE``: ``uint16``
+    holds bfloat16 bits), so a kernel given factors in storage form knows how to read them."""
+    kind = np.dtype(array.dtype).name
+    for dtype, stored_as in STORAGE.items():
+        if kind == stored_as:
+            return dtype
+    raise ValueError(f"factors of array dtype {kind} are in no storage form ({', '.join(STORAGE.values())})")
+
+
+def reduced(array: Any) -> bool:
+    """Whether ``array`` holds factors in a reduced storage form (float16, or bfloat16 bits)."""
+    return np.dtype(array.dtype).name in ("float16", "uint16")
+
+
 def storage_matches(array: Any, dtype: str) -> bool:
     """Whether ``array`` has the array dtype that ``dtype`` is stored as."""
     return np.dtype(array.dtype) == np.dtype(STORAGE[dtype])

@@ -30,6 +30,15 @@ Two executions of a batch, chosen by the array module:
   draw on the device and add their steps into zeroed delta arrays with
   ``cuda.atomic.add``; the touched rows are then moved by their deltas. Float additions
   land in thread-schedule order, so the last bits may differ between runs.
+
+**Storage precision** (``train --dtype``): the factor matrices ``U``, ``V`` (``P``, ``Q``)
+may be held in a storage form of :mod:`recli.kernels.precision` (float16, or bfloat16 as
+its uint16 bits; biases and adagrad accumulators stay float32). Every batch reads its
+rows upcast to float32, computes in float32 and rounds each row it writes back to the
+storage type (round to nearest even). On NumPy the matrices stay in storage form
+throughout; the CUDA kernels read float32, so there an epoch works on float32 copies
+whose touched rows are rounded after every batch (the same values), written back into
+the storage-form matrices when the epoch ends.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ import numpy as np
 
 from recli.kernels._plan import SGDPlan
 from recli.kernels.counter_random import DRAWS, ORDER, POSITIVES, below, counter_bits, epoch_key
+from recli.kernels.precision import reduced, storage_of, to_float32, to_storage
 
 # A mini-batch holds about this many samples of its busiest row (user or item) at most:
 # that row then moves by the sum of a few steps taken from the same start, which SGD
@@ -130,25 +140,55 @@ def _samples(xp: Any, lo: int, n: int) -> Any:
     return xp.arange(lo, lo + n, dtype=xp.uint64)
 
 
-def _apply(param: Any, delta: Any, rows: Any) -> None:
+def _apply(param: Any, delta: Any, rows: Any, dtype: str = "float32", xp: Any = np) -> None:
     """Move the touched ``rows`` of ``param`` by their accumulated ``delta`` and clear it
-    (duplicate rows write the same value; ``-1`` marks no row)."""
+    (duplicate rows write the same value; ``-1`` marks no row). ``dtype``: the storage
+    type of the factors ``param`` is a float32 working copy of; the moved rows are
+    rounded to it."""
     rows = rows[rows >= 0]
     param[rows] += delta[rows]
+    if dtype != "float32":
+        param[rows] = to_float32(to_storage(param[rows], dtype, xp), dtype, xp)
     delta[rows] = 0
+
+
+def _rows(param: Any, rows: Any, xp: Any = np) -> Any:
+    """``param[rows]``, upcast to float32 from the storage form a factor matrix may be held in."""
+    return to_float32(param[rows], storage_of(param), xp) if reduced(param) else param[rows]
+
+
+def _working(xp: Any, *held: Any) -> tuple[list, list]:
+    """Float32 working copies of factor matrices held in a storage form (the arrays
+    themselves when float32), and their storage types: the CUDA kernels read float32."""
+    dtypes = [storage_of(a) if reduced(a) else "float32" for a in held]
+    return [a if d == "float32" else to_float32(a, d, xp) for a, d in zip(held, dtypes)], dtypes
+
+
+def _hold(xp: Any, held: tuple, work: list, dtypes: list) -> None:
+    """Write an epoch's working copies back into the storage-form matrices (exact: their
+    values were rounded to the storage type as they were written)."""
+    for h, w, d in zip(held, work, dtypes):
+        if d != "float32":
+            h[...] = to_storage(w, d, xp)
 
 
 def scatter_add(param: np.ndarray, rows: np.ndarray, *values: np.ndarray) -> None:
     """``param[rows] += values`` with repeated rows summed (``np.add.at``, by a sort and a
     segment sum, which is much faster for rows of a 2-D array). ``values`` are the
-    per-row blocks of ``rows`` in order (concatenated when several are given)."""
+    per-row blocks of ``rows`` in order (concatenated when several are given). A
+    ``param`` in a storage form is added to in float32 and rounded back."""
     if rows.shape[0] == 0:
         return
     vals = np.concatenate(values) if len(values) > 1 else values[0]
     order = np.argsort(rows, kind="stable")
     rows = rows[order]
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    param[rows[starts]] += np.add.reduceat(vals[order], starts, axis=0)
+    sums, at = np.add.reduceat(vals[order], starts, axis=0), rows[starts]
+    if not reduced(param):
+        param[at] += sums
+    else:  # factors held in a storage form: the sum in float32, rounded as written
+        dtype = storage_of(param)
+        param[at] = to_storage(to_float32(param[at], dtype) + sums, dtype)
 
 
 # -- BPR ------------------------------------------------------------------------------
@@ -158,7 +198,7 @@ def bpr_numpy_batch(U, V, b, users, pos, neg, lr, reg):
     from the parameters before the batch, summed in (NumPy). Returns ``(Σ loss, #x>0, n)``."""
     ok = neg >= 0
     u, i, j = users[ok], pos[ok], neg[ok]
-    Uu, Vi, Vj, bi, bj = U[u], V[i], V[j], b[i], b[j]
+    Uu, Vi, Vj, bi, bj = _rows(U, u), _rows(V, i), _rows(V, j), b[i], b[j]
     x = np.einsum("nf,nf->n", Uu, Vi - Vj) + bi - bj
     e = np.exp(-np.abs(x))
     z = np.where(x >= 0, e / (1 + e), 1 / (1 + e)).astype(np.float32)[:, None]
@@ -179,6 +219,8 @@ def bpr_epoch(xp: Any, plan: SGDPlan, U, V, b, lr: float, reg: float, seed: int,
     if xp is not np:
         from recli.kernels.cuda import sgd as cuda_sgd
 
+        held = (U, V)
+        (U, V), dtypes = _working(xp, *held)
         dU, dV, db = xp.zeros_like(U), xp.zeros_like(V), xp.zeros_like(b)
     for lo, cells in _batches(xp, plan, seed, epoch):
         users, pos = plan.rows[cells], plan.indices[cells].astype(xp.int64)
@@ -190,10 +232,12 @@ def bpr_epoch(xp: Any, plan: SGDPlan, U, V, b, lr: float, reg: float, seed: int,
         loss, correct = xp.zeros(len(cells), dtype=xp.float64), xp.zeros(len(cells), dtype=xp.int32)
         cuda_sgd.bpr_batch(plan.indptr, plan.indices, users, pos, lo, U, V, b, dU, dV, db, lr, reg, key,
                            max_tries, neg, loss, correct)
-        _apply(U, dU, users)
-        for delta, param in ((dV, V), (db, b)):
-            _apply(param, delta, xp.concatenate([pos, neg]))
+        _apply(U, dU, users, dtypes[0], xp)
+        for delta, param, dtype in ((dV, V, dtypes[1]), (db, b, "float32")):
+            _apply(param, delta, xp.concatenate([pos, neg]), dtype, xp)
         totals += xp.stack([loss.sum(), correct.sum(), (neg >= 0).sum()])
+    if xp is not np:
+        _hold(xp, held, [U, V], dtypes)
     return _means(totals)
 
 
@@ -217,7 +261,7 @@ def warp_violators(xp: Any, plan: SGDPlan, U, V, b, users, pos, samples, key, ma
     ``x_uj > x_ui - 1`` wins. Returns ``(neg, n_sampled, x_ui, x_uj)``; ``neg == -1``
     where none violated."""
     n = users.shape[0]
-    x_ui = xp.einsum("nf,nf->n", U[users], V[pos]) + b[pos]
+    x_ui = xp.einsum("nf,nf->n", _rows(U, users, xp), _rows(V, pos, xp)) + b[pos]
     neg, counted = xp.full(n, -1, dtype=xp.int64), xp.zeros(n, dtype=xp.int64)
     x_uj = xp.zeros(n, dtype=x_ui.dtype)
     todo = xp.arange(n)
@@ -226,7 +270,7 @@ def warp_violators(xp: Any, plan: SGDPlan, U, V, b, users, pos, samples, key, ma
         free = ~is_positive(xp, plan, users[todo], cand)  # a positive is redrawn, not counted
         live, cand = todo[free], cand[free]
         counted[live] += 1
-        x = xp.einsum("nf,nf->n", U[users[live]], V[cand]) + b[cand]
+        x = xp.einsum("nf,nf->n", _rows(U, users[live], xp), _rows(V, cand, xp)) + b[cand]
         viol = x > x_ui[live] - 1
         neg[live[viol]], x_uj[live[viol]] = cand[viol], x[viol]
         done = xp.zeros(n, dtype=bool)
@@ -248,7 +292,7 @@ def kos_positives(xp: Any, plan: SGDPlan, U, V, b, users, samples, key, kos_k: i
     items = plan.indices[start[:, None] + below(bits, nu.astype(xp.uint64)[:, None]).astype(xp.int64)]
     items = items.astype(xp.int64)
     n = xp.minimum(kos_n, nu)
-    x = xp.einsum("nf,nqf->nq", U[users], V[items]) + b[items]
+    x = xp.einsum("nf,nqf->nq", _rows(U, users, xp), _rows(V, items, xp)) + b[items]
     x = xp.where(xp.arange(kos_n)[None, :] < n[:, None], x, -xp.inf)
     rows = xp.arange(users.shape[0])
     return items[rows, xp.argsort(-x, axis=1, kind="stable")[rows, xp.minimum(kos_k, n) - 1]]
@@ -261,7 +305,7 @@ def warp_numpy_batch(U, V, b, GU, GV, Gb, users, pos, neg, n_sampled, lr, reg, a
     u, i, j = users[ok], pos[ok], neg[ok]
     L = rank_weight(np, V.shape[0], n_sampled[ok])
     Lc = L[:, None]
-    Uu, Vi, Vj = U[u], V[i], V[j]
+    Uu, Vi, Vj = _rows(U, u), _rows(V, i), _rows(V, j)
     reg = np.float32(reg)
     steps = [(V, GV, i, -Lc * Uu + reg * Vi), (V, GV, j, Lc * Uu + reg * Vj), (U, GU, u, Lc * (Vj - Vi) + reg * Uu),
              (b, Gb, i, -L + reg * b[i]), (b, Gb, j, L + reg * b[j])]
@@ -282,6 +326,8 @@ def warp_epoch(xp: Any, plan: SGDPlan, U, V, b, GU, GV, Gb, lr: float, reg: floa
     if xp is not np:
         from recli.kernels.cuda import sgd as cuda_sgd
 
+        held = (U, V)
+        (U, V), dtypes = _working(xp, *held)
         deltas = [xp.zeros_like(a) for a in (U, V, b, GU, GV, Gb)]
     for lo, cells in _batches(xp, plan, seed, epoch):
         users, pos = plan.rows[cells], plan.indices[cells].astype(xp.int64)
@@ -301,9 +347,11 @@ def warp_epoch(xp: Any, plan: SGDPlan, U, V, b, GU, GV, Gb, lr: float, reg: floa
                             adagrad, max_sampled, key, neg, n_sampled, loss, kos_k, kos_n, kos_key)
         items = xp.concatenate([pos, neg])
         params = (U, V, b, GU, GV, Gb) if adagrad else (U, V, b)  # constant: no accumulators
-        for param, delta, rows in zip(params, deltas, (users, items, items) * 2):
-            _apply(param, delta, rows)
+        for param, delta, rows, dtype in zip(params, deltas, (users, items, items) * 2, dtypes + ["float32"] * 4):
+            _apply(param, delta, rows, dtype, xp)
         totals += xp.stack([loss.sum(), (neg >= 0).sum(), xp.asarray(n)])
+    if xp is not np:
+        _hold(xp, held, [U, V], dtypes)
     return _means(totals)
 
 
@@ -312,7 +360,7 @@ def warp_epoch(xp: Any, plan: SGDPlan, U, V, b, GU, GV, Gb, lr: float, reg: floa
 def mf_numpy_batch(P, Q, bu, bi, users, items, ratings, mu, lr, reg, reg_bias):
     """One mini-batch of biased-MF steps on ``(users, items, ratings)``, all from the
     parameters before the batch, summed in (NumPy). Returns each step's error ``e``."""
-    Pu, Qi = P[users], Q[items]
+    Pu, Qi = _rows(P, users), _rows(Q, items)
     bu_u, bi_i = bu[users], bi[items]
     e = (ratings - (np.float32(mu) + bu_u + bi_i + np.einsum("nf,nf->n", Pu, Qi))).astype(np.float32)
     lr, reg, reg_bias = np.float32(lr), np.float32(reg), np.float32(reg_bias)
@@ -341,6 +389,8 @@ def mf_epoch(xp: Any, plan: SGDPlan, mu: float, P, Q, bu, bi, lr: float, reg: fl
     if xp is not np:
         from recli.kernels.cuda import sgd as cuda_sgd
 
+        held = (P, Q)
+        (P, Q), dtypes = _working(xp, *held)
         deltas = [xp.zeros_like(a) for a in (P, Q, bu, bi)]
     for lo, cells in _batches(xp, plan, seed, epoch):
         users, items, ratings = plan.rows[cells], plan.indices[cells].astype(xp.int64), plan.values[cells]
@@ -357,7 +407,9 @@ def mf_epoch(xp: Any, plan: SGDPlan, mu: float, P, Q, bu, bi, lr: float, reg: fl
         cuda_sgd.mf_batch(plan.indptr, plan.indices, users, items, ratings, lo, mu, P, Q, bu, bi, *deltas, lr, reg,
                           reg_bias, negatives, key, neg, loss)
         touched = xp.concatenate([items, neg.ravel()])
-        for param, delta, rows in zip((P, Q, bu, bi), deltas, (users, touched) * 2):
-            _apply(param, delta, rows)
+        for param, delta, rows, dtype in zip((P, Q, bu, bi), deltas, (users, touched) * 2, dtypes + ["float32"] * 2):
+            _apply(param, delta, rows, dtype, xp)
         total += loss.sum()
+    if xp is not np:
+        _hold(xp, held, [P, Q], dtypes)
     return float(total) / max(1, plan.nnz)

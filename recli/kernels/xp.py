@@ -5,6 +5,11 @@ The same functions with the same signatures as :mod:`recli.kernels.cpu`
 GPU, NumPy for the CI-tested GPU-shaped path). Inputs may be host arrays; ``X``/``Y``
 of ``als_sweep`` are ``xp`` arrays updated in place; ``topk`` and ``dot_scores`` return
 host NumPy arrays (device arrays never leave the seam through a result).
+
+On a real GPU (:func:`recli.kernels.cuda.launchable`, decided once per namespace) the
+``topk`` and the CG ``als_sweep`` launch the custom :mod:`recli.kernels.cuda` kernels;
+elsewhere (NumPy, the tests' stand-in ``cupy``) the array-module code runs. Both give
+the same rankings (the same filters and tie rule) and the same CG steps.
 """
 
 from __future__ import annotations
@@ -27,10 +32,17 @@ DEFAULT_BATCH_BYTES = 1 << 28
 class XPKernels:
     """The kernels of :mod:`recli.kernels.cpu`, vectorised over rows with ``xp``."""
 
-    def __init__(self, xp: Any, batch_bytes: int = DEFAULT_BATCH_BYTES):
+    def __init__(self, xp: Any, batch_bytes: int = DEFAULT_BATCH_BYTES, cuda: bool | None = None):
         self.xp = xp
         # device bytes for one batch's temporaries: sizes the row batches and blocks
         self.batch_bytes = int(batch_bytes)
+        # whether topk and the CG sweep launch the numba.cuda kernels (None: where they run
+        # on a real GPU; tests force True to run them on the CUDA simulator)
+        if cuda is None:
+            from recli.kernels.cuda import launchable
+
+            cuda = launchable(xp)
+        self.cuda = bool(cuda)
 
     def _host(self, array: Any) -> np.ndarray:
         from recli.kernels.als_xp import to_host
@@ -39,13 +51,18 @@ class XPKernels:
 
     def topk(self, scores: Any, k: int, rows: Any = None, indptr: Any = None, indices: Any = None,
              banned: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` per row by argpartition (:func:`recli.kernels.topk_xp.topk_xp`)."""
-        from recli.kernels import topk_xp
+        """Top-``k`` per row: by argpartition (:func:`recli.kernels.topk_xp.topk_xp`), or on
+        a real GPU by the one-thread-per-row kernel (:func:`recli.kernels.cuda.topk.topk`),
+        which keeps ``k`` candidates per row instead of partitioning a copy of the batch."""
+        if self.cuda:
+            from recli.kernels.cuda.topk import topk as select
+        else:
+            from recli.kernels.topk_xp import topk_xp as select
 
         xp = self.xp
         seen = (None, None) if indptr is None else (xp.asarray(indptr), xp.asarray(indices))
-        items, values = topk_xp.topk_xp(xp.asarray(scores), k, None if rows is None else xp.asarray(rows),
-                                        *seen, None if banned is None else xp.asarray(banned), xp=xp)
+        items, values = select(xp.asarray(scores), k, None if rows is None else xp.asarray(rows),
+                               *seen, None if banned is None else xp.asarray(banned), xp=xp)
         return self._host(items), self._host(values)
 
     def dot_scores(self, user_vectors: Any, item_factors: Any, item_bias: Any = None) -> np.ndarray:
@@ -63,11 +80,12 @@ class XPKernels:
 
     def als_sweep(self, indptr: Any, indices: Any, data: Any, X: Any, Y: Any, regularization: float,
                   alpha: float, solver: str = "cg", cg_steps: int = 3) -> float:
-        """One ALS half-epoch on row batches (:func:`recli.kernels.als_xp.xp_als_sweep`)."""
+        """One ALS half-epoch on row batches (:func:`recli.kernels.als_xp.xp_als_sweep`;
+        ``X``/``Y`` float32 or in a ``--dtype`` storage form)."""
         from recli.kernels.als_xp import batch_limits, xp_als_sweep
 
         return xp_als_sweep(self.xp, indptr, indices, data, X, Y, regularization, alpha, solver, cg_steps,
-                            *batch_limits(self.batch_bytes, X.shape[1], solver))
+                            *batch_limits(self.batch_bytes, X.shape[1], solver), cuda=self.cuda)
 
     def als_loss_from_observed(self, observed: float, X: Any, Y: Any, data: Any, regularization: float,
                                alpha: float) -> float:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from recli.errors import ArtifactError, InputError, ModelFitError
-from recli.kernels.precision import STORAGE, storage_matches, to_float32, to_storage
+from recli.kernels.precision import STORAGE, reduced, storage_matches, storage_of, to_float32, to_storage
 from recli.models.base import Model, param, split_batch
 
 if TYPE_CHECKING:  # SciPy loads lazily: serving one user from a factor model never needs it
@@ -35,6 +35,27 @@ def dtype_param() -> str:
     """The ``dtype`` config field of a model that stores factor matrices."""
     return param("float32", "how the factors are stored (the model file and memory); arithmetic is float32, "
                  "bfloat16 is kept as its uint16 bit pattern", choices=FACTOR_DTYPES)
+
+
+def training_dtype(backend: Any, dtype: str) -> str:
+    """How the factor matrices are held while training: in the storage form of ``dtype``
+    on the GPU path (its kernels read rows upcast to float32 and round every row they
+    write, :mod:`recli.kernels.sgd_xp`, :mod:`recli.kernels.als_xp`); in float32 on the
+    CPU, whose Numba kernels update float32 in place (rounded once, when saved)."""
+    return dtype if backend.device == "gpu" else "float32"
+
+
+def held(backend: Any, values: np.ndarray, dtype: str) -> Any:
+    """Initial factors (float32, host) as the backend's training arrays, in the form of
+    :func:`training_dtype`."""
+    form = training_dtype(backend, dtype)
+    return backend.xp.asarray(values) if form == "float32" else to_storage(values, form, backend.xp)
+
+
+def published(backend: Any, array: Any) -> np.ndarray:
+    """A training array as a float32 host array (exact: storage values upcast)."""
+    host = backend.to_host(array)
+    return to_float32(host, storage_of(host)) if reduced(host) else host
 
 
 def stored(values: np.ndarray, dtype: str, what: str) -> np.ndarray:
@@ -204,8 +225,9 @@ class PairwiseFactorModel(FactorModel):
 
         m = trainable_csr(user_items, self.name)
         self._init_state(m)
-        xp = self.backend.xp
-        state = [xp.asarray(a) for a in (self.user_factors, self.item_factors, self.item_bias)]
+        dtype = self.training_dtype = training_dtype(self.backend, self.config.dtype)
+        state = [held(self.backend, a, dtype) for a in (self.user_factors, self.item_factors)]
+        state.append(self.backend.xp.asarray(self.item_bias))
         with threads_context(self.backend.threads) as threads:
             self.threads_used = threads
             run = self._epoch_runner(self.backend.kernels.sgd_plan(m.indptr, m.indices, threads=threads), *state)
@@ -221,9 +243,9 @@ class PairwiseFactorModel(FactorModel):
         return self
 
     def _publish(self, state: list) -> None:
-        """Expose the trained ``(U, V, b)`` as the model's host arrays (on the CPU they are
-        those arrays already)."""
-        self.user_factors, self.item_factors, self.item_bias = (self.backend.to_host(a) for a in state)
+        """Expose the trained ``(U, V, b)`` as the model's float32 host arrays (on the CPU
+        they are those arrays already)."""
+        self.user_factors, self.item_factors, self.item_bias = (published(self.backend, a) for a in state)
 
     def _epoch_runner(self, plan: Any, U: Any, V: Any, b: Any):
         """``run(epoch) -> loss``: one epoch of the subclass's SGD kernel, on the backend's

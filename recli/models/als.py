@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recli.errors import ArtifactError, InputError
-from recli.models._factors import FactorModel, cosine_rows, dtype_param, loaded, stored
+from recli.models._factors import FactorModel, cosine_rows, dtype_param, held, loaded, published, stored, training_dtype
 from recli.models.base import EpochCallback, param
 
 
@@ -61,8 +61,10 @@ class ALS(FactorModel):
     @classmethod
     def gpu_memory(cls, config: Any, user_items: Any) -> Any:
         """Factors ``4·(users + items)·k`` and their float64 copies for the loss
-        ``8·(users + items)·k`` stay on the device; the CSR stays on the host. A batch
-        costs :func:`recli.kernels.als_xp.nnz_bytes` per non-zero and
+        ``8·(users + items)·k`` stay on the device; the CSR stays on the host. With a
+        16-bit ``dtype`` the factors take ``2·(users + items)·k``, plus the float32 copy of
+        a sweep's fixed side, ``4·max(users, items)·k``. A batch costs
+        :func:`recli.kernels.als_xp.nnz_bytes` per non-zero and
         :func:`~recli.kernels.als_xp.row_bytes` per row; the smallest holds the longest
         user or item row."""
         from recli.device_memory import MemoryEstimate
@@ -72,8 +74,10 @@ class ALS(FactorModel):
         k = int(config.factors)
         longest = max(int(np.diff(user_items.indptr).max(initial=0)),
                       int(np.bincount(user_items.indices, minlength=n_items).max(initial=0)))
-        return MemoryEstimate({"factors": 4 * (n_users + n_items) * k,
-                               "loss temporaries": 8 * (n_users + n_items) * k, "Gram": 8 * k * k},
+        factors = {"factors": 4 * (n_users + n_items) * k}
+        if config.dtype != "float32":
+            factors = {"factors": 2 * (n_users + n_items) * k, "float32 fixed side": 4 * max(n_users, n_items) * k}
+        return MemoryEstimate({**factors, "loss temporaries": 8 * (n_users + n_items) * k, "Gram": 8 * k * k},
                               nnz_bytes(k, config.solver), longest, "non-zero", row_bytes(k, config.solver))
 
     # -- training ---------------------------------------------------------
@@ -116,8 +120,8 @@ class ALS(FactorModel):
 
         Cui = csr_arrays(ui)
         Ciu = transpose_csr(*Cui, self.n_items)  # the item sweep's rows: in parallel, sorted
-        xp = self.backend.xp
-        X, Y = (xp.asarray(a) for a in self.init_factors(self.n_users, self.n_items))
+        self.training_dtype = training_dtype(self.backend, self.config.dtype)
+        X, Y = (held(self.backend, a, self.training_dtype) for a in self.init_factors(self.n_users, self.n_items))
         self.epoch_losses = []
         with threads_context(self.backend.threads):
             for epoch in range(1, self.config.iterations + 1):
@@ -134,9 +138,9 @@ class ALS(FactorModel):
         return self
 
     def _publish(self, X, Y) -> None:
-        """Expose the current factors as the model's (host) state."""
-        self.user_factors = self.backend.to_host(X)
-        self.item_factors = self.backend.to_host(Y)
+        """Expose the current factors as the model's (float32 host) state."""
+        self.user_factors = published(self.backend, X)
+        self.item_factors = published(self.backend, Y)
         self._gram = None
 
     # -- inference --------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recli.errors import ArtifactError, InputError
-from recli.models._factors import cosine_rows, dtype_param, factor_rows, loaded, stored
+from recli.models._factors import cosine_rows, dtype_param, factor_rows, held, loaded, published, stored, training_dtype
 from recli.models.base import EpochCallback, Model, param, split_batch
 
 
@@ -97,7 +97,9 @@ class MF(Model):
         Q = (rng.standard_normal((self.n_items, c.factors)) * c.init_std).astype(np.float32)
         bu, bi = np.zeros(self.n_users, np.float32), np.zeros(self.n_items, np.float32)
         self.user_factors, self.item_factors, self.user_bias, self.item_bias = P, Q, bu, bi
-        state = [self.backend.xp.asarray(a) for a in (P, Q, bu, bi)]  # the same arrays on the CPU
+        dtype = self.training_dtype = training_dtype(self.backend, c.dtype)
+        # the same arrays on the CPU; on the GPU P, Q in the storage form of --dtype
+        state = [held(self.backend, a, dtype) for a in (P, Q)] + [self.backend.xp.asarray(a) for a in (bu, bi)]
         self.epoch_losses = []
         kernels = self.backend.kernels
         with threads_context(self.backend.threads) as threads:
@@ -116,8 +118,9 @@ class MF(Model):
         return self
 
     def _publish(self, state: list) -> None:
-        """Expose the trained ``(P, Q, b_u, b_i)`` as the model's host arrays."""
-        self.user_factors, self.item_factors, self.user_bias, self.item_bias = (self.backend.to_host(a) for a in state)
+        """Expose the trained ``(P, Q, b_u, b_i)`` as the model's float32 host arrays."""
+        self.user_factors, self.item_factors, self.user_bias, self.item_bias = (published(self.backend, a)
+                                                                                for a in state)
 
     # -- inference --------------------------------------------------------
     def fold_in(self, history: Any) -> tuple[np.ndarray, np.ndarray]:

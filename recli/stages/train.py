@@ -260,6 +260,7 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
         extra = {} if context is None else {"context": context}
         model.fit(data.user_items, on_epoch=callback, **_fit_kwargs(cls, data, side), **extra)
     fit_seconds = time.perf_counter() - start
+    held_as = getattr(model, "training_dtype", "float32")  # the factors' form during training
     epochs_run = state["epochs"]
     if state["arrays"] is not None and state["best_epoch"] < epochs_run:
         losses = list(model.epoch_losses)
@@ -274,6 +275,8 @@ def train(data: Interactions, cls: type[Model], config: Any, *, device: str = "c
             "fit_seconds": round(fit_seconds, 4), "epochs": epochs_run,
             "epoch_losses": [float(x) for x in model.epoch_losses],
             "counts": {"rows": data.n_rows}, "training_fingerprint": data.fingerprint}
+    if "dtype" in config_dict:
+        meta["training_dtype"] = held_as
     if side_meta:
         meta["features"] = side_meta
     if valid is not None:

@@ -7,4 +7,28 @@ array-module orchestration (:mod:`recli.kernels.sgd_xp`), and in CI on NumPy arr
 Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, set before Numba is imported), where
 each is compared with the slow NumPy reference its Numba CPU twin is tested against.
 Importing a module here imports ``numba.cuda``; nothing else in recli does.
+
+The top-k and CG kernels replace the array-module code only where they pay off: on a
+real GPU (:func:`launchable`). On NumPy, on the stand-in ``cupy`` of the tests and on the
+simulator, the ``xp`` code runs instead (the simulator costs about half a millisecond per
+simulated thread); tests drive them there by forcing ``XPKernels(xp, cuda=True)``.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def launchable(xp: Any) -> bool:
+    """Whether the custom kernels run on a real GPU for arrays of ``xp``: ``xp`` makes arrays
+    of its own type (CuPy; not NumPy or a NumPy stand-in), ``numba.cuda`` imports, the CUDA
+    simulator is off, and Numba sees a CUDA device."""
+    import numpy as np
+
+    if getattr(xp, "ndarray", np.ndarray) is np.ndarray:
+        return False
+    try:
+        from numba import config, cuda
+    except ImportError:  # numba-cuda missing: the array-module code runs
+        return False
+    return not config.ENABLE_CUDASIM and bool(cuda.is_available())
