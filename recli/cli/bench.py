@@ -22,6 +22,7 @@ def bench(
     threads: Annotated[str, typer.Option("--threads", help="Comma-separated thread counts (0 = every core), e.g. 1,2.")] = "0",
     factors: Annotated[str, typer.Option("--factors", help="Comma-separated factor counts (models with factors), e.g. 32,64,128.")] = "64",
     device: Annotated[str, typer.Option("--device", help="Comma-separated devices: cpu, gpu, auto.")] = "cpu",
+    dtype: Annotated[str, typer.Option("--dtype", help="Comma-separated factor storage types: float32, float16, bfloat16; each row at another type than float32 gets ndcg_delta against float32 (always run).")] = "float32",
     repeat: Annotated[int, typer.Option("--repeat", help="Repeats of each measure (medians are reported).")] = 3,
     against: Annotated[Optional[str], typer.Option("--against", help="Peers measured at the same boundary: implicit, lightfm.")] = None,
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Model parameter key=value (repeatable; applies to the models that have it).")] = None,
@@ -44,7 +45,7 @@ def bench(
     verbose: Verbose = 0,
 ) -> None:
     """Measure fit, recommend, eval and prep (time, peak memory, quality) over a matrix of
-    models × threads × factors × devices, each measure in a fresh process, optionally
+    models × threads × factors × devices × dtypes, each measure in a fresh process, optionally
     interleaved with peer libraries.
 
     Rows are marked noisy when the machine was busy; ratios against peers are the
@@ -59,7 +60,7 @@ def bench(
         return
     fmt = out.check_output(fmt, output)
     req = BenchRequest(data=data, synthetic=synthetic, models=models, threads=threads, factors=factors, device=device,
-                       repeat=repeat, against=against, params=list(param or []), k=k, seed=seed, test_size=test_size,
+                       dtype=dtype, repeat=repeat, against=against, params=list(param or []), k=k, seed=seed, test_size=test_size,
                        machine=machine, wait_quiet=wait_quiet,
                        read=read_options(input_format, sep, user_col=user_col, item_col=item_col, time_col=time_col))
     if check is not None:

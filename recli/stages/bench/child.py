@@ -34,7 +34,7 @@ def clock(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 def job_config(job: dict):
     from recli.stages.bench.spec import model_config
 
-    return model_config(job["model"], job.get("factors"), job.get("params") or [], job.get("seed"))
+    return model_config(job["model"], job.get("factors"), job.get("params") or [], job.get("seed"), job.get("dtype"))
 
 
 # -- recli ------------------------------------------------------------------------------

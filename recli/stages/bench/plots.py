@@ -23,7 +23,7 @@ from typing import Any
 from recli.errors import ConfigError, InputError, OutputError
 
 CHARTS = ("time_vs_threads.png", "time_vs_size.png", "peers.png", "quality_vs_time.png")
-_CONFIG = ("dataset", "model", "threads", "factors", "device")
+_CONFIG = ("dataset", "model", "threads", "factors", "device", "dtype")
 _PEER_MEASURES = ("fit", "recommend_all", "recommend_one", "eval")
 _PREFIX = {"factors": "f=", "threads": "t="}
 
@@ -69,8 +69,9 @@ def plottable(rows: list[dict]) -> bool:
 def _lines(ax, rows: list[dict], x: str, group: tuple[str, ...]) -> bool:
     series = defaultdict(list)
     for r in rows:
-        if r.get(x) is not None:
-            series[" ".join(_PREFIX.get(g, "") + str(r[g]) for g in group if r.get(g) is not None)].append((r[x], r["value"]))
+        if r.get(x) is not None:  # a 16-bit --dtype is its own line; float32 is the unnamed default
+            series[" ".join(_PREFIX.get(g, "") + str(r[g]) for g in (*group, "dtype") if r.get(g) not in (None, "float32"))
+                   ].append((r[x], r["value"]))
     for label, points in sorted(series.items()):
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
@@ -165,7 +166,8 @@ def write_plots(rows: list[dict], folder: str) -> list[Path]:
     has = False
     for r in fit:
         if r.get("ndcg_at_10") is not None and r.get("total_s"):
-            ax.scatter(r["total_s"], r["ndcg_at_10"], label=f"{r['library']} {r['model']} f={r['factors']} t={r['threads']}")
+            ax.scatter(r["total_s"], r["ndcg_at_10"], label=f"{r['library']} {r['model']} f={r['factors']} t={r['threads']}"
+                       + (f" {r['dtype']}" if r.get("dtype") not in (None, "float32") else ""))
             has = True
     ax.set_xlabel("fit seconds (whole fit)")
     ax.set_ylabel("NDCG@10 (holdout)")

@@ -13,7 +13,9 @@ from typing import Any
 
 import polars as pl
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# versions read back by --from-report: 1 had no ``dtype`` / ``ndcg_delta`` (every row float32)
+READABLE_VERSIONS = (1, 2)
 
 # name -> (Polars dtype, meaning). ``ratio`` is recli ÷ peer per repeat pair, median; on
 # peer rows only. Times: below 1 means recli is faster; users/s: above 1.
@@ -27,6 +29,7 @@ COLUMNS: dict[str, tuple[Any, str]] = {
     "threads": (pl.Int64, "--threads value (0 = every core)"),
     "factors": (pl.Int64, "factors (empty for models without factors)"),
     "device": (pl.Utf8, "cpu, gpu or auto"),
+    "dtype": (pl.Utf8, "--dtype: how the model stores its factors, float32, float16 or bfloat16 (empty for prep)"),
     "measure": (pl.Utf8, "prep, fit, recommend_all, recommend_one or eval"),
     "unit": (pl.Utf8, "unit of value: s/iteration, s, users/s or ms"),
     "value": (pl.Float64, "median over the repeats (fit: the median epoch, steady state)"),
@@ -39,6 +42,7 @@ COLUMNS: dict[str, tuple[Any, str]] = {
     "peak_rss_mb": (pl.Float64, "peak resident memory of the measuring process, MiB"),
     "ndcg_at_10": (pl.Float64, "NDCG@10 on the seeded holdout"),
     "recall_at_10": (pl.Float64, "recall@10 on the seeded holdout"),
+    "ndcg_delta": (pl.Float64, "ndcg_at_10 − that of the same configuration at float32 (recli rows at another dtype)"),
     "gflops": (pl.Float64, "achieved GFLOP/s (ALS fit, all-users recommend)"),
     "gbps": (pl.Float64, "achieved GB/s against the byte floor"),
     "gemm_roof": (pl.Float64, "gflops ÷ this machine's GEMM GFLOP/s (--machine)"),
@@ -78,8 +82,8 @@ def to_csv(rows: list[dict], environment: dict) -> str:
     return frame(rows, environment).write_csv()
 
 
-_SHOWN = ("dataset", "library", "model", "threads", "factors", "device", "measure", "unit", "value", "ratio",
-          "compile_s", "peak_rss_mb", "ndcg_at_10", "recall_at_10", "gflops", "gemm_roof", "load_start", "noisy", "status")
+_SHOWN = ("dataset", "library", "model", "threads", "factors", "device", "dtype", "measure", "unit", "value", "ratio",
+          "compile_s", "peak_rss_mb", "ndcg_at_10", "ndcg_delta", "recall_at_10", "gflops", "gemm_roof", "load_start", "noisy", "status")
 
 
 def cells(rows: list[dict], environment: dict) -> tuple[list[str], list[list[str]]]:
@@ -88,7 +92,7 @@ def cells(rows: list[dict], environment: dict) -> tuple[list[str], list[list[str
     out, skipped = [], set()
     for row in df.iter_rows(named=True):
         if row["status"] == "skipped":  # one line per skipped cell, not one per measure
-            key = tuple(row[c] for c in ("dataset", "library", "model", "threads", "factors", "device"))
+            key = tuple(row[c] for c in ("dataset", "library", "model", "threads", "factors", "device", "dtype"))
             if key in skipped:
                 continue
             skipped.add(key)
@@ -105,6 +109,8 @@ def _fmt(value: Any, column: str) -> str:
     if isinstance(value, float):
         if column in ("value", "gflops") and value >= 100:
             return f"{value:,.0f}"
+        if column == "ndcg_delta":
+            return f"{value:+.4f}"
         return f"{value:.4f}" if column.startswith(("ndcg", "recall")) else f"{value:.3g}"
     return str(value)
 
@@ -138,7 +144,7 @@ def render(rows: list[dict], environment: dict, notes: list[str], fmt: str) -> s
 # the columns the charts read; a saved report without one of them is not a bench report
 NEEDED = ("dataset", "interactions", "library", "model", "threads", "factors", "device", "measure", "unit", "value",
           "ratio", "status")
-_KEY = ("dataset", "library", "model", "threads", "factors", "device", "measure")
+_KEY = ("dataset", "library", "model", "threads", "factors", "device", "dtype", "measure")
 
 
 def read_reports(paths: list[str]) -> list[dict]:
@@ -165,7 +171,7 @@ def _read_report(path: str) -> list[dict]:
     try:
         if p.suffix.lower() == ".json":
             doc = json.loads(p.read_text(encoding="utf-8"))
-            rows = doc.get("rows") if isinstance(doc, dict) and doc.get("schema_version") == SCHEMA_VERSION else None
+            rows = doc.get("rows") if isinstance(doc, dict) and doc.get("schema_version") in READABLE_VERSIONS else None
         else:
             df = pl.read_csv(p, infer_schema=False)
             numbers = [c for c in df.columns if c in COLUMNS and COLUMNS[c][0] in (pl.Int64, pl.Float64)]
@@ -178,5 +184,7 @@ def _read_report(path: str) -> list[dict]:
         missing = [c for c in NEEDED if c not in row]
         if missing:
             raise InputError(f"{path!r} is not a recli bench report: no column {missing[0]!r}", hint=hint)
-    # CSV reads an empty model (prep rows) as null; runs hold ""
-    return [{**r, "model": r["model"] or ""} for r in rows]
+    # CSV reads an empty model (prep rows) as null; runs hold "". A version 1 report has no
+    # dtype: its model rows were float32
+    return [{**r, "model": r["model"] or "", "dtype": r.get("dtype") or ("float32" if r["model"] else None)}
+            for r in rows]

@@ -16,7 +16,7 @@ from typing import Any
 from recli.console import log
 from recli.stages.bench import machine
 from recli.stages.bench.data import Prepared, prepare
-from recli.stages.bench.spec import PEER_INSTALL, BenchRequest, Cell, cells, model_config, safe_name
+from recli.stages.bench.spec import PEER_INSTALL, BenchRequest, Cell, cells, dtype_skip, model_config, safe_name
 
 MODEL_MEASURES = ("fit", "recommend_all", "recommend_one", "eval")
 
@@ -86,8 +86,8 @@ def bench(req: BenchRequest, progress: Any = None, workdir: str | None = None) -
     roofs = {t: machine.roofs(t) for t in req.thread_counts} if req.machine else None
     env = machine.environment(req.thread_counts, versions, roofs)
     guard = machine.LoadGuard(req.wait_quiet)
-    per_rep = len(MODEL_MEASURES) * (1 + len(peers))
-    bar = _Progress(progress, req.repeat * (len(req.datasets) + len(matrix) * per_rep))
+    per_rep = len(MODEL_MEASURES) * sum(len(_libraries(cell, peers)) for cell in matrix)
+    bar = _Progress(progress, req.repeat * (len(req.datasets) + per_rep))
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="recli-bench-", dir=workdir) as tmp:
         prepared: dict[str, Prepared] = {}
@@ -98,7 +98,13 @@ def bench(req: BenchRequest, progress: Any = None, workdir: str | None = None) -
         for cell in matrix:
             rows += _cell_rows(req, cell, prepared[cell.dataset.label], peers, guard, bar, Path(tmp), roofs)
     env["load_end"] = round(guard.last, 2)
+    _attach_ndcg_delta(rows)
     return BenchResult(rows, env, _notes(rows))
+
+
+def _libraries(cell: Cell, peers: list[str]) -> list[str]:
+    """recli, then the peers: they store float32, so they are paired with float32 cells only."""
+    return ["recli"] + (peers if cell.dtype == "float32" else [])
 
 
 def _check_devices(req: BenchRequest) -> None:
@@ -112,6 +118,7 @@ def _job(req: BenchRequest, cell: Cell, library: str, measure: str, prep: Prepar
     folder = tmp / cell.key
     folder.mkdir(parents=True, exist_ok=True)
     return {"library": library, "measure": measure, "model": cell.model, "params": req.params, "factors": cell.factors,
+            "dtype": cell.dtype,
             "threads": cell.threads, "device": cell.device, "seed": req.seed, "k": req.k, "calls": req.one_user_calls,
             "folder": str(prep.folder), "model_dir": str(folder / f"model-{library}"),
             # one user's rows go to the child's stdout (a pipe), as a served request would;
@@ -146,9 +153,10 @@ def _cell_rows(req, cell: Cell, prep: Prepared, peers: list[str], guard, bar, tm
     from recli.models.base import config_to_dict
     from recli.stages.bench.peers import skip_reason
 
-    cls, config = model_config(cell.model, cell.factors, req.params, req.seed)
-    libraries = ["recli"] + peers
-    skips: dict[str, str | None] = {"recli": _recli_skip(cls, cell.device)}
+    dtype_skipped = dtype_skip(cell.model, cell.dtype)
+    cls, config = model_config(cell.model, cell.factors, req.params, req.seed, None if dtype_skipped else cell.dtype)
+    libraries = _libraries(cell, peers)
+    skips: dict[str, str | None] = {"recli": dtype_skipped or _recli_skip(cls, cell.device)}
     for p in peers:
         skips[p] = skips["recli"] or skip_reason(p, cell.model, config, cell.device)
     runs = {lib: _Runs() for lib in libraries}
@@ -166,7 +174,8 @@ def _cell_rows(req, cell: Cell, prep: Prepared, peers: list[str], guard, bar, tm
         bar.done()
     sizes = {"users": prep.users, "items": prep.items, "nnz": prep.nnz}
     base = {"dataset": cell.dataset.label, "users": prep.users, "items": prep.items, "interactions": prep.nnz,
-            "model": cell.model, "threads": cell.threads, "factors": cell.factors, "device": cell.device}
+            "model": cell.model, "threads": cell.threads, "factors": cell.factors, "device": cell.device,
+            "dtype": cell.dtype}
     rows = []
     for lib in libraries:
         for measure in MODEL_MEASURES:
@@ -189,7 +198,7 @@ def _measure(req, cell: Cell, lib: str, prep: Prepared, tmp: Path, runs: _Runs, 
     this library's remaining measures in this repeat (they need the fitted model)."""
     failed = runs.error is not None
     for measure in MODEL_MEASURES:
-        bar.step(f"{cell.dataset.label} {cell.model} t={cell.threads} f={cell.factors}: {lib} {measure}")
+        bar.step(f"{cell.dataset.label} {cell.model} t={cell.threads} f={cell.factors} {cell.dtype}: {lib} {measure}")
         if not failed:
             out = _child(_job(req, cell, lib, measure, prep, tmp), tmp / cell.key / lib)
             if "error" in out:
@@ -250,6 +259,19 @@ def _attach_quality(rows: list[dict]) -> None:
         for r in rows:
             if r["status"] == "ok":
                 r["ndcg_at_10"], r["recall_at_10"] = evals[0]["ndcg_at_10"], evals[0]["recall_at_10"]
+
+
+def _attach_ndcg_delta(rows: list[dict]) -> None:
+    """``ndcg_delta`` of each measured recli row at a dtype other than float32: its
+    NDCG@10 minus that of the same configuration and measure at float32."""
+    config = ("dataset", "model", "threads", "factors", "device", "measure")
+    base = {tuple(r[c] for c in config): r["ndcg_at_10"] for r in rows
+            if r["library"] == "recli" and r.get("dtype") == "float32" and r.get("ndcg_at_10") is not None}
+    for r in rows:
+        ref = base.get(tuple(r[c] for c in config))
+        if r["library"] != "recli" or r.get("dtype") == "float32" or ref is None or r.get("ndcg_at_10") is None:
+            continue
+        r["ndcg_delta"] = r["ndcg_at_10"] - ref
 
 
 def _notes(rows: list[dict]) -> list[str]:

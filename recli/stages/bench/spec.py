@@ -1,7 +1,7 @@
 """What one ``recli bench`` run measures: the request, checked, and its configuration matrix.
 
-A *cell* is one configuration: data set × model × threads × factors × device × library
-(recli or a peer). Each cell is measured ``repeat`` times; each measure of each repeat
+A *cell* is one configuration: data set × model × threads × factors × device × dtype ×
+library (recli or a peer). Each cell is measured ``repeat`` times; each measure of each repeat
 runs in a fresh child process (:mod:`recli.stages.bench.child`).
 """
 
@@ -34,20 +34,22 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Cell:
-    """One configuration of the matrix. ``factors`` is ``None`` for models without factors."""
+    """One configuration of the matrix. ``factors`` is ``None`` for models without factors;
+    ``dtype`` is the ``--dtype`` storage type of the factors (``recli train --dtype``)."""
 
     dataset: Dataset
     model: str
     threads: int
     factors: int | None
     device: str
+    dtype: str = "float32"
     library: str = "recli"
 
     @property
     def key(self) -> str:
         """A file-name-safe id of the configuration (without the library)."""
         f = "-" if self.factors is None else self.factors
-        return safe_name(f"{self.dataset.label}.{self.model}.t{self.threads}.f{f}.{self.device}")
+        return safe_name(f"{self.dataset.label}.{self.model}.t{self.threads}.f{f}.{self.device}.{self.dtype}")
 
 
 def safe_name(text: str) -> str:
@@ -65,6 +67,7 @@ class BenchRequest:
     threads: str = "0"
     factors: str = "64"
     device: str = "cpu"
+    dtype: str = "float32"
     repeat: int = 3
     against: str | None = None
     params: list[str] = field(default_factory=list)
@@ -108,6 +111,9 @@ class BenchRequest:
         models = self.model_names
         for text in self.params:
             key = parse_param(text)[0].replace("-", "_")
+            if key == "dtype":  # one place for the axis, so the dtype column tells the truth
+                raise ConfigError("--param dtype is recli bench's --dtype axis",
+                                  hint="use --dtype float16 (or --dtype float32,float16,bfloat16)")
             if not any(key in get_model_class(m).Config.__dataclass_fields__ for m in models):
                 raise ConfigError(f"--param {key} is not a parameter of {', '.join(models)}",
                                   hint="see the parameters with recli train --model NAME --show-params")
@@ -131,6 +137,17 @@ class BenchRequest:
             if d not in DEVICES:
                 raise ConfigError(f"unknown device {d!r}", hint=f"use one of: {', '.join(DEVICES)}")
         return devices
+
+    @property
+    def dtypes(self) -> list[str]:
+        """float32 first (every other type's NDCG is compared with it), then the others asked for."""
+        from recli.models._factors import FACTOR_DTYPES
+
+        dtypes = _items(self.dtype, "--dtype")
+        for d in dtypes:
+            if d not in FACTOR_DTYPES:
+                raise ConfigError(f"unknown --dtype {d!r}", hint=f"use one of: {', '.join(FACTOR_DTYPES)}, e.g. --dtype float32,float16")
+        return list(dict.fromkeys(["float32", *dtypes]))
 
     @property
     def peers(self) -> list[str]:
@@ -182,15 +199,15 @@ def parse_synthetic(text: str) -> Dataset:
     return Dataset(label=name, users=users, items=items, nnz=nnz)
 
 
-def model_config(model: str, factors: int | None, params: list[str], seed: int | None):
+def model_config(model: str, factors: int | None, params: list[str], seed: int | None, dtype: str | None = None):
     """Model class and config of one cell: the ``--param`` values the model has (the others
-    belong to other models of the run), ``--factors`` and ``--seed``."""
+    belong to other models of the run), ``--factors``, ``--dtype`` and ``--seed``."""
     from recli.models import get_model_class
     from recli.stages.train import parse_param, resolve_config
 
     fields = get_model_class(model).Config.__dataclass_fields__
     mine = [p for p in params if parse_param(p)[0].replace("-", "_") in fields]
-    common = {"factors": factors} if factors is not None else None
+    common = {"factors": factors, "dtype": dtype}  # None values are left to the model's defaults
     return resolve_config(model, common=common, params=mine, seed=seed)
 
 
@@ -200,13 +217,24 @@ def has_factors(model: str) -> bool:
     return "factors" in get_model_class(model).Config.__dataclass_fields__
 
 
+def dtype_skip(model: str, dtype: str) -> str | None:
+    """Why ``model`` has no cell at ``dtype`` (``None``: it has): only models that store
+    factor matrices (a ``dtype`` parameter) take a type other than float32."""
+    from recli.models import get_model_class
+
+    if dtype == "float32" or "dtype" in get_model_class(model).Config.__dataclass_fields__:
+        return None
+    return f"--dtype {dtype}: {model} stores no factor matrices (its figures are those of its float32 row)"
+
+
 def cells(req: BenchRequest) -> list[Cell]:
     """The configuration matrix, recli's cells only (peers are paired in later). Models
-    without factors get one cell per thread count and device, not one per factor count."""
+    without factors get one cell per thread count and device, not one per factor count;
+    every model gets one per ``--dtype`` (skipped where it does not apply)."""
     out: list[Cell] = []
     req.check_params()
-    factors = req.factor_counts
+    factors, dtypes = req.factor_counts, req.dtypes
     for ds, model, threads, device in product(req.datasets, req.model_names, req.thread_counts, req.devices):
-        for f in (factors if has_factors(model) else [None]):
-            out.append(Cell(ds, model, threads, f, device))
+        for f, dtype in product(factors if has_factors(model) else [None], dtypes):
+            out.append(Cell(ds, model, threads, f, device, dtype))
     return out
