@@ -98,6 +98,7 @@ def test_a_child_trains_at_its_dtype():
     (["--dtype", "float8"], "unknown --dtype 'float8'"),
     (["--dtype", ","], "--dtype is empty"),
     (["--param", "dtype=float16"], "--param dtype is recli bench's --dtype axis"),
+    (["--dtype", "float16", "--check", "parity"], "--check parity compares the backends at float32"),
 ])
 def test_bad_dtype_input_is_one_error_line_and_exit_2(args, message, monkeypatch):
     monkeypatch.setattr(runner, "_child", lambda *a: pytest.fail("no measure may start on bad input"))

@@ -77,6 +77,9 @@ def run_parity(req, check: str, fmt: str | None, output: str | None) -> None:
 
     if check.lower() != "parity":
         raise ConfigError(f"unknown check {check!r}", hint="use --check parity")
+    if req.dtypes != ["float32"]:
+        raise ConfigError("--check parity compares the backends at float32: --dtype does not apply to it",
+                          hint="drop --dtype, or measure the types with recli bench --dtype … without --check")
     try:
         rows = parity(req)
     except ParityError as exc:
