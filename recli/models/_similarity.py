@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recli.backend import get_backend, threads_context
-from recli.models._weighting import prepare_rows
+from recli.models._weighting import prepare_rows, weighted_pair
 
 
 def _kernel_inputs(rows: sp.csr_matrix, features: sp.csr_matrix | None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -78,7 +78,9 @@ def build_similarity(rows: sp.csr_matrix, k: int, measure: str = "cosine", weigh
     """Weight, centre and compute the top-``k`` similarity of the rows of ``rows``
     (``features``, optional: ``rows.T`` as CSR, used when nothing is transformed) on
     ``backend``'s kernels (the CPU's when omitted)."""
-    if weighting == "none" and measure not in ("pearson", "adjusted_cosine"):
-        return similarity_topk(rows, k, measure, shrink, alpha, threads, features, backend)  # nothing to transform
+    if measure not in ("pearson", "adjusted_cosine") and (weighting == "none" or features is not None):
+        if weighting != "none":  # weighs both orientations: no float64 copy, no transpose
+            rows, features = weighted_pair(rows, features, weighting, k1, b)
+        return similarity_topk(rows, k, measure, shrink, alpha, threads, features, backend)
     prepared, _ = prepare_rows(rows, measure, weighting, k1, b)
     return similarity_topk(prepared, k, measure, shrink, alpha, threads, backend=backend)
