@@ -224,3 +224,22 @@ def test_users_rule_names_every_model(only_recommended):
         assert rule.startswith("users (3 for a, 1 for b): ")
     else:
         assert rule.startswith("3 users")
+
+
+def test_prefixed_decimal_ids_map_like_the_join_in_string_order():
+    """``u17``-style ids (one shared prefix, then a canonical decimal) take the lookup-table
+    path with the join's sorted-string vocabulary and codes; any other spelling falls back."""
+    from recli.stages.eval_inputs import Vocab, decimal_ids, unique_sorted
+
+    a = pl.Series(["u10", "u9", "u0", "u100", "u9", "u23"])
+    b = pl.Series(["u5", "u10", "u77", "u1000000"])
+    vocab = Vocab.of([a, b])
+    assert vocab.lut is not None and vocab.prefix == "u"
+    assert vocab.ids.to_list() == unique_sorted([a, b]).to_list() == sorted({*a.to_list(), *b.to_list()})
+    join = Vocab(unique_sorted([a, b]))
+    probe = pl.Series(["u9", "u1000000", "u8", "u0", "u100"])
+    assert vocab.codes(probe).tolist() == join.codes(probe).tolist() == [7, 3, -1, 0, 2]
+    assert vocab.codes(pl.Series(["u09", "9", "v9", "u"])).tolist() == [-1, -1, -1, -1]  # the join
+    for odd in (["u07", "u1"], ["u1", "v2"], ["u1", "u"], ["u+7"], ["u-0"], ["u 7"]):
+        assert Vocab.of([pl.Series(odd)]).lut is None, odd
+    assert decimal_ids(pl.Series(["item_0", "item_42"]), "item_").tolist() == [0, 42]

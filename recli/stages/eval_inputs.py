@@ -7,6 +7,7 @@ compared as strings (CSV ids are read as strings, so ``007`` stays ``007``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -185,20 +186,26 @@ class Encoded:
 class Vocab:
     """Sorted unique ids -> ``0..n-1``. Non-negative integer ids that are not too sparse
     use a lookup table (one gather), and so do string ids that all spell such integers
-    (``"17"``, never ``"017"`` or ``"+17"``: :func:`decimal_ids`); other ids a Polars join."""
+    after one shared ``prefix`` (``"17"`` or ``"u17"``, never ``"017"`` or ``"+17"``:
+    :func:`decimal_ids`); other ids a Polars join (a hash of every string)."""
 
-    def __init__(self, ids: pl.Series, lut: np.ndarray | None = None):
+    def __init__(self, ids: pl.Series, lut: np.ndarray | None = None, prefix: str = ""):
         self.ids = ids
         self.lut = lut
+        self.prefix = prefix
         if lut is None and ids.dtype == pl.Int64 and ids.len():
             self.lut = _lookup_table(ids.to_numpy(), np.arange(ids.len(), dtype=np.int32))
 
     @classmethod
     def of(cls, series: list[pl.Series]) -> "Vocab":
         """The vocabulary of the sorted distinct values of ``series`` (:func:`unique_sorted`).
-        Decimal string ids are collected as integers (a presence bitmap) and only the
-        distinct ones are sorted as strings, with their lookup table built alongside."""
-        parsed = [decimal_ids(s) for s in series] if all(s.dtype == pl.Utf8 for s in series) else [None]
+        Decimal string ids (after a shared prefix) are collected as integers (a presence
+        bitmap) and only the distinct ones are sorted as strings, with their lookup table
+        built alongside: ``prefix + a`` sorts before ``prefix + b`` exactly when ``a`` sorts
+        before ``b``."""
+        strings = all(s.dtype == pl.Utf8 for s in series)
+        prefix = _leading_text(series) if strings else ""
+        parsed = [decimal_ids(s, prefix) for s in series] if strings else [None]
         if not all(p is not None for p in parsed):
             return cls(unique_sorted(series))
         hi = max(int(p.max()) for p in parsed)
@@ -210,7 +217,9 @@ class Vocab:
         values = np.flatnonzero(seen)
         text = pl.Series(values).cast(pl.Utf8)
         order = text.arg_sort().to_numpy()  # string order, as unique_sorted sorts
-        return cls(text.gather(order), _lookup_table(values[order], np.arange(order.size, dtype=np.int32)))
+        ids = text.gather(order)
+        ids = (prefix + ids) if prefix else ids
+        return cls(ids, _lookup_table(values[order], np.arange(order.size, dtype=np.int32)), prefix)
 
     def __len__(self) -> int:
         return self.ids.len()
@@ -223,7 +232,7 @@ class Vocab:
         """int32 index of each value (-1 when absent), in the order of ``values``."""
         v = None
         if self.lut is not None and values.dtype == self.ids.dtype:
-            v = values.to_numpy() if values.dtype == pl.Int64 else decimal_ids(values)
+            v = values.to_numpy() if values.dtype == pl.Int64 else decimal_ids(values, self.prefix)
         if v is not None:
             if v.size == 0 or (v.min() >= 0 and v.max() < self.lut.shape[0]):
                 return self.lut[v]  # one gather: the common case
@@ -245,12 +254,23 @@ def _lookup_table(values: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
     return lut
 
 
-def decimal_ids(values: pl.Series) -> np.ndarray | None:
-    """The int64 values of string ids when every one is the canonical decimal spelling of a
-    non-negative integer (``"0"``, ``"17"``; not ``"017"``, ``"+17"``, ``"-0"`` or ``" 17"``),
-    so that integer and string are one-to-one; else None."""
+def _leading_text(series: list[pl.Series]) -> str:
+    """The ASCII letters and underscores that start the first id (``"u"`` of ``"u17"``,
+    ``"item_"`` of ``"item_5"``), the prefix :func:`decimal_ids` tries; ``""`` when none."""
+    first = next((s[0] for s in series if s.len() and s[0] is not None), "")
+    return re.match(r"[A-Za-z_]*", first).group()
+
+
+def decimal_ids(values: pl.Series, prefix: str = "") -> np.ndarray | None:
+    """The int64 values of string ids when every one is ``prefix`` followed by the canonical
+    decimal spelling of a non-negative integer (``"0"``, ``"17"``; not ``"017"``, ``"+17"``,
+    ``"-0"`` or ``" 17"``), so that integer and string are one-to-one; else None."""
     if values.dtype != pl.Utf8 or values.len() == 0:
         return None
+    if prefix:
+        if not values.str.starts_with(prefix).all():  # False also when a value is null
+            return None
+        values = values.str.slice(len(prefix))
     ints = values.str.to_integer(strict=False)  # None for anything that is not [+-]digits
     if ints.null_count():
         return None
