@@ -243,3 +243,22 @@ def test_prefixed_decimal_ids_map_like_the_join_in_string_order():
     for odd in (["u07", "u1"], ["u1", "v2"], ["u1", "u"], ["u+7"], ["u-0"], ["u 7"]):
         assert Vocab.of([pl.Series(odd)]).lut is None, odd
     assert decimal_ids(pl.Series(["item_0", "item_42"]), "item_").tolist() == [0, 42]
+
+
+def test_decimal_id_codes_kept_from_the_vocabulary_match_a_fresh_lookup():
+    """encode keeps the parsed codes of the test, RECS and TRAIN columns; they are the ones
+    a fresh lookup gives, and the RECS lists built from them are the same."""
+    from recli.stages.eval_inputs import encode, rec_matrix
+
+    test = pl.DataFrame({"user": ["u3", "u1", "u3"], "item": ["i10", "i2", "i7"]})
+    recs = pl.DataFrame({"user": ["u1", "u1", "u3", "u9"], "item": ["i2", "i10", "i99", "i2"], "_ord": [1, 2, 1, 1]})
+    train = pl.DataFrame({"user": ["u1", "u5"], "item": ["i7", "i8"]})
+    enc = encode(test, [recs], train, None)
+    assert enc.items.source_codes is not None and enc.rec_items[0][0] is recs
+    assert enc.rec_items[0][1].tolist() == enc.items.codes(recs["item"]).tolist()
+    for k, col in enumerate([test["item"], recs["item"], train["item"]]):
+        assert enc.items.source(k, col).tolist() == enc.items.codes(col).tolist()
+    got = rec_matrix(recs, enc, None, "RECS")
+    fresh = rec_matrix(recs.clone(), enc, None, "RECS")  # another frame: looked up again
+    assert all(np.array_equal(a, b) for a, b in zip(got, fresh))
+    assert enc.items.ids.to_list() == ["i10", "i2", "i7", "i8", "i99"]

@@ -169,6 +169,8 @@ class Encoded:
     n_train_users: int
     features: tuple[np.ndarray, np.ndarray] | None
     n_merged: int = 0
+    # (RECS frame, its item codes) where encoding already had them: not parsed twice
+    rec_items: tuple = ()
 
     @property
     def user_ids(self) -> pl.Series:
@@ -193,6 +195,7 @@ class Vocab:
         self.ids = ids
         self.lut = lut
         self.prefix = prefix
+        self.source_codes: list[np.ndarray] | None = None  # codes of the series given to `of`
         if lut is None and ids.dtype == pl.Int64 and ids.len():
             self.lut = _lookup_table(ids.to_numpy(), np.arange(ids.len(), dtype=np.int32))
 
@@ -219,7 +222,10 @@ class Vocab:
         order = text.arg_sort().to_numpy()  # string order, as unique_sorted sorts
         ids = text.gather(order)
         ids = (prefix + ids) if prefix else ids
-        return cls(ids, _lookup_table(values[order], np.arange(order.size, dtype=np.int32)), prefix)
+        vocab = cls(ids, _lookup_table(values[order], np.arange(order.size, dtype=np.int32)), prefix)
+        if vocab.lut is not None:
+            vocab.source_codes = [vocab.lut[p] for p in parsed]
+        return vocab
 
     def __len__(self) -> int:
         return self.ids.len()
@@ -227,6 +233,11 @@ class Vocab:
     @cached_property
     def _frame(self) -> pl.DataFrame:
         return pl.DataFrame({"id": self.ids, "idx": np.arange(self.ids.len(), dtype=np.int32)})
+
+    def source(self, k: int, values: pl.Series) -> np.ndarray:
+        """Codes of ``values``, the ``k``-th series given to :meth:`of` (kept from there
+        when the ids were parsed as decimals, so not parsed again)."""
+        return self.source_codes[k] if self.source_codes is not None else self.codes(values)
 
     def codes(self, values: pl.Series) -> np.ndarray:
         """int32 index of each value (-1 when absent), in the order of ``values``."""
@@ -327,15 +338,16 @@ def encode(relevant: pl.DataFrame, recs: list[pl.DataFrame], train: pl.DataFrame
     vocab = Vocab.of(item_sources)
     n_users, n_items = len(users), len(vocab)
     gain = relevant["gain"].to_numpy().astype(np.float64) if graded else None
-    t_ptr, t_idx, t_gain, n_merged = build_csr(users.codes(relevant["user"]), vocab.codes(relevant["item"]),
+    t_ptr, t_idx, t_gain, n_merged = build_csr(users.source(0, relevant["user"]), vocab.source(0, relevant["item"]),
                                                n_users, n_items, gain)
+    rec_items = tuple((r, vocab.source_codes[1 + n]) for n, r in enumerate(recs)) if vocab.source_codes else ()
     train_csr, counts, n_train_users = None, None, 0
     if train is not None:
-        t_items = vocab.codes(train["item"])
+        t_items = vocab.source(1 + len(recs), train["item"])
         train_users = Vocab.of([train["user"]])
         n_train_users = len(train_users)
         # TRAIN popularity = distinct TRAIN users per item (repeats of a pair count once).
-        all_ptr, all_idx, _, _ = build_csr(train_users.codes(train["user"]), t_items, n_train_users, n_items)
+        all_ptr, all_idx, _, _ = build_csr(train_users.source(0, train["user"]), t_items, n_train_users, n_items)
         counts = np.bincount(all_idx, minlength=n_items)
         t_users = users.codes(train["user"])
         keep = t_users >= 0
@@ -345,7 +357,8 @@ def encode(relevant: pl.DataFrame, recs: list[pl.DataFrame], train: pl.DataFrame
         flat = items.explode("feature").drop_nulls("feature")
         fv = Vocab(flat["feature"].unique().sort())
         features = build_csr(vocab.codes(flat["item"]), fv.codes(flat["feature"]), n_items, len(fv))[:2]
-    return Encoded(users, vocab, (t_ptr, t_idx, t_gain), train_csr, counts, n_train_users, features, n_merged)
+    return Encoded(users, vocab, (t_ptr, t_idx, t_gain), train_csr, counts, n_train_users, features, n_merged,
+                   rec_items)
 
 
 def rec_matrix(recs: pl.DataFrame, enc: Encoded, width: int | None, what: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -358,7 +371,8 @@ def rec_matrix(recs: pl.DataFrame, enc: Encoded, width: int | None, what: str) -
     from recli.kernels.metrics import run_starts, runs_to_matrix
 
     u = enc.users.codes(recs["user"])
-    i = enc.items.codes(recs["item"])
+    i = next((codes for frame, codes in enc.rec_items if frame is recs), None)
+    i = enc.items.codes(recs["item"]) if i is None else i
     o = recs["_ord"].to_numpy()
     inside = u >= 0
     n_outside = int(inside.size - np.count_nonzero(inside))
