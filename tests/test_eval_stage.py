@@ -84,7 +84,7 @@ def test_decimal_string_ids_map_like_the_join_in_string_order():
     probe = pl.Series(["9", "1000000", "8", "0", "100"])
     assert vocab.codes(probe).tolist() == join.codes(probe).tolist() == [7, 3, -1, 0, 2]
     assert vocab.codes(pl.Series(["09", "x"])).tolist() == [-1, -1]  # not decimal: the join
-    for odd in (["07", "1"], ["+7"], ["-0"], [" 7"], ["7", "x"], ["-3"]):
+    for odd in (["07", "1"], ["+7"], ["-0"], [" 7"], ["7", "x"], ["-3"], ["00"], ["7 "]):
         assert decimal_ids(pl.Series(odd)) is None, odd
         assert Vocab.of([pl.Series(odd)]).lut is None
     assert decimal_ids(pl.Series(["0", "42"])).tolist() == [0, 42]

@@ -288,8 +288,8 @@ def decimal_ids(values: pl.Series, prefix: str = "") -> np.ndarray | None:
     out = ints.to_numpy()
     if out.min() < 0:
         return None
-    leading = values.str.slice(0, 1)
-    if ((leading == "+") | (leading == "-") | ((leading == "0") & (values.str.len_bytes() > 1))).any():
+    starts = values.str.starts_with  # a test per string, no new strings
+    if (starts("+") | starts("-") | (starts("0") & (values.str.len_bytes() > 1))).any():
         return None
     return out
 
