@@ -262,3 +262,17 @@ def test_decimal_id_codes_kept_from_the_vocabulary_match_a_fresh_lookup():
     fresh = rec_matrix(recs.clone(), enc, None, "RECS")  # another frame: looked up again
     assert all(np.array_equal(a, b) for a, b in zip(got, fresh))
     assert enc.items.ids.to_list() == ["i10", "i2", "i7", "i8", "i99"]
+
+
+@pytest.mark.parametrize("ids", [["u1", "u3", "u10"], ["a", "b", "c"]])  # the lookup table, the join
+def test_codes_of_runs_match_the_codes_of_each_row(ids):
+    """Ids in runs (each user's rows together) are looked up once per run, with the same
+    codes as row by row: absent ids and nulls give -1, runs may repeat later."""
+    from recli.stages.eval_inputs import Vocab
+
+    vocab = Vocab.of([pl.Series(ids)])
+    pattern = [ids[0]] * 5 + [ids[2]] * 4 + ["zz"] * 3 + [None] * 2 + [ids[0]] * 6 + [ids[1]]
+    values = pl.Series(pattern, dtype=pl.Utf8)
+    want = [-1 if v is None or v == "zz" else sorted(ids).index(v) for v in pattern]
+    assert vocab.codes(values).tolist() == want
+    assert vocab._codes(values).tolist() == want

@@ -240,7 +240,17 @@ class Vocab:
         return self.source_codes[k] if self.source_codes is not None else self.codes(values)
 
     def codes(self, values: pl.Series) -> np.ndarray:
-        """int32 index of each value (-1 when absent), in the order of ``values``."""
+        """int32 index of each value (-1 when absent), in the order of ``values``. String
+        ids in runs (a recommendations file lists each user's rows together) are looked up
+        once per run: one comparison of neighbours instead of a parse or hash of each."""
+        if values.dtype == pl.Utf8 and values.len() > 1 and 2 * _run_heads(values.head(4096)).size <= min(
+                values.len(), 4096):  # the first rows tell whether there are runs to use
+            heads = _run_heads(values)
+            if 2 * heads.size <= values.len():
+                return np.repeat(self._codes(values.gather(heads)), np.diff(np.append(heads, values.len())))
+        return self._codes(values)
+
+    def _codes(self, values: pl.Series) -> np.ndarray:
         v = None
         if self.lut is not None and values.dtype == self.ids.dtype:
             v = values.to_numpy() if values.dtype == pl.Int64 else decimal_ids(values, self.prefix)
@@ -254,6 +264,11 @@ class Vocab:
         joined = pl.DataFrame({"id": values.cast(self.ids.dtype)}).join(self._frame, on="id", how="left",
                                                                          maintain_order="left")
         return joined["idx"].fill_null(-1).to_numpy().astype(np.int32)
+
+
+def _run_heads(values: pl.Series) -> np.ndarray:
+    """Positions where a run of equal values starts (every null starts one)."""
+    return (values != values.shift(1)).fill_null(True).arg_true().to_numpy()
 
 
 def _lookup_table(values: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
