@@ -326,18 +326,16 @@ def unique_sorted(series: list[pl.Series]) -> pl.Series:
 def build_csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int, data: np.ndarray | None = None):
     """``(indptr, indices, data, n_merged)`` with each row sorted; repeated (row, col)
     pairs are merged, keeping the largest ``data`` (``None`` in, ``None`` out).
-    One sort of an int64 ``row * n_cols + col`` key (skipped when already sorted)."""
-    from recli.kernels.metrics import csr_from_sorted_keys
+    Pairs ordered by the int64 key ``row * n_cols + col`` (a counting sort by row,
+    :func:`recli.kernels.metrics.sorted_keys`, skipped when already in order)."""
+    from recli.kernels.metrics import csr_from_sorted_keys, sorted_keys
 
     n_cols = max(n_cols, 1)
     key = rows.astype(np.int64) * n_cols + cols
-    if key.size > 1 and np.any(key[1:] < key[:-1]):
-        if data is None:
-            key = np.sort(key)
-        else:
-            order = np.argsort(key, kind="stable")
-            key, data = key[order], data[order]
     vals = np.zeros(0) if data is None else np.ascontiguousarray(data, dtype=np.float64)
+    if key.size > 1 and np.any(key[1:] < key[:-1]):
+        key, vals = sorted_keys(np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(cols, dtype=np.int64),
+                                vals, n_rows, n_cols)
     indptr, indices, vals, n_merged = csr_from_sorted_keys(key, vals, n_rows, n_cols)
     return indptr, indices, (None if data is None else vals), int(n_merged)
 
