@@ -12,7 +12,12 @@ Times, interleaved over repetitions (the machine may be shared, so medians are r
 The two array-level runs must agree to 1e-9, which the script checks.
 
 Run: ``python bench/bench_eval.py`` (options: ``--users --items --k --test-rows --reps``;
-``--string-ids`` gives the stage string ids, as ``recli recommend`` writes them).
+``--string-ids`` gives the stage string ids, as ``recli recommend`` writes them;
+``--prefixed-ids`` ids like ``u17`` / ``i42``, as the synthetic generator names them).
+
+``--cli DIR`` times ``recli eval DIR/recs.parquet --test DIR/test.parquet`` end to end
+instead (a fresh process per run: imports, reading, id mapping, lists, metrics, output),
+with the ids chosen as above.
 """
 
 from __future__ import annotations
@@ -60,7 +65,11 @@ def main() -> None:
     ap.add_argument("--test-rows", type=int, default=5_000_000)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--string-ids", action="store_true", help="ids as strings in the stage's frames")
+    ap.add_argument("--prefixed-ids", action="store_true", help="ids as strings like u17 and i42")
+    ap.add_argument("--cli", metavar="DIR", help="time `recli eval` end to end on Parquet files written to DIR")
     args = ap.parse_args()
+    if args.cli:
+        return run_cli(args)
 
     import numba
     import scipy.sparse as sp
@@ -80,11 +89,7 @@ def main() -> None:
 
     names = ["precision", "map", "ndcg", "auc"]
 
-    if args.string_ids:
-        import polars as pl
-
-        recs = recs.with_columns(pl.col("user", "item").cast(pl.Utf8))
-        test = test.with_columns(pl.col("user", "item").cast(pl.Utf8))
+    recs, test = with_ids(recs, test, args)
 
     def run_stage():
         return evaluate([("bench", recs)], test, ks=[args.k]).results
@@ -115,6 +120,39 @@ def main() -> None:
         print(f"{name:36s} median {med[name]:.3f}s  (runs: {', '.join(f'{t:.2f}' for t in ts)})")
     ratio = med["implicit ranking_metrics_at_k"] / med["recli arrays (evaluate_arrays)"]
     print(f"implicit / recli arrays: {ratio:.1f}x")
+
+
+def with_ids(recs, test, args):
+    """The frames with the id spelling the options ask for (integers by default)."""
+    import polars as pl
+
+    if args.prefixed_ids:
+        return tuple(f.with_columns(pl.format("u{}", "user").alias("user"), pl.format("i{}", "item").alias("item"))
+                     for f in (recs, test))
+    if args.string_ids:
+        return tuple(f.with_columns(pl.col("user", "item").cast(pl.Utf8)) for f in (recs, test))
+    return recs, test
+
+
+def run_cli(args) -> None:
+    """Median wall time of ``recli eval`` on Parquet files, one fresh process per run."""
+    import subprocess
+
+    folder = Path(args.cli)
+    folder.mkdir(parents=True, exist_ok=True)
+    recs, test, _ = make_data(args.users, args.items, args.k, args.test_rows)
+    recs, test = with_ids(recs, test, args)
+    recs.write_parquet(folder / "recs.parquet")
+    test.write_parquet(folder / "test.parquet")
+    cmd = [sys.executable, "-m", "recli", "eval", str(folder / "recs.parquet"), "--test", str(folder / "test.parquet")]
+    root = Path(__file__).resolve().parent.parent  # this checkout's recli, not an installed one
+    subprocess.run(cmd, check=True, capture_output=True, cwd=root)  # warm-up: Numba's cache, the OS file cache
+    times = []
+    for _ in range(args.reps):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, cwd=root)
+        times.append(time.perf_counter() - t)
+    print(f"recli eval end to end: median {statistics.median(times):.2f}s (runs: {', '.join(f'{t:.2f}' for t in times)})")
 
 
 def _implicit_peer(rec: np.ndarray, test, train, k: int):

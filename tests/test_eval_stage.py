@@ -84,7 +84,7 @@ def test_decimal_string_ids_map_like_the_join_in_string_order():
     probe = pl.Series(["9", "1000000", "8", "0", "100"])
     assert vocab.codes(probe).tolist() == join.codes(probe).tolist() == [7, 3, -1, 0, 2]
     assert vocab.codes(pl.Series(["09", "x"])).tolist() == [-1, -1]  # not decimal: the join
-    for odd in (["07", "1"], ["+7"], ["-0"], [" 7"], ["7", "x"], ["-3"]):
+    for odd in (["07", "1"], ["+7"], ["-0"], [" 7"], ["7", "x"], ["-3"], ["00"], ["7 "]):
         assert decimal_ids(pl.Series(odd)) is None, odd
         assert Vocab.of([pl.Series(odd)]).lut is None
     assert decimal_ids(pl.Series(["0", "42"])).tolist() == [0, 42]
@@ -224,3 +224,55 @@ def test_users_rule_names_every_model(only_recommended):
         assert rule.startswith("users (3 for a, 1 for b): ")
     else:
         assert rule.startswith("3 users")
+
+
+def test_prefixed_decimal_ids_map_like_the_join_in_string_order():
+    """``u17``-style ids (one shared prefix, then a canonical decimal) take the lookup-table
+    path with the join's sorted-string vocabulary and codes; any other spelling falls back."""
+    from recli.stages.eval_inputs import Vocab, decimal_ids, unique_sorted
+
+    a = pl.Series(["u10", "u9", "u0", "u100", "u9", "u23"])
+    b = pl.Series(["u5", "u10", "u77", "u1000000"])
+    vocab = Vocab.of([a, b])
+    assert vocab.lut is not None and vocab.prefix == "u"
+    assert vocab.ids.to_list() == unique_sorted([a, b]).to_list() == sorted({*a.to_list(), *b.to_list()})
+    join = Vocab(unique_sorted([a, b]))
+    probe = pl.Series(["u9", "u1000000", "u8", "u0", "u100"])
+    assert vocab.codes(probe).tolist() == join.codes(probe).tolist() == [7, 3, -1, 0, 2]
+    assert vocab.codes(pl.Series(["u09", "9", "v9", "u"])).tolist() == [-1, -1, -1, -1]  # the join
+    for odd in (["u07", "u1"], ["u1", "v2"], ["u1", "u"], ["u+7"], ["u-0"], ["u 7"]):
+        assert Vocab.of([pl.Series(odd)]).lut is None, odd
+    assert decimal_ids(pl.Series(["item_0", "item_42"]), "item_").tolist() == [0, 42]
+
+
+def test_decimal_id_codes_kept_from_the_vocabulary_match_a_fresh_lookup():
+    """encode keeps the parsed codes of the test, RECS and TRAIN columns; they are the ones
+    a fresh lookup gives, and the RECS lists built from them are the same."""
+    from recli.stages.eval_inputs import encode, rec_matrix
+
+    test = pl.DataFrame({"user": ["u3", "u1", "u3"], "item": ["i10", "i2", "i7"]})
+    recs = pl.DataFrame({"user": ["u1", "u1", "u3", "u9"], "item": ["i2", "i10", "i99", "i2"], "_ord": [1, 2, 1, 1]})
+    train = pl.DataFrame({"user": ["u1", "u5"], "item": ["i7", "i8"]})
+    enc = encode(test, [recs], train, None)
+    assert enc.items.source_codes is not None and enc.rec_items[0][0] is recs
+    assert enc.rec_items[0][1].tolist() == enc.items.codes(recs["item"]).tolist()
+    for k, col in enumerate([test["item"], recs["item"], train["item"]]):
+        assert enc.items.source(k, col).tolist() == enc.items.codes(col).tolist()
+    got = rec_matrix(recs, enc, None, "RECS")
+    fresh = rec_matrix(recs.clone(), enc, None, "RECS")  # another frame: looked up again
+    assert all(np.array_equal(a, b) for a, b in zip(got, fresh))
+    assert enc.items.ids.to_list() == ["i10", "i2", "i7", "i8", "i99"]
+
+
+@pytest.mark.parametrize("ids", [["u1", "u3", "u10"], ["a", "b", "c"]])  # the lookup table, the join
+def test_codes_of_runs_match_the_codes_of_each_row(ids):
+    """Ids in runs (each user's rows together) are looked up once per run, with the same
+    codes as row by row: absent ids and nulls give -1, runs may repeat later."""
+    from recli.stages.eval_inputs import Vocab
+
+    vocab = Vocab.of([pl.Series(ids)])
+    pattern = [ids[0]] * 5 + [ids[2]] * 4 + ["zz"] * 3 + [None] * 2 + [ids[0]] * 6 + [ids[1]]
+    values = pl.Series(pattern, dtype=pl.Utf8)
+    want = [-1 if v is None or v == "zz" else sorted(ids).index(v) for v in pattern]
+    assert vocab.codes(values).tolist() == want
+    assert vocab._codes(values).tolist() == want

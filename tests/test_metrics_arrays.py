@@ -150,3 +150,22 @@ def test_gini_extremes():
     assert gini([3, 3, 3, 3]) == 0.0
     assert gini([0, 0, 0, 8]) == pytest.approx(0.75)
     assert math.isnan(gini([0, 0]))
+
+
+@pytest.mark.parametrize("with_data", [False, True])
+def test_sorted_keys_is_a_stable_sort_of_the_keys(with_data):
+    """The counting sort by row gives the order of ``np.argsort(keys, kind="stable")``, with
+    repeated pairs (kept in input order) and rows long enough for the merge-sort branch."""
+    from recli.kernels.metrics import sorted_keys
+
+    rng = np.random.default_rng(3)
+    n_rows, n_cols = 50, 40
+    rows = np.concatenate([rng.integers(0, n_rows, 3000), np.full(200, 7)])  # row 7 is long
+    cols = rng.integers(0, n_cols, rows.size)
+    data = rng.integers(0, 5, rows.size).astype(np.float64) if with_data else np.zeros(0)
+    keys, values = sorted_keys(rows, cols, data, n_rows, n_cols)
+    ref = rows * n_cols + cols
+    order = np.argsort(ref, kind="stable")
+    np.testing.assert_array_equal(keys, ref[order])
+    if with_data:
+        np.testing.assert_array_equal(values, data[order])

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from recli.kernels.similarity import topk_rows
 from recli.models._similarity import build_similarity
-from recli.models._weighting import MEASURES, WEIGHTINGS
+from recli.models._weighting import MEASURES, WEIGHTINGS, apply_weighting, fit_weighting, weighted_pair
 from tests.reference_similarity import similarity_dense, topk_dense
 
 
@@ -162,3 +162,25 @@ def test_trailing_empty_rows_are_centred_safely(measure):
     got = as_rows(build_similarity(x, k=3, measure=measure, threads=2))
     assert_same_topk(got, want)
     assert got[-1] == [] and got[-2] == []
+
+
+@pytest.mark.parametrize("weighting", ["tfidf", "bm25"])
+def test_weighted_pair_gives_the_bits_of_apply_weighting_in_both_orientations(weighting):
+    x = random_matrix(seed=7, n_rows=40, n_cols=25, density=0.3)
+    rows_w, feats_w = weighted_pair(x, x.T.tocsr(), weighting, k1=1.5, b=0.6)
+    want = apply_weighting(x, weighting, fit_weighting(x, weighting), k1=1.5, b=0.6).astype(np.float32)
+    assert rows_w.dtype == np.float32 and feats_w.dtype == np.float32
+    np.testing.assert_array_equal(rows_w.toarray(), want.toarray())
+    np.testing.assert_array_equal(feats_w.toarray(), want.T.toarray())
+
+
+@pytest.mark.parametrize("weighting", ["tfidf", "bm25"])
+@pytest.mark.parametrize("measure", ["cosine", "dot", "jaccard"])
+def test_weighted_build_with_features_matches_the_transposing_path(measure, weighting):
+    x = random_matrix(seed=11, n_rows=30, n_cols=20, density=0.3)
+    args = dict(k=5, measure=measure, weighting=weighting, shrink=0.5, k1=1.5, b=0.6, threads=2)
+    got = build_similarity(x, features=x.T.tocsr(), **args)
+    want = build_similarity(x, **args)  # prepare_rows (float64), then the kernel's own transpose
+    assert as_rows(got) == as_rows(want)
+    assert_same_topk(as_rows(got), topk_dense(similarity_dense(x.toarray(), measure, weighting, shrink=0.5,
+                                                               k1=1.5, b=0.6), k=5))

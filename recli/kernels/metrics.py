@@ -367,6 +367,54 @@ def run_starts(u):
     return out
 
 
+# rows longer than this are sorted with a merge sort; shorter ones by insertion
+_SHORT_ROW = 32
+
+
+@njit(cache=True)
+def sorted_keys(rows, cols, data, n_rows, n_cols):
+    """``(keys, values)``: ``keys = row * n_cols + col`` ascending, ``data`` (float64, or
+    empty for none) moved along; the order of a stable sort of the keys. A counting sort by
+    row (O(n), rows are short lists) then a stable sort of each row's columns."""
+    n = rows.shape[0]
+    has_data = data.shape[0] == n
+    start = np.zeros(n_rows + 1, dtype=np.int64)
+    for p in range(n):
+        start[rows[p] + 1] += 1
+    for r in range(n_rows):
+        start[r + 1] += start[r]
+    pos = start[:-1].copy()
+    keys = np.empty(n, dtype=np.int64)
+    values = np.empty(n if has_data else 0, dtype=np.float64)
+    for p in range(n):
+        q = pos[rows[p]]
+        pos[rows[p]] += 1
+        keys[q] = np.int64(rows[p]) * n_cols + cols[p]
+        if has_data:
+            values[q] = data[p]
+    for r in range(n_rows):
+        lo, hi = start[r], start[r + 1]
+        if hi - lo > _SHORT_ROW:
+            order = np.argsort(keys[lo:hi], kind="mergesort") + lo  # stable
+            keys[lo:hi] = keys[order]
+            if has_data:
+                values[lo:hi] = values[order]
+            continue
+        for a in range(lo + 1, hi):
+            k = keys[a]
+            v = values[a] if has_data else 0.0
+            b = a
+            while b > lo and keys[b - 1] > k:
+                keys[b] = keys[b - 1]
+                if has_data:
+                    values[b] = values[b - 1]
+                b -= 1
+            keys[b] = k
+            if has_data:
+                values[b] = v
+    return keys, values
+
+
 @njit(cache=True)
 def csr_from_sorted_keys(keys, data, n_rows, n_cols):
     """``(indptr, indices, values, n_merged)`` from ascending ``keys = row * n_cols + col``

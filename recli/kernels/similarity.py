@@ -6,7 +6,8 @@ entities × entities CSR matrix holding, for every row ``i``, its ``k`` most sim
 other rows ``j`` (``j != i``), in rank order (score descending, ties by lower index).
 
 Pipeline (each step documented where it is implemented). Steps 1 and 2 transform SciPy
-matrices in :mod:`recli.models._weighting`; this module (NumPy and Numba only) runs step 3
+matrices in :mod:`recli.models._weighting` (step 1 of a matrix given with its transpose runs
+in :mod:`recli.kernels.weighting`); this module (NumPy and Numba only) runs step 3
 on the arrays of a CSR matrix (:func:`similarity_topk_arrays`), and
 :mod:`recli.models._similarity` converts SciPy input and sets the thread count around it.
 

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recli.backend import get_backend, threads_context
-from recli.models._weighting import prepare_rows
+from recli.models._weighting import prepare_rows, weighted_pair
 
 
 def _kernel_inputs(rows: sp.csr_matrix, features: sp.csr_matrix | None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -76,9 +76,12 @@ def build_similarity(rows: sp.csr_matrix, k: int, measure: str = "cosine", weigh
                      shrink: float = 0.0, alpha: float = 0.5, k1: float = 1.2, b: float = 0.75,
                      threads: int = 0, features: sp.csr_matrix | None = None, backend: Any = None) -> sp.csr_matrix:
     """Weight, centre and compute the top-``k`` similarity of the rows of ``rows``
-    (``features``, optional: ``rows.T`` as CSR, used when nothing is transformed) on
-    ``backend``'s kernels (the CPU's when omitted)."""
-    if weighting == "none" and measure not in ("pearson", "adjusted_cosine"):
-        return similarity_topk(rows, k, measure, shrink, alpha, threads, features, backend)  # nothing to transform
+    (``features``, optional: ``rows.T`` as CSR, used when nothing is centred: a tfidf or
+    bm25 weighting is applied to both, :func:`weighted_pair`) on ``backend``'s kernels (the
+    CPU's when omitted)."""
+    if measure not in ("pearson", "adjusted_cosine") and (weighting == "none" or features is not None):
+        if weighting != "none":  # weighs both orientations: no float64 copy, no transpose
+            rows, features = weighted_pair(rows, features, weighting, k1, b)
+        return similarity_topk(rows, k, measure, shrink, alpha, threads, features, backend)
     prepared, _ = prepare_rows(rows, measure, weighting, k1, b)
     return similarity_topk(prepared, k, measure, shrink, alpha, threads, backend=backend)

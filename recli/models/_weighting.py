@@ -44,15 +44,38 @@ def apply_weighting(rows: sp.csr_matrix, weighting: str, state: dict[str, np.nda
     if weighting == "tfidf":
         out.data = np.sqrt(out.data) * state["idf"][cols]
         return out
-    lengths = np.asarray(out.sum(axis=1), dtype=np.float64).ravel()
-    avg = float(state["avg_len"][0])
-    length_norm = (1.0 - b) + b * lengths / avg if avg > 0 else np.ones_like(lengths)
+    length_norm = _length_norm(out, state, b)
     row_of = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
     x = out.data
     den = k1 * length_norm[row_of] + x
     # 0/0 (a stored 0 with k1 = 0, or in an all-zero row with b = 1) weighs 0, like the 0 it is
     out.data = np.divide(x * (k1 + 1.0), den, out=np.zeros_like(x), where=den != 0) * state["idf"][cols]
     return out
+
+
+def _length_norm(rows: sp.csr_matrix, state: dict[str, np.ndarray], b: float) -> np.ndarray:
+    """BM25's ``L_e = (1 − b) + b · len_e / mean(len)`` of every row (1 when the mean is 0)."""
+    lengths = np.asarray(sp.csr_matrix(rows, dtype=np.float64).sum(axis=1), dtype=np.float64).ravel()
+    avg = float(state["avg_len"][0])
+    return (1.0 - b) + b * lengths / avg if avg > 0 else np.ones_like(lengths)
+
+
+def weighted_pair(rows: sp.csr_matrix, features: sp.csr_matrix, weighting: str, k1: float = 1.2,
+                  b: float = 0.75) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``apply_weighting(rows, …)`` after :func:`fit_weighting`, and the same values in the
+    orientation of ``features`` (``rows.T`` as CSR), both float32 and sharing the index
+    arrays of their input: the kernel weighs every stored value of either matrix in
+    parallel, so no float64 copy and no transpose is made. ``weighting``: tfidf or bm25."""
+    from recli.kernels.weighting import weighted_values
+
+    state = fit_weighting(rows, weighting)
+    bm25 = weighting == "bm25"
+    norm = _length_norm(rows, state, b) if bm25 else np.ones(0)
+    out = []
+    for m, by_row in ((rows, True), (features, False)):
+        values = weighted_values(m.indptr, m.indices, m.data, norm, state["idf"], float(k1), bm25, by_row)
+        out.append(sp.csr_matrix((values, m.indices, m.indptr), shape=m.shape))
+    return out[0], out[1]
 
 
 def observed_means(rows: sp.csr_matrix, axis: int) -> np.ndarray:

@@ -7,6 +7,7 @@ compared as strings (CSV ids are read as strings, so ``007`` stays ``007``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -168,6 +169,8 @@ class Encoded:
     n_train_users: int
     features: tuple[np.ndarray, np.ndarray] | None
     n_merged: int = 0
+    # (RECS frame, its item codes) where encoding already had them: not parsed twice
+    rec_items: tuple = ()
 
     @property
     def user_ids(self) -> pl.Series:
@@ -185,20 +188,27 @@ class Encoded:
 class Vocab:
     """Sorted unique ids -> ``0..n-1``. Non-negative integer ids that are not too sparse
     use a lookup table (one gather), and so do string ids that all spell such integers
-    (``"17"``, never ``"017"`` or ``"+17"``: :func:`decimal_ids`); other ids a Polars join."""
+    after one shared ``prefix`` (``"17"`` or ``"u17"``, never ``"017"`` or ``"+17"``:
+    :func:`decimal_ids`); other ids a Polars join (a hash of every string)."""
 
-    def __init__(self, ids: pl.Series, lut: np.ndarray | None = None):
+    def __init__(self, ids: pl.Series, lut: np.ndarray | None = None, prefix: str = ""):
         self.ids = ids
         self.lut = lut
+        self.prefix = prefix
+        self.source_codes: list[np.ndarray] | None = None  # codes of the series given to `of`
         if lut is None and ids.dtype == pl.Int64 and ids.len():
             self.lut = _lookup_table(ids.to_numpy(), np.arange(ids.len(), dtype=np.int32))
 
     @classmethod
     def of(cls, series: list[pl.Series]) -> "Vocab":
         """The vocabulary of the sorted distinct values of ``series`` (:func:`unique_sorted`).
-        Decimal string ids are collected as integers (a presence bitmap) and only the
-        distinct ones are sorted as strings, with their lookup table built alongside."""
-        parsed = [decimal_ids(s) for s in series] if all(s.dtype == pl.Utf8 for s in series) else [None]
+        Decimal string ids (after a shared prefix) are collected as integers (a presence
+        bitmap) and only the distinct ones are sorted as strings, with their lookup table
+        built alongside: ``prefix + a`` sorts before ``prefix + b`` exactly when ``a`` sorts
+        before ``b``."""
+        strings = all(s.dtype == pl.Utf8 for s in series)
+        prefix = _leading_text(series) if strings else ""
+        parsed = [decimal_ids(s, prefix) for s in series] if strings else [None]
         if not all(p is not None for p in parsed):
             return cls(unique_sorted(series))
         hi = max(int(p.max()) for p in parsed)
@@ -210,7 +220,12 @@ class Vocab:
         values = np.flatnonzero(seen)
         text = pl.Series(values).cast(pl.Utf8)
         order = text.arg_sort().to_numpy()  # string order, as unique_sorted sorts
-        return cls(text.gather(order), _lookup_table(values[order], np.arange(order.size, dtype=np.int32)))
+        ids = text.gather(order)
+        ids = (prefix + ids) if prefix else ids
+        vocab = cls(ids, _lookup_table(values[order], np.arange(order.size, dtype=np.int32)), prefix)
+        if vocab.lut is not None:
+            vocab.source_codes = [vocab.lut[p] for p in parsed]
+        return vocab
 
     def __len__(self) -> int:
         return self.ids.len()
@@ -219,11 +234,26 @@ class Vocab:
     def _frame(self) -> pl.DataFrame:
         return pl.DataFrame({"id": self.ids, "idx": np.arange(self.ids.len(), dtype=np.int32)})
 
+    def source(self, k: int, values: pl.Series) -> np.ndarray:
+        """Codes of ``values``, the ``k``-th series given to :meth:`of` (kept from there
+        when the ids were parsed as decimals, so not parsed again)."""
+        return self.source_codes[k] if self.source_codes is not None else self.codes(values)
+
     def codes(self, values: pl.Series) -> np.ndarray:
-        """int32 index of each value (-1 when absent), in the order of ``values``."""
+        """int32 index of each value (-1 when absent), in the order of ``values``. String
+        ids in runs (a recommendations file lists each user's rows together) are looked up
+        once per run: one comparison of neighbours instead of a parse or hash of each."""
+        if values.dtype == pl.Utf8 and values.len() > 1 and 2 * _run_heads(values.head(4096)).size <= min(
+                values.len(), 4096):  # the first rows tell whether there are runs to use
+            heads = _run_heads(values)
+            if 2 * heads.size <= values.len():
+                return np.repeat(self._codes(values.gather(heads)), np.diff(np.append(heads, values.len())))
+        return self._codes(values)
+
+    def _codes(self, values: pl.Series) -> np.ndarray:
         v = None
         if self.lut is not None and values.dtype == self.ids.dtype:
-            v = values.to_numpy() if values.dtype == pl.Int64 else decimal_ids(values)
+            v = values.to_numpy() if values.dtype == pl.Int64 else decimal_ids(values, self.prefix)
         if v is not None:
             if v.size == 0 or (v.min() >= 0 and v.max() < self.lut.shape[0]):
                 return self.lut[v]  # one gather: the common case
@@ -236,6 +266,11 @@ class Vocab:
         return joined["idx"].fill_null(-1).to_numpy().astype(np.int32)
 
 
+def _run_heads(values: pl.Series) -> np.ndarray:
+    """Positions where a run of equal values starts (every null starts one)."""
+    return (values != values.shift(1)).fill_null(True).arg_true().to_numpy()
+
+
 def _lookup_table(values: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
     """``lut[value] = code`` (-1 elsewhere) for non-negative ids that are not too sparse."""
     if values.size == 0 or values.min() < 0 or values.max() >= 8 * values.size + (1 << 20):
@@ -245,20 +280,31 @@ def _lookup_table(values: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
     return lut
 
 
-def decimal_ids(values: pl.Series) -> np.ndarray | None:
-    """The int64 values of string ids when every one is the canonical decimal spelling of a
-    non-negative integer (``"0"``, ``"17"``; not ``"017"``, ``"+17"``, ``"-0"`` or ``" 17"``),
-    so that integer and string are one-to-one; else None."""
+def _leading_text(series: list[pl.Series]) -> str:
+    """The ASCII letters and underscores that start the first id (``"u"`` of ``"u17"``,
+    ``"item_"`` of ``"item_5"``), the prefix :func:`decimal_ids` tries; ``""`` when none."""
+    first = next((s[0] for s in series if s.len() and s[0] is not None), "")
+    return re.match(r"[A-Za-z_]*", first).group()
+
+
+def decimal_ids(values: pl.Series, prefix: str = "") -> np.ndarray | None:
+    """The int64 values of string ids when every one is ``prefix`` followed by the canonical
+    decimal spelling of a non-negative integer (``"0"``, ``"17"``; not ``"017"``, ``"+17"``,
+    ``"-0"`` or ``" 17"``), so that integer and string are one-to-one; else None."""
     if values.dtype != pl.Utf8 or values.len() == 0:
         return None
+    if prefix:
+        if not values.str.starts_with(prefix).all():  # False also when a value is null
+            return None
+        values = values.str.slice(len(prefix))
     ints = values.str.to_integer(strict=False)  # None for anything that is not [+-]digits
     if ints.null_count():
         return None
     out = ints.to_numpy()
     if out.min() < 0:
         return None
-    leading = values.str.slice(0, 1)
-    if ((leading == "+") | (leading == "-") | ((leading == "0") & (values.str.len_bytes() > 1))).any():
+    starts = values.str.starts_with  # a test per string, no new strings
+    if (starts("+") | starts("-") | (starts("0") & (values.str.len_bytes() > 1))).any():
         return None
     return out
 
@@ -280,18 +326,16 @@ def unique_sorted(series: list[pl.Series]) -> pl.Series:
 def build_csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int, data: np.ndarray | None = None):
     """``(indptr, indices, data, n_merged)`` with each row sorted; repeated (row, col)
     pairs are merged, keeping the largest ``data`` (``None`` in, ``None`` out).
-    One sort of an int64 ``row * n_cols + col`` key (skipped when already sorted)."""
-    from recli.kernels.metrics import csr_from_sorted_keys
+    Pairs ordered by the int64 key ``row * n_cols + col`` (a counting sort by row,
+    :func:`recli.kernels.metrics.sorted_keys`, skipped when already in order)."""
+    from recli.kernels.metrics import csr_from_sorted_keys, sorted_keys
 
     n_cols = max(n_cols, 1)
     key = rows.astype(np.int64) * n_cols + cols
-    if key.size > 1 and np.any(key[1:] < key[:-1]):
-        if data is None:
-            key = np.sort(key)
-        else:
-            order = np.argsort(key, kind="stable")
-            key, data = key[order], data[order]
     vals = np.zeros(0) if data is None else np.ascontiguousarray(data, dtype=np.float64)
+    if key.size > 1 and np.any(key[1:] < key[:-1]):
+        key, vals = sorted_keys(np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(cols, dtype=np.int64),
+                                vals, n_rows, n_cols)
     indptr, indices, vals, n_merged = csr_from_sorted_keys(key, vals, n_rows, n_cols)
     return indptr, indices, (None if data is None else vals), int(n_merged)
 
@@ -307,15 +351,16 @@ def encode(relevant: pl.DataFrame, recs: list[pl.DataFrame], train: pl.DataFrame
     vocab = Vocab.of(item_sources)
     n_users, n_items = len(users), len(vocab)
     gain = relevant["gain"].to_numpy().astype(np.float64) if graded else None
-    t_ptr, t_idx, t_gain, n_merged = build_csr(users.codes(relevant["user"]), vocab.codes(relevant["item"]),
+    t_ptr, t_idx, t_gain, n_merged = build_csr(users.source(0, relevant["user"]), vocab.source(0, relevant["item"]),
                                                n_users, n_items, gain)
+    rec_items = tuple((r, vocab.source_codes[1 + n]) for n, r in enumerate(recs)) if vocab.source_codes else ()
     train_csr, counts, n_train_users = None, None, 0
     if train is not None:
-        t_items = vocab.codes(train["item"])
+        t_items = vocab.source(1 + len(recs), train["item"])
         train_users = Vocab.of([train["user"]])
         n_train_users = len(train_users)
         # TRAIN popularity = distinct TRAIN users per item (repeats of a pair count once).
-        all_ptr, all_idx, _, _ = build_csr(train_users.codes(train["user"]), t_items, n_train_users, n_items)
+        all_ptr, all_idx, _, _ = build_csr(train_users.source(0, train["user"]), t_items, n_train_users, n_items)
         counts = np.bincount(all_idx, minlength=n_items)
         t_users = users.codes(train["user"])
         keep = t_users >= 0
@@ -325,7 +370,8 @@ def encode(relevant: pl.DataFrame, recs: list[pl.DataFrame], train: pl.DataFrame
         flat = items.explode("feature").drop_nulls("feature")
         fv = Vocab(flat["feature"].unique().sort())
         features = build_csr(vocab.codes(flat["item"]), fv.codes(flat["feature"]), n_items, len(fv))[:2]
-    return Encoded(users, vocab, (t_ptr, t_idx, t_gain), train_csr, counts, n_train_users, features, n_merged)
+    return Encoded(users, vocab, (t_ptr, t_idx, t_gain), train_csr, counts, n_train_users, features, n_merged,
+                   rec_items)
 
 
 def rec_matrix(recs: pl.DataFrame, enc: Encoded, width: int | None, what: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -338,7 +384,8 @@ def rec_matrix(recs: pl.DataFrame, enc: Encoded, width: int | None, what: str) -
     from recli.kernels.metrics import run_starts, runs_to_matrix
 
     u = enc.users.codes(recs["user"])
-    i = enc.items.codes(recs["item"])
+    i = next((codes for frame, codes in enc.rec_items if frame is recs), None)
+    i = enc.items.codes(recs["item"]) if i is None else i
     o = recs["_ord"].to_numpy()
     inside = u >= 0
     n_outside = int(inside.size - np.count_nonzero(inside))
