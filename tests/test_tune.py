@@ -426,9 +426,10 @@ def test_a_silent_sqlite_trial_is_failed_and_retried(small, tmp_path, monkeypatc
     plan = tn.plan_study(opts)
     _, folds = tn.load_folds(opts)
     s = tn.open_study(opts, plan, folds)
-    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna expects optimize(); this is the dead worker
-        dead = s.study.ask({"lambda_": optuna.distributions.FloatDistribution(1.0, 1e4, log=True)})
-    s.study._storage.record_heartbeat(dead._trial_id)
+    # the dead worker: another process's storage on the same database (Optuna expects optimize())
+    other = optuna.load_study(study_name=s.study.study_name, storage=optuna.storages.RDBStorage(opts.storage))
+    dead = other.ask({"lambda_": optuna.distributions.FloatDistribution(1.0, 1e4, log=True)})
+    other._storage.record_heartbeat(dead._trial_id)
     time.sleep(2.5)
     tn.run_trials(s.study, s.runner, plan, None)
     trials = s.study.trials
@@ -581,3 +582,56 @@ def test_tune_validation_by_blas_scores_ranks_as_the_exact_path(small):
     want = validation_score(model, va.user_items, tr.user_items, "ndcg", 10)
     assert want > 0
     assert validation_score(model, va.user_items, tr.user_items, "ndcg", 10, exact=False) == pytest.approx(want)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_own_finished_trials_join_the_snapshot_without_a_full_read(tmp_path, monkeypatch):
+    """After a trial of its own, the next snapshot takes that trial as written (equal to
+    what the database holds); a trial written by anyone else forces the full read."""
+    import optuna
+
+    from recli.stages import tune_cache as tc
+    from recli.stages.tune_storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = open_storage(url, str(tmp_path))
+    study = optuna.create_study(storage=storage, study_name="s", sampler=optuna.samplers.RandomSampler(seed=3))
+    full = []
+    real = storage._backend._get_trials
+    monkeypatch.setattr(storage._backend, "_get_trials", lambda *a, **k: full.append(1) or real(*a, **k))
+    for n in range(3):
+        trial = study.ask()
+        trial.set_user_attr("n", n)
+        study.tell(trial, trial.suggest_float("x", 0.0, 1.0))
+        tc.refresh(storage)
+        cached = study.get_trials(deepcopy=False)
+    assert len(full) == 1  # the first snapshot only
+    other = optuna.storages.RDBStorage(url)
+    assert cached == other.get_all_trials(study._study_id)  # FrozenTrial equality: every field
+    other_study = optuna.load_study(study_name="s", storage=other)
+    other_study.tell(other_study.ask(), 0.5)  # another worker's trial
+    tc.refresh(storage)
+    assert len(study.get_trials()) == 4 and len(full) == 2
+
+
+def test_a_trial_that_never_beat_turns_stale_after_the_grace_period(tmp_path):
+    """A process killed between creating a trial and its first write leaves a RUNNING
+    trial without a heartbeat: it is failed and retried like any stale trial."""
+    import datetime
+
+    import optuna
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    from recli.stages.tune_storage import GRACE_S, open_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = open_storage(url, str(tmp_path))
+    sid = storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    other = optuna.storages.RDBStorage(url)  # another process: no heartbeat thread, then killed
+    young, old = other.create_new_trial(sid), other.create_new_trial(sid)
+    with _create_scoped_session(other.scoped_session) as session:
+        trial = session.get(models.TrialModel, old)
+        trial._datetime_start_utc -= datetime.timedelta(seconds=GRACE_S + 5)
+    assert storage._get_stale_trial_ids(sid) == [old]  # the young one is within its grace period
+    assert young != old

@@ -70,21 +70,22 @@ def _topk_rows(scores, rows, indptr, indices, banned, out_items, out_values):
         end = indptr[r + 1] if r >= 0 else 0
         size = 0
         row = scores[b]
+        # the bar a score must beat: -inf until the heap is full, then its root. Held in a
+        # local (not re-read from the heap) so that the common reject is one compare.
+        bar = -np.inf
         for j in range(n):
             s = row[j]
-            # fast reject: once the heap is full almost every item fails this one compare
-            # (it also rejects NaN); items are scanned in increasing index, so an equal
-            # score never beats the root (which has the lower index).
-            if size == k:
-                if not (s > hs[0]):
-                    continue
-            elif not (s > -np.inf):
+            # fast reject (also NaN and -inf); items are scanned in increasing index, so an
+            # equal score never beats the root (which has the lower index).
+            if not (s > bar):
                 continue
             if has_ban and banned[j] != 0:
                 continue
             if end > lo and slice_contains(indices, lo, end, j):
                 continue
             size = heap_push(hs, hi, size, s, j)
+            if size == k:
+                bar = hs[0]
         heap_sort(hs, hi, size)
         for t in range(size, k):
             hs[t] = -np.inf

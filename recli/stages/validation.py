@@ -36,12 +36,25 @@ def add_model_lists(ev: Any, model: Any, uidx: np.ndarray, rows: np.ndarray, kma
         batch = np.ascontiguousarray(uidx[start:start + batch_size], dtype=np.int64)
         rows_seen = batch if seen is not None else None
         if unordered is not None:
-            items, _ = topk(unordered(batch), kmax, rows_seen, indptr, indices)
+            scores = unordered(batch)
+            if seen is not None:  # the batch's own score matrix: seen items become -inf, which top-k skips
+                _mask_seen(scores, batch, indptr, indices)
+            items, _ = topk(scores, kmax)
         elif fused is not None:
             items, _ = fused(batch, None, kmax, rows_seen, indptr, indices)
         else:
             items, _ = topk(model.score(batch, None), kmax, rows_seen, indptr, indices)
         ev.add(items, np.ascontiguousarray(rows[start:start + batch_size], dtype=np.int64), validate=False)
+
+
+def _mask_seen(scores: np.ndarray, users: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> None:
+    """``scores[r, i] = -inf`` for every item ``i`` in user ``users[r]``'s row of the CSR."""
+    starts, ends = indptr[users], indptr[users + 1]
+    lens = (ends - starts).astype(np.int64)
+    total = int(lens.sum())
+    if total:
+        offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(total)
+        scores[np.repeat(np.arange(users.shape[0]), lens), indices[offsets]] = -np.inf
 
 
 def validation_score(model: Any, valid: sp.csr_matrix, train: sp.csr_matrix, metric: str = "ndcg",
