@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from recli.backend import threads_context
+from recli.backend import numba_warmup, threads_context
 from recli.data.io import ReadOptions, read_interactions
 from recli.data.schema import ITEM, RATING, USER
 from recli.errors import ConfigError, InputError
@@ -92,7 +92,8 @@ def run_eval(req: EvalRequest) -> EvalReport:
         if req.model is not None:
             report = _evaluate_model(req, ks, names, gates)
         else:
-            report = _evaluate_files(req, list(zip(labels, recs, strict=True)), ks, names, gates)
+            with numba_warmup():  # Numba's start-up runs while Polars reads and maps ids (GIL released)
+                report = _evaluate_files(req, list(zip(labels, recs, strict=True)), ks, names, gates)
     report.failures = failed_gates(report.results, gates)
     return report
 
