@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -188,6 +189,34 @@ def _blas_controller() -> Any:
     if _CONTROLLER.get("modules") != len(sys.modules):
         _CONTROLLER.update(controller=ThreadpoolController(), modules=len(sys.modules))
     return _CONTROLLER["controller"]
+
+
+@contextlib.contextmanager
+def numba_warmup() -> Iterator[None]:
+    """Run a block while a background thread prepares Numba's CPU target.
+
+    The first kernel call of a process (even one loaded from the on-disk cache) first
+    builds Numba's CPU target: a few hundred ms of imports that hold the GIL. A block
+    whose first part runs with the GIL released (Polars reading files and mapping ids)
+    hides that cost. The thread takes Numba's compiler lock, as a compilation would, so a kernel
+    called meanwhile waits for it; the block's exit waits for the thread too.
+    """
+    thread = threading.Thread(target=_prepare_numba_target, name="recli-numba-warmup", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+def _prepare_numba_target() -> None:
+    try:
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.core.registry import cpu_target
+    except ImportError:  # a Numba without these internals: the first kernel call does the work
+        return
+    with global_compiler_lock:
+        cpu_target.target_context.refresh()
 
 
 @contextlib.contextmanager

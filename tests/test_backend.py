@@ -243,3 +243,24 @@ def test_a_real_gpu_runs_the_xp_kernels_like_the_cpu():
     got = backend.kernels.topk(scores, 7)
     want = topk_reference(scores, 7)
     np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_numba_warmup_runs_the_block_and_joins_its_thread():
+    """Kernels called inside the block wait for the warm-up (Numba's compiler lock) and
+    give their usual answer; an error in the block propagates and the thread is gone."""
+    import threading
+
+    from recli.backend import numba_warmup
+    from recli.stages.eval_inputs import build_csr
+
+    def warmup_alive():
+        return any(t.name == "recli-numba-warmup" and t.is_alive() for t in threading.enumerate())
+
+    rows, cols = np.array([1, 0, 1, 1]), np.array([2, 1, 0, 2])
+    with numba_warmup():
+        indptr, indices, _, merged = build_csr(rows, cols, 2, 3)
+    assert not warmup_alive()
+    assert indptr.tolist() == [0, 1, 3] and indices.tolist() == [1, 0, 2] and merged == 1
+    with pytest.raises(ValueError, match="in the block"), numba_warmup():
+        raise ValueError("in the block")
+    assert not warmup_alive()

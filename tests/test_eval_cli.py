@@ -335,3 +335,26 @@ def test_model_is_loaded_on_the_device_asked_for(cli, files, monkeypatch):
     monkeypatch.setattr(recli.backend, "get_backend", real)
     res = cli([*args, "--device", "tpu"])
     assert res.exit_code == 2 and res.stderr.startswith("error: unknown device 'tpu'") and "hint:" in res.stderr
+
+
+def test_main_freezes_what_is_left_for_exit(monkeypatch):
+    """After the command, ``main`` moves every live object out of the collector's reach, so
+    the interpreter's exit-time collections do not walk them (a fresh ``recli eval`` pays
+    them after its output is written); the exit code is the command's."""
+    import gc
+
+    import recli.cli as cli
+
+    def command():
+        raise SystemExit(3)
+
+    monkeypatch.setattr(cli, "app", command)
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main()
+        assert exit_info.value.code == 3
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from recli.backend import threads_context
+from recli.backend import numba_warmup, threads_context
 from recli.data.io import ReadOptions, read_interactions
 from recli.data.schema import ITEM, RATING, USER
 from recli.errors import ConfigError, InputError
@@ -88,11 +88,14 @@ def run_eval(req: EvalRequest) -> EvalReport:
     ks, names, gates = parse_ks(req.k), (parse_metrics(req.metrics) if req.metrics else None), parse_gates(req.fail_under)
     labels = _labels(recs, req.labels) if req.model is None else []
     _check_stdin(recs + [req.test, req.train, req.items] + req.predictions)
-    with threads_context(req.threads):
-        if req.model is not None:
+    if req.model is not None:
+        with threads_context(req.threads):
             report = _evaluate_model(req, ks, names, gates)
-        else:
-            report = _evaluate_files(req, list(zip(labels, recs, strict=True)), ks, names, gates)
+    else:
+        with numba_warmup():  # Numba starts up while Polars reads the files and maps ids (GIL released)
+            tables = _read_tables(req, list(zip(labels, recs, strict=True)))
+            with threads_context(req.threads):
+                report = _evaluate_files(req, tables, ks, names, gates)
     report.failures = failed_gates(report.results, gates)
     return report
 
@@ -162,22 +165,38 @@ def _options(req: EvalRequest) -> ReadOptions:
     return req.read if req.read is not None else ReadOptions(fmt=req.input_format)
 
 
-def _evaluate_files(req: EvalRequest, recs: list[tuple[str, str]], ks, names, gates) -> EvalReport:
-    """``(label, path)`` RECS files scored against the tables ``req`` names, with :func:`evaluate`
-    (and per cold/warm segment with ``--cold-report``)."""
+@dataclass
+class _Tables:
+    """The tables a RECS-files evaluation reads: ``recs`` = ``[(label, frame)]``."""
+
+    recs: list[tuple[str, pl.DataFrame]]
+    test: pl.DataFrame
+    train: pl.DataFrame | None
+    items: pl.DataFrame | None
+    predictions: list[pl.DataFrame]
+
+
+def _read_tables(req: EvalRequest, recs: list[tuple[str, str]]) -> _Tables:
+    """The ``(label, path)`` RECS files, TEST, TRAIN, --items and --predictions, read in that order."""
     recs_frames = [(label, _read_output(p, req)) for label, p in recs]
     test, train = _read(req.test, req), _read(req.train, req)
+    items = _read(req.items, req, roles=(ITEM,), required=(ITEM,))
+    return _Tables(recs_frames, test, train, items, [_read_output(p, req) for p in req.predictions])
+
+
+def _evaluate_files(req: EvalRequest, tables: _Tables, ks, names, gates) -> EvalReport:
+    """The RECS files of ``tables`` scored against its other tables, with :func:`evaluate`
+    (and per cold/warm segment with ``--cold-report``)."""
     options = dict(ks=ks, relevance_threshold=req.relevance_threshold, graded=req.graded,
                    only_recommended=req.only_recommended, exclude_train=req.exclude_train, compat=req.compat,
                    feature_col=req.feature_col, seed=req.seed)
-    items = _read(req.items, req, roles=(ITEM,), required=(ITEM,))
-    report = evaluate(recs_frames, test, train=train, items=items,
-                      predictions=[_read_output(p, req) for p in req.predictions], metrics=names,
-                      bootstrap=req.bootstrap, per_user=req.per_user, gates=gates, **options)
+    report = evaluate(tables.recs, tables.test, train=tables.train, items=tables.items, predictions=tables.predictions,
+                      metrics=names, bootstrap=req.bootstrap, per_user=req.per_user, gates=gates, **options)
     if req.cold_report:
         from recli.stages.eval_cold import cold_report
 
-        report.cold, notes = cold_report(recs_frames, test, train, report.results, items=items, **options)
+        report.cold, notes = cold_report(tables.recs, tables.test, tables.train, report.results, items=tables.items,
+                                         **options)
         report.notes.extend(notes)
     return report
 
