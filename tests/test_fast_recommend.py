@@ -180,3 +180,31 @@ def test_id_array_tampering_is_refused(models, tmp_path):
     for checksums in (True, None, False):
         with pytest.raises(ArtifactError):
             load_model(bad, checksums=checksums)
+
+
+@pytest.mark.parametrize("name", ["als", "bpr"])
+def test_loaded_model_keeps_the_item_transpose(models, name):
+    """A loaded factor model (read-only item factors) makes ``Vᵀ`` once: repeated one-user
+    scores reuse it and equal the fixed-order kernel's bits on a fresh copy of ``V``."""
+    from recli.kernels.dot_xp import dot_scores_xp
+
+    model = load_model(models[name], get_backend("cpu", 1)).model
+    V, b = model.item_side()
+    assert not V.flags.writeable
+    first = model.score(np.array([0, 3]))
+    kept = model._items_t[1]
+    again = model.score(np.array([3]))
+    assert model._items_t[1] is kept  # not transposed again
+    want = dot_scores_xp(model.user_vectors(np.array([0, 3]), None), np.array(V), b)
+    assert np.array_equal(first, want) and np.array_equal(again[0], want[1])
+
+
+def test_training_model_scores_its_current_item_factors(models):
+    """Writable item factors (a model in training) are never cached: a change in place
+    shows in the next scores."""
+    model = load_model(models["als"], get_backend("cpu", 1)).model
+    model.item_factors = np.array(model.item_factors)  # writable, as during training
+    before = model.score(np.array([1]))
+    model.item_factors *= 2
+    assert np.allclose(model.score(np.array([1])), 2 * before)
+    assert "_items_t" not in model.__dict__

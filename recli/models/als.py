@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recli.errors import ArtifactError, InputError
-from recli.models._factors import FactorModel, cosine_rows, dtype_param, held, loaded, published, stored, training_dtype
+from recli.models._factors import FactorModel, cosine_rows, dtype_param, held, loaded, loaded_items, published, stored, training_dtype
 from recli.models.base import EpochCallback, param
 
 
@@ -194,11 +194,10 @@ class ALS(FactorModel):
 
     @classmethod
     def from_arrays(cls, config: Any, arrays: dict[str, np.ndarray], backend: Any = None) -> "ALS":
-        from recli.kernels.precision import to_float32
 
         model = cls(config, backend)
         model.user_factors = loaded(arrays, "user_factors", config.dtype, cls.name)  # rows upcast per batch
-        model.item_factors = to_float32(loaded(arrays, "item_factors", config.dtype, cls.name), config.dtype)
+        model.item_factors = loaded_items(arrays, config.dtype, cls.name)
         if model.user_factors.shape[1] != config.factors or model.item_factors.shape[1] != config.factors:
             raise ArtifactError("stored factors do not match the model's 'factors' setting",
                               hint="the model file is inconsistent; retrain it")
