@@ -113,22 +113,26 @@ def _residual(indices, data, start, end, x, Y, A0, lam, alpha, r, s, rows, conf)
     for f in range(k):
         r[f] = -r[f]
     n_buf = min(end - start, rows.shape[0])
-    for idx in range(start, end):
+    for j in range(n_buf):
+        idx = start + j
         if idx + PREFETCH < end:
             prefetch_row(Y, indices[idx + PREFETCH])
         i = indices[idx]
-        j = idx - start
+        for f in range(k):
+            rows[j, f] = Y[i, f]
         c1, pc = _conf(data[idx], alpha)
-        if j < n_buf:
-            for f in range(k):
-                rows[j, f] = Y[i, f]
-            conf[j] = c1
-            d = _dot(rows, j, x, k)
-            _axpy(np.float32(pc - c1 * d), rows, j, r, k)
-        else:
-            d = _dot(Y, i, x, k)
-            _axpy(np.float32(pc - c1 * d), Y, i, r, k)
+        conf[j] = c1
+        d = _dot(rows, j, x, k)
         s[j] = d
+        _axpy(np.float32(pc - c1 * d), rows, j, r, k)
+    for idx in range(start + n_buf, end):
+        if idx + PREFETCH < end:
+            prefetch_row(Y, indices[idx + PREFETCH])
+        i = indices[idx]
+        c1, pc = _conf(data[idx], alpha)
+        d = _dot(Y, i, x, k)
+        s[idx - start] = d
+        _axpy(np.float32(pc - c1 * d), Y, i, r, k)
     rr = np.float32(0.0)
     for f in range(k):
         rr += r[f] * r[f]
