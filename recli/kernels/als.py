@@ -22,8 +22,8 @@ Two solvers, both writing ``X`` in place, row by row (each thread owns its rows)
   factor rows yᵢ (scattered over ``Y``) once into a contiguous per-thread buffer, and
   the steps read that buffer in order, which the CPU streams, instead of gathering
   from ``Y`` at random each time (rows beyond ``BUFFER_BYTES`` read their tail from
-  ``Y``). The arithmetic and its order are the same either way, so the buffer does
-  not change a bit of ``X``.
+  ``Y``). The operations and their order are the same either way, so the buffer does
+  not change ``X`` (tests compare the bits).
 * ``cholesky``: forms the k×k matrix and solves it exactly.
 
 Rows without interactions get a zero factor (the exact solution, since b = 0).
@@ -151,6 +151,9 @@ def _apply(indices, data, start, end, p, Y, rows, conf, A0, lam, alpha, Ap, dp):
     for j in range(n_buf):
         d = _dot(rows, j, p, k)
         dp[j] = d
+        # c1 stored, not recomputed: with fastmath's reassociation the compiler may
+        # compute (alpha·|r|)·d as (d·alpha)·|r| in one loop and not in the other,
+        # and the buffered and unbuffered paths would round differently.
         _axpy(conf[j] * d, rows, j, Ap, k)
     for idx in range(start + n_buf, end):
         if idx + PREFETCH < end:
