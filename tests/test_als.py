@@ -10,6 +10,7 @@ import recli.kernels  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 from recli.backend import get_backend
 from recli.data.matrix import csr_arrays
 from recli.errors import ConfigError, InputError
+from recli.kernels import als as als_kernels
 from recli.kernels.als import als_loss, als_sweep, row_regularization
 from recli.kernels.als_xp import xp_als_loss, xp_als_sweep
 from recli.models.als import ALS, ALSConfig
@@ -48,13 +49,53 @@ def test_cholesky_sweep_equals_reference(signed):
     assert np.all(X[2] == 0)
 
 
-def test_cg_steps_equal_reference_cg():
+@pytest.mark.parametrize("buffered", [None, 0, 3])
+def test_cg_steps_equal_reference_cg(buffered, monkeypatch):
+    """``buffered``: non-zeros per row the CG copies into its buffer (None: the default,
+    0: none, every pass reads ``Y``; 3: rows longer than 3 read their tail from ``Y``)."""
     m = random_csr(seed=3, signed=True)
     Y = factors(m.shape[1], 8, 4)
     X0 = factors(m.shape[0], 8, 5)
     X = X0.copy()
+    if buffered is not None:
+        monkeypatch.setattr(als_kernels, "BUFFER_BYTES", buffered * 4 * 8)
     als_sweep(*csr_arrays(m), X, Y, REG, ALPHA, solver="cg", cg_steps=3)
     np.testing.assert_allclose(X, ref.cg_sweep(m, X0, Y, REG, ALPHA, 3), rtol=2e-3, atol=2e-4)
+
+
+def long_row_csr(seed):
+    """Rows of 0 to 300 non-zeros, signed values, and one row with every column."""
+    rng = np.random.default_rng(seed)
+    m = sp.random(120, 300, density=0.05, format="lil", random_state=seed, dtype=np.float32)
+    m[1, :] = 1.0
+    m[7, :40] = 2.0
+    m = m.tocsr()
+    m.data = rng.integers(-2, 5, m.nnz).astype(np.float32)  # stored zeros and negatives too
+    m.sort_indices()
+    return m
+
+
+@pytest.mark.parametrize("k", [8, 13, 64])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_cg_buffer_does_not_change_a_bit(k, scaled, monkeypatch):
+    """The CG copies each row's factor rows into a buffer for its steps, up to BUFFER_BYTES;
+    a longer row reads the rest from ``Y``. Both paths do the same float operations in the
+    same order, so the factors and the loss are bit-identical whatever the buffer holds:
+    nothing (every pass gathers from ``Y``, the kernel's pre-buffer arithmetic), 5 or 50
+    non-zeros (longer rows split between buffer and ``Y``), or every row whole."""
+    m = long_row_csr(seed=k)
+    Y, X0 = factors(m.shape[1], k, 1), factors(m.shape[0], k, 2)
+    reg = row_regularization(REG, m.indptr) if scaled else REG
+    results = []
+    for buffered in (0, 5, 50, m.shape[1]):
+        monkeypatch.setattr(als_kernels, "BUFFER_BYTES", buffered * 4 * k)
+        X = X0.copy()
+        loss = als_sweep(*csr_arrays(m), X, Y, reg, ALPHA, solver="cg", cg_steps=3)
+        results.append((X, loss))
+    X_direct, loss_direct = results[0]
+    assert np.abs(X_direct - X0).max() > 1e-2  # the sweep moved the factors
+    for X, loss in results[1:]:
+        assert np.array_equal(X, X_direct) and loss == loss_direct
 
 
 def test_cg_converges_to_exact_solution():

@@ -17,7 +17,13 @@ entries: the ALS-WR weighting of Zhou et al. 2008 that Spark MLlib uses); then `
 Two solvers, both writing ``X`` in place, row by row (each thread owns its rows):
 
 * ``cg``: ``cg_steps`` conjugate-gradient steps warm-started from the current ``X``
-  (Takács, Pilászy & Tikk 2011), never forming the k×k matrix.
+  (Takács, Pilászy & Tikk 2011), never forming the k×k matrix. Each step's product
+  A·p passes over the row's non-zeros again; the initial residual gathers the row's
+  factor rows yᵢ (scattered over ``Y``) once into a contiguous per-thread buffer, and
+  the steps read that buffer in order, which the CPU streams, instead of gathering
+  from ``Y`` at random each time (rows beyond ``BUFFER_BYTES`` read their tail from
+  ``Y``). The operations and their order are the same either way, so the buffer does
+  not change ``X`` (tests compare the bits).
 * ``cholesky``: forms the k×k matrix and solves it exactly.
 
 Rows without interactions get a zero factor (the exact solution, since b = 0).
@@ -37,6 +43,10 @@ from recli.kernels._prefetch import prefetch_row
 
 # How many non-zeros ahead to prefetch factor rows (latency hiding for random reads).
 PREFETCH = 6
+# Bytes of the per-chunk buffer the CG copies a row's factor rows into (4 MiB: 16384
+# non-zeros at k = 64). A longer row keeps its tail in Y, so one popular item cannot make
+# every thread allocate a buffer as large as the item's column.
+BUFFER_BYTES = 4 << 20
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -75,25 +85,54 @@ def _observed_term(value, alpha, s):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _residual(indices, data, start, end, x, Y, A0, lam, alpha, r, s):
+def _dot(A, i, v, k):
+    """A[i]·v over k float32 entries."""
+    d = np.float32(0.0)
+    for f in range(k):
+        d += A[i, f] * v[f]
+    return d
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _axpy(t, A, i, out, k):
+    """out += t·A[i]."""
+    for f in range(k):
+        out[f] += t * A[i, f]
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _residual(indices, data, start, end, x, Y, A0, lam, alpha, r, s, rows, conf):
     """r = b − A x with A x = A0 x + Σ c1·(yᵢ·x)·yᵢ and b = Σ p·c·yᵢ; s[j] = yⱼ·x.
-    Returns r·r."""
+    Returns r·r.
+
+    Also copies the row's first ``rows.shape[0]`` factor rows yⱼ into ``rows`` (contiguous)
+    and their c1 into ``conf``: the CG steps then read them in order instead of gathering
+    them from ``Y`` at random again."""
     k = x.shape[0]
     _symv(A0, x, r, k, lam)
     for f in range(k):
         r[f] = -r[f]
-    for idx in range(start, end):
+    n_buf = min(end - start, rows.shape[0])
+    for j in range(n_buf):
+        idx = start + j
+        if idx + PREFETCH < end:
+            prefetch_row(Y, indices[idx + PREFETCH])
+        i = indices[idx]
+        for f in range(k):
+            rows[j, f] = Y[i, f]
+        c1, pc = _conf(data[idx], alpha)
+        conf[j] = c1
+        d = _dot(rows, j, x, k)
+        s[j] = d
+        _axpy(np.float32(pc - c1 * d), rows, j, r, k)
+    for idx in range(start + n_buf, end):
         if idx + PREFETCH < end:
             prefetch_row(Y, indices[idx + PREFETCH])
         i = indices[idx]
         c1, pc = _conf(data[idx], alpha)
-        d = np.float32(0.0)
-        for f in range(k):
-            d += Y[i, f] * x[f]
+        d = _dot(Y, i, x, k)
         s[idx - start] = d
-        t = np.float32(pc - c1 * d)
-        for f in range(k):
-            r[f] += t * Y[i, f]
+        _axpy(np.float32(pc - c1 * d), Y, i, r, k)
     rr = np.float32(0.0)
     for f in range(k):
         rr += r[f] * r[f]
@@ -101,21 +140,28 @@ def _residual(indices, data, start, end, x, Y, A0, lam, alpha, r, s):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _apply(indices, data, start, end, p, Y, A0, lam, alpha, Ap, dp):
-    """Ap = A0 p + Σ c1·(yᵢ·p)·yᵢ without forming Yᵀ(Cᵤ − I)Y; dp[j] = yⱼ·p. Returns p·Ap."""
+def _apply(indices, data, start, end, p, Y, rows, conf, A0, lam, alpha, Ap, dp):
+    """Ap = A0 p + Σ c1·(yᵢ·p)·yᵢ without forming Yᵀ(Cᵤ − I)Y; dp[j] = yⱼ·p. Returns p·Ap.
+
+    The first ``rows.shape[0]`` yⱼ and c1 come from the buffers :func:`_residual` filled
+    (sequential reads), the rest of a longer row from ``Y`` (random reads, prefetched)."""
     k = p.shape[0]
     _symv(A0, p, Ap, k, lam)
-    for idx in range(start, end):
+    n_buf = min(end - start, rows.shape[0])
+    for j in range(n_buf):
+        d = _dot(rows, j, p, k)
+        dp[j] = d
+        # c1 stored, not recomputed: with fastmath's reassociation the compiler may
+        # compute (alpha·|r|)·d as (d·alpha)·|r| in one loop and not in the other,
+        # and the buffered and unbuffered paths would round differently.
+        _axpy(conf[j] * d, rows, j, Ap, k)
+    for idx in range(start + n_buf, end):
         if idx + PREFETCH < end:
             prefetch_row(Y, indices[idx + PREFETCH])
         i = indices[idx]
-        d = np.float32(0.0)
-        for f in range(k):
-            d += Y[i, f] * p[f]
+        d = _dot(Y, i, p, k)
         dp[idx - start] = d
-        t = np.float32(alpha * abs(data[idx])) * d
-        for f in range(k):
-            Ap[f] += t * Y[i, f]
+        _axpy(np.float32(alpha * abs(data[idx])) * d, Y, i, Ap, k)
     pAp = np.float32(0.0)
     for f in range(k):
         pAp += p[f] * Ap[f]
@@ -123,17 +169,17 @@ def _apply(indices, data, start, end, p, Y, A0, lam, alpha, Ap, dp):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _cg_row(indices, data, start, end, x, Y, A0, lam, alpha, cg_steps, r, p, Ap, s, dp):
+def _cg_row(indices, data, start, end, x, Y, rows, conf, A0, lam, alpha, cg_steps, r, p, Ap, s, dp):
     """Warm-started CG on one row; returns its observed loss term at the new x.
 
     s[j] tracks yⱼ·x as x moves (x ← x + a·p ⇒ s ← s + a·(yⱼ·p)), so the loss needs
     no extra pass over the row."""
     k = x.shape[0]
-    rsold = _residual(indices, data, start, end, x, Y, A0, lam, alpha, r, s)
+    rsold = _residual(indices, data, start, end, x, Y, A0, lam, alpha, r, s, rows, conf)
     for f in range(k):
         p[f] = r[f]
     for _ in range(cg_steps if rsold >= CG_EPS else 0):
-        a = rsold / _apply(indices, data, start, end, p, Y, A0, lam, alpha, Ap, dp)
+        a = rsold / _apply(indices, data, start, end, p, Y, rows, conf, A0, lam, alpha, Ap, dp)
         rsnew = np.float32(0.0)
         for f in range(k):
             x[f] += a * p[f]
@@ -154,22 +200,29 @@ def _cg_row(indices, data, start, end, x, Y, A0, lam, alpha, cg_steps, r, p, Ap,
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _cg_sweep(indptr, indices, data, X, Y, A0, lam, alpha, cg_steps, bounds, max_nnz, obs_out):
+def _cg_sweep(indptr, indices, data, X, Y, A0, lam, alpha, cg_steps, bounds, buffer_nnz, obs_out):
     k = X.shape[1]
     for c in prange(bounds.shape[0] - 1):
-        # Scratch per chunk: each chunk (and so each thread) owns its buffers and rows.
+        # Scratch per chunk, allocated once and sized to the chunk's longest row (the
+        # factor-row buffer capped at buffer_nnz rows): each chunk (and so each thread)
+        # owns its buffers and rows.
+        longest = 1
+        for u in range(bounds[c], bounds[c + 1]):
+            longest = max(longest, indptr[u + 1] - indptr[u])
         r = np.empty(k, np.float32)
         p = np.empty(k, np.float32)
         Ap = np.empty(k, np.float32)
-        s = np.empty(max_nnz, np.float32)
-        dp = np.empty(max_nnz, np.float32)
+        s = np.empty(longest, np.float32)
+        dp = np.empty(longest, np.float32)
+        rows = np.empty((min(longest, buffer_nnz), k), np.float32)
+        conf = np.empty(rows.shape[0], np.float32)
         obs = 0.0
         for u in range(bounds[c], bounds[c + 1]):
             start, end = indptr[u], indptr[u + 1]
             if start == end:
                 X[u, :] = 0.0
             else:
-                obs += _cg_row(indices, data, start, end, X[u], Y, A0, _row_lambda(lam, u), alpha, cg_steps,
+                obs += _cg_row(indices, data, start, end, X[u], Y, rows, conf, A0, _row_lambda(lam, u), alpha, cg_steps,
                                r, p, Ap, s, dp)
         obs_out[c] = obs
 
@@ -289,8 +342,8 @@ def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", c
     bounds = balanced_bounds(indptr, n_chunks, row_cost=k)
     obs = np.zeros(bounds.shape[0] - 1, np.float64)
     if solver == "cg":
-        max_nnz = max(1, int(np.diff(indptr).max(initial=0)))
-        _cg_sweep(indptr, indices, data, X, Y, A0, lam, np.float32(alpha), int(cg_steps), bounds, max_nnz, obs)
+        _cg_sweep(indptr, indices, data, X, Y, A0, lam, np.float32(alpha), int(cg_steps), bounds,
+                  BUFFER_BYTES // (4 * k), obs)
     else:
         _cholesky_sweep(indptr, indices, data, X, Y, A0, lam, np.float32(alpha), bounds, obs)
     return float(obs.sum())
