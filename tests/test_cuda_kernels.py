@@ -97,11 +97,8 @@ print("lowered", len(cases))
 """
 
 
-def test_the_kernels_type_and_lower_for_a_real_gpu():
-    """The simulator runs kernels as Python: only Numba's CUDA compiler checks their types.
-    Each kernel is typed and lowered to NVVM IR for compute capability 8.0 (no GPU, no
-    driver needed), in a process without the simulator, with the argument types recli
-    launches it with."""
+def _without_simulator(script: str):
+    """Run ``script`` in a Python process with Numba's CUDA target (the simulator off)."""
     import os
     import subprocess
     import sys
@@ -109,10 +106,27 @@ def test_the_kernels_type_and_lower_for_a_real_gpu():
 
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0",
                PYTHONPATH=str(Path(__file__).resolve().parent.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    res = subprocess.run([sys.executable, "-c", _LOWER], capture_output=True, text=True, env=env, timeout=600)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     if res.returncode and res.stderr.strip().startswith("SKIP"):
         pytest.skip(f"this numba-cuda lacks the compiler entry point used here: {res.stderr.strip()}")
     assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def test_the_kernels_type_and_lower_for_a_real_gpu():
+    """The simulator runs kernels as Python: only Numba's CUDA compiler checks their types.
+    Each kernel is typed and lowered to NVVM IR for compute capability 8.0 (no GPU, no
+    driver needed), in a process without the simulator, with the argument types recli
+    launches it with."""
+    res = _without_simulator(_LOWER)
+    assert res.stdout.strip() == "lowered 5"
+
+
+def test_the_kernels_compile_with_a_numpy_without_row_stack():
+    """NumPy 2.5 removed ``np.row_stack``, which numba-cuda 0.30 overloads when it first
+    compiles a kernel (seen on a real GPU: every compile failed with AttributeError).
+    Importing recli's kernels restores the alias, so they still type and lower."""
+    res = _without_simulator("import numpy\ndel numpy.row_stack\n" + _LOWER)
     assert res.stdout.strip() == "lowered 5"
 
 
