@@ -130,6 +130,31 @@ def test_the_kernels_compile_with_a_numpy_without_row_stack():
     assert res.stdout.strip() == "lowered 5"
 
 
+_LAUNCH = """
+import warnings
+from recli.kernels.cuda import topk
+from recli.kernels.cuda.device import launch
+
+def launched(configure):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = configure()
+    return [str(w.message) for w in caught], config
+
+raw, _ = launched(lambda: topk._topk_kernel[2, 128])
+ours, config = launched(lambda: launch(topk._topk_kernel, 5))
+print(len(raw), "Grid size 2" in "".join(raw), len(ours), config.griddim, config.blockdim)
+"""
+
+
+def test_a_small_launch_does_not_warn_about_occupancy():
+    """Numba warns when a grid has fewer than 128 blocks (a launch configures without a
+    GPU, so this runs here); a small batch or one user gets a small grid by design, and
+    ``launch`` keeps that warning from reaching users as a ``warning:`` line."""
+    res = _without_simulator(_LAUNCH)
+    assert res.stdout.split() == ["1", "True", "0", "(1,", "1,", "1)", "(128,", "1,", "1)"]
+
+
 # -- the kernels behind XPKernels --------------------------------------------------------
 # XPKernels launches the top-k and CG kernels on a real GPU only (recli.kernels.cuda.launchable);
 # forced with cuda=True, the same namespace runs them here on the simulator (a few hundred rows).
