@@ -97,11 +97,8 @@ print("lowered", len(cases))
 """
 
 
-def test_the_kernels_type_and_lower_for_a_real_gpu():
-    """The simulator runs kernels as Python: only Numba's CUDA compiler checks their types.
-    Each kernel is typed and lowered to NVVM IR for compute capability 8.0 (no GPU, no
-    driver needed), in a process without the simulator, with the argument types recli
-    launches it with."""
+def _without_simulator(script: str):
+    """Run ``script`` in a Python process with Numba's CUDA target (the simulator off)."""
     import os
     import subprocess
     import sys
@@ -109,11 +106,54 @@ def test_the_kernels_type_and_lower_for_a_real_gpu():
 
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0",
                PYTHONPATH=str(Path(__file__).resolve().parent.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    res = subprocess.run([sys.executable, "-c", _LOWER], capture_output=True, text=True, env=env, timeout=600)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     if res.returncode and res.stderr.strip().startswith("SKIP"):
         pytest.skip(f"this numba-cuda lacks the compiler entry point used here: {res.stderr.strip()}")
     assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def test_the_kernels_type_and_lower_for_a_real_gpu():
+    """The simulator runs kernels as Python: only Numba's CUDA compiler checks their types.
+    Each kernel is typed and lowered to NVVM IR for compute capability 8.0 (no GPU, no
+    driver needed), in a process without the simulator, with the argument types recli
+    launches it with."""
+    res = _without_simulator(_LOWER)
     assert res.stdout.strip() == "lowered 5"
+
+
+def test_the_kernels_compile_with_a_numpy_without_row_stack():
+    """NumPy 2.5 removed ``np.row_stack``, which numba-cuda 0.30 overloads when it first
+    compiles a kernel (seen on a real GPU: every compile failed with AttributeError).
+    Importing recli's kernels restores the alias, so they still type and lower (here the
+    alias is removed first where this NumPy still has it)."""
+    res = _without_simulator("import numpy\nif hasattr(numpy, 'row_stack'):\n    del numpy.row_stack\n" + _LOWER)
+    assert res.stdout.strip() == "lowered 5"
+
+
+_LAUNCH = """
+import warnings
+from recli.kernels.cuda import topk
+from recli.kernels.cuda.device import launch
+
+def launched(configure):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = configure()
+    return [str(w.message) for w in caught], config
+
+raw, _ = launched(lambda: topk._topk_kernel[2, 128])
+ours, config = launched(lambda: launch(topk._topk_kernel, 5))
+print(len(raw), "Grid size 2" in "".join(raw), len(ours), config.griddim, config.blockdim)
+"""
+
+
+def test_a_small_launch_does_not_warn_about_occupancy():
+    """Numba warns when a grid has fewer than 128 blocks (a launch configures without a
+    GPU, so this runs here); a small batch or one user gets a small grid by design, and
+    ``launch`` keeps that warning from reaching users as a ``warning:`` line."""
+    res = _without_simulator(_LAUNCH)
+    assert res.stdout.split() == ["1", "True", "0", "(1,", "1,", "1)", "(128,", "1,", "1)"]
 
 
 # -- the kernels behind XPKernels --------------------------------------------------------

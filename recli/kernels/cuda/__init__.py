@@ -18,13 +18,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+# numba-cuda 0.30 (the last release; upstream fixes no more NumPy versions) registers an
+# overload of ``np.row_stack`` the first time it compiles a kernel, and NumPy 2.5 removed
+# that alias of ``np.vstack``: every kernel compile then fails with AttributeError. The
+# alias is restored, as NumPy < 2.5 had it, before any kernel here is compiled.
+if not hasattr(np, "row_stack"):
+    np.row_stack = np.vstack
+
 
 def launchable(xp: Any) -> bool:
     """Whether the custom kernels run on a real GPU for arrays of ``xp``: ``xp`` makes arrays
     of its own type (CuPy; not NumPy or a NumPy stand-in), ``numba.cuda`` imports, the CUDA
     simulator is off, and Numba sees a CUDA device."""
-    import numpy as np
-
     if getattr(xp, "ndarray", np.ndarray) is np.ndarray:
         return False
     try:

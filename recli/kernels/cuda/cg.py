@@ -20,8 +20,7 @@ import numpy as np
 from numba import cuda
 
 from recli.kernels import CG_EPS
-
-THREADS = 128
+from recli.kernels.cuda.device import launch
 
 
 @cuda.jit(device=True)
@@ -95,6 +94,5 @@ def cg_sweep(indptr: Any, indices: Any, data: Any, X: Any, Y: Any, A0: Any, alph
     ``Y``, with ``A0 = YᵀY + λI`` given (float32 ``(k, k)``)."""
     n = X.shape[0]
     if n:
-        _cg_kernel[(n + THREADS - 1) // THREADS, THREADS](indptr, indices, data, X, Y, A0, np.float32(alpha),
-                                                          np.int64(cg_steps), np.float32(CG_EPS), scratch[0],
-                                                          scratch[1], scratch[2])
+        launch(_cg_kernel, n)(indptr, indices, data, X, Y, A0, np.float32(alpha), np.int64(cg_steps),
+                              np.float32(CG_EPS), scratch[0], scratch[1], scratch[2])

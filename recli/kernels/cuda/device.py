@@ -1,8 +1,12 @@
 """Device functions shared by the CUDA kernels: the counter-based draws of
 :mod:`recli.kernels.counter_random` and the sorted-row membership test of
-:mod:`recli.kernels._search`, compiled from the same Python source as their host twins."""
+:mod:`recli.kernels._search`, compiled from the same Python source as their host twins;
+and :func:`launch`, how every kernel here is configured for its threads."""
 
 from __future__ import annotations
+
+import warnings
+from typing import Any
 
 import numpy as np
 from numba import config, cuda
@@ -10,6 +14,22 @@ from numba import config, cuda
 from recli.kernels._search import slice_find
 from recli.kernels.counter_random import below, counter_bits_with
 from recli.kernels.random_streams import splitmix64
+
+THREADS = 128  # threads per block
+
+# Numba warns (NumbaPerformanceWarning) when a launch has fewer than 128 blocks; its
+# message may begin with terminal colour codes, hence the leading ".*".
+_LOW_OCCUPANCY = r".*Grid size \d+ will likely result in GPU under-utilization"
+
+
+def launch(kernel: Any, n: int) -> Any:
+    """``kernel`` configured for ``n`` threads (one per row or sample): ``⌈n / THREADS⌉``
+    blocks (at least one) of ``THREADS``. A small batch, or one user, gets a small grid by
+    design, so Numba's low-occupancy warning is dropped here instead of reaching users as
+    a ``warning:`` line."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_LOW_OCCUPANCY)
+        return kernel[max(1, (n + THREADS - 1) // THREADS), THREADS]
 
 
 def _wrapping(fn):

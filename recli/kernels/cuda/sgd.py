@@ -24,14 +24,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from recli.kernels.cuda.device import counter_bits, draw_item, find, first_negative, uniform_below
-
-THREADS = 128  # threads per block
-
-
-def _grid(n: int) -> tuple[int, int]:
-    return (max(1, (n + THREADS - 1) // THREADS), THREADS)
-
+from recli.kernels.cuda.device import counter_bits, draw_item, find, first_negative, launch, uniform_below
 
 # -- BPR ------------------------------------------------------------------------------
 
@@ -76,8 +69,8 @@ def bpr_batch(indptr, indices, users, pos, base, U, V, b, dU, dV, db, lr, reg, k
     """BPR steps of samples ``base .. base + len(users) - 1`` (users and positives given,
     negatives drawn: up to ``max_tries``, -1 in ``neg`` when all were positives) added into
     ``dU``, ``dV``, ``db``; per-sample loss ``-ln σ(x_uij)`` and ``x_uij > 0`` out."""
-    _bpr_kernel[_grid(len(users))](indptr, indices, users, pos, np.int64(base), U, V, b, dU, dV, db, np.float32(lr),
-                                   np.float32(reg), np.uint64(key), np.int64(max_tries), neg, loss, correct)
+    launch(_bpr_kernel, len(users))(indptr, indices, users, pos, np.int64(base), U, V, b, dU, dV, db, np.float32(lr),
+                                    np.float32(reg), np.uint64(key), np.int64(max_tries), neg, loss, correct)
 
 
 # -- WARP -----------------------------------------------------------------------------
@@ -182,10 +175,10 @@ def warp_batch(indptr, indices, users, pos, base, U, V, b, GU, GV, Gb, dU, dV, d
     adagrad only); the positive is the given one, or with ``kos_k > 0`` the k-OS pick of
     draws keyed by ``kos_key`` (written back into ``pos``). Out per sample: the violating negative (or -1), the number
     of negatives counted and the loss ``L_N · (1 - x_ui + x_uj)``."""
-    _warp_kernel[_grid(len(users))](indptr, indices, users, pos, np.int64(base), U, V, b, GU, GV, Gb, dU, dV, db, dGU,
-                                    dGV, dGb, np.float32(lr), np.float32(reg), bool(adagrad), np.int64(max_sampled),
-                                    np.uint64(key), neg, n_sampled, loss, np.int64(kos_k), np.int64(kos_n),
-                                    np.uint64(kos_key))
+    launch(_warp_kernel, len(users))(indptr, indices, users, pos, np.int64(base), U, V, b, GU, GV, Gb, dU, dV, db, dGU,
+                                     dGV, dGb, np.float32(lr), np.float32(reg), bool(adagrad), np.int64(max_sampled),
+                                     np.uint64(key), neg, n_sampled, loss, np.int64(kos_k), np.int64(kos_n),
+                                     np.uint64(kos_key))
 
 
 # -- MF -------------------------------------------------------------------------------
@@ -230,6 +223,6 @@ def mf_batch(indptr, indices, users, items, ratings, base, mu, P, Q, bu, bi, dP,
     error before its step out per sample."""
     from recli.kernels.sgd_xp import MF_NEGATIVE_TRIES
 
-    _mf_kernel[_grid(len(users))](indptr, indices, users, items, ratings, np.int64(base), np.float32(mu), P, Q, bu, bi,
-                                  dP, dQ, dbu, dbi, np.float32(lr), np.float32(reg), np.float32(reg_bias),
-                                  np.int64(negatives), np.int64(MF_NEGATIVE_TRIES), np.uint64(key), neg, loss)
+    launch(_mf_kernel, len(users))(indptr, indices, users, items, ratings, np.int64(base), np.float32(mu), P, Q, bu, bi,
+                                   dP, dQ, dbu, dbi, np.float32(lr), np.float32(reg), np.float32(reg_bias),
+                                   np.int64(negatives), np.int64(MF_NEGATIVE_TRIES), np.uint64(key), neg, loss)

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 from numba import cuda
 
+from recli.kernels.cuda.device import launch
 from recli.kernels.topk_xp import _prepare
-
-THREADS = 128
 
 
 @cuda.jit
@@ -71,6 +70,5 @@ def topk(scores: Any, k: int, rows: Any = None, indptr: Any = None, indices: Any
     items = xp.full((B, k), -1, dtype=xp.int32)
     values = xp.full((B, k), -np.inf, dtype=xp.float32)
     if B and k:
-        _topk_kernel[(B + THREADS - 1) // THREADS, THREADS](scores, rows, xp.asarray(indptr), xp.asarray(indices),
-                                                             banned, items, values)
+        launch(_topk_kernel, B)(scores, rows, xp.asarray(indptr), xp.asarray(indices), banned, items, values)
     return items, values
