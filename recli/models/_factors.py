@@ -139,15 +139,24 @@ class FactorModel(Model):
     def top_k(self, uidx: np.ndarray, history: Any, k: int, rows: Any = None, indptr: Any = None,
               indices: Any = None, banned: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """``kernels.topk(self.score(uidx, history), k, rows, indptr, indices, banned)``. On
-        the CPU a large batch runs the fused kernel (:func:`recli.kernels.dot.dot_topk`):
-        the same result without the ``(len(uidx), n_items)`` score matrix."""
+        the CPU a large batch runs :func:`recli.kernels.dot_screen.screened_topk` (a BLAS
+        screen, then the fixed-order sum for the few items near the cut): the same result,
+        bit for bit, with one block of BLAS scores per worker thread in memory, never the
+        ``(len(uidx), n_items)`` score matrix."""
         from recli.kernels.cpu import SMALL_BATCH_CELLS
 
         if self.backend.name != "cpu" or np.shape(uidx)[0] * self.n_items <= SMALL_BATCH_CELLS:
             return self.backend.kernels.topk(self.score(uidx, history), k, rows, indptr, indices, banned)
-        from recli.kernels.dot import dot_topk
+        import numba
 
-        return dot_topk(self.user_vectors(uidx, history), *self.item_side(), k, rows, indptr, indices, banned)
+        from recli.backend import single_threaded_blas
+        from recli.kernels.dot_screen import screened_topk
+
+        U = self.user_vectors(uidx, history)
+        # --threads workers (Numba's thread count, set by threads_context), one BLAS thread each
+        with single_threaded_blas():
+            return screened_topk(U, *self.item_side(), k, rows, indptr, indices, banned,
+                                 workers=numba.get_num_threads())
 
 
 def init_factors(n_rows: int, factors: int, rng: np.random.Generator,
