@@ -144,8 +144,10 @@ def max_row_norm(V):  # pragma: no cover - compiled
         for f in range(V.shape[1]):
             x = np.float64(V[j, f])
             s += x * x
-        if not (s <= best):  # a NaN sticks
+        if s > best:
             best = s
+        elif not (s <= best):  # NaN
+            return np.nan
     return np.sqrt(best)
 
 
