@@ -9,7 +9,9 @@ multiply-add and no reordering): the bits equal the NumPy twin's.
 heaps, so a batch's ``(B, n_items)`` score matrix is never written (one tile per thread
 lives in L1), and the result equals ``topk(dot_scores(U, V, b), ...)`` exactly. Users go
 four at a time through a tile, so each load of ``V`` serves four sums (the sums
-themselves, and so the bits, are those of ``_dot_into``)."""
+themselves, and so the bits, are those of ``_dot_into``). Factor models reach the same
+result faster through :mod:`recli.kernels.dot_screen`, which falls back to it for users
+whose factors admit no error bound; it shares ``_beats`` and ``_eligible``."""
 
 from __future__ import annotations
 
