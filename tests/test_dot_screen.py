@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recli.kernels import dot_screen
 from recli.kernels.dot import dot_topk
 from recli.kernels.dot_screen import row_margins, screened_topk
 from recli.kernels.dot_xp import dot_scores_xp
@@ -51,8 +52,11 @@ def near_ties(rng, n_users=40, n_items=700, f=64):
 
 
 @pytest.mark.parametrize("with_bias", [False, True])
-@pytest.mark.parametrize("workers,block_rows", [(1, 0), (2, 7)])
-def test_near_ties_give_the_fixed_order_result(with_bias, workers, block_rows):
+@pytest.mark.parametrize("workers,block_rows,tile", [(1, 0, 0), (2, 7, 128), (2, 16, 64)])
+def test_near_ties_give_the_fixed_order_result(with_bias, workers, block_rows, tile, monkeypatch):
+    """One tile of items, or several (the screen's bar rises from tile to tile)."""
+    if tile:
+        monkeypatch.setattr(dot_screen, "BLOCK_BYTES", 4 * block_rows * tile)
     rng = np.random.default_rng(5 + with_bias)
     U, V = near_ties(rng)
     b = np.repeat(rng.standard_normal(V.shape[0] // 10), 10).astype(np.float32) if with_bias else None  # per cluster
@@ -104,6 +108,7 @@ def test_factors_stored_in_reduced_precision(dtype):
     b = to_float32(to_storage(rng.standard_normal(500) * 0.1, dtype), dtype)
     for k in (1, 10, 500):
         assert_exact(U, V, b, k, workers=2, block_rows=4)
+        assert_exact(U, V, b, k, block_rows=30)
 
 
 def test_k_beyond_the_eligible_items_and_tiny_catalogues():

@@ -5,18 +5,18 @@ fixed-order sum: a BLAS screen, then an exact rescore of the few items that can 
 (``topk(dot_scores(U, V, b), k, ...)``: scores summed in the fixed order of
 :mod:`recli.kernels.dot_xp`, topk's filters and tie rule), bit for bit, so a user's list
 is the same whether asked alone or with every user. Worker threads take blocks of users;
-per block:
+per block, tile of items by tile of items (so a tile of scores stays in cache):
 
-1. ``S = U_b·Vᵀ (+ b)`` by one single-threaded BLAS product (float32, in BLAS's own
+1. ``S = U_b·V_tileᵀ (+ b)`` by one single-threaded BLAS product (float32, in BLAS's own
    summation order);
 2. per row, items in increasing index, with topk's filters (seen items, ``banned``,
-   NaN and -inf): ``t`` = the k-th best BLAS score among eligible items (``−∞`` if fewer
-   than ``k``), by topk's heap;
-3. every eligible item with ``S[j] ≥ t − 2δ`` is rescored in the fixed order
+   NaN and -inf): ``t`` = the k-th best BLAS score among the eligible items so far
+   (``−∞`` while fewer than ``k``), by topk's heap, kept from tile to tile;
+3. every eligible item of the tile with ``S[j] ≥ t − 2δ`` is rescored in the fixed order
    (``s = 0; s = fl(s + fl(u_f·v_jf))`` for each ``f``, then ``s = fl(s + b_j)``: the
    float32 operations of ``_dot_into``, in its order, no fused multiply-add) and offered to
-   the row's final heap, which is sorted with topk's tie rule. Every other item is skipped
-   unscored: after the screen, a row rescores about ``k`` items, not ``n_items``.
+   the row's final heap, sorted after the last tile with topk's tie rule. Every other
+   item is skipped unscored: a row rescores a few times ``k`` items, not ``n_items``.
 
 The margin: ``S[j]`` and the fixed-order score ``e_j`` are float32 sums of the same ``f``
 products plus ``b_j``; whatever the order, with or without fused multiply-adds, each is
@@ -29,13 +29,15 @@ item of row ``b``
 
 (the outer 2 is a safety factor; it also covers the float64 rounding of the norms).
 
-Exactness: the ``k`` eligible items with ``S ≥ t`` have exact scores ``≥ t − δ``, so the
-exact k-th best eligible score is ``≥ t − δ``; every member of the exact top-k (ties at
-the boundary included) has ``e_j ≥ t − δ``, hence ``S[j] ≥ t − 2δ``: it is rescored.
-The final heap thus sees every member of the exact top-k with its exact score (among
-other eligible items) and keeps the top-k of what it sees under topk's total order
-(higher score, then lower index): the exact top-k. ``t − 2δ`` is rounded down to float32,
-so the float32 comparison never skips an item the real-number test keeps.
+Exactness: let ``t*`` be the final ``t`` (over all items). The ``k`` eligible items with
+``S ≥ t*`` have exact scores ``≥ t* − δ``, so the exact k-th best eligible score is
+``≥ t* − δ``; every member of the exact top-k (ties at the boundary included) has
+``e_j ≥ t* − δ``, hence ``S[j] ≥ t* − 2δ ≥ t − 2δ`` for the ``t`` of its own tile (``t``
+only rises): it is rescored. The final heap thus sees every member of the exact top-k
+with its exact score (among other eligible items) and keeps the top-k of what it sees
+under topk's total order (higher score, then lower index): the exact top-k. ``t − 2δ`` is
+rounded down to float32, so the float32 comparison never skips an item the real-number
+test keeps.
 
 The bound needs finite sums: a row whose ``‖u_b‖·max‖v‖ + max|b|`` is not finite (NaN or
 infinite factors) or could overflow float32 goes to ``dot_topk`` instead (the same
@@ -51,8 +53,8 @@ from numba import njit
 from recli.kernels._heap import heap_push, heap_sort
 from recli.kernels.dot import _beats, _eligible, _offer
 
-BLOCK_BYTES = 8 << 20  # one block of BLAS scores: written by BLAS, read back from the cache
-MIN_ROWS, MAX_ROWS = 16, 512
+BLOCK_ROWS = 256  # users per BLAS product: enough rows that packing V's tile is a small cost
+BLOCK_BYTES = 4 << 20  # one tile of BLAS scores per worker: written by BLAS, read back from the cache
 UNIT = 2.0 ** -24  # float32's unit roundoff
 TINY = 2.0 ** -149  # float32's smallest subnormal: the absolute error of a product rounded there
 SAFETY = 2.0
@@ -66,9 +68,8 @@ def screened_topk(user_vectors: np.ndarray, item_factors: np.ndarray, item_bias:
     """:func:`recli.kernels.dot.dot_topk` (same arguments and results, bit for bit) by a
     BLAS screen and an exact rescore (module docstring). ``workers`` threads (0: Numba's
     thread count) each run single-threaded BLAS products (the caller limits BLAS to one
-    thread) on blocks of ``block_rows`` users (0: as many as keep a block near
-    ``BLOCK_BYTES``). Memory: one ``block_rows x n_items`` float32 block per worker
-    besides the ``B x k`` results."""
+    thread) on blocks of ``block_rows`` users (0: ``BLOCK_ROWS``), one tile of items at a
+    time. Memory: one tile of scores (``BLOCK_BYTES``) per worker besides the results."""
     from recli.kernels.dot import dot_topk
     from recli.kernels.topk_xp import _prepare
 
@@ -86,25 +87,38 @@ def screened_topk(user_vectors: np.ndarray, item_factors: np.ndarray, item_bias:
     exact = np.isfinite(margins)
     indptr, indices = np.asarray(indptr), np.asarray(indices)
     if exact.any():
-        step = block_rows or min(MAX_ROWS, max(MIN_ROWS, BLOCK_BYTES // (4 * n_items)))
+        step = block_rows or BLOCK_ROWS
+        tile = max(CHUNK, BLOCK_BYTES // (4 * step) // CHUNK * CHUNK)
         starts = iter(range(0, n_rows, step))  # shared by the workers: each takes the next block
 
         def work() -> None:
-            block = np.empty((min(step, n_rows), n_items), dtype=np.float32)
+            buffer = np.empty(min(step, n_rows) * min(tile, n_items), dtype=np.float32)
             for start in starts:
                 part = slice(start, min(start + step, n_rows))
-                S = block[:part.stop - start]
-                np.matmul(U[part], V.T, out=S)  # releases the GIL: the workers' products overlap
-                if bias.shape[0]:
-                    S += bias
-                _screen_block(S, U[part], V, bias, margins[part], rows[part], indptr, indices, banned,
-                              items[part], values[part])
+                state = _start_state(rows[part], indptr, k)
+                for lo in range(0, n_items, tile):
+                    hi = min(lo + tile, n_items)
+                    S = buffer[:(part.stop - start) * (hi - lo)].reshape(part.stop - start, hi - lo)
+                    np.matmul(U[part], V[lo:hi].T, out=S)  # releases the GIL: the workers' products overlap
+                    if bias.shape[0]:
+                        S += bias[lo:hi]
+                    _screen_tile(S, lo, U[part], V, bias, margins[part], rows[part], indptr, indices, banned,
+                                 *state, items[part], values[part], hi == n_items)
 
         run_workers(work, workers or numba.get_num_threads())
     if not exact.all():
         rest = ~exact
         items[rest], values[rest] = dot_topk(U[rest], V, item_bias, k, rows[rest], indptr, indices, banned)
     return items, values
+
+
+def _start_state(rows: np.ndarray, indptr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A block's running state: the heaps of BLAS scores (values, items) and per row
+    ``[screen heap size, its seen cursor, final heap size, its seen cursor]``."""
+    first = np.where(rows >= 0, np.asarray(indptr)[np.maximum(rows, 0)], 0)
+    counters = np.zeros((rows.shape[0], 4), dtype=np.int64)
+    counters[:, 1] = counters[:, 3] = first
+    return np.empty((rows.shape[0], k), np.float32), np.empty((rows.shape[0], k), np.int32), counters
 
 
 def run_workers(work, workers: int) -> None:
@@ -174,51 +188,55 @@ def _any_at_least(row, lo, bar):
 
 
 @njit(cache=True, nogil=True)
-def _screen_block(S, U, V, bias, margins, rows, indptr, indices, banned, out_items, out_values):  # pragma: no cover
-    B, n_items = S.shape
+def _screen_tile(S, lo, U, V, bias, margins, rows, indptr, indices, banned, screen_s, screen_x, counters,
+                 out_items, out_values, last):  # pragma: no cover - compiled
+    """One tile of BLAS scores ``S`` (items ``lo…``) of a block of users: steps 2 and 3 of
+    the module docstring with the block's running state; ``last``: sort the final heaps."""
+    B, width = S.shape
     n_factors = U.shape[1]
     k = out_items.shape[1]
-    screen_s = np.empty(k, np.float32)  # the heap of BLAS scores
-    screen_x = np.empty(k, np.int32)
-    whole = n_items - n_items % CHUNK
+    whole = width - width % CHUNK
     for b in range(B):
         delta = margins[b]
         if not (delta < np.inf):
             continue  # no bound: the row goes to the fixed-order kernel
         r = rows[b]
-        first = indptr[r] if r >= 0 else 0
         end = indptr[r + 1] if r >= 0 else 0
         row = S[b]
-        # 1. t: the k-th best BLAS score among eligible items (topk's offer, chunk by chunk)
-        size, c = 0, first
-        for lo in range(0, whole, CHUNK):
-            if size < k or _any_at_least(row, lo, screen_s[0]):
-                size, c = _offer(row[lo:], CHUNK, lo, screen_s, screen_x, size, c, end, indices, banned)
-        size, c = _offer(row[whole:], n_items - whole, whole, screen_s, screen_x, size, c, end, indices, banned)
-        bar = _bar_below(screen_s[0], 2 * delta) if size == k else np.float32(-np.inf)
-        # 2. every eligible item with S ≥ t − 2δ, rescored in the fixed order, to the final heap
+        hs1 = screen_s[b]
+        hx1 = screen_x[b]
+        # 2. t so far: the k-th best BLAS score among eligible items (topk's offer, by chunks)
+        size, c = counters[b, 0], counters[b, 1]
+        for j in range(0, whole, CHUNK):
+            if size < k or _any_at_least(row, j, hs1[0]):
+                size, c = _offer(row[j:], CHUNK, lo + j, hs1, hx1, size, c, end, indices, banned)
+        size, c = _offer(row[whole:], width - whole, lo + whole, hs1, hx1, size, c, end, indices, banned)
+        counters[b, 0], counters[b, 1] = size, c
+        bar = _bar_below(hs1[0], 2 * delta) if size == k else np.float32(-np.inf)
+        # 3. eligible items with S ≥ t − 2δ, rescored in the fixed order, to the final heap
         hs = out_values[b]
         hx = out_items[b]
         u = U[b]
-        size, c = 0, first
-        for lo in range(0, n_items, CHUNK):
-            hi = min(lo + CHUNK, n_items)
-            if hi - lo == CHUNK and not _any_at_least(row, lo, bar):
+        size, c = counters[b, 2], counters[b, 3]
+        for j0 in range(0, width, CHUNK):
+            if j0 < whole and not _any_at_least(row, j0, bar):
                 continue
-            for j in range(lo, hi):
+            for j in range(j0, min(j0 + CHUNK, width)):
                 if not (row[j] >= bar):
                     continue
-                ok, c = _eligible(j, c, end, indices, banned)
+                ok, c = _eligible(lo + j, c, end, indices, banned)
                 if not ok:
                     continue
                 s = np.float32(0.0)  # the sum of _dot_into, operation for operation: the same bits
                 for f in range(n_factors):
-                    s += u[f] * V[j, f]
+                    s += u[f] * V[lo + j, f]
                 if bias.shape[0]:
-                    s += bias[j]
+                    s += bias[lo + j]
                 if _beats(s, hs, size):
-                    size = heap_push(hs, hx, size, s, j)
-        heap_sort(hs, hx, size)
-        for t in range(size, k):
-            hs[t] = -np.inf
-            hx[t] = -1
+                    size = heap_push(hs, hx, size, s, lo + j)
+        counters[b, 2], counters[b, 3] = size, c
+        if last:
+            heap_sort(hs, hx, size)
+            for t in range(size, k):
+                hs[t] = -np.inf
+                hx[t] = -1
