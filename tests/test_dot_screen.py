@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from recli.kernels import dot_screen
 from recli.kernels.dot import dot_topk
-from recli.kernels.dot_screen import row_margins, screened_topk
+from recli.kernels.dot_screen import max_row_norm, row_margins, screened_topk
 from recli.kernels.dot_xp import dot_scores_xp
 from recli.kernels.precision import to_float32, to_storage
 from tests.reference_topk import topk_reference
@@ -89,11 +89,14 @@ def test_non_finite_factors_go_to_the_fixed_order_kernel():
     rng = np.random.default_rng(2)
     U = rng.standard_normal((9, 8)).astype(np.float32)
     V = rng.standard_normal((150, 8)).astype(np.float32)
+    reference = np.linalg.norm(V.astype(np.float64), axis=1).max()
+    assert max_row_norm(V) == pytest.approx(reference, rel=1e-12)
     U[2, 3], U[4, 0] = np.nan, np.inf
     margins = row_margins(U, V, np.zeros(0, np.float32))
     assert np.isinf(margins[[2, 4]]).all() and np.isfinite(np.delete(margins, [2, 4])).all()
     assert_exact(U, V, None, 5)
     V[7, 1] = np.nan  # every row: NaN scores skipped, the rest ranked
+    assert np.isnan(max_row_norm(V))
     assert np.isinf(row_margins(U, V, np.zeros(0, np.float32))).all()
     assert_exact(U, V, None, 5)
 

@@ -149,9 +149,11 @@ def row_margins(U: np.ndarray, V: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return margins
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
 def max_row_norm(V):  # pragma: no cover - compiled
-    """``max_j ‖V[j]‖₂`` in float64 (exact squares of float32 values; NaN if any is NaN)."""
+    """``max_j ‖V[j]‖₂`` in float64 (exact squares of float32 values; NaN if any is NaN).
+    Summed in any order (``reassoc`` lets LLVM vectorise): a float64 rounding of a bound,
+    which the margin's safety factor covers; NaN and infinity still propagate."""
     best = 0.0
     for j in range(V.shape[0]):
         s = 0.0
