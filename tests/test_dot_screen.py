@@ -16,6 +16,8 @@ from recli.kernels.dot_xp import dot_scores_xp
 from recli.kernels.precision import to_float32, to_storage
 from tests.reference_topk import topk_reference
 
+NONE = np.zeros(0, np.float32)  # no bias
+
 
 def seen_csr(rng, n_rows, n_items, density=0.1):
     """A seen-items CSR with one row that has seen every item."""
@@ -72,13 +74,34 @@ def test_near_ties_give_the_fixed_order_result(with_bias, workers, block_rows, t
     assert not np.array_equal(topk_reference(blas, 10)[0], dot_topk(U, V, b, 10)[0])
 
 
+def test_a_user_bias_added_last():
+    """``mf``'s order: ``fl(fl(dot + b_j) + c_u)``; rows with a non-finite ``c_u`` take the
+    fixed-order scores and topk."""
+    from recli.kernels.topk import topk
+
+    rng = np.random.default_rng(9)
+    U, V = near_ties(rng, n_users=30, n_items=400, f=32)
+    b = np.repeat(rng.standard_normal(40), 10).astype(np.float32)
+    c = (rng.standard_normal(30) * 3).astype(np.float32)
+    c[4] = np.nan
+    indptr, indices = seen_csr(rng, 30, 400)
+    rows = np.arange(30, dtype=np.int64)
+    scores = dot_scores_xp(U, V, b) + c[:, None]
+    for k in (1, 10, 400):
+        got = screened_topk(U, V, b, k, rows, indptr, indices, user_bias=c, workers=2, block_rows=8)
+        want = topk_reference(scores, k, rows, indptr, indices)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        assert (got[0][4] == topk(scores[[4]], k, rows[[4]], indptr, indices)[0]).all()  # all NaN: none
+    assert not np.array_equal(topk_reference(U @ V.T + b + c[:, None], 10)[0], topk_reference(scores, 10)[0])
+
+
 @pytest.mark.parametrize("scale", [1e-22, 1e-3, 1.0, 1e12, 1e17, 4e18])
 def test_scaled_factors_subnormal_products_and_the_overflow_fallback(scale):
     rng = np.random.default_rng(1)
     U, V = near_ties(rng, n_users=12, n_items=300, f=16)
     U, V = (U * np.float32(scale)).astype(np.float32), (V * np.float32(scale)).astype(np.float32)
     b = (rng.standard_normal(V.shape[0]) * scale * scale).astype(np.float32)  # 1e-22: products are subnormal
-    margins = row_margins(U, V, b)
+    margins = row_margins(U, V, b, NONE)
     assert np.isfinite(margins).all() == (scale < 1e18)  # 4e18: scores could overflow: dot_topk
     for k in (3, 30):
         assert_exact(U, V, b, k)
@@ -92,12 +115,12 @@ def test_non_finite_factors_go_to_the_fixed_order_kernel():
     reference = np.linalg.norm(V.astype(np.float64), axis=1).max()
     assert max_row_norm(V) == pytest.approx(reference, rel=1e-12)
     U[2, 3], U[4, 0] = np.nan, np.inf
-    margins = row_margins(U, V, np.zeros(0, np.float32))
+    margins = row_margins(U, V, NONE, NONE)
     assert np.isinf(margins[[2, 4]]).all() and np.isfinite(np.delete(margins, [2, 4])).all()
     assert_exact(U, V, None, 5)
     V[7, 1] = np.nan  # every row: NaN scores skipped, the rest ranked
     assert np.isnan(max_row_norm(V))
-    assert np.isinf(row_margins(U, V, np.zeros(0, np.float32))).all()
+    assert np.isinf(row_margins(U, V, NONE, NONE)).all()
     assert_exact(U, V, None, 5)
 
 
@@ -125,7 +148,8 @@ def test_k_beyond_the_eligible_items_and_tiny_catalogues():
             assert_exact(U, V, rng.integers(0, 2, n_items).astype(np.float32), k)
 
 
-@pytest.mark.parametrize("name,dtype", [("bpr", "bfloat16"), ("als", "float16"), ("bpr", "float32")])
+@pytest.mark.parametrize("name,dtype", [("bpr", "bfloat16"), ("als", "float16"), ("bpr", "float32"),
+                                        ("mf", "bfloat16")])
 def test_factor_model_top_k_of_a_large_batch_equals_topk_of_its_scores(name, dtype):
     """FactorModel.top_k (the screened path, under threads_context) equals the reference
     top-k of the model's fixed-order scores, for factors stored as ``dtype``."""
@@ -140,8 +164,10 @@ def test_factor_model_top_k_of_a_large_batch_equals_topk_of_its_scores(name, dty
     config = build_config(cls.Config, {"factors": f, "dtype": dtype}, name)
     arrays = {"user_factors": to_storage(rng.standard_normal((n_users, f)), dtype),
               "item_factors": to_storage(rng.standard_normal((n_items, f)), dtype)}
-    if name == "bpr":
+    if name in ("bpr", "mf"):
         arrays["item_bias"] = rng.standard_normal(n_items).astype(np.float32)
+    if name == "mf":
+        arrays.update(user_bias=rng.standard_normal(n_users).astype(np.float32), global_mean=np.array([3.6]))
     model = cls.from_arrays(config, arrays)
     users = np.arange(n_users)
     assert n_users * n_items > SMALL_BATCH_CELLS  # the large-batch branch

@@ -27,7 +27,9 @@ item of row ``b``
 
     |e_j − S[j]| ≤ δ_b = 2·(2·γ·(‖u_b‖₂·max_j ‖v_j‖₂ + max_j |b_j|) + 2·(f+1)·2⁻¹⁴⁹)
 
-(the outer 2 is a safety factor; it also covers the float64 rounding of the norms).
+(the outer 2 is a safety factor; it also covers the float64 rounding of the norms). An
+optional per-user bias ``c_b``, added last (``mf``'s ``bᵤ``), is one more term: ``f+2``
+in ``γ`` and ``+ |c_b|`` in the magnitude.
 
 Exactness: let ``t*`` be the final ``t`` (over all items). The ``k`` eligible items with
 ``S ≥ t*`` have exact scores ``≥ t* − δ``, so the exact k-th best eligible score is
@@ -64,9 +66,12 @@ CHUNK = 64  # items per vectorised pre-check of a row
 def screened_topk(user_vectors: np.ndarray, item_factors: np.ndarray, item_bias: np.ndarray | None, k: int,
                   rows: np.ndarray | None = None, indptr: np.ndarray | None = None,
                   indices: np.ndarray | None = None, banned: np.ndarray | None = None,
-                  block_rows: int = 0, workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                  user_bias: np.ndarray | None = None, block_rows: int = 0,
+                  workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """:func:`recli.kernels.dot.dot_topk` (same arguments and results, bit for bit) by a
-    BLAS screen and an exact rescore (module docstring). ``workers`` threads (0: Numba's
+    BLAS screen and an exact rescore (module docstring). ``user_bias``: ``c_u`` added last
+    to every score of row ``u`` (``s = fl(s + c_u)``, after the item bias), the order of
+    ``topk(dot_scores(U, V, b) + c[:, None], ...)``. ``workers`` threads (0: Numba's
     thread count) each run single-threaded BLAS products (the caller limits BLAS to one
     thread) on blocks of ``block_rows`` users (0: ``BLOCK_ROWS``), one tile of items at a
     time. Memory: one tile of scores (``BLOCK_BYTES``) per worker besides the results."""
@@ -76,6 +81,7 @@ def screened_topk(user_vectors: np.ndarray, item_factors: np.ndarray, item_bias:
     U = np.ascontiguousarray(user_vectors, dtype=np.float32)
     V = np.ascontiguousarray(item_factors, dtype=np.float32)  # row-major: the rescore reads one item's row
     bias = np.ascontiguousarray(item_bias if item_bias is not None else np.zeros(0), dtype=np.float32)
+    row_bias = np.ascontiguousarray(user_bias if user_bias is not None else np.zeros(0), dtype=np.float32)
     n_rows, n_items = U.shape[0], V.shape[0]
     no_scores = np.broadcast_to(np.float32(0), (n_rows, n_items))  # their shape, for the checks
     k, rows, indptr, indices, banned = _prepare(no_scores, k, rows, indptr, indices, banned)
@@ -83,7 +89,7 @@ def screened_topk(user_vectors: np.ndarray, item_factors: np.ndarray, item_bias:
     values = np.full((n_rows, k), -np.inf, dtype=np.float32)
     if not (n_rows and k):
         return items, values
-    margins = row_margins(U, V, bias)
+    margins = row_margins(U, V, bias, row_bias)
     exact = np.isfinite(margins)
     indptr, indices = np.asarray(indptr), np.asarray(indices)
     if exact.any():
@@ -102,13 +108,23 @@ def screened_topk(user_vectors: np.ndarray, item_factors: np.ndarray, item_bias:
                     np.matmul(U[part], V[lo:hi].T, out=S)  # releases the GIL: the workers' products overlap
                     if bias.shape[0]:
                         S += bias[lo:hi]
-                    _screen_tile(S, lo, U[part], V, bias, margins[part], rows[part], indptr, indices, banned,
-                                 *state, items[part], values[part], hi == n_items)
+                    if row_bias.shape[0]:
+                        S += row_bias[part, None]
+                    _screen_tile(S, lo, U[part], V, bias, row_bias[part], margins[part], rows[part], indptr,
+                                 indices, banned, *state, items[part], values[part], hi == n_items)
 
         run_workers(work, workers or numba.get_num_threads())
     if not exact.all():
         rest = ~exact
-        items[rest], values[rest] = dot_topk(U[rest], V, item_bias, k, rows[rest], indptr, indices, banned)
+        if row_bias.shape[0]:  # dot_topk has no user bias: the fixed-order scores of these rows, then topk
+            from recli.kernels.dot import dot_scores
+            from recli.kernels.topk import topk
+
+            scores = dot_scores(U[rest], V, item_bias)
+            scores += row_bias[rest, None]
+            items[rest], values[rest] = topk(scores, k, rows[rest], indptr, indices, banned)
+        else:
+            items[rest], values[rest] = dot_topk(U[rest], V, item_bias, k, rows[rest], indptr, indices, banned)
     return items, values
 
 
@@ -133,17 +149,20 @@ def run_workers(work, workers: int) -> None:
             done.result()
 
 
-def row_margins(U: np.ndarray, V: np.ndarray, bias: np.ndarray) -> np.ndarray:
+def row_margins(U: np.ndarray, V: np.ndarray, bias: np.ndarray, user_bias: np.ndarray) -> np.ndarray:
     """``δ_b`` (module docstring) per row of ``U``, float64; ``inf`` where the bound does not
-    hold (a non-finite factor or bias, or scores that could overflow float32)."""
-    f = U.shape[1]
-    gamma = (f + 1) * UNIT / (1 - (f + 1) * UNIT)
+    hold (a non-finite factor or bias, or scores that could overflow float32). With a user
+    bias each sum has one term more, ``|c_b|``."""
+    terms = U.shape[1] + 1 + (1 if user_bias.shape[0] else 0)
+    gamma = terms * UNIT / (1 - terms * UNIT)
     u64 = U.astype(np.float64)
     magnitude = np.sqrt(np.einsum("ij,ij->i", u64, u64)) * max_row_norm(V)
     if bias.shape[0]:
         magnitude += np.abs(bias.astype(np.float64)).max()
+    if user_bias.shape[0]:
+        magnitude += np.abs(user_bias.astype(np.float64))
     with np.errstate(invalid="ignore"):
-        margins = SAFETY * (2 * gamma * magnitude + 2 * (f + 1) * TINY)
+        margins = SAFETY * (2 * gamma * magnitude + 2 * terms * TINY)
         # beyond a quarter of float32's range a partial sum could overflow: no bound
         margins[~(magnitude <= np.finfo(np.float32).max / 4)] = np.inf
     return margins
@@ -190,7 +209,7 @@ def _any_at_least(row, lo, bar):
 
 
 @njit(cache=True, nogil=True)
-def _screen_tile(S, lo, U, V, bias, margins, rows, indptr, indices, banned, screen_s, screen_x, counters,
+def _screen_tile(S, lo, U, V, bias, user_bias, margins, rows, indptr, indices, banned, screen_s, screen_x, counters,
                  out_items, out_values, last):  # pragma: no cover - compiled
     """One tile of BLAS scores ``S`` (items ``lo…``) of a block of users: steps 2 and 3 of
     the module docstring with the block's running state; ``last``: sort the final heaps."""
@@ -234,6 +253,8 @@ def _screen_tile(S, lo, U, V, bias, margins, rows, indptr, indices, banned, scre
                     s += u[f] * V[lo + j, f]
                 if bias.shape[0]:
                     s += bias[lo + j]
+                if user_bias.shape[0]:
+                    s += user_bias[b]
                 if _beats(s, hs, size):
                     size = heap_push(hs, hx, size, s, lo + j)
         counters[b, 2], counters[b, 3] = size, c
