@@ -75,7 +75,6 @@ def screened_topk(user_vectors: np.ndarray, item_factors: np.ndarray, item_bias:
     thread count) each run single-threaded BLAS products (the caller limits BLAS to one
     thread) on blocks of ``block_rows`` users (0: ``BLOCK_ROWS``), one tile of items at a
     time. Memory: one tile of scores (``BLOCK_BYTES``) per worker besides the results."""
-    from recli.kernels.dot import dot_topk
     from recli.kernels.topk_xp import _prepare
 
     U = np.ascontiguousarray(user_vectors, dtype=np.float32)
@@ -116,16 +115,24 @@ def screened_topk(user_vectors: np.ndarray, item_factors: np.ndarray, item_bias:
         run_workers(work, workers or numba.get_num_threads())
     if not exact.all():
         rest = ~exact
-        if row_bias.shape[0]:  # dot_topk has no user bias: the fixed-order scores of these rows, then topk
-            from recli.kernels.dot import dot_scores
-            from recli.kernels.topk import topk
-
-            scores = dot_scores(U[rest], V, item_bias)
-            scores += row_bias[rest, None]
-            items[rest], values[rest] = topk(scores, k, rows[rest], indptr, indices, banned)
-        else:
-            items[rest], values[rest] = dot_topk(U[rest], V, item_bias, k, rows[rest], indptr, indices, banned)
+        items[rest], values[rest] = _fixed_order_topk(U[rest], V, item_bias, row_bias[rest] if row_bias.shape[0]
+                                                      else None, k, rows[rest], indptr, indices, banned)
     return items, values
+
+
+def _fixed_order_topk(U: np.ndarray, V: np.ndarray, item_bias: np.ndarray | None, user_bias: np.ndarray | None,
+                      k: int, rows: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
+                      banned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows without a bound, by the fixed-order kernels: :func:`recli.kernels.dot.dot_topk`,
+    or, with a user bias (which it lacks), ``topk`` of the fixed-order scores plus that bias."""
+    from recli.kernels.dot import dot_scores, dot_topk
+    from recli.kernels.topk import topk
+
+    if user_bias is None:
+        return dot_topk(U, V, item_bias, k, rows, indptr, indices, banned)
+    scores = dot_scores(U, V, item_bias)
+    scores += user_bias[:, None]
+    return topk(scores, k, rows, indptr, indices, banned)
 
 
 def _start_state(rows: np.ndarray, indptr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
