@@ -192,6 +192,15 @@ def _blas_controller() -> Any:
 
 
 @contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run a block with BLAS limited to one thread: for a kernel that runs its own
+    threads, each calling BLAS on its share (:func:`recli.kernels.dot_screen.screened_topk`),
+    so that the cores are not oversubscribed. The previous limit is restored after."""
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield
+
+
+@contextlib.contextmanager
 def numba_warmup() -> Iterator[None]:
     """Run a block while a background thread prepares Numba's CPU target.
 

@@ -9,7 +9,9 @@ multiply-add and no reordering): the bits equal the NumPy twin's.
 heaps, so a batch's ``(B, n_items)`` score matrix is never written (one tile per thread
 lives in L1), and the result equals ``topk(dot_scores(U, V, b), ...)`` exactly. Users go
 four at a time through a tile, so each load of ``V`` serves four sums (the sums
-themselves, and so the bits, are those of ``_dot_into``)."""
+themselves, and so the bits, are those of ``_dot_into``). Factor models reach the same
+result faster through :mod:`recli.kernels.dot_screen`, which falls back to it for users
+whose factors admit no error bound; it shares ``_beats`` and ``_eligible``."""
 
 from __future__ import annotations
 
@@ -78,28 +80,39 @@ def dot_topk(user_vectors: np.ndarray, item_factors: np.ndarray, item_bias: np.n
 
 
 @njit(cache=True, inline="always")
+def _beats(s, hs, size):
+    """Whether score ``s`` of the next item (items come in increasing index) can enter the
+    heap ``hs`` holding ``size``: topk's fast reject (also NaN and -inf); an equal score
+    never beats the root (lower index)."""
+    if size == hs.shape[0]:
+        return s > hs[0]
+    return s > -np.inf
+
+
+@njit(cache=True, inline="always")
+def _eligible(item, c, end, indices, banned):
+    """topk's item filters: ``(item is neither banned nor seen, new cursor)``; ``c`` is the
+    cursor into the user's sorted seen items ``indices[c:end]``. Items come in increasing
+    order, so the cursor walks the seen row once."""
+    if banned.shape[0] and banned[item] != 0:
+        return False, c
+    while c < end and indices[c] < item:
+        c += 1
+    return not (c < end and indices[c] == item), c
+
+
+@njit(cache=True, inline="always")
 def _offer(acc, width, lo, hs, hx, size, c, end, indices, banned):
     """Offer scores ``acc[:width]`` of items ``lo…`` to one user's heap (``hs``/``hx``
     holding ``size``), with topk's filters; ``c`` is the cursor into the user's sorted seen
     items ``indices[c:end]``. Returns the new ``(size, c)``."""
-    k = hs.shape[0]
     for j in range(width):
         s = acc[j]
-        # topk's fast reject (also NaN): an equal score never beats the root (lower index)
-        if size == k:
-            if not (s > hs[0]):
-                continue
-        elif not (s > -np.inf):
+        if not _beats(s, hs, size):
             continue
-        item = lo + j
-        if banned.shape[0] and banned[item] != 0:
-            continue
-        # tiles come in increasing item order: the cursor walks the seen row once
-        while c < end and indices[c] < item:
-            c += 1
-        if c < end and indices[c] == item:
-            continue
-        size = heap_push(hs, hx, size, s, item)
+        ok, c = _eligible(lo + j, c, end, indices, banned)
+        if ok:
+            size = heap_push(hs, hx, size, s, lo + j)
     return size, c
 
 

@@ -163,16 +163,36 @@ class FactorModel(Model):
 
     def top_k(self, uidx: np.ndarray, history: Any, k: int, rows: Any = None, indptr: Any = None,
               indices: Any = None, banned: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """``kernels.topk(self.score(uidx, history), k, rows, indptr, indices, banned)``. On
-        the CPU a large batch runs the fused kernel (:func:`recli.kernels.dot.dot_topk`):
-        the same result without the ``(len(uidx), n_items)`` score matrix."""
-        from recli.kernels.cpu import SMALL_BATCH_CELLS
-
-        if self.backend.name != "cpu" or np.shape(uidx)[0] * self.n_items <= SMALL_BATCH_CELLS:
+        """``kernels.topk(self.score(uidx, history), k, rows, indptr, indices, banned)``; a
+        large CPU batch by :func:`screened_top_k`: the same result, bit for bit."""
+        if not screens(self, uidx):
             return self.backend.kernels.topk(self.score(uidx, history), k, rows, indptr, indices, banned)
-        from recli.kernels.dot import dot_topk
+        return screened_top_k(self.user_vectors(uidx, history), *self.item_side(), k, rows, indptr, indices, banned)
 
-        return dot_topk(self.user_vectors(uidx, history), *self.item_side(), k, rows, indptr, indices, banned)
+
+def screens(model: Any, uidx: np.ndarray) -> bool:
+    """Whether a factor model's top-k of this batch runs :func:`screened_top_k`: a CPU batch
+    of more than ``SMALL_BATCH_CELLS`` scores (smaller ones take the NumPy twins)."""
+    from recli.kernels.cpu import SMALL_BATCH_CELLS
+
+    return model.backend.name == "cpu" and np.shape(uidx)[0] * model.n_items > SMALL_BATCH_CELLS
+
+
+def screened_top_k(U: np.ndarray, V: np.ndarray, b: np.ndarray | None, k: int, rows: Any, indptr: Any, indices: Any,
+                   banned: Any, user_bias: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of ``U·Vᵀ (+ b) (+ user_bias)`` summed in the fixed order, at BLAS speed
+    (:func:`recli.kernels.dot_screen.screened_topk`: a BLAS screen, then the fixed-order
+    sum for the few items near the cut), with one tile of scores per worker thread in
+    memory, never the batch's score matrix. ``--threads`` workers (Numba's thread count,
+    set by :func:`recli.backend.threads_context`), one BLAS thread each."""
+    import numba
+
+    from recli.backend import single_threaded_blas
+    from recli.kernels.dot_screen import screened_topk
+
+    with single_threaded_blas():
+        return screened_topk(U, V, b, k, rows, indptr, indices, banned, user_bias=user_bias,
+                             workers=numba.get_num_threads())
 
 
 def init_factors(n_rows: int, factors: int, rng: np.random.Generator,

@@ -15,7 +15,18 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recli.errors import ArtifactError, InputError
-from recli.models._factors import cosine_rows, dtype_param, factor_rows, held, loaded, published, stored, training_dtype
+from recli.models._factors import (
+    cosine_rows,
+    dtype_param,
+    factor_rows,
+    held,
+    loaded,
+    published,
+    screened_top_k,
+    screens,
+    stored,
+    training_dtype,
+)
 from recli.models.base import EpochCallback, Model, param, split_batch
 
 
@@ -167,6 +178,18 @@ class MF(Model):
         scores += (self.item_bias + np.float32(self.global_mean))[None, :]
         scores += bias[:, None]
         return np.ascontiguousarray(scores, dtype=np.float32)
+
+    def top_k(self, uidx: np.ndarray, history: Any, k: int, rows: Any = None, indptr: Any = None,
+              indices: Any = None, banned: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """``kernels.topk(self.score(uidx, history), k, rows, indptr, indices, banned)``; a
+        large CPU batch by :func:`recli.models._factors.screened_top_k` (the same result, bit
+        for bit), with :meth:`score`'s terms in its order: ``bᵢ + μ`` as the item bias, ``bᵤ``
+        added last."""
+        if not screens(self, uidx):
+            return self.backend.kernels.topk(self.score(uidx, history), k, rows, indptr, indices, banned)
+        bias, P = self._user_side(uidx, history)
+        return screened_top_k(P, self.item_factors, self.item_bias + np.float32(self.global_mean), k, rows, indptr,
+                              indices, banned, user_bias=bias)
 
     def score_pairs(self, uidx: np.ndarray, iidx: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """``μ + bᵤ + bᵢ + pᵤ·qᵢ`` per pair, without scoring every item."""

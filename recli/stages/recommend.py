@@ -7,9 +7,9 @@ table. Users are resolved against the model's vocabulary once
 top-k block per batch of ``batch_size`` users: scores from ``model.score`` (a user's
 scores are the same bits in any batch), top-k by the parallel Numba kernel, which skips
 the user's training items by reading the stored CSR in place; a factor model fuses the
-two (``model.top_k``: each item tile's scores go straight to the heaps). Memory is
-bounded by ``batch_size x n_items`` scores (factor models: ``batch_size x k``), not by
-the user count.
+two (``model.top_k``: a BLAS screen per block of users, then the fixed-order sum for the
+items near the cut). Memory is bounded by ``batch_size x n_items`` scores (factor
+models: ``batch_size x k``, plus one block of scores per thread), not by the user count.
 """
 
 from __future__ import annotations
