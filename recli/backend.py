@@ -192,12 +192,18 @@ def _blas_controller() -> Any:
 
 
 @contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
+def single_threaded_blas() -> Iterator[bool]:
     """Run a block with BLAS limited to one thread: for a kernel that runs its own
     threads, each calling BLAS on its share (:func:`recli.kernels.dot_screen.screened_topk`),
-    so that the cores are not oversubscribed. The previous limit is restored after."""
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        yield
+    so that the cores are not oversubscribed. The previous limit is restored after.
+
+    Yields whether the limit holds: set from a thread other than the main one, after the
+    main thread set a limit of its own, OpenBLAS (0.3.31) keeps the main thread's count,
+    so such a caller must not run BLAS on several threads at once; a stage that scores in
+    a worker thread sets the limit from the main thread instead."""
+    controller = _blas_controller()
+    with controller.limit(limits=1, user_api="blas"):
+        yield all(lib.num_threads == 1 for lib in controller.select(user_api="blas").lib_controllers)
 
 
 @contextlib.contextmanager

@@ -177,3 +177,52 @@ def test_factor_model_top_k_of_a_large_batch_equals_topk_of_its_scores(name, dty
         got = model.top_k(users, None, 10, users, indptr, indices, banned)
     want = topk_reference(model.score(users, None), 10, users, indptr, indices, banned)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_blas_limit_for_the_worker_thread_is_set_from_the_main_thread():
+    """A limit set from a worker thread does not always hold (OpenBLAS keeps the main
+    thread's count once the main thread set one); the recommend stage sets it from the
+    main thread, so the worker that scores sees one BLAS thread and runs its workers."""
+    import threading
+
+    from recli.backend import single_threaded_blas, threads_context
+
+    seen = []
+
+    def worker():
+        with threads_context(2), single_threaded_blas() as single:
+            seen.append(single)
+
+    with threads_context(2), single_threaded_blas() as single:
+        assert single
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+    assert seen == [True]
+
+
+def test_one_worker_when_the_blas_limit_does_not_hold(monkeypatch):
+    """screened_top_k falls back to one worker (BLAS keeps its threads) when the limit does
+    not hold, with the same result."""
+    import contextlib
+
+    from recli.models import _factors
+
+    calls = []
+    real = dot_screen.screened_topk
+
+    def spy(*args, **kw):
+        calls.append(kw["workers"])
+        return real(*args, **kw)
+
+    @contextlib.contextmanager
+    def not_held():
+        yield False
+
+    monkeypatch.setattr(dot_screen, "screened_topk", spy)
+    monkeypatch.setattr("recli.backend.single_threaded_blas", not_held)
+    rng = np.random.default_rng(9)
+    U, V = near_ties(rng)
+    got = _factors.screened_top_k(U, V, None, 10, None, None, None, None)
+    want = dot_topk(U, V, None, 10)
+    assert calls == [1] and np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])

@@ -190,9 +190,11 @@ def screened_top_k(U: np.ndarray, V: np.ndarray, b: np.ndarray | None, k: int, r
     from recli.backend import single_threaded_blas
     from recli.kernels.dot_screen import screened_topk
 
-    with single_threaded_blas():
+    with single_threaded_blas() as single:
+        # where BLAS keeps several threads (the limit did not hold), one worker: its BLAS
+        # products use those threads, and the cores are not oversubscribed
         return screened_topk(U, V, b, k, rows, indptr, indices, banned, user_bias=user_bias,
-                             workers=numba.get_num_threads())
+                             workers=numba.get_num_threads() if single else 1)
 
 
 def init_factors(n_rows: int, factors: int, rng: np.random.Generator,

@@ -14,13 +14,14 @@ models: ``batch_size x k``, plus one block of scores per thread), not by the use
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from recli.backend import device_batch_rows, model_kernels, threads_context
+from recli.backend import device_batch_rows, model_kernels, single_threaded_blas, threads_context
 from recli.console import log
 from recli.data.csr import item_counts
 from recli.data.ids import read_ids
@@ -228,8 +229,19 @@ def _write_recommendations(mf: ModelFile, req: RecommendRequest, banned: np.ndar
         else:  # the next batch is scored and mapped to ids while this one is written
             from recli.data.stream import ahead
 
-            rows = _write_frames(ahead(frames), req, _schema())
+            with _blas_for_worker(mf, new):
+                rows = _write_frames(ahead(frames), req, _schema())
     return rows, len(plan.ids)
+
+
+def _blas_for_worker(mf: ModelFile, new: NewItems | None) -> contextlib.AbstractContextManager:
+    """One BLAS thread, set from this (the main) thread, while :func:`ahead`'s worker thread
+    scores a factor model on the CPU: its top-k (:func:`recli.models._factors.screened_top_k`)
+    runs ``--threads`` workers of single-threaded BLAS products, and a limit set from the
+    worker thread itself does not hold (:func:`~recli.backend.single_threaded_blas`)."""
+    if new is None and getattr(mf.model, "top_k", None) is not None and mf.model.backend.name == "cpu":
+        return single_threaded_blas()
+    return contextlib.nullcontext()
 
 
 def _check_output_space(mf: ModelFile, req: RecommendRequest, n_users: int) -> None:
