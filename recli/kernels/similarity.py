@@ -258,10 +258,10 @@ PREFETCH_LINES = 4
 @njit(cache=True, inline="always")
 def _accumulate(i, e, f, acc, stamp, touched, track, positive):
     """``acc[j] = Σ_f x_if · x_jf`` for ``j > i`` (``e``: the entity rows, ``f``: the feature
-    rows, both :class:`Csr`); with ``track`` the touched ``j`` are listed as they appear
-    (sparse rows), otherwise the caller scans ``acc`` (dense rows). With ``positive`` (all
-    values > 0, so every product is > 0) a zero ``acc[j]`` marks a first touch and
-    ``stamp`` is not read."""
+    rows, both :class:`Csr`), summed in float64 and stored in ``acc``'s precision; with ``track`` the touched ``j`` are
+    listed as they appear (sparse rows), otherwise the caller scans ``acc`` (dense rows).
+    With ``positive`` (all values > 0, so every product is > 0) a zero ``acc[j]`` marks a
+    first touch, without a branch, and ``stamp`` is not read."""
     e_indptr, e_indices, e_data = e
     f_indptr, f_indices, f_data = f
     nt = 0
@@ -282,10 +282,9 @@ def _accumulate(i, e, f, acc, stamp, touched, track, positive):
             if j <= i:
                 break
             if track:
-                if positive:
-                    if acc[j] == 0.0:
-                        touched[nt] = j
-                        nt += 1
+                if positive:  # the slot is overwritten unless j is new (no mispredicted branch)
+                    touched[nt] = j
+                    nt += acc[j] == 0.0
                 elif stamp[j] != i:
                     stamp[j] = i
                     touched[nt] = j
@@ -365,13 +364,41 @@ def _similarity_candidates(e, f, f_len, fac, opts, work, cands):
                 bound = 0  # upper bound on the touched count, to pick list vs scan
                 for p in range(e_indptr[i], e_indptr[i + 1]):
                     bound += f_len[e_indices[p]]
-                track = 4 * bound < n - i
+                # positive values are listed branch-free: cheaper than a scan at any density
+                track = positive or 4 * bound < n - i
                 nt = _accumulate(i, e, f, acc, stamp_all[t], touched, track, positive)
                 if not track:  # branch-free compaction of the nonzeros
                     for j in range(i + 1, n):
                         touched[nt] = j
                         nt += acc[j] != 0.0
                 _offer(i, nt, touched, acc, sv_all[t], sw_all[t], fac, opts, t, buf, cnt, thr, thr_s, f32, u32)
+
+
+# float32 holds every integer up to 2^24 exactly
+_F32_EXACT = 2.0 ** 24
+
+
+@njit(cache=True)
+def _integer_bound(indptr, data):
+    """``max_e len_e · max |x|²`` if every value is an integer, else ``inf``: a bound on every
+    partial sum of a dot product ``Σ_f x_if · x_jf``."""
+    top = 0.0
+    for p in range(data.shape[0]):
+        x = abs(np.float64(data[p]))
+        if x != np.floor(x):
+            return np.inf
+        top = max(top, x)
+    longest = 0
+    for r in range(indptr.shape[0] - 1):
+        longest = max(longest, indptr[r + 1] - indptr[r])
+    return longest * top * top
+
+
+def _accumulator_dtype(indptr: np.ndarray, data: np.ndarray) -> type:
+    """float32 when every partial sum of every dot product is an integer below 2^24 (binary
+    or small integer data: float32 sums are then exact, the same bits as float64, in half
+    the accumulator's cache footprint), else float64."""
+    return np.float32 if _integer_bound(indptr, data) <= _F32_EXACT else np.float64
 
 
 @njit(cache=True, parallel=True)
@@ -449,7 +476,7 @@ def similarity_topk_arrays(e: Csr, f: Csr, k: int, measure: str = "cosine", shri
     symmetric = bool(jaccard or np.array_equal(p_row, p_nbr))
     cands = Candidates(np.zeros((parts, n, 2 * k), np.uint64), np.zeros((parts, n), np.int64),
                        np.zeros((parts, n), np.uint64), np.full(n, -np.inf, np.float32), np.zeros(1, np.int64))
-    work = Work(np.zeros((parts, n), np.float64),
+    work = Work(np.zeros((parts, n), _accumulator_dtype(e.indptr, e.data)),
                 np.full((parts, 0 if positive else n), -1, np.int64),
                 np.zeros((parts, n), np.int32), np.zeros((parts, n), np.float32),
                 np.zeros((parts, 0 if symmetric else n), np.float32),
