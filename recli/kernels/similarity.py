@@ -225,25 +225,31 @@ def _keep_largest(a, n, k):
 
 
 @njit(cache=True, inline="always")
+def _cut(buf, cnt, thr, thr_s, t, r, k, f32, u32):
+    """Cut row ``r``'s buffer of partition ``t`` (more than ``k`` keys) back to its k best;
+    ``thr`` and the shared ``thr_s`` rise to the k-th best."""
+    low = _keep_largest(buf[t, r], cnt[t, r], k)
+    thr[t, r] = low
+    # thr_s is shared by the threads: any thread's k-th best is a lower bound on the final
+    # k-th best, so a candidate below it can be dropped by every thread. Racing writes can
+    # only leave an older, lower (still valid) bound: a weaker filter, never a different
+    # result.
+    thr_s[r] = max(thr_s[r], _unpack(low, f32, u32)[0])
+    cnt[t, r] = k
+
+
+@njit(cache=True, inline="always")
 def _push(buf, cnt, thr, thr_s, t, r, key, k, f32, u32):
-    """Append a candidate key to row ``r``'s buffer of partition ``t``. A full buffer (2k
-    keys) is cut back to its k best and ``thr`` rises to the k-th best: a plain append
-    touches one cache line, where a heap push on this large, cold array touches several."""
+    """Append a candidate key to row ``r``'s buffer of partition ``t``; a full buffer (2k
+    keys) is cut back to its k best (a plain append touches one cache line, where a heap
+    push on this large, cold array touches several)."""
     if key <= thr[t, r]:
         return
     c = cnt[t, r]
     buf[t, r, c] = key
-    c += 1
-    if c == buf.shape[2]:
-        low = _keep_largest(buf[t, r], c, k)
-        thr[t, r] = low
-        # thr_s is shared by the threads: any thread's k-th best is a lower bound on the
-        # final k-th best, so a candidate below it can be dropped by every thread. Racing
-        # writes can only leave an older, lower (still valid) bound: a weaker filter,
-        # never a different result.
-        thr_s[r] = max(thr_s[r], _unpack(low, f32, u32)[0])
-        c = k
-    cnt[t, r] = c
+    cnt[t, r] = c + 1
+    if c + 1 == buf.shape[2]:
+        _cut(buf, cnt, thr, thr_s, t, r, k, f32, u32)
 
 
 # How many of a row's features ahead to prefetch the feature rows (their ends, which are
@@ -317,6 +323,10 @@ def _offer(i, nt, touched, acc, sv, sw, fac, opts, t, buf, cnt, thr, thr_s, f32,
         if sv[m] >= ti:
             _push(buf, cnt, thr, thr_s, t, i, _pack(sv[m], touched[m], f32, u32), k, f32, u32)
             ti = thr_s[i]
+    # row i has now seen all its pairs with later rows: cutting to its k best now sets the
+    # threshold that the offers of the earlier rows (which come next) must pass
+    if cnt[t, i] > k:
+        _cut(buf, cnt, thr, thr_s, t, i, k, f32, u32)
     sj = sv if symmetric else sw
     for m in range(nt):
         j = touched[m]
@@ -415,10 +425,12 @@ def _row_sq_norms(indptr, data):
 
 
 @njit(cache=True, parallel=True)
-def _merge_candidates(buf, cnt, k, indptr, out_v, out_i):
+def _merge_candidates(buf, cnt, thr_s, k, indptr, out_v, out_i):
     """Row ``r``'s final top-k = the k largest keys over all partitions, best first, written
     to ``out_v/out_i[indptr[r]:indptr[r + 1]]`` (``indptr`` from ``min(k, Σ_t cnt[t, r])``):
-    a quickselect cuts the (up to partitions × 2k) keys to k, and only those k are sorted."""
+    keys scoring below ``thr_s[r]`` (a lower bound on the k-th best score, reached by k
+    keys of one partition) are left out, a quickselect cuts the rest to k, and only those
+    k are sorted."""
     n_parts, n, cap = buf.shape
     n_blocks = min(n, 256)
     for b in prange(n_blocks):
@@ -426,11 +438,12 @@ def _merge_candidates(buf, cnt, k, indptr, out_v, out_i):
         u32 = f32.view(np.uint32)
         keys = np.empty(n_parts * cap, np.uint64)
         for r in range(b * n // n_blocks, (b + 1) * n // n_blocks):
+            low = _pack(thr_s[r], 0, f32, u32) & ~_LOW_MASK  # the least key scoring thr_s[r]
             total = 0
             for t in range(n_parts):
                 for m in range(cnt[t, r]):
                     keys[total] = buf[t, r, m]
-                    total += 1
+                    total += keys[total] >= low
             m = min(k, total)
             if total > k:
                 _keep_largest(keys, total, k)
@@ -488,5 +501,5 @@ def similarity_topk_arrays(e: Csr, f: Csr, k: int, measure: str = "cosine", shri
     np.cumsum(np.minimum(cands.cnt.sum(axis=0), k), out=indptr[1:])
     out_v = np.empty(indptr[-1], np.float32)
     out_i = np.empty(indptr[-1], np.int32)
-    _merge_candidates(cands.buf, cands.cnt, k, indptr, out_v, out_i)
+    _merge_candidates(cands.buf, cands.cnt, cands.thr_s, k, indptr, out_v, out_i)
     return Csr(indptr, out_i, out_v)
