@@ -92,6 +92,7 @@ class Options(NamedTuple):
     jaccard: bool  # Tanimoto denominator instead of p_row[i]·p_nbr[j]
     symmetric: bool  # s_ij == s_ji, so one score serves both rows of a pair
     positive: bool  # every value > 0: a zero accumulator marks an untouched entity
+    unit: bool  # every feature-row value is 1 (binary data): the products need not read them
     k: int
     chunk: int  # rows claimed at a time
 
@@ -262,12 +263,36 @@ PREFETCH_LINES = 4
 
 
 @njit(cache=True, inline="always")
-def _accumulate(i, e, f, acc, stamp, touched, track, positive):
+def _walk(i, q0, q1, w, f_indices, f_data, acc, stamp, touched, nt, track, positive, unit):
+    """Add ``w · x_jf`` to ``acc[j]`` over one feature row (entries ``q0 .. q1 - 1``), for
+    ``j > i``; returns the new touched count. Called with a constant ``unit``, so each
+    caller's copy of the loop has no test of it."""
+    # feature rows are sorted by entity index: walk down from the end, stop at j <= i
+    for q in range(q1 - 1, q0 - 1, -1):
+        j = f_indices[q]
+        if j <= i:
+            break
+        if track:
+            if positive:  # the slot is overwritten unless j is new (no mispredicted branch)
+                touched[nt] = j
+                nt += acc[j] == 0.0
+            elif stamp[j] != i:
+                stamp[j] = i
+                touched[nt] = j
+                nt += 1
+        acc[j] += w if unit else w * f_data[q]
+    return nt
+
+
+@njit(cache=True, inline="always")
+def _accumulate(i, e, f, acc, stamp, touched, track, positive, unit):
     """``acc[j] = Σ_f x_if · x_jf`` for ``j > i`` (``e``: the entity rows, ``f``: the feature
-    rows, both :class:`Csr`), summed in float64 and stored in ``acc``'s precision; with ``track`` the touched ``j`` are
-    listed as they appear (sparse rows), otherwise the caller scans ``acc`` (dense rows).
-    With ``positive`` (all values > 0, so every product is > 0) a zero ``acc[j]`` marks a
-    first touch, without a branch, and ``stamp`` is not read."""
+    rows, both :class:`Csr`), summed in float64 and stored in ``acc``'s precision; with
+    ``track`` the touched ``j`` are listed as they appear (sparse rows), otherwise the caller
+    scans ``acc`` (dense rows). With ``positive`` (all values > 0, so every product is > 0) a
+    zero ``acc[j]`` marks a first touch, without a branch, and ``stamp`` is not read. With
+    ``unit`` (every feature value is 1) ``x_jf`` is not read: the feature rows' values are
+    half their bytes."""
     e_indptr, e_indices, e_data = e
     f_indptr, f_indices, f_data = f
     nt = 0
@@ -279,23 +304,15 @@ def _accumulate(i, e, f, acc, stamp, touched, track, positive):
             end = f_indptr[e_indices[p + PREFETCH] + 1] - 1
             for back in range(0, 16 * PREFETCH_LINES, 16):  # 16 four-byte values per line
                 prefetch_at(f_indices, end - back)
-                prefetch_at(f_data, end - back)
+                if not unit:
+                    prefetch_at(f_data, end - back)
         u = e_indices[p]
         w = np.float64(e_data[p])
-        # feature rows are sorted by entity index: walk down from the end, stop at j <= i
-        for q in range(f_indptr[u + 1] - 1, f_indptr[u] - 1, -1):
-            j = f_indices[q]
-            if j <= i:
-                break
-            if track:
-                if positive:  # the slot is overwritten unless j is new (no mispredicted branch)
-                    touched[nt] = j
-                    nt += acc[j] == 0.0
-                elif stamp[j] != i:
-                    stamp[j] = i
-                    touched[nt] = j
-                    nt += 1
-            acc[j] += w * f_data[q]
+        q0, q1 = f_indptr[u], f_indptr[u + 1]
+        if unit:
+            nt = _walk(i, q0, q1, w, f_indices, f_data, acc, stamp, touched, nt, track, positive, True)
+        else:
+            nt = _walk(i, q0, q1, w, f_indices, f_data, acc, stamp, touched, nt, track, positive, False)
     return nt
 
 
@@ -357,7 +374,7 @@ def _similarity_candidates(e, f, f_len, fac, opts, work, cands):
     acc_all, stamp_all, touched_all, sv_all, sw_all, scratch = work
     buf, cnt, thr, thr_s, next_chunk = cands
     e_indptr, e_indices = e.indptr, e.indices
-    positive, chunk = opts.positive, opts.chunk
+    positive, unit, chunk = opts.positive, opts.unit, opts.chunk
     n = e_indptr.shape[0] - 1
     n_chunks = (n + chunk - 1) // chunk
     parts = acc_all.shape[0]
@@ -376,7 +393,7 @@ def _similarity_candidates(e, f, f_len, fac, opts, work, cands):
                     bound += f_len[e_indices[p]]
                 # positive values are listed branch-free: cheaper than a scan at any density
                 track = positive or 4 * bound < n - i
-                nt = _accumulate(i, e, f, acc, stamp_all[t], touched, track, positive)
+                nt = _accumulate(i, e, f, acc, stamp_all[t], touched, track, positive, unit)
                 if not track:  # branch-free compaction of the nonzeros
                     for j in range(i + 1, n):
                         touched[nt] = j
@@ -495,7 +512,8 @@ def similarity_topk_arrays(e: Csr, f: Csr, k: int, measure: str = "cosine", shri
                 np.zeros((parts, 0 if symmetric else n), np.float32),
                 np.zeros((parts, 1), np.float32))
     _similarity_candidates(e, f, np.diff(f.indptr), Factors(p_row, p_nbr, sq),
-                           Options(float(shrink), bool(jaccard), symmetric, positive, k, 16), work, cands)
+                           Options(float(shrink), bool(jaccard), symmetric, positive, bool(np.all(f.data == 1.0)), k, 16),
+                           work, cands)
     del work
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.minimum(cands.cnt.sum(axis=0), k), out=indptr[1:])
