@@ -499,7 +499,7 @@ def similarity_topk_arrays(e: Csr, f: Csr, k: int, measure: str = "cosine", shri
     n = e.indptr.shape[0] - 1
     n_features = f.indptr.shape[0] - 1
     positive = bool(e.data.shape[0] == 0 or e.data.min() > 0)
-    sq = _row_sq_norms(e.indptr, e.data)
+    sq = _row_sq_norms(e.indptr, e.data) if measure != "dot" else np.zeros(n)  # dot: unused
     p_row, p_nbr, shrink, jaccard = measure_factors(sq, measure, alpha, n_features, shrink)
     k = int(min(k, max(n - 1, 1)))
     parts = max(1, int(parts))
