@@ -42,19 +42,25 @@ on the arrays of a CSR matrix (:func:`similarity_topk_arrays`), and
    feature, or exact cancellation) are never neighbours; a zero denominator gives 0.
 
 Algorithm: row ``i`` of ``E·Eᵀ`` is accumulated sparsely (for each feature ``f`` of ``i``,
-for each entity ``j`` of ``f``: ``acc[j] += x_if · x_jf``) into a dense per-thread float64
-accumulator (with a touched list for sparse rows, a branch-free scan for dense ones). The
-feature rows are prefetched a few features ahead: each walk is short and starts at a random
-place, so it would otherwise begin with a cache miss. Only pairs ``j > i`` are accumulated
-(half the work: ``d`` is symmetric) and each pair is offered to both rows. Candidates go to
+for each entity ``j`` of ``f``: ``acc[j] += x_if · x_jf``) into a dense per-thread
+accumulator, float64, or float32 where every partial sum is an integer below 2^24 (binary
+or small counts: exact, so the same bits, in half the cache). The touched entities are
+listed as they appear: on positive data without a branch (the slot is overwritten unless
+``acc[j]`` was 0), otherwise through first-touch stamps, or, for dense rows, by a scan. When
+every feature value is 1 only the feature rows' indices are read. The feature rows are
+prefetched a few features ahead: each walk is short and starts at a random place, so it
+would otherwise begin with a cache miss. Only pairs ``j > i`` are accumulated (half the
+work: ``d`` is symmetric) and each pair is offered to both rows. Candidates go to
 per-thread buffers of ``2k`` packed (score, index) keys per row, cut back in place to the
 best ``k`` when full (an append touches one cache line where a heap push on the large, cold
 array touches several; a profile showed heap pushes taking half the build). A shared per-row
-threshold (the best known k-th score) rejects most candidates before they are packed. The
-buffers are merged at the end, so memory is threads × rows × 2k keys, never rows². Threads
-claim chunks of rows from a shared counter, last row first; the result does not depend on
-the thread count or the schedule: the top-k under the total order (score descending, index
-ascending) is unique.
+threshold (the best known k-th score) rejects most candidates before they are packed; a row
+is also cut to its best ``k`` once its own pairs are offered, so the threshold is exact for
+them before the earlier rows make their offers. The buffers are merged at the end, keys
+below the shared threshold left out, so memory is threads × rows × 2k keys, never rows².
+Threads claim chunks of rows from a shared counter, last row first; the result does not
+depend on the thread count or the schedule: the top-k under the total order (score
+descending, index ascending) is unique.
 """
 
 from __future__ import annotations
