@@ -96,6 +96,7 @@ class Options(NamedTuple):
 
     shrink: float
     jaccard: bool  # Tanimoto denominator instead of p_row[i]·p_nbr[j]
+    plain: bool  # the dot measure: s_ij = d, no denominator
     symmetric: bool  # s_ij == s_ji, so one score serves both rows of a pair
     positive: bool  # every value > 0: a zero accumulator marks an untouched entity
     unit: bool  # every feature-row value is 1 (binary data): the products need not read them
@@ -332,15 +333,22 @@ def _offer(i, nt, touched, acc, sv, sw, fac, opts, t, buf, cnt, thr, thr_s, f32,
     p_row, p_nbr, sq = fac
     shrink, jaccard, symmetric, k = opts.shrink, opts.jaccard, opts.symmetric, opts.k
     nan = np.float32(np.nan)
-    for m in range(nt):
-        j = touched[m]
-        d = acc[j]
-        acc[j] = 0.0
-        s = _sim(d, p_row[i], p_nbr[j], sq[i], sq[j], shrink, jaccard)
-        sv[m] = s if d != 0.0 else nan
-        if not symmetric:
-            s2 = _sim(d, p_row[j], p_nbr[i], sq[j], sq[i], shrink, jaccard)
-            sw[m] = s2 if d != 0.0 else nan
+    if opts.plain:  # d / (1 · 1 + 0) is d: no division, no factors to read
+        for m in range(nt):
+            j = touched[m]
+            d = acc[j]
+            acc[j] = 0.0
+            sv[m] = np.float32(d) if d != 0.0 else nan
+    else:
+        for m in range(nt):
+            j = touched[m]
+            d = acc[j]
+            acc[j] = 0.0
+            s = _sim(d, p_row[i], p_nbr[j], sq[i], sq[j], shrink, jaccard)
+            sv[m] = s if d != 0.0 else nan
+            if not symmetric:
+                s2 = _sim(d, p_row[j], p_nbr[i], sq[j], sq[i], shrink, jaccard)
+                sw[m] = s2 if d != 0.0 else nan
     ti = thr_s[i]
     for m in range(nt):
         if sv[m] >= ti:
@@ -518,7 +526,8 @@ def similarity_topk_arrays(e: Csr, f: Csr, k: int, measure: str = "cosine", shri
                 np.zeros((parts, 0 if symmetric else n), np.float32),
                 np.zeros((parts, 1), np.float32))
     _similarity_candidates(e, f, np.diff(f.indptr), Factors(p_row, p_nbr, sq),
-                           Options(float(shrink), bool(jaccard), symmetric, positive, bool(np.all(f.data == 1.0)), k, 16),
+                           Options(float(shrink), bool(jaccard), measure == "dot", symmetric, positive,
+                                   bool(np.all(f.data == 1.0)), k, 16),
                            work, cands)
     del work
     indptr = np.zeros(n + 1, np.int64)
