@@ -8,6 +8,7 @@ kernel stores values as float32), so exact ties stay exact.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 
 def weight_dense(x: np.ndarray, weighting: str, k1: float = 1.2, b: float = 0.75) -> np.ndarray:
@@ -91,3 +92,10 @@ def topk_dense(s: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         cand.sort(key=lambda t: (-t[1], t[0]))
         out.append(cand[:k])
     return out
+
+
+def ml100k_matrix(path) -> sp.csr_matrix:
+    """MovieLens 100K's ``u.data`` as a users × items float32 CSR of the ratings."""
+    raw = np.loadtxt(path, dtype=np.int64)
+    users, items = raw[:, 0] - 1, raw[:, 1] - 1
+    return sp.csr_matrix((raw[:, 2].astype(np.float32), (users, items)), dtype=np.float32)

@@ -17,15 +17,10 @@ import scipy.sparse as sp
 
 from recli.models import get_model_class
 from recli.models.base import build_config
+from tests.reference_similarity import ml100k_matrix
 
 implicit_nn = pytest.importorskip("implicit.nearest_neighbours")
 pytestmark = pytest.mark.filterwarnings("ignore:Method expects CSR input")
-
-
-def ml100k_matrix(path) -> sp.csr_matrix:
-    raw = np.loadtxt(path, dtype=np.int64)
-    users, items = raw[:, 0] - 1, raw[:, 1] - 1
-    return sp.csr_matrix((raw[:, 2].astype(np.float32), (users, items)), dtype=np.float32)
 
 
 def without_diagonal(s: sp.csr_matrix) -> sp.csr_matrix:

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recli.kernels import similarity
 from recli.kernels.similarity import topk_rows
 from recli.models._similarity import build_similarity
 from recli.models._weighting import MEASURES, WEIGHTINGS, apply_weighting, fit_weighting, weighted_pair
-from tests.reference_similarity import similarity_dense, topk_dense
+from tests.reference_similarity import ml100k_matrix, similarity_dense, topk_dense
 
 
 def random_matrix(seed: int, n_rows: int = 14, n_cols: int = 11, density: float = 0.35,
@@ -184,3 +185,30 @@ def test_weighted_build_with_features_matches_the_transposing_path(measure, weig
     assert as_rows(got) == as_rows(want)
     assert_same_topk(as_rows(got), topk_dense(similarity_dense(x.toarray(), measure, weighting, shrink=0.5,
                                                                k1=1.5, b=0.6), k=5))
+
+
+def test_the_accumulator_is_float32_only_where_its_sums_are_exact():
+    def dtype(values, n_rows=3):
+        data = np.asarray(values, np.float32)
+        return similarity._accumulator_dtype(np.linspace(0, data.size, n_rows + 1).astype(np.int64), data)
+
+    assert dtype([1, 1, 1, 1, 1, 1]) is np.float32  # binary
+    assert dtype([5, -3, 2, 4, 1, 1]) is np.float32  # small integers, either sign
+    assert dtype([1, 1, 1.5, 1, 1, 1]) is np.float64  # a fraction
+    assert dtype([4096, 1, 1, 1, 1, 1]) is np.float64  # 4096² · 2 features > 2^24
+    assert dtype([4096, 1, 1], n_rows=3) is np.float32  # one feature each: 4096² = 2^24
+
+
+@pytest.mark.parametrize("measure, binary", [("cosine", False), ("cosine", True), ("dot", False),
+                                             ("jaccard", True)])
+def test_the_float32_accumulator_gives_the_float64_bits_on_movielens(ml100k, monkeypatch, measure, binary):
+    x = ml100k_matrix(ml100k)
+    if binary:
+        x.data[:] = 1.0
+    items = x.T.tocsr()
+    assert similarity._accumulator_dtype(items.indptr, items.data) is np.float32
+    got = build_similarity(items, k=100, measure=measure, threads=2, features=x)
+    monkeypatch.setattr(similarity, "_accumulator_dtype", lambda indptr, data: np.float64)
+    want = build_similarity(items, k=100, measure=measure, threads=2, features=x)
+    assert np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
+    assert np.array_equal(got.data.view(np.uint32), want.data.view(np.uint32))

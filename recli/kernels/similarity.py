@@ -42,19 +42,25 @@ on the arrays of a CSR matrix (:func:`similarity_topk_arrays`), and
    feature, or exact cancellation) are never neighbours; a zero denominator gives 0.
 
 Algorithm: row ``i`` of ``E·Eᵀ`` is accumulated sparsely (for each feature ``f`` of ``i``,
-for each entity ``j`` of ``f``: ``acc[j] += x_if · x_jf``) into a dense per-thread float64
-accumulator (with a touched list for sparse rows, a branch-free scan for dense ones). The
-feature rows are prefetched a few features ahead: each walk is short and starts at a random
-place, so it would otherwise begin with a cache miss. Only pairs ``j > i`` are accumulated
-(half the work: ``d`` is symmetric) and each pair is offered to both rows. Candidates go to
+for each entity ``j`` of ``f``: ``acc[j] += x_if · x_jf``) into a dense per-thread
+accumulator, float64, or float32 where every partial sum is an integer below 2^24 (binary
+or small counts: exact, so the same bits, in half the cache). The touched entities are
+listed as they appear: on positive data without a branch (the slot is overwritten unless
+``acc[j]`` was 0), otherwise through first-touch stamps, or, for dense rows, by a scan. When
+every feature value is 1 only the feature rows' indices are read. The feature rows are
+prefetched a few features ahead: each walk is short and starts at a random place, so it
+would otherwise begin with a cache miss. Only pairs ``j > i`` are accumulated (half the
+work: ``d`` is symmetric) and each pair is offered to both rows. Candidates go to
 per-thread buffers of ``2k`` packed (score, index) keys per row, cut back in place to the
 best ``k`` when full (an append touches one cache line where a heap push on the large, cold
 array touches several; a profile showed heap pushes taking half the build). A shared per-row
-threshold (the best known k-th score) rejects most candidates before they are packed. The
-buffers are merged at the end, so memory is threads × rows × 2k keys, never rows². Threads
-claim chunks of rows from a shared counter, last row first; the result does not depend on
-the thread count or the schedule: the top-k under the total order (score descending, index
-ascending) is unique.
+threshold (the best known k-th score) rejects most candidates before they are packed; a row
+is also cut to its best ``k`` once its own pairs are offered, so the threshold is exact for
+them before the earlier rows make their offers. The buffers are merged at the end, keys
+below the shared threshold left out, so memory is threads × rows × 2k keys, never rows².
+Threads claim chunks of rows from a shared counter, last row first; the result does not
+depend on the thread count or the schedule: the top-k under the total order (score
+descending, index ascending) is unique.
 """
 
 from __future__ import annotations
@@ -90,8 +96,10 @@ class Options(NamedTuple):
 
     shrink: float
     jaccard: bool  # Tanimoto denominator instead of p_row[i]·p_nbr[j]
+    plain: bool  # the dot measure: s_ij = d, no denominator
     symmetric: bool  # s_ij == s_ji, so one score serves both rows of a pair
     positive: bool  # every value > 0: a zero accumulator marks an untouched entity
+    unit: bool  # every feature-row value is 1 (binary data): the products need not read them
     k: int
     chunk: int  # rows claimed at a time
 
@@ -225,25 +233,31 @@ def _keep_largest(a, n, k):
 
 
 @njit(cache=True, inline="always")
+def _cut(buf, cnt, thr, thr_s, t, r, k, f32, u32):
+    """Cut row ``r``'s buffer of partition ``t`` (more than ``k`` keys) back to its k best;
+    ``thr`` and the shared ``thr_s`` rise to the k-th best."""
+    low = _keep_largest(buf[t, r], cnt[t, r], k)
+    thr[t, r] = low
+    # thr_s is shared by the threads: any thread's k-th best is a lower bound on the final
+    # k-th best, so a candidate below it can be dropped by every thread. Racing writes can
+    # only leave an older, lower (still valid) bound: a weaker filter, never a different
+    # result.
+    thr_s[r] = max(thr_s[r], _unpack(low, f32, u32)[0])
+    cnt[t, r] = k
+
+
+@njit(cache=True, inline="always")
 def _push(buf, cnt, thr, thr_s, t, r, key, k, f32, u32):
-    """Append a candidate key to row ``r``'s buffer of partition ``t``. A full buffer (2k
-    keys) is cut back to its k best and ``thr`` rises to the k-th best: a plain append
-    touches one cache line, where a heap push on this large, cold array touches several."""
+    """Append a candidate key to row ``r``'s buffer of partition ``t``; a full buffer (2k
+    keys) is cut back to its k best (a plain append touches one cache line, where a heap
+    push on this large, cold array touches several)."""
     if key <= thr[t, r]:
         return
     c = cnt[t, r]
     buf[t, r, c] = key
-    c += 1
-    if c == buf.shape[2]:
-        low = _keep_largest(buf[t, r], c, k)
-        thr[t, r] = low
-        # thr_s is shared by the threads: any thread's k-th best is a lower bound on the
-        # final k-th best, so a candidate below it can be dropped by every thread. Racing
-        # writes can only leave an older, lower (still valid) bound: a weaker filter,
-        # never a different result.
-        thr_s[r] = max(thr_s[r], _unpack(low, f32, u32)[0])
-        c = k
-    cnt[t, r] = c
+    cnt[t, r] = c + 1
+    if c + 1 == buf.shape[2]:
+        _cut(buf, cnt, thr, thr_s, t, r, k, f32, u32)
 
 
 # How many of a row's features ahead to prefetch the feature rows (their ends, which are
@@ -256,12 +270,36 @@ PREFETCH_LINES = 4
 
 
 @njit(cache=True, inline="always")
-def _accumulate(i, e, f, acc, stamp, touched, track, positive):
+def _walk(i, q0, q1, w, f_indices, f_data, acc, stamp, touched, nt, track, positive, unit):
+    """Add ``w · x_jf`` to ``acc[j]`` over one feature row (entries ``q0 .. q1 - 1``), for
+    ``j > i``; returns the new touched count. Called with a constant ``unit``, so each
+    caller's copy of the loop has no test of it."""
+    # feature rows are sorted by entity index: walk down from the end, stop at j <= i
+    for q in range(q1 - 1, q0 - 1, -1):
+        j = f_indices[q]
+        if j <= i:
+            break
+        if track:
+            if positive:  # the slot is overwritten unless j is new (no mispredicted branch)
+                touched[nt] = j
+                nt += acc[j] == 0.0
+            elif stamp[j] != i:
+                stamp[j] = i
+                touched[nt] = j
+                nt += 1
+        acc[j] += w if unit else w * f_data[q]
+    return nt
+
+
+@njit(cache=True, inline="always")
+def _accumulate(i, e, f, acc, stamp, touched, track, positive, unit):
     """``acc[j] = Σ_f x_if · x_jf`` for ``j > i`` (``e``: the entity rows, ``f``: the feature
-    rows, both :class:`Csr`); with ``track`` the touched ``j`` are listed as they appear
-    (sparse rows), otherwise the caller scans ``acc`` (dense rows). With ``positive`` (all
-    values > 0, so every product is > 0) a zero ``acc[j]`` marks a first touch and
-    ``stamp`` is not read."""
+    rows, both :class:`Csr`), summed in float64 and stored in ``acc``'s precision; with
+    ``track`` the touched ``j`` are listed as they appear (sparse rows), otherwise the caller
+    scans ``acc`` (dense rows). With ``positive`` (all values > 0, so every product is > 0) a
+    zero ``acc[j]`` marks a first touch, without a branch, and ``stamp`` is not read. With
+    ``unit`` (every feature value is 1) ``x_jf`` is not read: the feature rows' values are
+    half their bytes."""
     e_indptr, e_indices, e_data = e
     f_indptr, f_indices, f_data = f
     nt = 0
@@ -273,24 +311,15 @@ def _accumulate(i, e, f, acc, stamp, touched, track, positive):
             end = f_indptr[e_indices[p + PREFETCH] + 1] - 1
             for back in range(0, 16 * PREFETCH_LINES, 16):  # 16 four-byte values per line
                 prefetch_at(f_indices, end - back)
-                prefetch_at(f_data, end - back)
+                if not unit:
+                    prefetch_at(f_data, end - back)
         u = e_indices[p]
         w = np.float64(e_data[p])
-        # feature rows are sorted by entity index: walk down from the end, stop at j <= i
-        for q in range(f_indptr[u + 1] - 1, f_indptr[u] - 1, -1):
-            j = f_indices[q]
-            if j <= i:
-                break
-            if track:
-                if positive:
-                    if acc[j] == 0.0:
-                        touched[nt] = j
-                        nt += 1
-                elif stamp[j] != i:
-                    stamp[j] = i
-                    touched[nt] = j
-                    nt += 1
-            acc[j] += w * f_data[q]
+        q0, q1 = f_indptr[u], f_indptr[u + 1]
+        if unit:
+            nt = _walk(i, q0, q1, w, f_indices, f_data, acc, stamp, touched, nt, track, positive, True)
+        else:
+            nt = _walk(i, q0, q1, w, f_indices, f_data, acc, stamp, touched, nt, track, positive, False)
     return nt
 
 
@@ -304,20 +333,31 @@ def _offer(i, nt, touched, acc, sv, sw, fac, opts, t, buf, cnt, thr, thr_s, f32,
     p_row, p_nbr, sq = fac
     shrink, jaccard, symmetric, k = opts.shrink, opts.jaccard, opts.symmetric, opts.k
     nan = np.float32(np.nan)
-    for m in range(nt):
-        j = touched[m]
-        d = acc[j]
-        acc[j] = 0.0
-        s = _sim(d, p_row[i], p_nbr[j], sq[i], sq[j], shrink, jaccard)
-        sv[m] = s if d != 0.0 else nan
-        if not symmetric:
-            s2 = _sim(d, p_row[j], p_nbr[i], sq[j], sq[i], shrink, jaccard)
-            sw[m] = s2 if d != 0.0 else nan
+    if opts.plain:  # d / (1 · 1 + 0) is d: no division, no factors to read
+        for m in range(nt):
+            j = touched[m]
+            d = acc[j]
+            acc[j] = 0.0
+            sv[m] = np.float32(d) if d != 0.0 else nan
+    else:
+        for m in range(nt):
+            j = touched[m]
+            d = acc[j]
+            acc[j] = 0.0
+            s = _sim(d, p_row[i], p_nbr[j], sq[i], sq[j], shrink, jaccard)
+            sv[m] = s if d != 0.0 else nan
+            if not symmetric:
+                s2 = _sim(d, p_row[j], p_nbr[i], sq[j], sq[i], shrink, jaccard)
+                sw[m] = s2 if d != 0.0 else nan
     ti = thr_s[i]
     for m in range(nt):
         if sv[m] >= ti:
             _push(buf, cnt, thr, thr_s, t, i, _pack(sv[m], touched[m], f32, u32), k, f32, u32)
             ti = thr_s[i]
+    # row i has now seen all its pairs with later rows: cutting to its k best now sets the
+    # threshold that the offers of the earlier rows (which come next) must pass
+    if cnt[t, i] > k:
+        _cut(buf, cnt, thr, thr_s, t, i, k, f32, u32)
     sj = sv if symmetric else sw
     for m in range(nt):
         j = touched[m]
@@ -348,7 +388,7 @@ def _similarity_candidates(e, f, f_len, fac, opts, work, cands):
     acc_all, stamp_all, touched_all, sv_all, sw_all, scratch = work
     buf, cnt, thr, thr_s, next_chunk = cands
     e_indptr, e_indices = e.indptr, e.indices
-    positive, chunk = opts.positive, opts.chunk
+    positive, unit, chunk = opts.positive, opts.unit, opts.chunk
     n = e_indptr.shape[0] - 1
     n_chunks = (n + chunk - 1) // chunk
     parts = acc_all.shape[0]
@@ -365,13 +405,41 @@ def _similarity_candidates(e, f, f_len, fac, opts, work, cands):
                 bound = 0  # upper bound on the touched count, to pick list vs scan
                 for p in range(e_indptr[i], e_indptr[i + 1]):
                     bound += f_len[e_indices[p]]
-                track = 4 * bound < n - i
-                nt = _accumulate(i, e, f, acc, stamp_all[t], touched, track, positive)
+                # positive values are listed branch-free: cheaper than a scan at any density
+                track = positive or 4 * bound < n - i
+                nt = _accumulate(i, e, f, acc, stamp_all[t], touched, track, positive, unit)
                 if not track:  # branch-free compaction of the nonzeros
                     for j in range(i + 1, n):
                         touched[nt] = j
                         nt += acc[j] != 0.0
                 _offer(i, nt, touched, acc, sv_all[t], sw_all[t], fac, opts, t, buf, cnt, thr, thr_s, f32, u32)
+
+
+# float32 holds every integer up to 2^24 exactly
+_F32_EXACT = 2.0 ** 24
+
+
+@njit(cache=True)
+def _integer_bound(indptr, data):
+    """``max_e len_e · max |x|²`` if every value is an integer, else ``inf``: a bound on every
+    partial sum of a dot product ``Σ_f x_if · x_jf``."""
+    top = 0.0
+    for p in range(data.shape[0]):
+        x = abs(np.float64(data[p]))
+        if x != np.floor(x):
+            return np.inf
+        top = max(top, x)
+    longest = 0
+    for r in range(indptr.shape[0] - 1):
+        longest = max(longest, indptr[r + 1] - indptr[r])
+    return longest * top * top
+
+
+def _accumulator_dtype(indptr: np.ndarray, data: np.ndarray) -> type:
+    """float32 when every partial sum of every dot product is an integer below 2^24 (binary
+    or small integer data: float32 sums are then exact, the same bits as float64, in half
+    the accumulator's cache footprint), else float64."""
+    return np.float32 if _integer_bound(indptr, data) <= _F32_EXACT else np.float64
 
 
 @njit(cache=True, parallel=True)
@@ -388,10 +456,12 @@ def _row_sq_norms(indptr, data):
 
 
 @njit(cache=True, parallel=True)
-def _merge_candidates(buf, cnt, k, indptr, out_v, out_i):
+def _merge_candidates(buf, cnt, thr_s, k, indptr, out_v, out_i):
     """Row ``r``'s final top-k = the k largest keys over all partitions, best first, written
     to ``out_v/out_i[indptr[r]:indptr[r + 1]]`` (``indptr`` from ``min(k, Σ_t cnt[t, r])``):
-    a quickselect cuts the (up to partitions × 2k) keys to k, and only those k are sorted."""
+    keys scoring below ``thr_s[r]`` (a lower bound on the k-th best score, reached by k
+    keys of one partition) are left out, a quickselect cuts the rest to k, and only those
+    k are sorted."""
     n_parts, n, cap = buf.shape
     n_blocks = min(n, 256)
     for b in prange(n_blocks):
@@ -399,11 +469,12 @@ def _merge_candidates(buf, cnt, k, indptr, out_v, out_i):
         u32 = f32.view(np.uint32)
         keys = np.empty(n_parts * cap, np.uint64)
         for r in range(b * n // n_blocks, (b + 1) * n // n_blocks):
+            low = _pack(thr_s[r], 0, f32, u32) & ~_LOW_MASK  # the least key scoring thr_s[r]
             total = 0
             for t in range(n_parts):
                 for m in range(cnt[t, r]):
                     keys[total] = buf[t, r, m]
-                    total += 1
+                    total += keys[total] >= low
             m = min(k, total)
             if total > k:
                 _keep_largest(keys, total, k)
@@ -442,24 +513,26 @@ def similarity_topk_arrays(e: Csr, f: Csr, k: int, measure: str = "cosine", shri
     n = e.indptr.shape[0] - 1
     n_features = f.indptr.shape[0] - 1
     positive = bool(e.data.shape[0] == 0 or e.data.min() > 0)
-    sq = _row_sq_norms(e.indptr, e.data)
+    sq = _row_sq_norms(e.indptr, e.data) if measure != "dot" else np.zeros(n)  # dot: unused
     p_row, p_nbr, shrink, jaccard = measure_factors(sq, measure, alpha, n_features, shrink)
     k = int(min(k, max(n - 1, 1)))
     parts = max(1, int(parts))
     symmetric = bool(jaccard or np.array_equal(p_row, p_nbr))
     cands = Candidates(np.zeros((parts, n, 2 * k), np.uint64), np.zeros((parts, n), np.int64),
                        np.zeros((parts, n), np.uint64), np.full(n, -np.inf, np.float32), np.zeros(1, np.int64))
-    work = Work(np.zeros((parts, n), np.float64),
+    work = Work(np.zeros((parts, n), _accumulator_dtype(e.indptr, e.data)),
                 np.full((parts, 0 if positive else n), -1, np.int64),
                 np.zeros((parts, n), np.int32), np.zeros((parts, n), np.float32),
                 np.zeros((parts, 0 if symmetric else n), np.float32),
                 np.zeros((parts, 1), np.float32))
     _similarity_candidates(e, f, np.diff(f.indptr), Factors(p_row, p_nbr, sq),
-                           Options(float(shrink), bool(jaccard), symmetric, positive, k, 16), work, cands)
+                           Options(float(shrink), bool(jaccard), measure == "dot", symmetric, positive,
+                                   bool(np.all(f.data == 1.0)), k, 16),
+                           work, cands)
     del work
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.minimum(cands.cnt.sum(axis=0), k), out=indptr[1:])
     out_v = np.empty(indptr[-1], np.float32)
     out_i = np.empty(indptr[-1], np.int32)
-    _merge_candidates(cands.buf, cands.cnt, k, indptr, out_v, out_i)
+    _merge_candidates(cands.buf, cands.cnt, cands.thr_s, k, indptr, out_v, out_i)
     return Csr(indptr, out_i, out_v)
