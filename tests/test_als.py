@@ -312,3 +312,19 @@ def test_epoch_callback_sees_current_factors_and_can_stop(device):
     assert seen[0][1] == model.epoch_losses[0] and seen[-1][1] <= seen[0][1]
     assert not np.allclose(seen[0][2], seen[-1][2])
     np.testing.assert_array_equal(seen[-1][2], model.score(np.array([0]), None)[0])
+
+
+@pytest.mark.parametrize("per_row", [False, True])
+def test_gram64_by_blocks_equals_the_float64_products(per_row, monkeypatch):
+    """The loss's Gram matrix and penalty, converted a block of rows at a time (blocks of 3
+    rows here, with a ragged last one), equal the products of whole float64 copies."""
+    from recli.kernels import als
+
+    monkeypatch.setattr(als, "GRAM_ROWS", 3)
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((11, 6)).astype(np.float32)
+    lam = rng.random(11).astype(np.float32) if per_row else None
+    G, weighted = als.gram64(A, lam)
+    A64 = A.astype(np.float64)
+    want = (lam.astype(np.float64) * (A64 ** 2).sum(axis=1)).sum() if per_row else (A64 ** 2).sum()
+    assert np.allclose(G, A64.T @ A64, rtol=1e-12, atol=1e-12) and weighted == pytest.approx(want, rel=1e-12)
