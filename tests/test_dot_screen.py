@@ -226,3 +226,44 @@ def test_one_worker_when_the_blas_limit_does_not_hold(monkeypatch):
     got = _factors.screened_top_k(U, V, None, 10, None, None, None, None)
     want = dot_topk(U, V, None, 10)
     assert calls == [1] and np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_block_rows_give_every_worker_a_block():
+    """Tall blocks (BLOCK_ROWS users) for a big batch; shorter ones, never below
+    MIN_BLOCK_ROWS, when the batch would leave a worker idle."""
+    assert dot_screen.block_rows_for(100_000, 2) == dot_screen.BLOCK_ROWS
+    assert dot_screen.block_rows_for(1024, 2) == 512
+    assert dot_screen.block_rows_for(1000, 3) == 384  # 334 rounded up to a multiple of 64
+    assert dot_screen.block_rows_for(10, 8) == dot_screen.MIN_BLOCK_ROWS
+
+
+@pytest.mark.parametrize("item_bias,user_bias", [(True, False), (False, True), (True, True), (False, False)])
+def test_bias_columns_make_the_product_carry_the_biases(item_bias, user_bias):
+    """[U | 1 | c]·[V | b | 1]ᵀ = U·Vᵀ + b + c (the screen's scores, biases included)."""
+    rng = np.random.default_rng(3)
+    U = rng.standard_normal((9, 5)).astype(np.float32)
+    V = rng.standard_normal((11, 5)).astype(np.float32)
+    b = rng.standard_normal(11).astype(np.float32) if item_bias else NONE
+    c = rng.standard_normal(9).astype(np.float32) if user_bias else NONE
+    Va = dot_screen.with_bias_columns(V, b, user_bias)
+    Ua = dot_screen.user_columns(np.empty((9, Va.shape[1]), np.float32), U, item_bias, c)
+    assert Va.shape[1] == Ua.shape[1] == 5 + item_bias + user_bias
+    want = U.astype(np.float64) @ V.T.astype(np.float64) + (b if item_bias else 0) + (c[:, None] if user_bias else 0)
+    np.testing.assert_allclose(Ua @ Va.T, want, rtol=1e-5, atol=1e-5)
+    if not (item_bias or user_bias):
+        assert Va is V and Ua is U
+
+
+def test_fused_batches_hold_several_blocks_per_thread():
+    """The recommend stage hands a CPU factor model batches of several tall blocks per
+    thread, whatever --batch-size; other devices keep --batch-size."""
+    from types import SimpleNamespace
+
+    from recli.backend import threads_context
+    from recli.models._factors import BLOCKS_PER_WORKER, screen_batch_rows
+
+    with threads_context(2):
+        cpu = SimpleNamespace(backend=SimpleNamespace(name="cpu"))
+        assert screen_batch_rows(cpu, 1024) == BLOCKS_PER_WORKER * dot_screen.BLOCK_ROWS * 2
+        assert screen_batch_rows(cpu, 10**6) == 10**6
+        assert screen_batch_rows(SimpleNamespace(backend=SimpleNamespace(name="xp-numpy")), 1024) == 1024

@@ -7,8 +7,9 @@ fixed-order sum: a BLAS screen, then an exact rescore of the few items that can 
 is the same whether asked alone or with every user. Worker threads take blocks of users;
 per block, tile of items by tile of items (so a tile of scores stays in cache):
 
-1. ``S = U_b·V_tileᵀ (+ b)`` by one single-threaded BLAS product (float32, in BLAS's own
-   summation order);
+1. ``S = U_b·V_tileᵀ (+ b) (+ c)`` by one single-threaded BLAS product (float32, in BLAS's
+   own summation order); the biases ride in it as extra columns, ``[U_b | 1 | c]·[V | b | 1]ᵀ``
+   (:func:`with_bias_columns`), so no pass over the scores adds them;
 2. per row, items in increasing index, with topk's filters (seen items, ``banned``,
    NaN and -inf): ``t`` = the k-th best BLAS score among the eligible items so far
    (``−∞`` while fewer than ``k``), by topk's heap, kept from tile to tile;
@@ -55,8 +56,9 @@ from numba import njit
 from recli.kernels._heap import heap_push, heap_sort
 from recli.kernels.dot import _beats, _eligible, _offer
 
-BLOCK_ROWS = 256  # users per BLAS product: enough rows that packing V's tile is a small cost
-BLOCK_BYTES = 4 << 20  # one tile of BLAS scores per worker: written by BLAS, read back from the cache
+BLOCK_ROWS = 1024  # users per BLAS product: each tile of V is packed once for this many users
+MIN_BLOCK_ROWS = 256  # the shortest block, for batches too small to give every worker tall ones
+BLOCK_BYTES = 2 << 20  # one tile of BLAS scores per worker (512 items at 1024 rows): BLAS writes, the screen reads
 UNIT = 2.0 ** -24  # float32's unit roundoff
 TINY = 2.0 ** -149  # float32's smallest subnormal: the absolute error of a product rounded there
 SAFETY = 2.0
@@ -92,32 +94,71 @@ def screened_topk(user_vectors: np.ndarray, item_factors: np.ndarray, item_bias:
     exact = np.isfinite(margins)
     indptr, indices = np.asarray(indptr), np.asarray(indices)
     if exact.any():
-        step = block_rows or BLOCK_ROWS
+        workers = workers or numba.get_num_threads()
+        step = block_rows or block_rows_for(n_rows, workers)
         tile = max(CHUNK, BLOCK_BYTES // (4 * step) // CHUNK * CHUNK)
         starts = iter(range(0, n_rows, step))  # shared by the workers: each takes the next block
+        Va = with_bias_columns(V, bias, row_bias.shape[0] > 0)
 
         def work() -> None:
             buffer = np.empty(min(step, n_rows) * min(tile, n_items), dtype=np.float32)
+            Ua = np.empty((min(step, n_rows), Va.shape[1]), dtype=np.float32)
             for start in starts:
                 part = slice(start, min(start + step, n_rows))
+                Ub = user_columns(Ua[:part.stop - start], U[part], bias.shape[0] > 0, row_bias[part])
                 state = _start_state(rows[part], indptr, k)
                 for lo in range(0, n_items, tile):
                     hi = min(lo + tile, n_items)
                     S = buffer[:(part.stop - start) * (hi - lo)].reshape(part.stop - start, hi - lo)
-                    np.matmul(U[part], V[lo:hi].T, out=S)  # releases the GIL: the workers' products overlap
-                    if bias.shape[0]:
-                        S += bias[lo:hi]
-                    if row_bias.shape[0]:
-                        S += row_bias[part, None]
+                    np.matmul(Ub, Va[lo:hi].T, out=S)  # releases the GIL: the workers' products overlap
                     _screen_tile(S, lo, U[part], V, bias, row_bias[part], margins[part], rows[part], indptr,
                                  indices, banned, *state, items[part], values[part], hi == n_items)
 
-        run_workers(work, workers or numba.get_num_threads())
+        run_workers(work, workers)
     if not exact.all():
         rest = ~exact
         items[rest], values[rest] = _fixed_order_topk(U[rest], V, item_bias, row_bias[rest] if row_bias.shape[0]
                                                       else None, k, rows[rest], indptr, indices, banned)
     return items, values
+
+
+def block_rows_for(n_rows: int, workers: int) -> int:
+    """Users per BLAS product: ``BLOCK_ROWS``, or fewer (down to ``MIN_BLOCK_ROWS``, a
+    multiple of 64) when the batch would leave workers without a block: a taller product
+    packs each tile of ``V`` for more users, but every worker needs blocks to take."""
+    share = -(-n_rows // max(1, workers))
+    return max(MIN_BLOCK_ROWS, min(BLOCK_ROWS, -(-share // 64) * 64))
+
+
+def with_bias_columns(V: np.ndarray, bias: np.ndarray, user_bias: bool) -> np.ndarray:
+    """``V``, or ``[V | b | 1]`` (``b`` when there is an item bias, ``1`` when there is a
+    user bias): the biases then come out of the BLAS product itself, as one more term of
+    each sum (which the margin already counts), not from a pass over every score."""
+    extra = int(bias.shape[0] > 0) + int(user_bias)
+    if not extra:
+        return V
+    f = V.shape[1]
+    out = np.empty((V.shape[0], f + extra), dtype=np.float32)
+    out[:, :f] = V
+    if bias.shape[0]:
+        out[:, f] = bias
+    if user_bias:
+        out[:, -1] = 1.0
+    return out
+
+
+def user_columns(out: np.ndarray, U: np.ndarray, item_bias: bool, user_bias: np.ndarray) -> np.ndarray:
+    """``U``'s rows matched to :func:`with_bias_columns`: ``[U | 1 | c]`` in ``out`` (``1``
+    for the item bias, ``c`` the user bias), or ``U`` itself when there is neither."""
+    if out.shape[1] == U.shape[1]:
+        return U
+    f = U.shape[1]
+    out[:, :f] = U
+    if item_bias:
+        out[:, f] = 1.0
+    if user_bias.shape[0]:
+        out[:, -1] = user_bias
+    return out
 
 
 def _fixed_order_topk(U: np.ndarray, V: np.ndarray, item_bias: np.ndarray | None, user_bias: np.ndarray | None,

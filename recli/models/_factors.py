@@ -170,12 +170,30 @@ class FactorModel(Model):
         return screened_top_k(self.user_vectors(uidx, history), *self.item_side(), k, rows, indptr, indices, banned)
 
 
+# Blocks of users per worker thread in one batch of the fused top-k: enough that the
+# workers finish the batch close together.
+BLOCKS_PER_WORKER = 4
+
+
 def screens(model: Any, uidx: np.ndarray) -> bool:
     """Whether a factor model's top-k of this batch runs :func:`screened_top_k`: a CPU batch
     of more than ``SMALL_BATCH_CELLS`` scores (smaller ones take the NumPy twins)."""
     from recli.kernels.cpu import SMALL_BATCH_CELLS
 
     return model.backend.name == "cpu" and np.shape(uidx)[0] * model.n_items > SMALL_BATCH_CELLS
+
+
+def screen_batch_rows(model: Any, batch_size: int) -> int:
+    """Users per batch for a model's fused top-k: ``batch_size``, or on the CPU enough that
+    every worker thread of :func:`screened_top_k` takes several of its tall blocks (a
+    batch's memory is its ``users × k`` results, so a larger batch costs little)."""
+    if model.backend.name != "cpu":
+        return batch_size
+    import numba
+
+    from recli.kernels.dot_screen import BLOCK_ROWS
+
+    return max(batch_size, BLOCKS_PER_WORKER * BLOCK_ROWS * numba.get_num_threads())
 
 
 def screened_top_k(U: np.ndarray, V: np.ndarray, b: np.ndarray | None, k: int, rows: Any, indptr: Any, indices: Any,

@@ -358,6 +358,10 @@ def recommend_batches(mf: ModelFile, plan: UserPlan, k: int, *, include_seen: bo
     batch_size = device_batch_rows(kernels, batch_size, len(mf.items))
     # a factor model selects its top-k as it scores (no batch x items matrix on the CPU)
     fused = getattr(mf.model, "top_k", None) if new_items is None else None
+    if fused is not None and len(plan.ids) > batch_size:  # (a short list imports no Numba)
+        from recli.models._factors import screen_batch_rows
+
+        batch_size = screen_batch_rows(mf.model, batch_size)
     for start in range(0, len(plan.ids), batch_size):
         pos = np.arange(start, min(start + batch_size, len(plan.ids)))
         uidx = plan.uidx[pos]
