@@ -78,17 +78,19 @@ def long_row_csr(seed):
 @pytest.mark.parametrize("k", [8, 13, 64])
 @pytest.mark.parametrize("scaled", [False, True])
 def test_cg_buffer_does_not_change_a_bit(k, scaled, monkeypatch):
-    """The CG copies each row's factor rows into a buffer for its steps, up to BUFFER_BYTES;
-    a longer row reads the rest from ``Y``. Both paths do the same float operations in the
-    same order, so the factors and the loss are bit-identical whatever the buffer holds:
-    nothing (every pass gathers from ``Y``, the kernel's pre-buffer arithmetic), 5 or 50
-    non-zeros (longer rows split between buffer and ``Y``), or every row whole."""
+    """The CG copies each row's factor rows into a buffer for its steps, up to BUFFER_BYTES
+    (rounded down to a multiple of 4 non-zeros); a longer row gathers the rest on every
+    pass, TAIL non-zeros at a time. Both paths do the same float operations in the same
+    order, so the factors and the loss are bit-identical whatever the buffer holds:
+    nothing (every pass gathers, in segments of 4 or 256), 5 or 50 non-zeros (longer rows
+    split between buffer and segments), or every row whole."""
     m = long_row_csr(seed=k)
     Y, X0 = factors(m.shape[1], k, 1), factors(m.shape[0], k, 2)
     reg = row_regularization(REG, m.indptr) if scaled else REG
     results = []
-    for buffered in (0, 5, 50, m.shape[1]):
+    for buffered, tail in ((0, 256), (0, 4), (5, 8), (50, 256), (m.shape[1], 256)):
         monkeypatch.setattr(als_kernels, "BUFFER_BYTES", buffered * 4 * k)
+        monkeypatch.setattr(als_kernels, "TAIL", tail)
         X = X0.copy()
         loss = als_sweep(*csr_arrays(m), X, Y, reg, ALPHA, solver="cg", cg_steps=3)
         results.append((X, loss))

@@ -20,10 +20,13 @@ Two solvers, both writing ``X`` in place, row by row (each thread owns its rows)
   (Takács, Pilászy & Tikk 2011), never forming the k×k matrix. Each step's product
   A·p passes over the row's non-zeros again; the initial residual gathers the row's
   factor rows yᵢ (scattered over ``Y``) once into a contiguous per-thread buffer, and
-  the steps read that buffer in order, which the CPU streams, instead of gathering
-  from ``Y`` at random each time (rows beyond ``BUFFER_BYTES`` read their tail from
-  ``Y``). The operations and their order are the same either way, so the buffer does
-  not change ``X`` (tests compare the bits).
+  the steps read that buffer in order instead of gathering from ``Y`` at random each
+  time (rows beyond ``BUFFER_BYTES`` gather the rest on every pass, ``TAIL`` non-zeros
+  at a time). Each pass takes the gathered rows four at a time: four dot products
+  yⱼ·p share the loads of p, and their four multiply-adds into A·p share one load and
+  store of it; ``(A0 + λI)·p`` is summed from A0's rows, four at a time. The operations
+  and their order do not depend on where a row's factor rows were gathered, so the
+  buffer does not change ``X`` (tests compare the bits).
 * ``cholesky``: forms the k×k matrix and solves it exactly.
 
 Rows without interactions get a zero factor (the exact solution, since b = 0).
@@ -42,11 +45,13 @@ from recli.kernels._chunks import balanced_bounds
 from recli.kernels._prefetch import prefetch_row
 
 # How many non-zeros ahead to prefetch factor rows (latency hiding for random reads).
-PREFETCH = 6
+PREFETCH = 16
 # Bytes of the per-chunk buffer the CG copies a row's factor rows into (4 MiB: 16384
-# non-zeros at k = 64). A longer row keeps its tail in Y, so one popular item cannot make
-# every thread allocate a buffer as large as the item's column.
+# non-zeros at k = 64). A longer row gathers the rest on every pass, TAIL non-zeros at a
+# time, so one popular item cannot make every thread allocate a buffer as large as the
+# item's column.
 BUFFER_BYTES = 4 << 20
+TAIL = 256  # non-zeros per segment of a longer row's rest (a multiple of 4)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -54,19 +59,6 @@ def _conf(value, alpha):
     """(c − 1, p·c) for one stored value: c = 1 + alpha·|r|, p = [r > 0]."""
     c1 = alpha * abs(value)
     return c1, (1.0 + c1) if value > 0 else 0.0
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _symv(A0, v, out, k, lam):
-    """out = (A0 + lam·I) v (A0 symmetric k×k, rows contiguous)."""
-    for f in range(k):
-        acc = np.float32(0.0)
-        for g in range(k):
-            acc += A0[f, g] * v[g]
-        out[f] = acc
-    if lam != 0:  # only per-row λ: a scalar λ is already on A0's diagonal
-        for f in range(k):
-            out[f] += lam * v[f]
 
 
 @njit(cache=True, inline="always")
@@ -85,101 +77,123 @@ def _observed_term(value, alpha, s):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _dot(A, i, v, k):
-    """A[i]·v over k float32 entries."""
-    d = np.float32(0.0)
+def _symv_rows(A0, v, out, k, lam):
+    """out = (A0 + lam·I) v as Σ_g v_g·A0[g] (A0 symmetric), four rows of A0 per pass over
+    ``out``: four multiply-adds per load and store of ``out``, and no horizontal sums."""
     for f in range(k):
-        d += A[i, f] * v[f]
-    return d
+        out[f] = lam * v[f]
+    g = 0
+    while g + 4 <= k:
+        v0, v1, v2, v3 = v[g], v[g + 1], v[g + 2], v[g + 3]
+        for f in range(k):
+            out[f] += (v0 * A0[g, f] + v1 * A0[g + 1, f]) + (v2 * A0[g + 2, f] + v3 * A0[g + 3, f])
+        g += 4
+    while g < k:
+        vg = v[g]
+        for f in range(k):
+            out[f] += vg * A0[g, f]
+        g += 1
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _axpy(t, A, i, out, k):
-    """out += t·A[i]."""
-    for f in range(k):
-        out[f] += t * A[i, f]
+def _gemv2(rows, n, v, sign, a, b, out, dots, k):
+    """Over the first ``n`` gathered factor rows yⱼ: ``dots[j] = yⱼ·v`` and
+    ``out += Σⱼ (b[j] + sign·a[j]·dots[j])·yⱼ``, four rows per block: four independent dot
+    products share each load of ``v``, and ``out`` is loaded and stored once per four rows.
+    Blocks start at multiples of four in every caller, so a row's sums do not depend on
+    where its factor rows were gathered."""
+    j = 0
+    while j + 4 <= n:
+        d0 = np.float32(0.0)
+        d1 = np.float32(0.0)
+        d2 = np.float32(0.0)
+        d3 = np.float32(0.0)
+        for f in range(k):
+            vf = v[f]
+            d0 += rows[j, f] * vf
+            d1 += rows[j + 1, f] * vf
+            d2 += rows[j + 2, f] * vf
+            d3 += rows[j + 3, f] * vf
+        dots[j], dots[j + 1], dots[j + 2], dots[j + 3] = d0, d1, d2, d3
+        w0 = b[j] + sign * a[j] * d0
+        w1 = b[j + 1] + sign * a[j + 1] * d1
+        w2 = b[j + 2] + sign * a[j + 2] * d2
+        w3 = b[j + 3] + sign * a[j + 3] * d3
+        for f in range(k):
+            out[f] += (w0 * rows[j, f] + w1 * rows[j + 1, f]) + (w2 * rows[j + 2, f] + w3 * rows[j + 3, f])
+        j += 4
+    while j < n:
+        d = np.float32(0.0)
+        for f in range(k):
+            d += rows[j, f] * v[f]
+        dots[j] = d
+        w = b[j] + sign * a[j] * d
+        for f in range(k):
+            out[f] += w * rows[j, f]
+        j += 1
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _residual(indices, data, start, end, x, Y, A0, lam, alpha, r, s, rows, conf):
-    """r = b − A x with A x = A0 x + Σ c1·(yᵢ·x)·yᵢ and b = Σ p·c·yᵢ; s[j] = yⱼ·x.
-    Returns r·r.
-
-    Also copies the row's first ``rows.shape[0]`` factor rows yⱼ into ``rows`` (contiguous)
-    and their c1 into ``conf``: the CG steps then read them in order instead of gathering
-    them from ``Y`` at random again."""
-    k = x.shape[0]
-    _symv(A0, x, r, k, lam)
-    for f in range(k):
-        r[f] = -r[f]
-    n_buf = min(end - start, rows.shape[0])
-    for j in range(n_buf):
-        idx = start + j
+def _gather(indices, data, alpha, Y, lo, hi, end, rows, c1s, pcs):
+    """Copy the factor rows of non-zeros ``lo…hi`` into ``rows`` (in order; prefetching
+    ahead, up to ``end``) and their ``c − 1`` and ``p·c`` into ``c1s`` and ``pcs``."""
+    k = Y.shape[1]
+    for idx in range(lo, hi):
         if idx + PREFETCH < end:
             prefetch_row(Y, indices[idx + PREFETCH])
         i = indices[idx]
+        j = idx - lo
         for f in range(k):
             rows[j, f] = Y[i, f]
-        c1, pc = _conf(data[idx], alpha)
-        conf[j] = c1
-        d = _dot(rows, j, x, k)
-        s[j] = d
-        _axpy(np.float32(pc - c1 * d), rows, j, r, k)
-    for idx in range(start + n_buf, end):
-        if idx + PREFETCH < end:
-            prefetch_row(Y, indices[idx + PREFETCH])
-        i = indices[idx]
-        c1, pc = _conf(data[idx], alpha)
-        d = _dot(Y, i, x, k)
-        s[idx - start] = d
-        _axpy(np.float32(pc - c1 * d), Y, i, r, k)
-    rr = np.float32(0.0)
-    for f in range(k):
-        rr += r[f] * r[f]
-    return rr
+        c1s[j], pcs[j] = _conf(data[idx], alpha)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _apply(indices, data, start, end, p, Y, rows, conf, A0, lam, alpha, Ap, dp):
-    """Ap = A0 p + Σ c1·(yᵢ·p)·yᵢ without forming Yᵀ(Cᵤ − I)Y; dp[j] = yⱼ·p. Returns p·Ap.
-
-    The first ``rows.shape[0]`` yⱼ and c1 come from the buffers :func:`_residual` filled
-    (sequential reads), the rest of a longer row from ``Y`` (random reads, prefetched)."""
-    k = p.shape[0]
-    _symv(A0, p, Ap, k, lam)
+def _pass(indices, data, start, end, alpha, Y, buf, zero, v, residual, out, dots):
+    """One pass over a row's non-zeros: ``out += Σⱼ (b_j + sign·c1ⱼ·(yⱼ·v))·yⱼ`` and
+    ``dots[j] = yⱼ·v``. The residual pass (``b = p·c``, sign −1) first gathers the row's
+    factor rows into the buffer ``buf = (rows, c1, pc, tail, tc1, tpc)``; the CG steps
+    (``b = 0``, sign +1) read them from there. Non-zeros beyond the buffer are gathered
+    into ``tail``, a segment at a time, on every pass (the buffer's length and the
+    segments' are multiples of four, so the blocks of :func:`_gemv2` fall alike)."""
+    rows, c1, pc, tail, tc1, tpc = buf
+    k = v.shape[0]
     n_buf = min(end - start, rows.shape[0])
-    for j in range(n_buf):
-        d = _dot(rows, j, p, k)
-        dp[j] = d
-        # c1 stored, not recomputed: with fastmath's reassociation the compiler may
-        # compute (alpha·|r|)·d as (d·alpha)·|r| in one loop and not in the other,
-        # and the buffered and unbuffered paths would round differently.
-        _axpy(conf[j] * d, rows, j, Ap, k)
-    for idx in range(start + n_buf, end):
-        if idx + PREFETCH < end:
-            prefetch_row(Y, indices[idx + PREFETCH])
-        i = indices[idx]
-        d = _dot(Y, i, p, k)
-        dp[idx - start] = d
-        _axpy(np.float32(alpha * abs(data[idx])) * d, Y, i, Ap, k)
-    pAp = np.float32(0.0)
-    for f in range(k):
-        pAp += p[f] * Ap[f]
-    return pAp
+    sign = np.float32(-1.0) if residual else np.float32(1.0)
+    if residual:
+        _gather(indices, data, alpha, Y, start, start + n_buf, end, rows, c1, pc)
+    _gemv2(rows, n_buf, v, sign, c1, pc if residual else zero, out, dots, k)
+    lo = start + n_buf
+    while lo < end:
+        hi = min(lo + tail.shape[0], end)
+        _gather(indices, data, alpha, Y, lo, hi, end, tail, tc1, tpc)
+        _gemv2(tail, hi - lo, v, sign, tc1, tpc if residual else zero, out, dots[lo - start:], k)
+        lo = hi
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _cg_row(indices, data, start, end, x, Y, rows, conf, A0, lam, alpha, cg_steps, r, p, Ap, s, dp):
+def _cg_row(indices, data, start, end, x, Y, buf, zero, A0, lam, alpha, cg_steps, r, p, Ap, s, dp):
     """Warm-started CG on one row; returns its observed loss term at the new x.
 
-    s[j] tracks yⱼ·x as x moves (x ← x + a·p ⇒ s ← s + a·(yⱼ·p)), so the loss needs
-    no extra pass over the row."""
+    r = b − A x = −(A0 + λI)x + Σⱼ (p·cⱼ − c1ⱼ·(yⱼ·x))·yⱼ, then each step's
+    A·p = (A0 + λI)p + Σⱼ c1ⱼ·(yⱼ·p)·yⱼ, never forming the k×k matrix. s[j] tracks yⱼ·x
+    as x moves (x ← x + a·p ⇒ s ← s + a·(yⱼ·p)), so the loss needs no extra pass."""
     k = x.shape[0]
-    rsold = _residual(indices, data, start, end, x, Y, A0, lam, alpha, r, s, rows, conf)
+    _symv_rows(A0, x, r, k, lam)
     for f in range(k):
+        r[f] = -r[f]
+    _pass(indices, data, start, end, alpha, Y, buf, zero, x, True, r, s)
+    rsold = np.float32(0.0)
+    for f in range(k):
+        rsold += r[f] * r[f]
         p[f] = r[f]
     for _ in range(cg_steps if rsold >= CG_EPS else 0):
-        a = rsold / _apply(indices, data, start, end, p, Y, rows, conf, A0, lam, alpha, Ap, dp)
+        _symv_rows(A0, p, Ap, k, lam)
+        _pass(indices, data, start, end, alpha, Y, buf, zero, p, False, Ap, dp)
+        pAp = np.float32(0.0)
+        for f in range(k):
+            pAp += p[f] * Ap[f]
+        a = rsold / pAp
         rsnew = np.float32(0.0)
         for f in range(k):
             x[f] += a * p[f]
@@ -200,12 +214,12 @@ def _cg_row(indices, data, start, end, x, Y, rows, conf, A0, lam, alpha, cg_step
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _cg_sweep(indptr, indices, data, X, Y, A0, lam, alpha, cg_steps, bounds, buffer_nnz, obs_out):
+def _cg_sweep(indptr, indices, data, X, Y, A0, lam, alpha, cg_steps, bounds, buffer_nnz, tail_nnz, obs_out):
     k = X.shape[1]
     for c in prange(bounds.shape[0] - 1):
         # Scratch per chunk, allocated once and sized to the chunk's longest row (the
-        # factor-row buffer capped at buffer_nnz rows): each chunk (and so each thread)
-        # owns its buffers and rows.
+        # factor-row buffer capped at buffer_nnz rows, a multiple of 4): each chunk (and so
+        # each thread) owns its buffers and rows.
         longest = 1
         for u in range(bounds[c], bounds[c + 1]):
             longest = max(longest, indptr[u + 1] - indptr[u])
@@ -214,15 +228,18 @@ def _cg_sweep(indptr, indices, data, X, Y, A0, lam, alpha, cg_steps, bounds, buf
         Ap = np.empty(k, np.float32)
         s = np.empty(longest, np.float32)
         dp = np.empty(longest, np.float32)
-        rows = np.empty((min(longest, buffer_nnz), k), np.float32)
-        conf = np.empty(rows.shape[0], np.float32)
+        n_buf = min(longest, buffer_nnz)
+        n_tail = tail_nnz if longest > n_buf else 0
+        buf = (np.empty((n_buf, k), np.float32), np.empty(n_buf, np.float32), np.empty(n_buf, np.float32),
+               np.empty((n_tail, k), np.float32), np.empty(n_tail, np.float32), np.empty(n_tail, np.float32))
+        zero = np.zeros(max(n_buf, n_tail), np.float32)
         obs = 0.0
         for u in range(bounds[c], bounds[c + 1]):
             start, end = indptr[u], indptr[u + 1]
             if start == end:
                 X[u, :] = 0.0
             else:
-                obs += _cg_row(indices, data, start, end, X[u], Y, rows, conf, A0, _row_lambda(lam, u), alpha, cg_steps,
+                obs += _cg_row(indices, data, start, end, X[u], Y, buf, zero, A0, _row_lambda(lam, u), alpha, cg_steps,
                                r, p, Ap, s, dp)
         obs_out[c] = obs
 
@@ -343,7 +360,7 @@ def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", c
     obs = np.zeros(bounds.shape[0] - 1, np.float64)
     if solver == "cg":
         _cg_sweep(indptr, indices, data, X, Y, A0, lam, np.float32(alpha), int(cg_steps), bounds,
-                  BUFFER_BYTES // (4 * k), obs)
+                  BUFFER_BYTES // (4 * k) // 4 * 4, max(4, TAIL // 4 * 4), obs)
     else:
         _cholesky_sweep(indptr, indices, data, X, Y, A0, lam, np.float32(alpha), bounds, obs)
     return float(obs.sum())
