@@ -330,3 +330,31 @@ def test_gram64_by_blocks_equals_the_float64_products(per_row, monkeypatch):
     A64 = A.astype(np.float64)
     want = (lam.astype(np.float64) * (A64 ** 2).sum(axis=1)).sum() if per_row else (A64 ** 2).sum()
     assert np.allclose(G, A64.T @ A64, rtol=1e-12, atol=1e-12) and weighted == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("k", [8, 13])
+def test_cg_sweep_gives_the_same_bits_run_after_run(k, monkeypatch):
+    """The same sweep, repeated (scratch arrays land at other addresses each time), with one
+    and two threads, and with rows four at a time or one at a time: the same bits. A sum
+    in a loop that also stores could take LLVM's vector or scalar version by the arrays'
+    addresses, and the two sum in different orders."""
+    import numba
+
+    m = long_row_csr(seed=k)
+    Y, X0 = factors(m.shape[1], k, 1), factors(m.shape[0], k, 2)
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            for quad in (als_kernels.QUAD_NNZ, 0):
+                monkeypatch.setattr(als_kernels, "QUAD_NNZ", quad)
+                for _ in range(3):
+                    X = X0.copy()
+                    loss = als_sweep(*csr_arrays(m), X, Y, REG, ALPHA, solver="cg", cg_steps=3)
+                    results.append((X, loss))
+    finally:
+        numba.set_num_threads(before)
+    X_first, loss_first = results[0]
+    for X, loss in results[1:]:
+        assert np.array_equal(X, X_first) and loss == loss_first

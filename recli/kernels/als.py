@@ -24,12 +24,17 @@ Two solvers, both writing ``X`` in place, row by row (each thread owns its rows)
   time (rows beyond ``BUFFER_BYTES`` gather the rest on every pass, ``TAIL`` non-zeros
   at a time). Each pass takes the gathered rows four at a time: four dot products
   yⱼ·p share the loads of p, and their four multiply-adds into A·p share one load and
-  store of it; ``(A0 + λI)·p`` is summed from A0's rows, four at a time. The operations
-  and their order do not depend on where a row's factor rows were gathered, so the
-  buffer does not change ``X`` (tests compare the bits).
+  store of it; ``(A0 + λI)·p`` is summed from A0's rows, four at a time, and for four
+  short rows at once (rows of at most ``QUAD_NNZ`` non-zeros run in lockstep, four at a
+  time). The operations and their order do not depend on where a row's factor rows were
+  gathered nor on its neighbours, so neither the buffer nor the grouping changes ``X``
+  (tests compare the bits).
 * ``cholesky``: forms the k×k matrix and solves it exactly.
 
 Rows without interactions get a zero factor (the exact solution, since b = 0).
+
+The CG's per-row pieces (the buffer, the passes, four rows at a time) are in
+:mod:`recli.kernels.als_cg`.
 
 The ``xp_*`` twins are the same algorithms vectorised over a batch of rows with an
 array module ``xp`` (NumPy here, CuPy on a GPU): the GPU-shaped path.
@@ -40,181 +45,23 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from recli.kernels import CG_EPS, FASTMATH
+from recli.kernels import FASTMATH
 from recli.kernels._chunks import balanced_bounds
-from recli.kernels._prefetch import prefetch_row
+from recli.kernels.als_cg import _cg_quad, _cg_row, _conf, _observed_term, _quad_ahead, _row_lambda
 
-# How many non-zeros ahead to prefetch factor rows (latency hiding for random reads).
-PREFETCH = 16
 # Bytes of the per-chunk buffer the CG copies a row's factor rows into (4 MiB: 16384
 # non-zeros at k = 64). A longer row gathers the rest on every pass, TAIL non-zeros at a
 # time, so one popular item cannot make every thread allocate a buffer as large as the
 # item's column.
 BUFFER_BYTES = 4 << 20
 TAIL = 256  # non-zeros per segment of a longer row's rest (a multiple of 4)
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _conf(value, alpha):
-    """(c − 1, p·c) for one stored value: c = 1 + alpha·|r|, p = [r > 0]."""
-    c1 = alpha * abs(value)
-    return c1, (1.0 + c1) if value > 0 else 0.0
-
-
-@njit(cache=True, inline="always")
-def _row_lambda(lam, u):
-    """Row ``u``'s own λ (per-row λ), or 0 when ``A0`` carries one λ for all rows."""
-    return lam[u] if lam.shape[0] else np.float32(0.0)
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _observed_term(value, alpha, s):
-    """c·(p − s)² − s²: the observed pair's loss minus what the all-pairs term counts."""
-    c1, pc = _conf(value, alpha)
-    pref = 1.0 if pc > 0 else 0.0
-    sd = np.float64(s)
-    return (1.0 + c1) * (pref - sd) ** 2 - sd * sd
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _symv_rows(A0, v, out, k, lam):
-    """out = (A0 + lam·I) v as Σ_g v_g·A0[g] (A0 symmetric), four rows of A0 per pass over
-    ``out``: four multiply-adds per load and store of ``out``, and no horizontal sums."""
-    for f in range(k):
-        out[f] = lam * v[f]
-    g = 0
-    while g + 4 <= k:
-        v0, v1, v2, v3 = v[g], v[g + 1], v[g + 2], v[g + 3]
-        for f in range(k):
-            out[f] += (v0 * A0[g, f] + v1 * A0[g + 1, f]) + (v2 * A0[g + 2, f] + v3 * A0[g + 3, f])
-        g += 4
-    while g < k:
-        vg = v[g]
-        for f in range(k):
-            out[f] += vg * A0[g, f]
-        g += 1
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _gemv2(rows, n, v, sign, a, b, out, dots, k):
-    """Over the first ``n`` gathered factor rows yⱼ: ``dots[j] = yⱼ·v`` and
-    ``out += Σⱼ (b[j] + sign·a[j]·dots[j])·yⱼ``, four rows per block: four independent dot
-    products share each load of ``v``, and ``out`` is loaded and stored once per four rows.
-    Blocks start at multiples of four in every caller, so a row's sums do not depend on
-    where its factor rows were gathered."""
-    j = 0
-    while j + 4 <= n:
-        d0 = np.float32(0.0)
-        d1 = np.float32(0.0)
-        d2 = np.float32(0.0)
-        d3 = np.float32(0.0)
-        for f in range(k):
-            vf = v[f]
-            d0 += rows[j, f] * vf
-            d1 += rows[j + 1, f] * vf
-            d2 += rows[j + 2, f] * vf
-            d3 += rows[j + 3, f] * vf
-        dots[j], dots[j + 1], dots[j + 2], dots[j + 3] = d0, d1, d2, d3
-        w0 = b[j] + sign * a[j] * d0
-        w1 = b[j + 1] + sign * a[j + 1] * d1
-        w2 = b[j + 2] + sign * a[j + 2] * d2
-        w3 = b[j + 3] + sign * a[j + 3] * d3
-        for f in range(k):
-            out[f] += (w0 * rows[j, f] + w1 * rows[j + 1, f]) + (w2 * rows[j + 2, f] + w3 * rows[j + 3, f])
-        j += 4
-    while j < n:
-        d = np.float32(0.0)
-        for f in range(k):
-            d += rows[j, f] * v[f]
-        dots[j] = d
-        w = b[j] + sign * a[j] * d
-        for f in range(k):
-            out[f] += w * rows[j, f]
-        j += 1
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _gather(indices, data, alpha, Y, lo, hi, end, rows, c1s, pcs):
-    """Copy the factor rows of non-zeros ``lo…hi`` into ``rows`` (in order; prefetching
-    ahead, up to ``end``) and their ``c − 1`` and ``p·c`` into ``c1s`` and ``pcs``."""
-    k = Y.shape[1]
-    for idx in range(lo, hi):
-        if idx + PREFETCH < end:
-            prefetch_row(Y, indices[idx + PREFETCH])
-        i = indices[idx]
-        j = idx - lo
-        for f in range(k):
-            rows[j, f] = Y[i, f]
-        c1s[j], pcs[j] = _conf(data[idx], alpha)
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _pass(indices, data, start, end, alpha, Y, buf, zero, v, residual, out, dots):
-    """One pass over a row's non-zeros: ``out += Σⱼ (b_j + sign·c1ⱼ·(yⱼ·v))·yⱼ`` and
-    ``dots[j] = yⱼ·v``. The residual pass (``b = p·c``, sign −1) first gathers the row's
-    factor rows into the buffer ``buf = (rows, c1, pc, tail, tc1, tpc)``; the CG steps
-    (``b = 0``, sign +1) read them from there. Non-zeros beyond the buffer are gathered
-    into ``tail``, a segment at a time, on every pass (the buffer's length and the
-    segments' are multiples of four, so the blocks of :func:`_gemv2` fall alike)."""
-    rows, c1, pc, tail, tc1, tpc = buf
-    k = v.shape[0]
-    n_buf = min(end - start, rows.shape[0])
-    sign = np.float32(-1.0) if residual else np.float32(1.0)
-    if residual:
-        _gather(indices, data, alpha, Y, start, start + n_buf, end, rows, c1, pc)
-    _gemv2(rows, n_buf, v, sign, c1, pc if residual else zero, out, dots, k)
-    lo = start + n_buf
-    while lo < end:
-        hi = min(lo + tail.shape[0], end)
-        _gather(indices, data, alpha, Y, lo, hi, end, tail, tc1, tpc)
-        _gemv2(tail, hi - lo, v, sign, tc1, tpc if residual else zero, out, dots[lo - start:], k)
-        lo = hi
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _cg_row(indices, data, start, end, x, Y, buf, zero, A0, lam, alpha, cg_steps, r, p, Ap, s, dp):
-    """Warm-started CG on one row; returns its observed loss term at the new x.
-
-    r = b − A x = −(A0 + λI)x + Σⱼ (p·cⱼ − c1ⱼ·(yⱼ·x))·yⱼ, then each step's
-    A·p = (A0 + λI)p + Σⱼ c1ⱼ·(yⱼ·p)·yⱼ, never forming the k×k matrix. s[j] tracks yⱼ·x
-    as x moves (x ← x + a·p ⇒ s ← s + a·(yⱼ·p)), so the loss needs no extra pass."""
-    k = x.shape[0]
-    _symv_rows(A0, x, r, k, lam)
-    for f in range(k):
-        r[f] = -r[f]
-    _pass(indices, data, start, end, alpha, Y, buf, zero, x, True, r, s)
-    rsold = np.float32(0.0)
-    for f in range(k):
-        rsold += r[f] * r[f]
-        p[f] = r[f]
-    for _ in range(cg_steps if rsold >= CG_EPS else 0):
-        _symv_rows(A0, p, Ap, k, lam)
-        _pass(indices, data, start, end, alpha, Y, buf, zero, p, False, Ap, dp)
-        pAp = np.float32(0.0)
-        for f in range(k):
-            pAp += p[f] * Ap[f]
-        a = rsold / pAp
-        rsnew = np.float32(0.0)
-        for f in range(k):
-            x[f] += a * p[f]
-            r[f] -= a * Ap[f]
-            rsnew += r[f] * r[f]
-        for j in range(end - start):
-            s[j] += a * dp[j]
-        if rsnew < CG_EPS:
-            break
-        beta = rsnew / rsold
-        for f in range(k):
-            p[f] = r[f] + beta * p[f]
-        rsold = rsnew
-    obs = 0.0
-    for idx in range(start, end):
-        obs += _observed_term(data[idx], alpha, s[idx - start])
-    return obs
+# Rows of at most this many non-zeros run four at a time (their Gram products as one small
+# matrix product, where those products are most of a short row's work); 0: one at a time.
+QUAD_NNZ = 256
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def _cg_sweep(indptr, indices, data, X, Y, A0, lam, alpha, cg_steps, bounds, buffer_nnz, tail_nnz, obs_out):
+def _cg_sweep(indptr, indices, data, X, Y, A0, lam, alpha, cg_steps, bounds, buffer_nnz, tail_nnz, quad_nnz, obs_out):
     k = X.shape[1]
     for c in prange(bounds.shape[0] - 1):
         # Scratch per chunk, allocated once and sized to the chunk's longest row (the
@@ -230,17 +77,37 @@ def _cg_sweep(indptr, indices, data, X, Y, A0, lam, alpha, cg_steps, bounds, buf
         dp = np.empty(longest, np.float32)
         n_buf = min(longest, buffer_nnz)
         n_tail = tail_nnz if longest > n_buf else 0
-        buf = (np.empty((n_buf, k), np.float32), np.empty(n_buf, np.float32), np.empty(n_buf, np.float32),
-               np.empty((n_tail, k), np.float32), np.empty(n_tail, np.float32), np.empty(n_tail, np.float32))
-        zero = np.zeros(max(n_buf, n_tail), np.float32)
+        rows = np.empty((n_buf, k), np.float32)
+        c1 = np.empty(n_buf, np.float32)
+        pc = np.empty(n_buf, np.float32)
+        tail = np.empty((n_tail, k), np.float32)
+        tc1 = np.empty(n_tail, np.float32)
+        tpc = np.empty(n_tail, np.float32)
+        zero = np.empty(max(n_buf, n_tail, quad_nnz), np.float32)
+        for j in range(zero.shape[0]):  # b = 0 of the CG steps' passes (a loop: np.zeros would be a nested parfor)
+            zero[j] = 0.0
+        # four rows of up to quad_nnz non-zeros go through _cg_quad, each with a slot here
+        m = min(longest, quad_nnz)
+        rows4 = np.empty((4, m, k), np.float32)
+        c14 = np.empty((4, m), np.float32)
+        pc4 = np.empty((4, m), np.float32)
+        R, P, AP = np.empty((4, k), np.float32), np.empty((4, k), np.float32), np.empty((4, k), np.float32)
+        S, DP, rs = np.empty((4, m), np.float32), np.empty((4, m), np.float32), np.empty(4, np.float32)
         obs = 0.0
-        for u in range(bounds[c], bounds[c + 1]):
+        u = bounds[c]
+        while u < bounds[c + 1]:
+            if _quad_ahead(indptr, u, bounds[c + 1], m):
+                obs += _cg_quad(indptr, indices, data, u, X, Y, rows4, c14, pc4, tail[:0], tc1[:0], zero, A0, lam, alpha,
+                                cg_steps, R, P, AP, S, DP, rs)
+                u += 4
+                continue
             start, end = indptr[u], indptr[u + 1]
             if start == end:
                 X[u, :] = 0.0
             else:
-                obs += _cg_row(indices, data, start, end, X[u], Y, buf, zero, A0, _row_lambda(lam, u), alpha, cg_steps,
-                               r, p, Ap, s, dp)
+                obs += _cg_row(indices, data, start, end, X[u], Y, rows, c1, pc, tail, tc1, tpc, zero, A0,
+                               _row_lambda(lam, u), alpha, cg_steps, r, p, Ap, s, dp)
+            u += 1
         obs_out[c] = obs
 
 
@@ -360,7 +227,7 @@ def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", c
     obs = np.zeros(bounds.shape[0] - 1, np.float64)
     if solver == "cg":
         _cg_sweep(indptr, indices, data, X, Y, A0, lam, np.float32(alpha), int(cg_steps), bounds,
-                  BUFFER_BYTES // (4 * k) // 4 * 4, max(4, TAIL // 4 * 4), obs)
+                  BUFFER_BYTES // (4 * k) // 4 * 4, max(4, TAIL // 4 * 4), max(0, QUAD_NNZ), obs)
     else:
         _cholesky_sweep(indptr, indices, data, X, Y, A0, lam, np.float32(alpha), bounds, obs)
     return float(obs.sum())
