@@ -3,7 +3,9 @@ inlined into its parallel loop: the row's factor rows gathered into a buffer, th
 over them four rows at a time, the Gram product ``(YᵀY + λI)·p`` for one row or four at
 once, and the CG updates; also the confidence and loss terms the Cholesky sweep shares.
 
-Every sum sits in a loop that stores nothing (see :func:`_sumsq`), and a row's operations
+The larger pieces are separate compiled functions, not inlined into the sweep: inlining
+them all made the sweep's first compilation take about a minute instead of about ten
+seconds, for no measurable speed. Every sum sits in a loop that stores nothing (see :func:`_sumsq`), and a row's operations
 do not depend on where its factor rows were gathered nor on whether it ran alone or with
 three others, so a sweep gives the same bits run after run, at any buffer size and thread
 count (tests compare them).
@@ -43,7 +45,7 @@ def _observed_term(value, alpha, s):
     return (1.0 + c1) * (pref - sd) ** 2 - sd * sd
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _symv_rows(A0, v, out, k, lam):
     """out = (A0 + lam·I) v as Σ_g v_g·A0[g] (A0 symmetric), four rows of A0 per pass over
     ``out``: four multiply-adds per load and store of ``out``, and no horizontal sums."""
@@ -62,7 +64,7 @@ def _symv_rows(A0, v, out, k, lam):
         g += 1
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _gemv2(rows, n, v, sign, a, b, out, dots, k):
     """Over the first ``n`` gathered factor rows yⱼ: ``dots[j] = yⱼ·v`` and
     ``out += Σⱼ (b[j] + sign·a[j]·dots[j])·yⱼ``, four rows per block: four independent dot
@@ -100,7 +102,7 @@ def _gemv2(rows, n, v, sign, a, b, out, dots, k):
         j += 1
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _gather(indices, data, alpha, Y, lo, hi, end, rows, c1s, pcs):
     """Copy the factor rows of non-zeros ``lo…hi`` into ``rows`` (in order; prefetching
     ahead, up to ``end``) and their ``c − 1`` and ``p·c`` into ``c1s`` and ``pcs``."""
@@ -115,7 +117,7 @@ def _gather(indices, data, alpha, Y, lo, hi, end, rows, c1s, pcs):
         c1s[j], pcs[j] = _conf(data[idx], alpha)
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _pass(indices, data, start, end, alpha, Y, rows, c1, pc, tail, tc1, tpc, zero, v, residual, out, dots):
     """One pass over a row's non-zeros: ``out += Σⱼ (b_j + sign·c1ⱼ·(yⱼ·v))·yⱼ`` and
     ``dots[j] = yⱼ·v``. The residual pass (``b = p·c``, sign −1) first gathers the row's
@@ -137,7 +139,7 @@ def _pass(indices, data, start, end, alpha, Y, rows, c1, pc, tail, tc1, tpc, zer
         lo = hi
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _symv4(A0, V, out, k, l0, l1, l2, l3):
     """``out[q] = (A0 + l_q·I)·V[q]`` for four rows at once: :func:`_symv_rows`'s sums, in
     its order, for each row (the same bits), with every load of A0 serving all four rows
@@ -224,7 +226,7 @@ def _observed(data, start, end, alpha, s):
     return obs
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _cg_row(indices, data, start, end, x, Y, rows, c1, pc, tail, tc1, tpc, zero, A0, lam, alpha, cg_steps, r, p, Ap, s,
             dp):
     """Warm-started CG on one row; returns its observed loss term at the new x.
@@ -249,7 +251,7 @@ def _cg_row(indices, data, start, end, x, Y, rows, c1, pc, tail, tc1, tpc, zero,
     return _observed(data, start, end, alpha, s)
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _cg_quad(indptr, indices, data, u0, X, Y, rows, c1, pc, none, none1, zero, A0, lam, alpha, cg_steps, R, P, AP, S, DP,
              rs):
     """:func:`_cg_row` on rows ``u0…u0+3`` in lockstep, each with the same operations in the
