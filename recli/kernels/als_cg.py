@@ -220,6 +220,7 @@ def _direction(p, r, beta):
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _observed(data, start, end, alpha, s):
+    """The row's observed loss term Σⱼ [c·(p − sⱼ)² − sⱼ²] from the tracked sⱼ = yⱼ·x."""
     obs = 0.0
     for idx in range(start, end):
         obs += _observed_term(data[idx], alpha, s[idx - start])
@@ -252,18 +253,20 @@ def _cg_row(indices, data, start, end, x, Y, rows, c1, pc, tail, tc1, tpc, zero,
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _cg_quad(indptr, indices, data, u0, X, Y, rows, c1, pc, none, none1, zero, A0, lam, alpha, cg_steps, R, P, AP, S, DP,
+def _cg_quad(indptr, indices, data, u0, X, Y, rows, c1, pc, no_rows, no_vals, zero, A0, lam, alpha, cg_steps, R, P, AP, S, DP,
              rs):
     """:func:`_cg_row` on rows ``u0…u0+3`` in lockstep, each with the same operations in the
     same order as alone (the same bits), but their (A0 + λI)·p products four at a time
-    (:func:`_symv4`). Each row's factor rows go to its own slot of ``quad``."""
+    (:func:`_symv4`). Each row's factor rows go to its own slot of ``rows`` (with ``c1``,
+    ``pc``); a quad's rows fit their slots, so the tail arrays are empty (``no_rows``,
+    ``no_vals``)."""
     k = X.shape[1]
     _symv4(A0, X[u0:u0 + 4], R, k, _row_lambda(lam, u0), _row_lambda(lam, u0 + 1), _row_lambda(lam, u0 + 2),
            _row_lambda(lam, u0 + 3))
     for q in range(4):
         for f in range(k):
             R[q, f] = -R[q, f]
-        _pass(indices, data, indptr[u0 + q], indptr[u0 + q + 1], alpha, Y, rows[q], c1[q], pc[q], none, none1, none1,
+        _pass(indices, data, indptr[u0 + q], indptr[u0 + q + 1], alpha, Y, rows[q], c1[q], pc[q], no_rows, no_vals, no_vals,
               zero, X[u0 + q], True, R[q], S[q])
         rs[q] = _start(R[q], P[q], k)
     left = 0
@@ -276,7 +279,7 @@ def _cg_quad(indptr, indices, data, u0, X, Y, rows, c1, pc, none, none1, zero, A
             if not (rs[q] >= CG_EPS):  # converged (or never started): as _cg_row's break
                 continue
             start, end = indptr[u0 + q], indptr[u0 + q + 1]
-            _pass(indices, data, start, end, alpha, Y, rows[q], c1[q], pc[q], none, none1, none1, zero, P[q], False,
+            _pass(indices, data, start, end, alpha, Y, rows[q], c1[q], pc[q], no_rows, no_vals, no_vals, zero, P[q], False,
                   AP[q], DP[q])
             rsnew = _step(X[u0 + q], R[q], P[q], AP[q], S[q], DP[q], end - start, rs[q])
             if rsnew < CG_EPS:
