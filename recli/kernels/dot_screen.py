@@ -76,7 +76,9 @@ def screened_topk(user_vectors: np.ndarray, item_factors: np.ndarray, item_bias:
     ``topk(dot_scores(U, V, b) + c[:, None], ...)``. ``workers`` threads (0: Numba's
     thread count) each run single-threaded BLAS products (the caller limits BLAS to one
     thread) on blocks of ``block_rows`` users (0: ``BLOCK_ROWS``), one tile of items at a
-    time. Memory: one tile of scores (``BLOCK_BYTES``) per worker besides the results."""
+    time. Memory: one tile of scores (``BLOCK_BYTES``) and one block of user rows per worker
+    besides the results, and with a bias a copy of ``V`` with its bias columns
+    (:func:`with_bias_columns`, ``n_items × (f + 1 or 2)`` floats), made once per call."""
     from recli.kernels.topk_xp import _prepare
 
     U = np.ascontiguousarray(user_vectors, dtype=np.float32)
