@@ -167,6 +167,42 @@ def test_scaled_regularization_loss_equals_reference():
     assert xp_als_loss(np, *csr_arrays(m), X, Y, pair, ALPHA, nnz_budget=13) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize("scale", [False, True])
+@pytest.mark.parametrize("device", ["numba", "xp"])
+def test_loss_from_the_item_sweeps_quadratic_term_equals_reference(scale, device, monkeypatch):
+    """The model's loss: the item sweep also returns Σᵢ yᵢᵀ(XᵀX + λᵢI)yᵢ (the all-pairs term
+    plus the items' penalty), and the loss adds only the users' penalty to it: the same
+    value as from both Gram matrices, and as the dense reference, with scalar and per-row
+    λ, rows taken a few at a time."""
+    from recli.kernels.als import loss_from_observed
+    from recli.kernels.als_xp import xp_loss_from_observed
+
+    monkeypatch.setattr(als_kernels, "GRAM_ROWS", 3)
+    m = random_csr(seed=21, signed=True)
+    mt = m.T.tocsr()
+    X, Y0 = factors(m.shape[0], 5, 22), factors(m.shape[1], 5, 23)
+    pair = (row_regularization(REG, m.indptr), row_regularization(REG, mt.indptr))
+    reg_items, reg = (pair[1], pair) if scale else (REG, REG)
+    Y, Y_plain = Y0.copy(), Y0.copy()
+    if device == "numba":
+        observed, quadratic = als_sweep(*csr_arrays(mt), Y, X, reg_items, ALPHA, quadratic=True)
+        plain = als_sweep(*csr_arrays(mt), Y_plain, X, reg_items, ALPHA)
+        loss = loss_from_observed(observed, X, Y, m.data, reg, ALPHA, quadratic)
+        by_grams = loss_from_observed(observed, X, Y, m.data, reg, ALPHA)
+    else:
+        observed, quadratic = xp_als_sweep(np, *csr_arrays(mt), Y, X, reg_items, ALPHA, quadratic=True, nnz_budget=13)
+        plain = xp_als_sweep(np, *csr_arrays(mt), Y_plain, X, reg_items, ALPHA, nnz_budget=13)
+        loss = xp_loss_from_observed(np, observed, X, Y, m.data, reg, ALPHA, quadratic)
+        by_grams = xp_loss_from_observed(np, observed, X, Y, m.data, reg, ALPHA)
+    assert np.array_equal(Y, Y_plain) and observed == plain  # the flag changes nothing else
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    lam_items = pair[1].astype(np.float64) if scale else np.full(Y.shape[0], REG)
+    want = float(((Y64 @ (X64.T @ X64)) * Y64).sum() + (lam_items * (Y64 ** 2).sum(axis=1)).sum())
+    assert quadratic == pytest.approx(want, rel=1e-6)
+    assert loss == pytest.approx(by_grams, rel=1e-6)
+    assert loss == pytest.approx(ref.loss(m, X, Y, REG, ALPHA, scale=scale), rel=1e-5)
+
+
 def block_matrix(n_users=40, n_items=30, seed=0):
     """Two communities: users 0..19 like items 0..14, the rest items 15..29; each user
     sees a random 60% of its block, so the unseen in-block items are the right answer."""

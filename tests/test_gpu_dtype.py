@@ -87,7 +87,7 @@ def test_train_on_the_gpu_holds_the_factors_in_the_dtype_through_the_cli(cli, fa
     kernel = "als_sweep" if name == "als" else "bpr_epoch"
     held, real = [], getattr(XPKernels, kernel)
     at = 3 if name == "als" else 1  # the position of X (als_sweep) or U (bpr_epoch)
-    monkeypatch.setattr(XPKernels, kernel, lambda self, *a: held.append(a[at].dtype) or real(self, *a))
+    monkeypatch.setattr(XPKernels, kernel, lambda self, *a, **kw: held.append(a[at].dtype) or real(self, *a, **kw))
     outs = {}
     for device in ("gpu", "cpu"):
         out = outs[device] = tmp_path / f"{name}-{device}"

@@ -200,7 +200,8 @@ def gram(Y: np.ndarray, regularization: float = 0.0) -> np.ndarray:
     return np.ascontiguousarray(A0, dtype=np.float32)
 
 
-def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", cg_steps=3, n_chunks=64) -> float:
+def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", cg_steps=3, n_chunks=64,
+              quadratic=False):
     """Recompute every row of ``X`` (n_rows × k, float32, in place) against fixed ``Y``.
 
     Parameters
@@ -213,11 +214,13 @@ def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", c
     solver : ``"cg"`` (warm-started, ``cg_steps`` steps) or ``"cholesky"`` (exact).
     n_chunks : work units for the thread pool, balanced by non-zeros. The result does
         not depend on it (rows are independent) nor on the thread count.
+    quadratic : also return Σᵤ xᵤᵀ(YᵀY + λᵤI)xᵤ at the new ``X`` (:func:`quadratic_term`).
 
     Returns
     -------
     The loss's observed term Σ_obs [c·(p − s)² − s²] with s = xᵤ·yᵢ at the new ``X``
-    (see :func:`als_loss`), computed on the fly at almost no cost.
+    (see :func:`als_loss`), computed on the fly at almost no cost; with ``quadratic``,
+    the pair (observed term, quadratic term).
     """
     k = X.shape[1]
     per_row = np.ndim(regularization) > 0
@@ -230,7 +233,28 @@ def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", c
                   BUFFER_BYTES // (4 * k) // 4 * 4, max(4, TAIL // 4 * 4), max(0, QUAD_NNZ), obs)
     else:
         _cholesky_sweep(indptr, indices, data, X, Y, A0, lam, np.float32(alpha), bounds, obs)
+    if quadratic:
+        return float(obs.sum()), quadratic_term(X, A0, lam if per_row else None)
     return float(obs.sum())
+
+
+def quadratic_term(X, A0, lam=None) -> float:
+    """Σᵤ xᵤᵀ(A0 + λᵤI)xᵤ in float64 (``lam``: per-row λ, or ``None`` when ``A0`` already
+    holds λI), a block of rows at a time: ``xᵤᵀA0`` by a float32 matrix product, the dot
+    with ``xᵤ`` summed in float64.
+
+    With ``A0 = YᵀY + λI`` of the fixed side, this is the loss's all-pairs term
+    Σᵤ Σᵢ (xᵤ·yᵢ)² = tr(XᵀX·YᵀY) plus ``X``'s penalty (see :func:`loss_from_observed`):
+    the sweep's own Gram matrix gives them for the price of one ``rows × k × k`` product,
+    where computing both Gram matrices again for the loss costs ``(users + items) × k × k``
+    in float64."""
+    total = 0.0 if lam is None else penalty_of(X, lam)
+    for start in range(0, X.shape[0], GRAM_ROWS):
+        rows = X[start:start + GRAM_ROWS]
+        products = (rows @ A0).astype(np.float64)
+        products *= rows
+        total += float(products.sum())
+    return total
 
 
 def row_regularization(regularization: float, indptr) -> np.ndarray:
@@ -260,18 +284,52 @@ def gram64(A: np.ndarray, lam: np.ndarray | None = None) -> tuple[np.ndarray, fl
     return G, (weighted if lam is not None else float(np.trace(G)))
 
 
-def loss_from_observed(observed, X, Y, data, regularization, alpha) -> float:
+def loss_from_observed(observed, X, Y, data, regularization, alpha, quadratic=None) -> float:
     """Assemble :func:`als_loss` from its observed term: the all-pairs term
     Σ_{u,i} (xᵤ·yᵢ)² = ‖XYᵀ‖² = tr(XᵀX · YᵀY) costs two k×k Gram matrices, which also give
     the penalty λ(‖X‖² + ‖Y‖²) as their traces. ``regularization`` is λ, or the pair (λ per
-    row of ``X``, λ per row of ``Y``), whose penalty is Σᵤ λᵤ‖xᵤ‖² + Σᵢ λᵢ‖yᵢ‖²."""
+    row of ``X``, λ per row of ``Y``), whose penalty is Σᵤ λᵤ‖xᵤ‖² + Σᵢ λᵢ‖yᵢ‖².
+
+    ``quadratic``: the sweep that solved ``Y`` against ``X`` returned the all-pairs term
+    plus ``Y``'s penalty (:func:`quadratic_term`); then only ``X``'s penalty is added
+    (λ‖X‖², or Σᵤ λᵤ‖xᵤ‖²), with no Gram matrix."""
     per_row = isinstance(regularization, tuple)
+    weight = float(alpha * np.abs(np.asarray(data)).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]
+    if quadratic is not None:
+        return (observed + quadratic + penalty_of(X, regularization[0] if per_row else regularization)) / weight
     (Gx, nx), (Gy, ny) = (gram64(A, lam if per_row else None)
                           for A, lam in zip((X, Y), regularization if per_row else (None, None)))
     all_pairs = float(np.sum(Gx * Gy))
     reg = nx + ny if per_row else regularization * (nx + ny)
-    weight = float(alpha * np.abs(np.asarray(data)).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]
     return (observed + all_pairs + reg) / weight
+
+
+def penalty_of(X, regularization, n_chunks=64) -> float:
+    """λ‖X‖², or Σᵤ λᵤ‖xᵤ‖² for per-row λ (an array), summed in float64 by
+    :func:`_weighted_norms` (one read of ``X``; the result does not depend on the thread
+    count)."""
+    per_row = np.ndim(regularization) > 0
+    lam = np.ascontiguousarray(regularization if per_row else np.zeros(0), dtype=np.float32)
+    out = np.zeros(max(1, min(int(n_chunks), X.shape[0])), np.float64)
+    _weighted_norms(X, lam, out)
+    return float(out.sum()) * (1.0 if per_row else float(regularization))
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def _weighted_norms(X, lam, out):
+    """``out[c]`` = Σ_r w_r‖x_r‖² in float64 over chunk ``c`` of the rows (``out.shape[0]``
+    equal chunks), ``w_r = lam[r]``, or 1 when ``lam`` is empty."""
+    n, k = X.shape
+    per = (n + out.shape[0] - 1) // out.shape[0]
+    for c in prange(out.shape[0]):
+        total = 0.0
+        for r in range(c * per, min(n, (c + 1) * per)):
+            s = 0.0
+            for f in range(k):
+                v = np.float64(X[r, f])
+                s += v * v
+            total += (np.float64(lam[r]) if lam.shape[0] else 1.0) * s
+        out[c] = total
 
 
 def als_loss(indptr, indices, data, X, Y, regularization, alpha, n_chunks=64) -> float:

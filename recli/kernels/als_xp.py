@@ -172,7 +172,7 @@ def batch_limits(batch_bytes: int, k: int, solver: str) -> tuple[int, int]:
 
 
 def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver="cg", cg_steps=3,
-                 nnz_budget=1 << 20, max_rows=None, cuda=False) -> float:
+                 nnz_budget=1 << 20, max_rows=None, cuda=False, quadratic=False):
     """Recompute every row of ``X`` (an ``xp`` array, in place) against ``Y``.
 
     ``indptr``/``indices``/``data`` are host CSR arrays; only one batch is moved to the
@@ -183,6 +183,8 @@ def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver=
     written; the observed term is that of the rounded rows. With ``cuda`` (a real GPU,
     see :func:`recli.kernels.cuda.launchable`) the CG solve of a batch is the
     :mod:`recli.kernels.cuda.cg` kernel, one thread per row (per-row λ: the ``xp`` CG).
+    With ``quadratic``, returns the pair (observed term, Σᵤ xᵤᵀ(YᵀY + λᵤI)xᵤ at the
+    stored rows), as :func:`recli.kernels.als.quadratic_term`.
     """
     from recli.kernels.precision import storage_of, to_float32, to_storage
 
@@ -205,6 +207,12 @@ def xp_als_sweep(xp, indptr, indices, data, X, Y, regularization, alpha, solver=
                 x = xp_cg_rows(xp, batch, A0, x, cg_steps)
         X[lo:hi] = to_storage(x, dtype, xp)
         observed += _observed(xp, batch, to_float32(X[lo:hi], dtype, xp))
+    if quadratic:
+        X64 = to_float32(X, dtype, xp).astype(xp.float64)
+        quad = float(((X64 @ A0.astype(xp.float64)) * X64).sum())
+        if lam is not None:
+            quad += float((xp.asarray(lam.astype(np.float64)) * (X64 ** 2).sum(axis=1)).sum())
+        return observed, quad
     return observed
 
 
@@ -229,16 +237,24 @@ def penalty(xp, regularization, X64, Y64) -> float:
     return float((lam_x * (X64 ** 2).sum(axis=1)).sum()) + float((lam_y * (Y64 ** 2).sum(axis=1)).sum())
 
 
-def xp_loss_from_observed(xp, observed, X, Y, data, regularization, alpha) -> float:
+def xp_loss_from_observed(xp, observed, X, Y, data, regularization, alpha, quadratic=None) -> float:
     """``loss_from_observed`` on device arrays (float32 or a storage form, upcast):
     tr(XᵀX·YᵀY) + λ(‖X‖² + ‖Y‖²) + observed (``regularization``: λ, or the pair of
-    per-row λ arrays of :func:`penalty`)."""
+    per-row λ arrays of :func:`penalty`). With ``quadratic`` (the sweep that solved ``Y``
+    returned tr(XᵀX·YᵀY) plus ``Y``'s penalty), only ``X``'s penalty is added."""
     from recli.kernels.precision import storage_of, to_float32
 
-    X64, Y64 = (to_float32(a, storage_of(a), xp).astype(xp.float64) for a in (X, Y))
+    weight = float(alpha * np.abs(np.asarray(data)).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]
+    X64 = to_float32(X, storage_of(X), xp).astype(xp.float64)
+    if quadratic is not None:
+        per_row = isinstance(regularization, tuple)
+        norms = (X64 ** 2).sum(axis=1)
+        reg = float((xp.asarray(np.asarray(regularization[0], np.float64)) * norms).sum()) if per_row \
+            else regularization * float(norms.sum())
+        return (observed + quadratic + reg) / weight
+    Y64 = to_float32(Y, storage_of(Y), xp).astype(xp.float64)
     all_pairs = float(((X64.T @ X64) * (Y64.T @ Y64)).sum())
     reg = penalty(xp, regularization, X64, Y64)
-    weight = float(alpha * np.abs(np.asarray(data)).sum(dtype=np.float64)) + X.shape[0] * Y.shape[0]
     return (observed + all_pairs + reg) / weight
 
 

@@ -58,20 +58,22 @@ def gram(Y: Any, regularization: float = 0.0) -> Any:
 
 
 def als_sweep(indptr: Any, indices: Any, data: Any, X: Any, Y: Any, regularization: float, alpha: float,
-              solver: str = "cg", cg_steps: int = 3) -> float:
+              solver: str = "cg", cg_steps: int = 3, quadratic: bool = False) -> Any:
     """One ALS half-epoch: every row of ``X`` re-solved against fixed ``Y``, in place;
-    returns the loss's observed term (:func:`recli.kernels.als.als_sweep`)."""
+    returns the loss's observed term, with ``quadratic`` the pair (observed term,
+    Σᵤ xᵤᵀ(YᵀY + λᵤI)xᵤ) (:func:`recli.kernels.als.als_sweep`)."""
     from recli.kernels.als import als_sweep as kernel
 
-    return kernel(indptr, indices, data, X, Y, regularization, alpha, solver, cg_steps)
+    return kernel(indptr, indices, data, X, Y, regularization, alpha, solver, cg_steps, quadratic=quadratic)
 
 
 def als_loss_from_observed(observed: float, X: Any, Y: Any, data: Any, regularization: float,
-                           alpha: float) -> float:
-    """The ALS loss from a sweep's observed term (:func:`recli.kernels.als.loss_from_observed`)."""
+                           alpha: float, quadratic: float | None = None) -> float:
+    """The ALS loss from a sweep's observed term, and from the quadratic term of the sweep
+    that solved ``Y`` when given (:func:`recli.kernels.als.loss_from_observed`)."""
     from recli.kernels.als import loss_from_observed
 
-    return loss_from_observed(observed, X, Y, data, regularization, alpha)
+    return loss_from_observed(observed, X, Y, data, regularization, alpha, quadratic)
 
 
 def similarity_topk(e: Any, f: Any, k: int, measure: str = "cosine", shrink: float = 0.0, alpha: float = 0.5,

@@ -79,20 +79,22 @@ class XPKernels:
         return xp_gram(self.xp, self.xp.asarray(Y), regularization)
 
     def als_sweep(self, indptr: Any, indices: Any, data: Any, X: Any, Y: Any, regularization: float,
-                  alpha: float, solver: str = "cg", cg_steps: int = 3) -> float:
+                  alpha: float, solver: str = "cg", cg_steps: int = 3, quadratic: bool = False) -> Any:
         """One ALS half-epoch on row batches (:func:`recli.kernels.als_xp.xp_als_sweep`;
-        ``X``/``Y`` float32 or in a ``--dtype`` storage form)."""
+        ``X``/``Y`` float32 or in a ``--dtype`` storage form); with ``quadratic``, also
+        Σᵤ xᵤᵀ(YᵀY + λᵤI)xᵤ."""
         from recli.kernels.als_xp import batch_limits, xp_als_sweep
 
         return xp_als_sweep(self.xp, indptr, indices, data, X, Y, regularization, alpha, solver, cg_steps,
-                            *batch_limits(self.batch_bytes, X.shape[1], solver), cuda=self.cuda)
+                            *batch_limits(self.batch_bytes, X.shape[1], solver), cuda=self.cuda, quadratic=quadratic)
 
     def als_loss_from_observed(self, observed: float, X: Any, Y: Any, data: Any, regularization: float,
-                               alpha: float) -> float:
-        """The ALS loss from a sweep's observed term (:func:`recli.kernels.als_xp.xp_loss_from_observed`)."""
+                               alpha: float, quadratic: float | None = None) -> float:
+        """The ALS loss from a sweep's observed term, and the quadratic term of the sweep
+        that solved ``Y`` when given (:func:`recli.kernels.als_xp.xp_loss_from_observed`)."""
         from recli.kernels.als_xp import xp_loss_from_observed
 
-        return xp_loss_from_observed(self.xp, observed, X, Y, data, regularization, alpha)
+        return xp_loss_from_observed(self.xp, observed, X, Y, data, regularization, alpha, quadratic)
 
     def similarity_topk(self, e: Any, f: Any, k: int, measure: str = "cosine", shrink: float = 0.0,
                         alpha: float = 0.5, parts: int = 1) -> Any:

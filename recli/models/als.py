@@ -90,15 +90,20 @@ class ALS(FactorModel):
 
         return row_regularization(self.config.regularization, indptr)
 
-    def _sweep(self, csr, X, Y) -> float:
-        """One half-epoch on the backend's kernels; returns the loss's observed term."""
+    def _sweep(self, csr, X, Y, quadratic: bool = False) -> Any:
+        """One half-epoch on the backend's kernels; returns the loss's observed term (with
+        ``quadratic``, and Σᵤ xᵤᵀ(YᵀY + λᵤI)xᵤ)."""
         c = self.config
-        return self.backend.kernels.als_sweep(*csr, X, Y, self._penalty(csr[0]), c.alpha, c.solver, c.cg_steps)
+        return self.backend.kernels.als_sweep(*csr, X, Y, self._penalty(csr[0]), c.alpha, c.solver, c.cg_steps,
+                                              quadratic=quadratic)
 
-    def _loss(self, observed: float, X, Y, Cui, Ciu) -> float:
+    def _loss(self, terms: tuple[float, float], X, Y, Cui, Ciu) -> float:
+        """The loss from the item sweep's (observed, quadratic) terms: the quadratic term is
+        the all-pairs term plus the items' penalty, so no Gram matrix is computed again."""
         c = self.config
         reg = (self._penalty(Cui[0]), self._penalty(Ciu[0])) if c.scale_regularization else c.regularization
-        return self.backend.kernels.als_loss_from_observed(observed, X, Y, Cui[2], reg, c.alpha)
+        observed, quadratic = terms
+        return self.backend.kernels.als_loss_from_observed(observed, X, Y, Cui[2], reg, c.alpha, quadratic)
 
     def init_factors(self, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         """Seeded uniform [0, 0.01) start (as implicit), users drawn before items."""
@@ -127,8 +132,8 @@ class ALS(FactorModel):
             for epoch in range(1, self.config.iterations + 1):
                 start = time.perf_counter()
                 self._sweep(Cui, X, Y)
-                # the item sweep's observed term is the loss's, at this epoch's factors
-                loss = self._loss(self._sweep(Ciu, Y, X), X, Y, Cui, Ciu)
+                # the item sweep's observed and quadratic terms give the loss at this epoch's factors
+                loss = self._loss(self._sweep(Ciu, Y, X, quadratic=True), X, Y, Cui, Ciu)
                 self.check_finite({"the loss": loss}, epoch)
                 if on_epoch is not None:
                     self._publish(X, Y)  # the callback may score, fold in or snapshot
