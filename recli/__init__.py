@@ -3,8 +3,9 @@
 Importing the package is cheap on purpose: Numba, CuPy and Polars load lazily in
 the modules that need them, so ``recli --help`` stays fast.
 
-It does one thing at import: point Numba's compile cache at a per-user directory
-(unless ``NUMBA_CACHE_DIR`` is set). This must happen before anything imports Numba,
+It does one thing at import: point Numba's compile cache at a per-user directory, one
+folder per state of the kernel sources (:func:`kernel_sources_stamp`), unless
+``NUMBA_CACHE_DIR`` is set. This must happen before anything imports Numba,
 because Numba reads the variable once, when it is first imported; without it Numba
 writes ``__pycache__`` folders into the installed package, which breaks read-only
 installs and, after ``pip install -e``, leaves a stray ``recli/`` folder in
@@ -29,10 +30,32 @@ def user_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "recli"
 
 
+def kernel_sources_stamp(root: Path | None = None) -> str:
+    """Eight hex digits from the name, size and modification time of every source file
+    under ``recli/kernels`` (or ``root``), naming the compile cache of these sources.
+
+    Numba checks a cached function against the file that defines it only, but a compiled
+    kernel also holds its own copy of every function it calls from other files (the ALS
+    sweep calls the CG pieces of ``als_cg.py``): after an edit or a checkout that changes
+    only those, the cached kernel would still run the old code. A cache per stamp never
+    serves a kernel compiled from other sources."""
+    import zlib
+
+    root = root or Path(__file__).parent / "kernels"
+    parts = []
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories.sort()
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(directory, name)
+            stat = os.stat(path)
+            parts.append(f"{os.path.relpath(path, root)}:{stat.st_size}:{stat.st_mtime_ns}")
+    return f"{zlib.crc32(';'.join(parts).encode()):08x}"
+
+
 def _configure_numba_cache() -> None:
     if os.environ.get("NUMBA_CACHE_DIR"):
         return
-    cache = str(user_cache_dir() / "numba")
+    cache = str(user_cache_dir() / "numba" / kernel_sources_stamp())
     os.environ["NUMBA_CACHE_DIR"] = cache
     config = sys.modules.get("numba.core.config")
     if config is not None:  # Numba was imported first (by the caller): tell it directly

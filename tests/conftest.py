@@ -18,12 +18,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Tests never write into the user's real home or cache (checksum stamps, Numba's cache):
 # a throw-away home for the session, set before recli (and Numba) are imported. Numba's
 # compiled kernels go to the repository's own cache unless NUMBA_CACHE_DIR is set, so
-# repeated runs do not pay the JIT compile again.
+# repeated runs do not pay the JIT compile again: one folder per state of the kernel
+# sources, as recli's own per-user cache (recli.kernel_sources_stamp).
 _HOME = tempfile.mkdtemp(prefix="recli-test-home-")
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["HOME"] = _HOME
 os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, ".cache")
-os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO_ROOT / ".numba-cache"))
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    from recli import kernel_sources_stamp  # noqa: E402  (recli imports no Numba)
+
+    os.environ["NUMBA_CACHE_DIR"] = str(REPO_ROOT / ".numba-cache" / kernel_sources_stamp())
 # The custom CUDA kernels (recli.kernels.cuda, tests marked `cudasim`) run on Numba's CUDA
 # simulator, which must be chosen before Numba is imported; NUMBA_ENABLE_CUDASIM=0 runs
 # them on a real GPU instead.

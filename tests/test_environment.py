@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +27,31 @@ def test_numba_cache_goes_to_the_user_cache_even_when_numba_is_imported_first(tm
             "from numba.core import config; print(config.CACHE_DIR)\n")
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    cache = tmp_path / "cache" / "recli" / "numba"
+    from recli import kernel_sources_stamp
+
+    cache = tmp_path / "cache" / "recli" / "numba" / kernel_sources_stamp()
     assert res.stdout.splitlines()[-1] == str(cache)
     assert list(cache.rglob("*.nbi")), "no compiled kernel index in the per-user cache"
+
+
+def test_the_per_user_kernel_cache_changes_with_any_kernel_source(tmp_path):
+    """Numba checks a cached kernel only against the file defining it, though it holds
+    copies of what it calls from other files (the ALS sweep and ``als_cg.py``): the cache
+    folder is named by every kernel source's size and time, so an edit to any one of
+    them (or a checkout) starts a fresh cache."""
+    from recli import kernel_sources_stamp
+
+    copy = tmp_path / "kernels"
+    shutil.copytree(REPO_ROOT / "recli" / "kernels", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    stamp = kernel_sources_stamp(copy)
+    assert stamp == kernel_sources_stamp()  # copytree keeps the times: the same sources
+    assert len(stamp) == 8 and int(stamp, 16) >= 0
+    with open(copy / "als_cg.py", "a") as f:
+        f.write("# edited\n")
+    edited = kernel_sources_stamp(copy)
+    assert edited != stamp
+    os.utime(copy / "cuda" / "cg.py", ns=(0, 0))  # a file in a sub-package counts too
+    assert kernel_sources_stamp(copy) not in (stamp, edited)
 
 
 def test_numba_cache_dir_set_by_the_user_is_kept(tmp_path):
