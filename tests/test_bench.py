@@ -138,6 +138,49 @@ def test_the_bench_own_load_does_not_make_pairs_noisy(monkeypatch):
         assert guard.end(pair, marks).noisy is False
 
 
+def test_a_pair_whose_cpu_ran_slow_is_noisy_against_the_runs_fastest_probe(monkeypatch):
+    """No load and no other process, but the speed probe reads 100 GFLOP/s around the first
+    pair and 160 later (a shared host's other tenant): the first pair is noisy, judged
+    once the run is over; a probe within 0.85 of the fastest is not."""
+    monkeypatch.setattr(machine, "load_average", lambda: 0.0)
+    monkeypatch.setattr(machine, "busy_cpu_seconds", lambda: 0.0)
+    readings = iter([100.0, 104.0, 160.0, 150.0, 158.0, 130.0])
+    asked = []
+    guard = machine.LoadGuard(threads=2, probe=lambda threads: asked.append(threads) or next(readings))
+    pairs = []
+    for _ in range(3):
+        pair, marks = guard.start()
+        pairs.append(guard.end(pair, marks))
+    assert [p.speed for p in pairs] == [100.0, 150.0, 130.0] and asked == [2] * 6
+    assert guard.fastest == 160.0 and not any(p.noisy for p in pairs)
+    assert [guard.slow(p.speed) for p in pairs] == [True, False, True]  # below 0.85 · 160 = 136
+    assert guard.slow(137.0) is False
+    assert guard.slow(None) is False
+
+
+def test_the_bench_marks_rows_noisy_whose_pairs_ran_while_the_cpu_was_slow(monkeypatch, tmp_path):
+    """End to end: the probes around prep's pair read half the speed of the later ones;
+    prep's row is noisy, the model's rows are not, and stderr says why."""
+    speeds = iter([50.0, 50.0] + [100.0] * 20)
+    monkeypatch.setattr(machine, "speed_probe", lambda threads: next(speeds))
+    monkeypatch.setattr(machine, "busy_cpu_seconds", lambda: 0.0)
+    out = tmp_path / "r.json"
+    result = _invoke(["bench", "--synthetic", TINY, "--models", "popular", "--threads", "1", "--repeat", "1", "-o", out])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(out.read_text())
+    noisy = {r["measure"]: r["noisy"] for r in doc["rows"] if r["status"] == "ok"}
+    probes = {r["measure"]: r["probe_gflops"] for r in doc["rows"] if r["status"] == "ok"}
+    assert noisy.pop("prep") is True and probes.pop("prep") == 50.0
+    assert noisy and not any(noisy.values()) and set(probes.values()) == {100.0}
+    assert doc["environment"]["probe_fastest_gflops"] == 100.0
+    assert "the CPU ran slow" in result.stderr
+
+
+def test_the_speed_probe_measures_gflops():
+    speed = machine.speed_probe(1, seconds=0.05)
+    assert 0.1 < speed < 1e5
+
+
 def test_quality_is_computed_the_same_way_for_peers_and_recli(tmp_path):
     """The peers' NDCG@10 / recall@10 helper agrees with `recli eval --model` on recli's lists."""
     from recli.artifacts import load_model, save_model

@@ -62,25 +62,60 @@ def own_cpu_seconds() -> float:
     return total
 
 
+# A pair whose speed probe ran below this share of the run's fastest probe is noisy.
+PROBE_SLOW = 0.85
+PROBE_SECONDS = 0.2
+
+
+def speed_probe(threads: int = 0, seconds: float = PROBE_SECONDS) -> float:
+    """GFLOP/s of ``float32`` 256×256 matrix products (``2·256³`` flops each) repeated for
+    ``seconds`` with BLAS on ``threads`` threads (0: every core): what the cores deliver
+    right now.
+
+    The load average and the CPU time of other processes see only this machine. On a
+    shared host (a virtual machine whose cores' hyper-thread siblings or memory another
+    tenant uses) the same code can run at half speed while both read zero, and the two
+    sides of a pair do not slow down alike, so a pair is also judged by this probe."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    n = 256
+    a = np.full((n, n), 0.5, np.float32)
+    with threadpool_limits(limits=max(1, threads or cores()), user_api="blas"):
+        a @ a  # BLAS start-up
+        done, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            a @ a
+            done += 1
+    return 2.0 * n**3 * done / max(elapsed, 1e-9) / 1e9
+
+
 @dataclass
 class PairLoad:
-    """The load around one pair of runs."""
+    """The load around one pair of runs; ``speed``: the slower of the speed probes at its
+    start and end (GFLOP/s, :func:`speed_probe`)."""
 
     load_start: float
     load_end: float = 0.0
     other_cpu_s: float = 0.0
     noisy: bool = False
+    speed: float = 0.0
 
 
 class LoadGuard:
-    """Records each pair's load; with ``wait_quiet`` seconds, waits for a quiet machine
-    (polling every 5 s) before a pair starts. Warns once when the machine is busy."""
+    """Records each pair's load and CPU speed; with ``wait_quiet`` seconds, waits for a
+    quiet machine (polling every 5 s) before a pair starts. Warns once when the machine
+    is busy, and once when the CPU ran slow (:meth:`slow`)."""
 
-    def __init__(self, wait_quiet: float = 0.0, sleep=time.sleep):
+    def __init__(self, wait_quiet: float = 0.0, sleep=time.sleep, threads: int = 0, probe=None):
         self.limit = cores() / 2.0
         self.wait_quiet = wait_quiet
         self.sleep = sleep
+        self.threads = threads
+        self.probe = probe or speed_probe
+        self.fastest = 0.0  # the fastest probe of the run
         self.warned = False
+        self.warned_slow = False
         self.last = load_average()
 
     def busy(self, load: float) -> bool:
@@ -95,16 +130,36 @@ class LoadGuard:
             waited += step
             if not self.busy(self._others(marks) / step):
                 break
-        return PairLoad(load_start=load_average()), (busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter())
+        speed = self._probe()
+        return (PairLoad(load_start=load_average(), speed=speed),
+                (busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()))
 
     def end(self, pair: PairLoad, marks: tuple[float, float, float]) -> PairLoad:
         pair.load_end = self.last = load_average()
+        pair.speed = min(pair.speed, self._probe())
         pair.other_cpu_s = self._others(marks)
         share = pair.other_cpu_s / max(time.perf_counter() - marks[2], 1e-9)
         if self.busy(share):  # other processes' mean core use during the pair
             pair.noisy = True
             self._warn(share)
         return pair
+
+    def _probe(self) -> float:
+        speed = self.probe(self.threads)
+        self.fastest = max(self.fastest, speed)
+        return speed
+
+    def slow(self, speed: float | None) -> bool:
+        """Whether a pair's probe ``speed`` fell below ``PROBE_SLOW`` of the run's fastest
+        (judged once the run is over, so early pairs meet the same standard); warns once."""
+        if speed is None or speed >= PROBE_SLOW * self.fastest:
+            return False
+        if not self.warned_slow:
+            self.warned_slow = True
+            log.warning(f"the CPU ran slow: a speed probe reached {speed:.0f} GFLOP/s against {self.fastest:.0f} at "
+                        "best in this run, with no other process to blame here (another tenant of a shared host?): "
+                        "those rows are marked noisy; run again when the probe is steady")
+        return True
 
     @staticmethod
     def _others(marks: tuple[float, ...]) -> float:

@@ -13,9 +13,9 @@ from typing import Any
 
 import polars as pl
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # versions read back by --from-report: 1 had no ``dtype`` / ``ndcg_delta`` (every row float32)
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 
 # name -> (Polars dtype, meaning). ``ratio`` is recli ÷ peer per repeat pair, median; on
 # peer rows only. Times: below 1 means recli is faster; users/s: above 1.
@@ -50,7 +50,9 @@ COLUMNS: dict[str, tuple[Any, str]] = {
     "load_start": (pl.Float64, "1-minute load average at the start of the pair (max over repeats)"),
     "load_end": (pl.Float64, "1-minute load average at the end of the pair (max over repeats)"),
     "other_cpu_s": (pl.Float64, "CPU seconds other processes used during the pair (max)"),
-    "noisy": (pl.Boolean, "other processes kept more than half the cores busy during the pair"),
+    "probe_gflops": (pl.Float64, "the slowest CPU speed probe around the pairs, GFLOP/s (256×256 float32 products)"),
+    "noisy": (pl.Boolean, "other processes kept more than half the cores busy during a pair, or its probe ran "
+                          "below 0.85 of the run's fastest"),
     "status": (pl.Utf8, "ok, skipped or failed"),
     "note": (pl.Utf8, "why a cell was skipped or failed"),
     "machine": (pl.Utf8, "CPU model and cores"),

@@ -85,7 +85,7 @@ def bench(req: BenchRequest, progress: Any = None, workdir: str | None = None) -
             log.warning(f"--against {p}: {p} is not installed, so its cells are skipped (install it with: {PEER_INSTALL[p]})")
     roofs = {t: machine.roofs(t) for t in req.thread_counts} if req.machine else None
     env = machine.environment(req.thread_counts, versions, roofs)
-    guard = machine.LoadGuard(req.wait_quiet)
+    guard = machine.LoadGuard(req.wait_quiet, threads=max(req.thread_counts))
     per_rep = len(MODEL_MEASURES) * sum(len(_libraries(cell, peers)) for cell in matrix)
     bar = _Progress(progress, req.repeat * (len(req.datasets) + per_rep))
     rows: list[dict] = []
@@ -98,6 +98,10 @@ def bench(req: BenchRequest, progress: Any = None, workdir: str | None = None) -
         for cell in matrix:
             rows += _cell_rows(req, cell, prepared[cell.dataset.label], peers, guard, bar, Path(tmp), roofs)
     env["load_end"] = round(guard.last, 2)
+    env["probe_fastest_gflops"] = round(guard.fastest, 1)
+    for row in rows:  # the CPU's speed is judged against the whole run's fastest probe
+        if guard.slow(row.get("probe_gflops")):
+            row["noisy"] = True
     _attach_ndcg_delta(rows)
     return BenchResult(rows, env, _notes(rows))
 
@@ -229,7 +233,8 @@ def _row(base: dict, measure: str, runs: _Runs, recli_runs: _Runs | None, skip: 
                recall_at_10=_median([r.get("recall_at_10") for r in results]))
     if runs.loads:
         row.update(load_start=max(p.load_start for p in runs.loads), load_end=max(p.load_end for p in runs.loads),
-                   other_cpu_s=max(p.other_cpu_s for p in runs.loads), noisy=any(p.noisy for p in runs.loads))
+                   other_cpu_s=max(p.other_cpu_s for p in runs.loads), noisy=any(p.noisy for p in runs.loads),
+                   probe_gflops=min(p.speed for p in runs.loads))
     if recli_runs is not None:
         ours = [r["value"] for r in recli_runs.results.get(measure, [])]
         pairs = [a / b for a, b in zip(ours, values) if b]
