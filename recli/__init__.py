@@ -3,13 +3,16 @@
 Importing the package is cheap on purpose: Numba, CuPy and Polars load lazily in
 the modules that need them, so ``recli --help`` stays fast.
 
-It does one thing at import: point Numba's compile cache at a per-user directory, one
-folder per state of the kernel sources (:func:`kernel_sources_stamp`), unless
-``NUMBA_CACHE_DIR`` is set. This must happen before anything imports Numba,
-because Numba reads the variable once, when it is first imported; without it Numba
-writes ``__pycache__`` folders into the installed package, which breaks read-only
-installs and, after ``pip install -e``, leaves a stray ``recli/`` folder in
-site-packages that shadows the editable install.
+It does two things at import, each unless the user set the variable:
+
+* point Numba's compile cache at a per-user directory, one folder per state of the
+  kernel sources (:func:`kernel_sources_stamp`; ``NUMBA_CACHE_DIR``). This must happen
+  before anything imports Numba, because Numba reads the variable once, when it is first
+  imported; without it Numba writes ``__pycache__`` folders into the installed package,
+  which breaks read-only installs and, after ``pip install -e``, leaves a stray
+  ``recli/`` folder in site-packages that shadows the editable install;
+* let OpenBLAS's worker threads sleep right after a call (``OPENBLAS_THREAD_TIMEOUT``,
+  :data:`BLAS_THREAD_TIMEOUT`), read when NumPy loads its BLAS.
 """
 
 import os
@@ -63,3 +66,12 @@ def _configure_numba_cache() -> None:
 
 
 _configure_numba_cache()
+
+# OpenBLAS's worker threads keep spinning for 2^28 cycles (about 0.1 s) after each call
+# before they sleep. recli alternates BLAS products with Numba kernels on the same cores,
+# and a spinning BLAS thread takes its core's share from the kernel that follows: an ALS
+# user sweep ran about 25% slower right after a two-thread product. 2^4 cycles puts them
+# to sleep at once; the next call wakes them (microseconds, against products of
+# milliseconds). Child processes (the bench's, peers included) inherit the setting.
+BLAS_THREAD_TIMEOUT = "4"
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)

@@ -240,7 +240,9 @@ def threads_context(threads: int = 0, numba: bool = True) -> Iterator[int]:
 
     ``--threads`` sets both pools. recli never runs a Numba kernel and a BLAS call at the
     same time (batches alternate: BLAS scores, then the Numba top-k), so capping each pool
-    at ``threads`` means the two never oversubscribe the cores. ``0`` means every core
+    at ``threads`` means the two never oversubscribe the cores, provided OpenBLAS's
+    workers sleep after a call instead of spinning (``OPENBLAS_THREAD_TIMEOUT``, set when
+    ``recli`` is imported). ``0`` means every core
     this process may use (capped at Numba's pool size). Both settings are restored after.
     ``numba=False`` leaves Numba unimported (work too small for any kernel: serving one
     user must not pay Numba's import time).

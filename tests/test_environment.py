@@ -34,6 +34,18 @@ def test_numba_cache_goes_to_the_user_cache_even_when_numba_is_imported_first(tm
     assert list(cache.rglob("*.nbi")), "no compiled kernel index in the per-user cache"
 
 
+@pytest.mark.parametrize("given", [None, "12"])
+def test_openblas_threads_sleep_after_a_call_unless_the_user_says_otherwise(given):
+    """recli sets OPENBLAS_THREAD_TIMEOUT before NumPy loads OpenBLAS (a spinning BLAS
+    worker slows the Numba kernel after each product); a value the user gave is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    env.update(PYTHONPATH=str(REPO_ROOT), **({"OPENBLAS_THREAD_TIMEOUT": given} if given else {}))
+    code = "import recli, os, numpy; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], 'numpy' in dir())"
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [given or "4", "True"]
+
+
 def test_the_per_user_kernel_cache_changes_with_any_kernel_source(tmp_path):
     """Numba checks a cached kernel only against the file defining it, though it holds
     copies of what it calls from other files (the ALS sweep and ``als_cg.py``): the cache
