@@ -67,10 +67,11 @@ def _configure_numba_cache() -> None:
 
 _configure_numba_cache()
 
-# OpenBLAS's worker threads keep spinning for 2^28 cycles (about 0.1 s) after each call
-# before they sleep. recli alternates BLAS products with Numba kernels on the same cores,
-# and a spinning BLAS thread takes its core's share from the kernel that follows: an ALS
-# user sweep ran about 25% slower right after a two-thread product. 2^4 cycles puts them
+# OpenBLAS's worker threads keep spinning for 2^28 cycles (about 0.1 s) after a call that
+# used them before they sleep. recli alternates BLAS products with Numba kernels on the
+# same cores, and a spinning BLAS thread takes its core's share from the kernel that
+# follows: an ALS user sweep right after a tall product on two threads (8192 × 64 by
+# 64 × 64, as the epoch loss computes) took 0.18 s instead of 0.13. 2^4 cycles puts them
 # to sleep at once; the next call wakes them (microseconds, against products of
 # milliseconds). Child processes (the bench's, peers included) inherit the setting.
 BLAS_THREAD_TIMEOUT = "4"
