@@ -172,8 +172,8 @@ def test_scaled_regularization_loss_equals_reference():
 def test_loss_from_the_item_sweeps_quadratic_term_equals_reference(scale, device, monkeypatch):
     """The model's loss: the item sweep also returns Σᵢ yᵢᵀ(XᵀX + λᵢI)yᵢ (the all-pairs term
     plus the items' penalty), and the loss adds only the users' penalty to it: the same
-    value as from both Gram matrices, and as the dense reference, with scalar and per-row
-    λ, rows taken a few at a time."""
+    value as from both Gram matrices (built a few rows at a time here), and as the dense
+    reference, with scalar and per-row λ."""
     from recli.kernels.als import loss_from_observed
     from recli.kernels.als_xp import xp_loss_from_observed
 

@@ -239,22 +239,19 @@ def als_sweep(indptr, indices, data, X, Y, regularization, alpha, solver="cg", c
 
 
 def quadratic_term(X, A0, lam=None) -> float:
-    """Σᵤ xᵤᵀ(A0 + λᵤI)xᵤ in float64 (``lam``: per-row λ, or ``None`` when ``A0`` already
-    holds λI), a block of rows at a time: ``xᵤᵀA0`` by a float32 matrix product, the dot
-    with ``xᵤ`` summed in float64.
+    """Σᵤ xᵤᵀ(A0 + λᵤI)xᵤ = Σ (XᵀX ⊙ A0) + Σᵤ λᵤ‖xᵤ‖², summed in float64 (``lam``: per-row
+    λ, or ``None`` when ``A0`` already holds λI).
 
     With ``A0 = YᵀY + λI`` of the fixed side, this is the loss's all-pairs term
     Σᵤ Σᵢ (xᵤ·yᵢ)² = tr(XᵀX·YᵀY) plus ``X``'s penalty (see :func:`loss_from_observed`):
-    the sweep's own Gram matrix gives them for the price of one ``rows × k × k`` product,
-    where computing both Gram matrices again for the loss costs ``(users + items) × k × k``
-    in float64."""
-    total = 0.0 if lam is None else penalty_of(X, lam)
-    for start in range(0, X.shape[0], GRAM_ROWS):
-        rows = X[start:start + GRAM_ROWS]
-        products = (rows @ A0).astype(np.float64)
-        products *= rows
-        total += float(products.sum())
-    return total
+    the sweep's own Gram matrix gives them for one more k × k Gram matrix, where the loss
+    otherwise builds two in float64. ``XᵀX`` is a float32 product with a k × k result,
+    which OpenBLAS runs without leaving worker threads spinning into the next sweep, as a
+    tall ``rows × k`` by ``k × k`` product does (docs/architecture.md#threads); the
+    float32 Gram matrix moves the term by about 1e-9 on 100k × 20k."""
+    G = (X.T @ X).astype(np.float64)
+    total = float(np.sum(G * np.asarray(A0, dtype=np.float64)))
+    return total + (penalty_of(X, lam) if lam is not None else 0.0)
 
 
 def row_regularization(regularization: float, indptr) -> np.ndarray:
