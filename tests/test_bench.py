@@ -108,6 +108,7 @@ def test_markdown_has_the_environment_and_one_line_per_skipped_cell(run):
     _, doc, _ = run
     text = render(doc["rows"], doc["environment"], doc["notes"], "markdown")
     assert text.startswith("- machine: ") and "| dataset | library |" in text
+    assert "| probe_gflops | noisy |" in text and "- fastest CPU speed probe: " in text
     assert sum("| lightfm |" in line for line in text.splitlines()) == 2  # als and itemknn, all measures in one
 
 

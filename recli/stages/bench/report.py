@@ -85,7 +85,8 @@ def to_csv(rows: list[dict], environment: dict) -> str:
 
 
 _SHOWN = ("dataset", "library", "model", "threads", "factors", "device", "dtype", "measure", "unit", "value", "ratio",
-          "compile_s", "peak_rss_mb", "ndcg_at_10", "ndcg_delta", "recall_at_10", "gflops", "gemm_roof", "load_start", "noisy", "status")
+          "compile_s", "peak_rss_mb", "ndcg_at_10", "ndcg_delta", "recall_at_10", "gflops", "gemm_roof", "load_start",
+          "probe_gflops", "noisy", "status")
 
 
 def cells(rows: list[dict], environment: dict) -> tuple[list[str], list[list[str]]]:
@@ -125,6 +126,8 @@ def to_markdown(rows: list[dict], environment: dict, notes: list[str]) -> str:
              f"- load average: {env.get('load_start')} at the start, {env.get('load_end')} at the end"]
     if env.get("thread_env"):
         lines.append("- thread settings: " + ", ".join(f"{k}={v}" for k, v in env["thread_env"].items()))
+    if env.get("probe_fastest_gflops"):
+        lines.append(f"- fastest CPU speed probe: {env['probe_fastest_gflops']:.1f} GFLOP/s (a row is noisy below 0.85 of it)")
     for t, roof in (env.get("roofs") or {}).items():
         lines.append(f"- roofs at {t} threads: GEMM {roof['gemm_gflops']:.1f} GFLOP/s, copy {roof['copy_gbps']:.1f} GB/s")
     lines += ["", "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
