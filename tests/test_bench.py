@@ -177,6 +177,30 @@ def test_the_bench_marks_rows_noisy_whose_pairs_ran_while_the_cpu_was_slow(monke
     assert "the CPU ran slow" in result.stderr
 
 
+def test_recli_measures_first_fill_numbas_cache_in_an_unmeasured_child(monkeypatch, tmp_path):
+    """A compile's memory stays resident: the first child of each recli measure only warms
+    up (filling Numba's cache), then the measured children run; repeats and peers do not
+    warm up again. The warm-only child stops after the warm-up (no measured value)."""
+    from recli.stages.bench import runner
+
+    real, seen = runner._child, []
+
+    def child(job, work):
+        out = real(job, work)
+        seen.append((job["library"], job["measure"], bool(job.get("warm_only")), "value" in out))
+        return out
+
+    monkeypatch.setattr(runner, "_child", child)
+    result = _invoke(["bench", "--synthetic", TINY, "--models", "als", "--threads", "1", "--factors", "4",
+                      "--repeat", "2", "--param", "iterations=2", "--against", "implicit", "-o", tmp_path / "r.json"])
+    assert result.exit_code == 0, result.stderr
+    recli = [(m, w, v) for lib, m, w, v in seen if lib == "recli" and m != "prep"]
+    measures = ["fit", "recommend_all", "recommend_one", "eval"]
+    assert [m for m, w, _ in recli if w] == measures and all(not v for _, w, v in recli if w)
+    assert [m for m, w, _ in recli if not w] == measures * 2 and all(v for _, w, v in recli if not w)
+    assert not any(w for lib, _, w, _ in seen if lib != "recli")
+
+
 def test_the_speed_probe_measures_gflops():
     speed = machine.speed_probe(1, seconds=0.05)
     assert 0.1 < speed < 1e5

@@ -2,8 +2,10 @@
 
 The job names the library (recli or a peer), the measure, the configuration and the work
 folder. The child reads the data first (not timed: every library starts from the same
-arrays in memory), runs a small warm-up call that pays any JIT compile (``compile_s``),
-then the timed call, and writes a JSON result with its wall and CPU seconds and its peak
+arrays in memory), runs a small warm-up call that pays any JIT compile or cache load
+(``compile_s``), then the timed call (a ``warm_only`` job stops after the warm-up: the
+runner's first recli child of each measure fills Numba's cache, so the measured ones load
+from it and their peak memory holds no compiler), and writes a JSON result with its wall and CPU seconds and its peak
 resident memory (``VmHWM``: the whole process, data included; not ``ru_maxrss``, which
 Linux carries over from the parent through fork and exec).
 """
@@ -52,6 +54,8 @@ def recli_fit(job: dict, data) -> dict:
     small = Interactions(data.users, data.items, ui[: min(WARM_ROWS, ui.shape[0])], None, 0)
     kw = dict(device=job["device"], threads=job["threads"])
     compile_s, _, _ = clock(lambda: train(small, cls, warm_cfg, **kw))
+    if job.get("warm_only"):
+        return {"compile_s": compile_s}
     epochs: list[float] = []
     full = Interactions(data.users, data.items, ui, None, int(ui.nnz))
     wall, cpu, result = clock(lambda: train(full, cls, config, on_epoch=lambda i: epochs.append(i.elapsed), **kw))
@@ -84,6 +88,8 @@ def recli_recommend_all(job: dict, data) -> dict:
     warm.ids = range(warm.uidx.shape[0])
     with threads_context(job["threads"]):
         compile_s, _, _ = clock(lambda: list(recommend_batches(mf, warm, job["k"])))
+    if job.get("warm_only"):
+        return {"compile_s": compile_s}
     req = RecommendRequest(all_users=True, k=job["k"], output=job["output"], threads=job["threads"])
     wall, cpu, _ = clock(lambda: recommend(mf, req))
     return {"value": n / wall, "unit": "users/s", "total_s": wall, "cpu_s": cpu, "compile_s": compile_s}
@@ -100,6 +106,8 @@ def recli_recommend_one(job: dict, data) -> dict:
     def once():
         return recommend(mf, RecommendRequest(user=[user], k=job["k"], output=job["output"], threads=job["threads"]))
 
+    if job.get("warm_only"):
+        return {"compile_s": clock(once)[0]}
     return latency(once, job["calls"])
 
 
@@ -126,6 +134,8 @@ def recli_eval(job: dict, data) -> dict:
 
     first = test["user"].unique(maintain_order=True).head(50)
     compile_s, _, _ = clock(lambda: run(test.filter(test["user"].is_in(first.implode()))))
+    if job.get("warm_only"):
+        return {"compile_s": compile_s}
     wall, cpu, report = clock(lambda: run(test))
     values = {row["metric"]: row["value"] for row in report.results.iter_rows(named=True)}
     return {"value": wall, "unit": "s", "total_s": wall, "cpu_s": cpu, "compile_s": compile_s,
