@@ -71,8 +71,8 @@ _configure_numba_cache()
 # used them before they sleep. recli alternates BLAS products with Numba kernels on the
 # same cores, and a spinning BLAS thread takes its core's share from the kernel that
 # follows: an ALS user sweep right after a tall product on two threads (8192 × 64 by
-# 64 × 64) took 0.18 s instead of 0.13. 2^4 cycles puts them
-# to sleep at once; the next call wakes them (microseconds, against products of
-# milliseconds). Child processes (the bench's, peers included) inherit the setting.
+# 64 × 64) took 0.18 s instead of 0.13. 2^4 cycles puts them to sleep at once; the next
+# call wakes them (microseconds, against products of milliseconds). Child processes (the
+# bench's, peers included) inherit the setting.
 BLAS_THREAD_TIMEOUT = "4"
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)

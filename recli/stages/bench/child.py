@@ -3,11 +3,13 @@
 The job names the library (recli or a peer), the measure, the configuration and the work
 folder. The child reads the data first (not timed: every library starts from the same
 arrays in memory), runs a small warm-up call that pays any JIT compile or cache load
-(``compile_s``), then the timed call (a ``warm_only`` job stops after the warm-up: the
-runner's first recli child of each measure fills Numba's cache, so the measured ones load
-from it and their peak memory holds no compiler), and writes a JSON result with its wall and CPU seconds and its peak
-resident memory (``VmHWM``: the whole process, data included; not ``ru_maxrss``, which
-Linux carries over from the parent through fork and exec).
+(``compile_s``), then the timed call, and writes a JSON result with its wall and CPU
+seconds and its peak resident memory (``VmHWM``: the whole process, data included; not
+``ru_maxrss``, which Linux carries over from the parent through fork and exec).
+
+A ``warm_only`` job stops after the warm-up: the runner's first recli child of each
+measure fills Numba's cache that way, so the measured children load the kernels from it
+and their peak memory holds no compiler (a compile's memory stays resident).
 """
 
 from __future__ import annotations
